@@ -1,0 +1,2299 @@
+/**
+ * langfuse.ts — every Oh My Pi, pi, OpenCode and Codex session as a clean Langfuse trace tree.
+ *
+ * Drop this one file into `~/.omp/agent/extensions/`, `~/.pi/agent/extensions/` or `.opencode/plugin/`,
+ * set LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (and LANGFUSE_HOST), and keep working. Run it directly
+ * (`bun langfuse.ts doctor|flush|codex-notify|codex-hook|codex-config`) for the commands around it.
+ *
+ * The file reads top to bottom as the pipeline, data flowing one way:
+ *   1. config     environment variables → one immutable Config (bad values: a line, then a default)
+ *   2. sanitize   redact secrets, drop images, deep-truncate — every string that leaves memory
+ *   3. record     a host-neutral model of sessions, prompts, turns, LLM calls and tool calls
+ *   4. encode     records → OTLP/HTTP JSON spans | legacy ingestion events
+ *   5. transport  queue → batches under 3.5 MB → private disk spool → send with retry → delete
+ *   6. adapters   omp/pi (`pi.on`), OpenCode (hooks object), Codex (rollout files) — thin mappings
+ *   7. cli        doctor, flush, codex-*; guarded by import.meta.main so it never runs inside a host
+ *
+ * Rules every section keeps: no exception ever reaches a host; nothing awaits the network inside a
+ * hook the host awaits inline; every timer is unref'd; memory is bounded; the secret key never appears
+ * in a log line, an error, a payload or the spool.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as fsp from "node:fs/promises";
+import * as os from "node:os";
+import * as path from "node:path";
+
+const VERSION = "0.1.0";
+const LOG_PREFIX = "[langfuse]";
+/** Requests stay under this many bytes of body (Langfuse documents 3.5 MB per batch). */
+const MAX_REQUEST_BYTES = 3_400_000;
+/** Every network request is aborted after this long. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** What a host may spend waiting for our final flush at shutdown (omp kills after 2 s). */
+const SHUTDOWN_BUDGET_MS = 1_500;
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// 1. Config — environment variables only. LANGFUSE_* names win over the OPENCODE_LANGFUSE_* aliases.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+type Env = Record<string, string | undefined>;
+type ExportMode = "full" | "metadata_only" | "off";
+type TransportKind = "otel" | "ingestion" | "auto";
+type Grouping = "prompt" | "session";
+
+interface Config {
+	/** False when keys are missing, LANGFUSE_ENABLED=false, or LANGFUSE_EXPORT_MODE=off. */
+	enabled: boolean;
+	/** Why tracing is off, for the one line we print. */
+	disabledReason?: string;
+	publicKey: string;
+	secretKey: string;
+	host: string;
+	flushMs: number;
+	maxQueue: number;
+	sampleRate: number;
+	tags: string[];
+	debug: boolean;
+	uiIndicator: boolean;
+	environment?: string;
+	release?: string;
+	userId: string;
+	grouping: Grouping;
+	exportMode: ExportMode;
+	redactPatterns: string[];
+	maxFieldChars: number;
+	spoolDir: string;
+	maxSpoolBytes: number;
+	retentionDays: number;
+	transport: TransportKind;
+	tracePrefix: string;
+}
+
+interface ConfigResult {
+	config: Config;
+	/** One human line per variable that was ignored, and why. */
+	problems: string[];
+}
+
+function readConfig(env: Env = process.env): ConfigResult {
+	const problems: string[] = [];
+	const pick = (...names: string[]): [string, string] | undefined => {
+		for (const name of names) {
+			const value = env[name]?.trim();
+			if (value) return [name, value];
+		}
+		return undefined;
+	};
+	const text = (names: string[], fallback: string) => pick(...names)?.[1] ?? fallback;
+	const number = (names: string[], fallback: number, min: number, max: number): number => {
+		const found = pick(...names);
+		if (!found) return fallback;
+		const value = Number(found[1]);
+		if (!Number.isFinite(value) || value < min || value > max) {
+			problems.push(`${found[0]}=${JSON.stringify(found[1])} is not a number from ${min} to ${max}; using ${fallback}`);
+			return fallback;
+		}
+		return value;
+	};
+	const flag = (names: string[], fallback: boolean): boolean => {
+		const found = pick(...names);
+		if (!found) return fallback;
+		const value = found[1].toLowerCase();
+		if (["1", "true", "yes", "on"].includes(value)) return true;
+		if (["0", "false", "no", "off"].includes(value)) return false;
+		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not true/false; using ${fallback}`);
+		return fallback;
+	};
+	const oneOf = <T extends string>(names: string[], allowed: readonly T[], fallback: T): T => {
+		const found = pick(...names);
+		if (!found) return fallback;
+		const value = found[1].toLowerCase() as T;
+		if (allowed.includes(value)) return value;
+		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not one of ${allowed.join("|")}; using ${fallback}`);
+		return fallback;
+	};
+
+	const publicKey = text(["LANGFUSE_PUBLIC_KEY"], "");
+	const secretKey = text(["LANGFUSE_SECRET_KEY"], "");
+	let host = text(["LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_BASEURL"], "https://cloud.langfuse.com").replace(/\/+$/, "");
+	try {
+		const url = new URL(host);
+		if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
+	} catch {
+		problems.push(`LANGFUSE_HOST=${JSON.stringify(host)} is not an http(s) URL; tracing is off`);
+		host = "";
+	}
+
+	let environment = pick("LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT")?.[1];
+	if (environment !== undefined && (!/^[a-z0-9_-]{1,40}$/.test(environment) || environment.startsWith("langfuse"))) {
+		problems.push(
+			`LANGFUSE_ENVIRONMENT=${JSON.stringify(environment)} breaks Langfuse's rule (lowercase a-z 0-9 - _, at most 40, not starting with "langfuse"); using "default"`,
+		);
+		environment = undefined;
+	}
+
+	const flushSeconds = pick("OPENCODE_LANGFUSE_FLUSH_INTERVAL");
+	const flushMs = pick("LANGFUSE_FLUSH_MS")
+		? number(["LANGFUSE_FLUSH_MS"], 2000, 100, 600_000)
+		: flushSeconds
+			? number(["OPENCODE_LANGFUSE_FLUSH_INTERVAL"], 2000, 100, 600_000)
+			: 2000;
+
+	const exportMode = oneOf(["LANGFUSE_EXPORT_MODE", "OPENCODE_LANGFUSE_EXPORT_MODE"], ["full", "metadata_only", "off"] as const, "full");
+	const explicitlyEnabled = flag(["LANGFUSE_ENABLED", "OPENCODE_LANGFUSE_ENABLED"], true);
+
+	const config: Config = {
+		enabled: true,
+		publicKey,
+		secretKey,
+		host,
+		flushMs,
+		maxQueue: number(["LANGFUSE_MAX_QUEUE"], 500, 1, 100_000),
+		sampleRate: number(["LANGFUSE_SAMPLE_RATE"], 1, 0, 1),
+		tags: text(["LANGFUSE_TAGS"], "")
+			.split(",")
+			.map(tag => tag.trim())
+			.filter(Boolean),
+		debug: flag(["LANGFUSE_DEBUG", "OPENCODE_LANGFUSE_VERBOSE"], false),
+		uiIndicator: flag(["LANGFUSE_UI_INDICATOR"], true),
+		environment,
+		release: pick("LANGFUSE_RELEASE")?.[1],
+		userId: text(["LANGFUSE_USER_ID"], safeUserName()),
+		grouping: oneOf(["LANGFUSE_TRACE_GROUPING"], ["prompt", "session"] as const, "prompt"),
+		exportMode,
+		redactPatterns: splitPatterns(pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX")?.[1] ?? ""),
+		maxFieldChars: number(["LANGFUSE_MAX_FIELD_CHARS"], 64_000, 1_000, 1_000_000),
+		spoolDir: text(["LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR"], defaultSpoolDir(env)),
+		maxSpoolBytes: number(["LANGFUSE_MAX_SPOOL_MB", "OPENCODE_LANGFUSE_MAX_SPOOL_MB"], 100, 1, 100_000) * 1024 * 1024,
+		retentionDays: number(["LANGFUSE_RETENTION_DAYS", "OPENCODE_LANGFUSE_RETENTION_DAYS"], 7, 0.0001, 3650),
+		transport: oneOf(["LANGFUSE_TRANSPORT"], ["otel", "ingestion", "auto"] as const, "otel"),
+		tracePrefix: text(["LANGFUSE_TRACE_PREFIX", "OPENCODE_LANGFUSE_TRACE_PREFIX"], ""),
+	};
+
+	const off = (reason: string) => {
+		if (config.enabled) Object.assign(config, { enabled: false, disabledReason: reason });
+	};
+	if (!explicitlyEnabled) off("LANGFUSE_ENABLED is false");
+	if (exportMode === "off") off("LANGFUSE_EXPORT_MODE is off");
+	if (!host) off("LANGFUSE_HOST is not a URL");
+	if (!publicKey || !secretKey) {
+		const missing = [!publicKey && "LANGFUSE_PUBLIC_KEY", !secretKey && "LANGFUSE_SECRET_KEY"].filter(Boolean).join(" and ");
+		off(`${missing} not set`);
+	}
+	return { config, problems };
+}
+
+/** Comma-separated regex sources; a comma inside {m,n} stays with its pattern. */
+function splitPatterns(value: string): string[] {
+	return value
+		.split(/,(?![^{]*\})/)
+		.map(part => part.trim())
+		.filter(Boolean);
+}
+
+function safeUserName(): string {
+	try {
+		return os.userInfo().username || "unknown";
+	} catch {
+		return process.env.USER ?? process.env.USERNAME ?? "unknown";
+	}
+}
+
+function defaultSpoolDir(env: Env): string {
+	const cache = env.XDG_CACHE_HOME || path.join(env.HOME || os.homedir(), ".cache");
+	return path.join(cache, "langfuse-ts", "spool");
+}
+
+/** `pk-lf-1234…abcd` — enough to recognise a key, never enough to use it. */
+function maskKey(key: string): string {
+	if (!key) return "(not set)";
+	return key.length <= 12 ? `${key.slice(0, 3)}…` : `${key.slice(0, 8)}…${key.slice(-4)}`;
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// 2. Sanitize — redact secrets, drop images, and deep-truncate any value into plain JSON.
+//    Runs on the exporter's side of the queue (a flush), never inside a hook the host awaits.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+type Redactor = (text: string) => string;
+
+/** Placeholder until the full rule set lands: literal secret env values only. */
+function makeRedactor(options: { env?: Env; extraPatterns?: string[]; onInvalidPattern?: (pattern: string, error: string) => void }): Redactor {
+	const values = Object.entries(options.env ?? {})
+		.filter(([name, value]) => value && value.length >= 8 && /KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|_PAT$|^AUTH/i.test(name))
+		.map(([, value]) => value!);
+	const extras: RegExp[] = [];
+	for (const pattern of options.extraPatterns ?? []) {
+		try {
+			extras.push(new RegExp(pattern, "g"));
+		} catch (error) {
+			options.onInvalidPattern?.(pattern, errorText(error));
+		}
+	}
+	return text => {
+		let out = text;
+		for (const value of values) if (out.includes(value)) out = out.split(value).join("[REDACTED]");
+		for (const re of extras) out = out.replace(re, "[REDACTED]");
+		return out;
+	};
+}
+
+interface SanitizeOptions {
+	redact: Redactor;
+	/** Longest string kept whole; longer ones keep head and tail around a marker. */
+	maxFieldChars: number;
+	/** Total characters one record may carry; past it strings shrink to short markers. */
+	budgetChars: number;
+}
+
+const MAX_DEPTH = 12;
+const MAX_ARRAY_ITEMS = 500;
+const MAX_OBJECT_KEYS = 300;
+
+/**
+ * A JSON-safe, redacted, bounded copy of any value. Never throws: cycles, BigInt, functions,
+ * symbols, Map/Set, Error, Date, typed arrays and throwing getters all come out readable.
+ */
+function sanitize(value: unknown, options: SanitizeOptions): unknown {
+	const state = { budget: options.budgetChars, seen: new WeakSet<object>() };
+	const walk = (input: unknown, depth: number): unknown => {
+		if (input === null || input === undefined) return input ?? null;
+		switch (typeof input) {
+			case "string":
+				return sanitizeString(input, options, state);
+			case "number":
+				return Number.isFinite(input) ? input : String(input);
+			case "boolean":
+				return input;
+			case "bigint":
+				return input.toString();
+			case "function":
+				return `[function ${input.name || "anonymous"}]`;
+			case "symbol":
+				return input.toString();
+		}
+		const object = input as object;
+		if (state.seen.has(object)) return "[circular]";
+		if (depth >= MAX_DEPTH) return `[${object.constructor?.name ?? "object"} nested too deep]`;
+		if (object instanceof Date) return Number.isNaN(object.getTime()) ? "[invalid date]" : object.toISOString();
+		if (object instanceof Error) {
+			return walk({ name: object.name, message: object.message, stack: object.stack }, depth);
+		}
+		if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
+			return `[${object.constructor.name} ${(object as ArrayBuffer).byteLength} bytes]`;
+		}
+		if (object instanceof RegExp) return object.toString();
+		state.seen.add(object);
+		try {
+			if (object instanceof Map) return walk(Object.fromEntries([...object.entries()].slice(0, MAX_OBJECT_KEYS)), depth);
+			if (object instanceof Set) return walk([...object], depth);
+			if (Array.isArray(object)) {
+				const items = object.slice(0, MAX_ARRAY_ITEMS).map(item => walk(item, depth + 1));
+				if (object.length > MAX_ARRAY_ITEMS) items.push(`[… ${object.length - MAX_ARRAY_ITEMS} more items]`);
+				return items;
+			}
+			if (isImagePart(object)) return describeImagePart(object);
+			const output: Record<string, unknown> = {};
+			const keys = Object.keys(object);
+			for (const key of keys.slice(0, MAX_OBJECT_KEYS)) {
+				let child: unknown;
+				try {
+					child = (object as Record<string, unknown>)[key];
+				} catch (error) {
+					child = `[unreadable: ${errorText(error)}]`;
+				}
+				if (child !== undefined) output[key] = walk(child, depth + 1);
+			}
+			if (keys.length > MAX_OBJECT_KEYS) output["…"] = `${keys.length - MAX_OBJECT_KEYS} more keys`;
+			return output;
+		} finally {
+			state.seen.delete(object);
+		}
+	};
+	try {
+		return walk(value, 0);
+	} catch (error) {
+		return `[unserializable: ${options.redact(errorText(error))}]`;
+	}
+}
+
+function sanitizeString(input: string, options: SanitizeOptions, state: { budget: number }): string {
+	let text = input.includes(";base64,") ? dropDataUrls(input) : input;
+	const limit = Math.max(200, Math.min(options.maxFieldChars, state.budget));
+	text = text.length > limit ? truncateMiddle(text, limit, options.redact) : options.redact(text);
+	state.budget -= text.length;
+	return text;
+}
+
+/**
+ * Keep head and tail of a long string. Cuts land on whitespace so no secret is ever split in two
+ * (a half secret would slip past the redactor); a private-key block cut open is dropped whole.
+ */
+function truncateMiddle(text: string, limit: number, redact: Redactor): string {
+	const half = Math.floor(limit / 2);
+	const lastSpace = text.slice(half - 512, half).search(/\s\S*$/);
+	const headEnd = lastSpace >= 0 ? half - 512 + lastSpace + 1 : half;
+	let tailStart = text.length - half;
+	const nextSpace = text.slice(tailStart, tailStart + 512).search(/\s/);
+	if (nextSpace >= 0) tailStart += nextSpace;
+	let head = text.slice(0, headEnd);
+	let tail = text.slice(tailStart);
+	const openKey = head.lastIndexOf("-----BEGIN");
+	if (openKey >= 0 && head.indexOf("-----END", openKey) < 0) head = head.slice(0, openKey);
+	const closeKey = tail.indexOf("PRIVATE KEY-----");
+	if (closeKey >= 0 && tail.lastIndexOf("-----BEGIN", closeKey) < 0) tail = tail.slice(closeKey + 16);
+	const cut = text.length - head.length - tail.length;
+	return `${redact(head)}\n[… ${cut.toLocaleString("en-US")} chars truncated by langfuse.ts …]\n${redact(tail)}`;
+}
+
+const DATA_URL = /data:([\w.+-]+\/[\w.+-]+);base64,[A-Za-z0-9+/=\r\n]+/g;
+
+function dropDataUrls(text: string): string {
+	return text.replace(DATA_URL, (match, mediaType: string) => imageMarker(mediaType, match.length));
+}
+
+function imageMarker(mediaType: string, base64Chars: number): string {
+	return `[image ${mediaType} ${formatBytes(Math.round((base64Chars * 3) / 4))} omitted]`;
+}
+
+/** Image content parts in the shapes the hosts and providers use. */
+function isImagePart(object: object): boolean {
+	const part = object as Record<string, unknown>;
+	return (
+		(part.type === "image" || part.type === "input_image" || part.type === "image_url") &&
+		(typeof part.data === "string" || typeof part.image_url === "string" || typeof (part.source as any)?.data === "string")
+	);
+}
+
+function describeImagePart(object: object): Record<string, unknown> {
+	const part = object as Record<string, any>;
+	const data: string = part.data ?? part.source?.data ?? part.image_url ?? "";
+	const mediaType = part.mimeType ?? part.mediaType ?? part.source?.media_type ?? data.match(/^data:([^;]+)/)?.[1] ?? "image";
+	return { type: part.type, image: imageMarker(mediaType, data.length) };
+}
+
+function formatBytes(bytes: number): string {
+	if (bytes < 1024) return `${bytes} B`;
+	if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+	return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function errorText(error: unknown): string {
+	if (error instanceof Error) return `${error.name}: ${error.message}`;
+	try {
+		return String(error);
+	} catch {
+		return "unprintable error";
+	}
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// 3. Record — a host-neutral model: session → prompt (trace) → turn → LLM call | tool call | event.
+//    Adapters translate host events into these calls; finished observations go to the sink.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+type ObservationType = "span" | "generation" | "event" | "agent" | "tool" | "chain";
+type Level = "DEBUG" | "DEFAULT" | "WARNING" | "ERROR";
+type Metadata = Record<string, unknown>;
+
+interface TraceFields {
+	name: string;
+	input?: unknown;
+	output?: unknown;
+	tags: string[];
+	metadata: Metadata;
+}
+
+/** One observation as Langfuse stores it. A record with `trace` also creates or updates its trace. */
+interface ObservationRecord {
+	traceId: string;
+	id: string;
+	parentId?: string;
+	type: ObservationType;
+	name: string;
+	startMs: number;
+	endMs: number;
+	input?: unknown;
+	output?: unknown;
+	metadata?: Metadata;
+	level?: Level;
+	statusMessage?: string;
+	model?: string;
+	modelParameters?: Record<string, string | number | boolean>;
+	usage?: Record<string, number>;
+	cost?: Record<string, number>;
+	completionStartMs?: number;
+	sessionId: string;
+	userId?: string;
+	environment?: string;
+	release?: string;
+	trace?: TraceFields;
+	/** Unique per emission and kept through spool replays: the ingestion event id. */
+	emissionId: string;
+}
+
+type RecordSink = (record: ObservationRecord) => void;
+
+/** What a recorder knows about its session; set once by the adapter. */
+interface SessionInfo {
+	sessionId: string;
+	host: string;
+	hostVersion?: string;
+	cwd?: string;
+	/** Metadata on every trace of the session (model, parent session, …). */
+	metadata: Metadata;
+	tags: string[];
+	userId?: string;
+	environment?: string;
+	release?: string;
+	grouping: Grouping;
+	exportMode: ExportMode;
+	tracePrefix: string;
+}
+
+interface Draft extends Omit<ObservationRecord, "endMs" | "emissionId"> {
+	endMs?: number;
+}
+
+interface StartOptions {
+	name?: string;
+	input?: unknown;
+	metadata?: Metadata;
+	/** Explicit ids make re-recording idempotent (Codex replays rollout files). */
+	id?: string;
+}
+
+interface EndOptions {
+	output?: unknown;
+	metadata?: Metadata;
+	level?: Level;
+	statusMessage?: string;
+}
+
+interface GenerationStart extends StartOptions {
+	model?: string;
+	modelParameters?: Record<string, string | number | boolean>;
+}
+
+interface GenerationEnd extends EndOptions {
+	model?: string;
+	usage?: Record<string, number>;
+	cost?: Record<string, number>;
+	completionStartMs?: number;
+}
+
+const randomTraceId = () => crypto.randomUUID().replace(/-/g, "");
+const randomSpanId = () => crypto.randomUUID().replace(/-/g, "").slice(16);
+/** Stable ids from stable names: the same input always gives the same span. */
+const hashId = (text: string, hexChars: 16 | 32) => createHash("sha256").update(text).digest("hex").slice(0, hexChars);
+
+/**
+ * One session's observations. Prompts are traces (or, grouped by session, chain spans under one
+ * session trace); turns are spans in the prompt; LLM and tool calls hang under the open turn.
+ * Every method is O(1) bookkeeping: no I/O, no copying of payloads.
+ */
+class SessionRecorder {
+	private readonly drafts = new Map<string, Draft>();
+	private prompt?: Draft;
+	private sessionRoot?: Draft;
+	private turn?: Draft;
+	private promptCount = 0;
+	private goalName?: string;
+	private lastOutput?: string;
+	private previousTraceId?: string;
+
+	constructor(
+		private readonly sink: RecordSink,
+		readonly info: SessionInfo,
+	) {}
+
+	get traceId(): string | undefined {
+		return this.prompt?.traceId;
+	}
+
+	/** The trace of the open prompt, else of the last one: what /langfuse links to. */
+	get lastTraceId(): string | undefined {
+		return this.prompt?.traceId ?? this.previousTraceId;
+	}
+
+	get promptOpen(): boolean {
+		return this.prompt !== undefined;
+	}
+
+	startPrompt(at: number, options: StartOptions & { traceId?: string } = {}): void {
+		if (this.prompt) this.endPrompt(at);
+		this.promptCount++;
+		const text = typeof options.input === "string" ? options.input : undefined;
+		const name = this.traceName(text);
+		const traceFields: TraceFields = {
+			name,
+			input: options.input,
+			tags: this.info.tags,
+			metadata: { ...this.info.metadata, ...options.metadata },
+		};
+		if (this.info.grouping === "session") {
+			if (!this.sessionRoot) {
+				this.sessionRoot = this.draft("agent", name, at, {
+					traceId: hashId(`session:${this.info.sessionId}`, 32),
+					id: hashId(`session-root:${this.info.sessionId}`, 16),
+					input: options.input,
+					trace: traceFields,
+				});
+				this.emitSnapshot(this.sessionRoot, at);
+			}
+			this.prompt = this.draft("chain", name, at, {
+				traceId: this.sessionRoot.traceId,
+				parentId: this.sessionRoot.id,
+				id: options.id,
+				input: options.input,
+				metadata: options.metadata,
+			});
+		} else {
+			this.prompt = this.draft("agent", name, at, {
+				traceId: options.traceId ?? randomTraceId(),
+				id: options.id,
+				input: options.input,
+				trace: traceFields,
+			});
+			// Sent now so a trace has its name and input even if the process dies mid-prompt.
+			this.emitSnapshot(this.prompt, at);
+		}
+	}
+
+	/** Ends the prompt (and anything still open in it); the trace gets the final answer as output. */
+	endPrompt(at: number, options: EndOptions = {}): void {
+		const prompt = this.prompt;
+		if (!prompt) return;
+		this.closeChildren(at);
+		const output = options.output ?? this.lastOutput;
+		if (prompt.trace) prompt.trace.output = output;
+		this.finish(prompt, at, { ...options, output });
+		this.previousTraceId = prompt.traceId;
+		this.prompt = undefined;
+		this.lastOutput = undefined;
+		if (this.sessionRoot) {
+			this.sessionRoot.output = output;
+			if (this.sessionRoot.trace) this.sessionRoot.trace.output = output;
+			this.emitSnapshot(this.sessionRoot, at);
+		}
+	}
+
+	/** The latest assistant text: the prompt's output if the prompt ends without one. */
+	noteOutput(text: string | undefined): void {
+		if (text) this.lastOutput = text;
+	}
+
+	startTurn(at: number, options: StartOptions = {}): void {
+		this.ensurePrompt(at);
+		if (this.turn) this.endTurn(at);
+		this.turn = this.draft("span", options.name ?? "turn", at, this.childOf(this.prompt!, options));
+	}
+
+	endTurn(at: number, options: EndOptions = {}): void {
+		if (!this.turn) return;
+		this.finishKeysUnder(this.turn.id, at);
+		this.finish(this.turn, at, options);
+		this.turn = undefined;
+	}
+
+	startGeneration(key: string, at: number, options: GenerationStart = {}): void {
+		this.ensurePrompt(at);
+		const draft = this.draft("generation", options.name ?? options.model ?? "llm", at, this.childOf(this.turn ?? this.prompt!, options));
+		draft.model = options.model;
+		draft.modelParameters = options.modelParameters;
+		this.replaceDraft(key, draft, at);
+	}
+
+	/** First streamed token: called per delta, so it must stay O(1). */
+	markFirstToken(key: string, at: number): void {
+		const draft = this.drafts.get(key);
+		if (draft && draft.completionStartMs === undefined) draft.completionStartMs = at;
+	}
+
+	hasDraft(key: string): boolean {
+		return this.drafts.has(key);
+	}
+
+	endGeneration(key: string, at: number, options: GenerationEnd = {}): void {
+		let draft = this.drafts.get(key);
+		if (!draft) {
+			this.startGeneration(key, at, { model: options.model });
+			draft = this.drafts.get(key)!;
+		}
+		draft.model = options.model ?? draft.model;
+		draft.usage = options.usage;
+		draft.cost = options.cost;
+		if (options.completionStartMs !== undefined) draft.completionStartMs ??= options.completionStartMs;
+		this.drafts.delete(key);
+		this.finish(draft, at, options);
+	}
+
+	startTool(key: string, at: number, options: StartOptions & { name: string }): void {
+		if (this.drafts.has(key)) return; // hosts announce a tool twice (tool_call and tool_execution_start)
+		this.ensurePrompt(at);
+		this.drafts.set(key, this.draft("tool", options.name, at, this.childOf(this.turn ?? this.prompt!, options)));
+	}
+
+	endTool(key: string, at: number, options: EndOptions & { name?: string } = {}): void {
+		if (!this.drafts.has(key)) this.startTool(key, at, { name: options.name ?? "tool" });
+		const draft = this.drafts.get(key)!;
+		this.drafts.delete(key);
+		this.finish(draft, at, options);
+	}
+
+	/** A span the adapter opens and closes by key (compaction, subagent runs, …). */
+	startSpan(key: string, at: number, options: StartOptions & { name: string; type?: ObservationType }): void {
+		this.ensurePrompt(at);
+		this.replaceDraft(key, this.draft(options.type ?? "span", options.name, at, this.childOf(this.turn ?? this.prompt!, options)), at);
+	}
+
+	endSpan(key: string, at: number, options: EndOptions = {}): void {
+		const draft = this.drafts.get(key);
+		if (!draft) return;
+		this.drafts.delete(key);
+		this.finish(draft, at, options);
+	}
+
+	/** A point in time (retry, reminder, …) under the open turn or prompt. */
+	event(at: number, options: StartOptions & { name: string; level?: Level; statusMessage?: string }): void {
+		this.ensurePrompt(at);
+		const draft = this.draft("event", options.name, at, this.childOf(this.turn ?? this.prompt!, options));
+		this.finish(draft, at, { level: options.level, statusMessage: options.statusMessage });
+	}
+
+	/** The current and every later trace take this name (omp's goal_updated). */
+	rename(name: string | undefined): void {
+		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
+		if (!this.goalName) return;
+		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot]) {
+			if (!root?.trace) continue;
+			root.name = root.trace.name = this.goalName;
+			this.emitSnapshot(root, Date.now());
+		}
+	}
+
+	/** Ends everything still open: the session is over (shutdown, dispose, end of a rollout). */
+	close(at: number, options: EndOptions = {}): void {
+		if (this.prompt) this.endPrompt(at, options);
+		for (const key of [...this.drafts.keys()]) this.finishKey(key, at, { level: "WARNING", statusMessage: "still running when the session ended" });
+	}
+
+	private traceName(promptText: string | undefined): string {
+		if (this.goalName) return this.goalName;
+		const label =
+			this.info.exportMode === "full" && promptText?.trim() ? oneLine(promptText, 80) : `${this.info.host} prompt ${this.promptCount}`;
+		return this.info.tracePrefix + label;
+	}
+
+	private ensurePrompt(at: number): void {
+		if (!this.prompt) this.startPrompt(at);
+	}
+
+	private childOf(parent: Draft, options: StartOptions): Partial<Draft> {
+		return { traceId: parent.traceId, parentId: parent.id, id: options.id, input: options.input, metadata: options.metadata };
+	}
+
+	private draft(type: ObservationType, name: string, at: number, fields: Partial<Draft>): Draft {
+		return {
+			...fields,
+			type,
+			name,
+			startMs: at,
+			traceId: fields.traceId ?? randomTraceId(),
+			id: fields.id ?? randomSpanId(),
+			sessionId: this.info.sessionId,
+			userId: this.info.userId,
+			environment: this.info.environment,
+			release: this.info.release,
+		};
+	}
+
+	private replaceDraft(key: string, draft: Draft, at: number): void {
+		if (this.drafts.has(key)) this.finishKey(key, at, { level: "WARNING", statusMessage: "superseded before it ended" });
+		this.drafts.set(key, draft);
+	}
+
+	private closeChildren(at: number): void {
+		this.endTurn(at);
+		for (const key of [...this.drafts.keys()]) {
+			if (this.drafts.get(key)?.traceId === this.prompt?.traceId) this.finishKey(key, at, { level: "WARNING", statusMessage: "still running when the prompt ended" });
+		}
+	}
+
+	private finishKeysUnder(parentId: string, at: number): void {
+		for (const [key, draft] of this.drafts) {
+			if (draft.parentId === parentId && draft.type === "generation") this.finishKey(key, at, { level: "WARNING", statusMessage: "no response recorded" });
+		}
+	}
+
+	private finishKey(key: string, at: number, options: EndOptions): void {
+		const draft = this.drafts.get(key);
+		this.drafts.delete(key);
+		if (draft) this.finish(draft, at, options);
+	}
+
+	private finish(draft: Draft, at: number, options: EndOptions): void {
+		if (options.output !== undefined) draft.output = options.output;
+		if (options.metadata) draft.metadata = { ...draft.metadata, ...options.metadata };
+		if (options.level) draft.level = options.level;
+		if (options.statusMessage) draft.statusMessage = options.statusMessage;
+		draft.endMs = Math.max(at, draft.startMs);
+		this.emit(draft);
+	}
+
+	private emitSnapshot(draft: Draft, at: number): void {
+		this.emit({ ...draft, endMs: Math.max(at, draft.startMs), trace: draft.trace && { ...draft.trace } });
+	}
+
+	private emit(draft: Draft): void {
+		this.sink({ ...draft, endMs: draft.endMs ?? draft.startMs, emissionId: crypto.randomUUID() });
+	}
+}
+
+function oneLine(text: string, max: number): string {
+	const line = text.trim().split("\n", 1)[0]!.trim();
+	return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
+function usageDetails(counts: {
+	input?: number;
+	output?: number;
+	cacheRead?: number;
+	cacheWrite?: number;
+	reasoning?: number;
+	total?: number;
+}): Record<string, number> | undefined {
+	const details: Record<string, number> = {};
+	const put = (key: string, value: number | undefined) => {
+		if (typeof value === "number" && Number.isFinite(value) && value > 0) details[key] = Math.round(value);
+	};
+	put("input", counts.input);
+	put("input_cache_read", counts.cacheRead);
+	put("input_cache_write", counts.cacheWrite);
+	put("output", counts.output);
+	put("output_reasoning", counts.reasoning);
+	put("total", counts.total);
+	return Object.keys(details).length ? details : undefined;
+}
+
+/** Dollar costs in the same keys, so Langfuse shows the host's own prices instead of guessing. */
+function costDetails(costs: { input?: number; output?: number; cacheRead?: number; cacheWrite?: number; total?: number }) {
+	const details: Record<string, number> = {};
+	const put = (key: string, value: number | undefined) => {
+		if (typeof value === "number" && Number.isFinite(value) && value >= 0) details[key] = value;
+	};
+	put("input", costs.input);
+	put("input_cache_read", costs.cacheRead);
+	put("input_cache_write", costs.cacheWrite);
+	put("output", costs.output);
+	put("total", costs.total);
+	return Object.values(details).some(value => value > 0) ? details : undefined;
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// 4. Encode — sanitized records → OTLP/HTTP JSON spans (default) or legacy ingestion events.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+interface PrepareOptions extends SanitizeOptions {
+	exportMode: ExportMode;
+}
+
+/**
+ * The only way a record leaves memory: every string redacted and bounded; under metadata_only the
+ * content (prompts, completions, tool arguments and results, tool error text) is left out entirely.
+ */
+function prepareRecord(record: ObservationRecord, options: PrepareOptions): ObservationRecord {
+	const clean = (value: unknown) => (value === undefined ? undefined : sanitize(value, options));
+	const content = (value: unknown) => (options.exportMode === "full" ? clean(value) : undefined);
+	const cleanText = (value: string | undefined) => (value === undefined ? undefined : (clean(value) as string));
+	const statusMessage =
+		options.exportMode === "full" || record.type !== "tool" ? cleanText(record.statusMessage) : record.statusMessage && "tool failed";
+	return {
+		...record,
+		name: cleanText(record.name)!,
+		input: content(record.input),
+		output: content(record.output),
+		metadata: clean(record.metadata) as Metadata | undefined,
+		statusMessage,
+		model: cleanText(record.model),
+		modelParameters: clean(record.modelParameters) as ObservationRecord["modelParameters"],
+		trace: record.trace && {
+			name: cleanText(record.trace.name)!,
+			input: content(record.trace.input),
+			output: content(record.trace.output),
+			tags: record.trace.tags.map(tag => cleanText(tag)!),
+			metadata: clean(record.trace.metadata) as Metadata,
+		},
+	};
+}
+
+type OtlpValue =
+	| { stringValue: string }
+	| { intValue: string }
+	| { doubleValue: number }
+	| { boolValue: boolean }
+	| { arrayValue: { values: OtlpValue[] } };
+
+function otlpValue(value: unknown): OtlpValue {
+	if (typeof value === "string") return { stringValue: value };
+	if (typeof value === "boolean") return { boolValue: value };
+	if (typeof value === "number") return Number.isInteger(value) ? { intValue: String(value) } : { doubleValue: value };
+	if (Array.isArray(value) && value.every(item => typeof item === "string")) return { arrayValue: { values: value.map(otlpValue) } };
+	return { stringValue: JSON.stringify(value) };
+}
+
+/** OTLP attributes; undefined values are left out, objects become JSON strings as Langfuse expects. */
+function otlpAttributes(entries: Record<string, unknown>): { key: string; value: OtlpValue }[] {
+	const attributes: { key: string; value: OtlpValue }[] = [];
+	for (const [key, value] of Object.entries(entries)) {
+		if (value !== undefined && value !== null) attributes.push({ key, value: otlpValue(value) });
+	}
+	return attributes;
+}
+
+const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
+const nanos = (ms: number) => `${Math.round(ms)}000000`;
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+function prefixed(prefix: string, metadata: Metadata | undefined): Record<string, unknown> {
+	const out: Record<string, unknown> = {};
+	for (const [key, value] of Object.entries(metadata ?? {})) out[`${prefix}${key}`] = typeof value === "string" ? value : json(value);
+	return out;
+}
+
+/** One span of an OTLP ExportTraceServiceRequest, as a JSON string (so batches can be sized exactly). */
+function encodeSpan(record: ObservationRecord): string {
+	const trace = record.trace;
+	const attributes = otlpAttributes({
+		"langfuse.observation.type": record.type,
+		"langfuse.observation.input": json(record.input),
+		"langfuse.observation.output": json(record.output),
+		"langfuse.observation.level": record.level,
+		"langfuse.observation.status_message": record.statusMessage,
+		"langfuse.observation.model.name": record.model,
+		"langfuse.observation.model.parameters": json(record.modelParameters),
+		"langfuse.observation.usage_details": json(record.usage),
+		"langfuse.observation.cost_details": json(record.cost),
+		"langfuse.observation.completion_start_time": record.completionStartMs === undefined ? undefined : isoTime(record.completionStartMs),
+		...prefixed("langfuse.observation.metadata.", record.metadata),
+		"session.id": record.sessionId,
+		"user.id": record.userId,
+		"langfuse.environment": record.environment,
+		"langfuse.release": record.release,
+		"langfuse.version": VERSION,
+		"langfuse.trace.name": trace?.name,
+		"langfuse.trace.input": json(trace?.input),
+		"langfuse.trace.output": json(trace?.output),
+		"langfuse.trace.tags": trace?.tags.length ? trace.tags : undefined,
+		...prefixed("langfuse.trace.metadata.", trace?.metadata),
+	});
+	return JSON.stringify({
+		traceId: record.traceId,
+		spanId: record.id,
+		parentSpanId: record.parentId,
+		name: record.name,
+		kind: 1,
+		startTimeUnixNano: nanos(record.startMs),
+		endTimeUnixNano: nanos(record.endMs),
+		attributes,
+		status: record.level === "ERROR" ? { code: 2, message: record.statusMessage ?? "error" } : { code: 0 },
+	});
+}
+
+function otlpBody(spans: string[]): string {
+	const resource = JSON.stringify({
+		attributes: otlpAttributes({
+			"service.name": "langfuse.ts",
+			"service.version": VERSION,
+			"telemetry.sdk.name": "langfuse.ts",
+			"telemetry.sdk.language": "js",
+		}),
+	});
+	return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"langfuse.ts","version":"${VERSION}"},"spans":[${spans.join(",")}]}]}]}`;
+}
+
+/** Legacy ingestion: a trace-create for records that carry trace fields, then the observation. */
+function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
+	const timestamp = isoTime(record.endMs);
+	const events: Record<string, unknown>[] = [];
+	if (record.trace) {
+		events.push({
+			id: `${record.emissionId}-t`,
+			timestamp,
+			type: "trace-create",
+			body: {
+				id: record.traceId,
+				timestamp: isoTime(record.startMs),
+				name: record.trace.name,
+				userId: record.userId,
+				sessionId: record.sessionId,
+				input: record.trace.input,
+				output: record.trace.output,
+				metadata: record.trace.metadata,
+				tags: record.trace.tags,
+				release: record.release,
+				version: VERSION,
+				environment: record.environment,
+			},
+		});
+	}
+	const body: Record<string, unknown> = {
+		id: record.id,
+		traceId: record.traceId,
+		parentObservationId: record.parentId,
+		name: record.name,
+		startTime: isoTime(record.startMs),
+		metadata: record.type === "span" ? record.metadata : { ...record.metadata, observationType: record.type },
+		input: record.input,
+		output: record.output,
+		level: record.level,
+		statusMessage: record.statusMessage,
+		version: VERSION,
+		environment: record.environment,
+	};
+	if (record.type !== "event") body.endTime = isoTime(record.endMs);
+	if (record.type === "generation") {
+		Object.assign(body, {
+			model: record.model,
+			modelParameters: record.modelParameters,
+			usageDetails: record.usage,
+			costDetails: record.cost,
+			completionStartTime: record.completionStartMs === undefined ? undefined : isoTime(record.completionStartMs),
+		});
+	}
+	const type = record.type === "generation" ? "generation-create" : record.type === "event" ? "event-create" : "span-create";
+	events.push({ id: `${record.emissionId}-o`, timestamp, type, body });
+	return events;
+}
+
+function ingestionBody(events: string[]): string {
+	return `{"batch":[${events.join(",")}],"metadata":{"sdk_name":"langfuse.ts","sdk_version":"${VERSION}"}}`;
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// 5. Transport — queue → sanitized batches → private spool file → POST with retry → delete.
+//    A batch is deleted from disk only after Langfuse confirmed it; anything else waits in the spool
+//    for a retry, for shutdown, or for the next process (any host) that starts.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+/** Diagnostics: warnings once per key, debug lines only with LANGFUSE_DEBUG; everything redacted. */
+class Logger {
+	private readonly warned = new Set<string>();
+	constructor(
+		private readonly redact: Redactor,
+		readonly debugEnabled: boolean,
+		private readonly write: (line: string) => void = line => process.stderr.write(`${line}\n`),
+	) {}
+
+	warnOnce(key: string, message: string): void {
+		if (this.warned.has(key)) return this.debug(message);
+		this.warned.add(key);
+		this.out(message);
+	}
+
+	debug(message: string): void {
+		if (this.debugEnabled) this.out(message);
+	}
+
+	private out(message: string): void {
+		try {
+			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
+		} catch {
+			// stderr closed: nothing left to tell
+		}
+	}
+}
+
+const SPOOL_SUFFIX = ".jsonl";
+
+/**
+ * Batches on disk, one JSON record per line, in a 0700 directory as 0600 files. A file is
+ * `<ms>-<pid>-<random>.jsonl` while anyone may send it, and gets `.<pid>` appended while a live
+ * process owns it: claims are renames, so two processes never send the same file.
+ */
+class Spool {
+	private usable = false;
+	private bytes = 0;
+
+	constructor(
+		readonly dir: string,
+		private readonly maxBytes: number,
+		private readonly retentionMs: number,
+		private readonly log: Logger,
+	) {
+		try {
+			fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+			fs.chmodSync(dir, 0o700);
+			this.usable = true;
+		} catch (error) {
+			log.warnOnce("spool-dir", `spool directory ${dir} is not writable (${errorText(error)}); unsent data is kept in memory only`);
+		}
+	}
+
+	get available(): boolean {
+		return this.usable;
+	}
+
+	/** Writes a batch already claimed by this process; returns its path. */
+	async write(records: ObservationRecord[]): Promise<string | undefined> {
+		if (!this.usable) return undefined;
+		const name = this.newName();
+		const claimed = path.join(this.dir, `${name}.${process.pid}`);
+		const temporary = path.join(this.dir, `.${name}.tmp`);
+		const data = records.map(record => JSON.stringify(record)).join("\n") + "\n";
+		try {
+			await fsp.writeFile(temporary, data, { mode: 0o600 });
+			await fsp.rename(temporary, claimed);
+			this.bytes += data.length;
+			if (this.bytes > this.maxBytes) await this.enforceCap();
+			return claimed;
+		} catch (error) {
+			this.log.warnOnce("spool-write", `could not write the spool (${errorText(error)}); unsent data is kept in memory only`);
+			fsp.rm(temporary, { force: true }).catch(() => {});
+			return undefined;
+		}
+	}
+
+	/** At process exit only synchronous work runs: leave what is unsent for the next process. */
+	writeSync(records: ObservationRecord[]): void {
+		if (!this.usable || records.length === 0) return;
+		const file = path.join(this.dir, this.newName());
+		const temporary = path.join(this.dir, `.${path.basename(file)}.tmp`);
+		try {
+			fs.writeFileSync(temporary, records.map(record => JSON.stringify(record)).join("\n") + "\n", { mode: 0o600 });
+			fs.renameSync(temporary, file);
+		} catch {
+			// the process is going away; nothing sensible is left to do
+		}
+	}
+
+	/** Reads a batch; corrupt or truncated lines (a kill mid-write) are skipped one by one. */
+	async read(file: string): Promise<ObservationRecord[]> {
+		let text: string;
+		try {
+			text = await fsp.readFile(file, "utf8");
+		} catch {
+			return [];
+		}
+		const records: ObservationRecord[] = [];
+		for (const line of text.split("\n")) {
+			if (!line.trim()) continue;
+			try {
+				const record = JSON.parse(line) as ObservationRecord;
+				if (record && typeof record.traceId === "string" && typeof record.id === "string") records.push(record);
+			} catch {
+				this.log.debug(`skipped a corrupt line in ${path.basename(file)}`);
+			}
+		}
+		return records;
+	}
+
+	async remove(file: string): Promise<void> {
+		try {
+			const { size } = await fsp.stat(file);
+			await fsp.rm(file, { force: true });
+			this.bytes = Math.max(0, this.bytes - size);
+		} catch {
+			// already gone
+		}
+	}
+
+	/** Gives a claimed file back, so another process may send it (used at exit). */
+	releaseSync(file: string): void {
+		const released = file.replace(/\.\d+$/, "");
+		if (released === file) return;
+		try {
+			fs.renameSync(file, released);
+		} catch {
+			// gone already
+		}
+	}
+
+	/** Claims every batch nobody alive owns, oldest first; drops files past retention. */
+	async claimOrphans(): Promise<string[]> {
+		if (!this.usable) return [];
+		const now = Date.now();
+		const claimed: string[] = [];
+		for (const entry of await this.entries()) {
+			if (now - entry.mtimeMs > this.retentionMs) {
+				this.log.debug(`removing ${entry.name}: older than LANGFUSE_RETENTION_DAYS`);
+				await fsp.rm(entry.file, { force: true }).catch(() => {});
+				continue;
+			}
+			const owner = entry.name.match(/\.jsonl\.(\d+)$/)?.[1];
+			if (owner && (Number(owner) === process.pid || isAlive(Number(owner)))) continue;
+			const base = entry.name.replace(/\.\d+$/, "");
+			const target = path.join(this.dir, `${base}.${process.pid}`);
+			try {
+				await fsp.rename(entry.file, target);
+				claimed.push(target);
+			} catch {
+				// another process claimed it first
+			}
+		}
+		this.bytes = (await this.entries()).reduce((sum, entry) => sum + entry.size, 0);
+		return claimed;
+	}
+
+	/** Spool contents for status lines: files, bytes, age of the oldest. */
+	async stats(): Promise<{ files: number; bytes: number; oldestMs?: number }> {
+		const entries = await this.entries();
+		return {
+			files: entries.length,
+			bytes: entries.reduce((sum, entry) => sum + entry.size, 0),
+			oldestMs: entries.length ? Date.now() - entries[0]!.mtimeMs : undefined,
+		};
+	}
+
+	private newName(): string {
+		return `${Date.now().toString().padStart(14, "0")}-${process.pid}-${crypto.randomUUID().slice(0, 8)}${SPOOL_SUFFIX}`;
+	}
+
+	private async entries(): Promise<{ name: string; file: string; size: number; mtimeMs: number }[]> {
+		let names: string[];
+		try {
+			names = await fsp.readdir(this.dir);
+		} catch {
+			return [];
+		}
+		const entries = [];
+		for (const name of names.filter(name => /^\d+-\d+-[0-9a-f]+\.jsonl(\.\d+)?$/.test(name)).sort()) {
+			const file = path.join(this.dir, name);
+			try {
+				const stat = await fsp.stat(file);
+				entries.push({ name, file, size: stat.size, mtimeMs: stat.mtimeMs });
+			} catch {
+				// vanished meanwhile
+			}
+		}
+		return entries;
+	}
+
+	/** Over LANGFUSE_MAX_SPOOL_MB the oldest batches go first, with one warning. */
+	private async enforceCap(): Promise<void> {
+		const entries = await this.entries();
+		let total = entries.reduce((sum, entry) => sum + entry.size, 0);
+		let dropped = 0;
+		for (const entry of entries) {
+			if (total <= this.maxBytes * 0.9) break;
+			await fsp.rm(entry.file, { force: true }).catch(() => {});
+			total -= entry.size;
+			dropped++;
+		}
+		this.bytes = total;
+		if (dropped) this.log.warnOnce("spool-cap", `spool over LANGFUSE_MAX_SPOOL_MB: dropped the ${dropped} oldest batch file(s)`);
+	}
+}
+
+function isAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (error) {
+		return (error as NodeJS.ErrnoException).code === "EPERM";
+	}
+}
+
+interface Batch {
+	/** In memory while small or when there is no spool; otherwise read back from `file`. */
+	records?: ObservationRecord[];
+	file?: string;
+	attempts: number;
+	notBefore: number;
+}
+
+type SendOutcome =
+	| { kind: "ok" }
+	| { kind: "retry"; reason: string; afterMs?: number }
+	| { kind: "drop"; reason: string }
+	| { kind: "blocked"; reason: string }
+	| { kind: "partial"; retry: ObservationRecord[]; dropped: number; reason: string }
+	| { kind: "switch" };
+
+/** What one request's answer means; a 207 names the events that failed. */
+type PostOutcome = Exclude<SendOutcome, { kind: "partial" }> | { kind: "some-failed"; failedIds: string[]; dropped: number; reason: string };
+
+interface ExporterStatus {
+	queued: number;
+	waitingBatches: number;
+	sentSpans: number;
+	droppedSpans: number;
+	lastError?: string;
+	blocked?: string;
+	transport: "otel" | "ingestion";
+}
+
+type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+/** The queue and the sender: one per process, shared by every session and every copy of the module. */
+class Exporter {
+	private queue: ObservationRecord[] = [];
+	private batches: Batch[] = [];
+	private pumping?: Promise<void>;
+	private flushing?: Promise<void>;
+	private timer?: ReturnType<typeof setInterval>;
+	private soon?: ReturnType<typeof setTimeout>;
+	private activeTransport: "otel" | "ingestion";
+	private readonly listeners = new Set<() => void>();
+	readonly spool: Spool;
+	readonly status: ExporterStatus;
+	private readonly prepareOptions: PrepareOptions;
+
+	constructor(
+		readonly config: Config,
+		private readonly redact: Redactor,
+		private readonly log: Logger,
+		private readonly fetchImpl: FetchLike = (url, init) => fetch(url, init),
+	) {
+		this.spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, log);
+		this.activeTransport = config.transport === "ingestion" ? "ingestion" : this.rememberedTransport() ?? "otel";
+		this.status = { queued: 0, waitingBatches: 0, sentSpans: 0, droppedSpans: 0, transport: this.activeTransport };
+		this.prepareOptions = {
+			redact,
+			maxFieldChars: config.maxFieldChars,
+			budgetChars: Math.max(config.maxFieldChars * 16, 1_000_000),
+			exportMode: config.exportMode,
+		};
+	}
+
+	/** Starts the flush timer and picks up what earlier processes left in the spool. */
+	start(): void {
+		if (this.timer) return;
+		this.timer = setInterval(() => void this.flush(), this.config.flushMs);
+		this.timer.unref?.();
+		const replay = setTimeout(() => void this.replaySpool(), 0);
+		replay.unref?.();
+	}
+
+	stop(): void {
+		clearInterval(this.timer);
+		clearTimeout(this.soon);
+		this.timer = undefined;
+	}
+
+	onChange(listener: () => void): () => void {
+		this.listeners.add(listener);
+		return () => this.listeners.delete(listener);
+	}
+
+	/** Hooks call this: O(1), never throws, never waits. */
+	enqueue(record: ObservationRecord): void {
+		this.queue.push(record);
+		this.status.queued = this.queue.length;
+		if (this.queue.length >= this.config.maxQueue && !this.soon) {
+			this.soon = setTimeout(() => {
+				this.soon = undefined;
+				void this.flush();
+			}, 0);
+			this.soon.unref?.();
+		}
+	}
+
+	/** Spools what is queued, then sends what is due; resolves by `deadline` at the latest. */
+	async flush(deadline = Number.POSITIVE_INFINITY): Promise<void> {
+		try {
+			this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
+			await this.flushing;
+			await this.pump(deadline);
+		} catch (error) {
+			this.log.debug(`flush failed: ${errorText(error)}`);
+		}
+	}
+
+	/** Final flush within the host's budget; whatever is not confirmed stays in the spool. */
+	async shutdown(budgetMs = SHUTDOWN_BUDGET_MS): Promise<void> {
+		const deadline = Date.now() + budgetMs;
+		let timer: ReturnType<typeof setTimeout> | undefined;
+		const timeout = new Promise<void>(resolve => {
+			timer = setTimeout(resolve, budgetMs);
+			timer.unref?.();
+		});
+		await Promise.race([this.flush(deadline), timeout]);
+		clearTimeout(timer);
+	}
+
+	/** process 'exit': only synchronous work is possible. Hand everything unsent to the next process. */
+	exitSync(): void {
+		const queued = this.queue.splice(0).map(record => this.prepare(record));
+		const inMemory = this.batches.filter(batch => !batch.file && batch.records).flatMap(batch => batch.records!);
+		this.spool.writeSync([...inMemory, ...queued]);
+		for (const batch of this.batches) if (batch.file) this.spool.releaseSync(batch.file);
+		this.batches = [];
+	}
+
+	private notify(): void {
+		this.status.queued = this.queue.length;
+		this.status.waitingBatches = this.batches.length;
+		this.status.transport = this.activeTransport;
+		for (const listener of this.listeners) {
+			try {
+				listener();
+			} catch {
+				// a status bar that throws must not stop the exporter
+			}
+		}
+	}
+
+	private prepare(record: ObservationRecord): ObservationRecord {
+		let prepared = prepareRecord(record, this.prepareOptions);
+		// A single observation that would not fit a request is shrunk harder, never dropped.
+		for (let divisor = 4; encodeSpan(prepared).length > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
+			prepared = prepareRecord(record, {
+				...this.prepareOptions,
+				maxFieldChars: Math.max(1000, Math.floor(this.prepareOptions.maxFieldChars / divisor)),
+				budgetChars: Math.floor(this.prepareOptions.budgetChars / divisor),
+			});
+			prepared.metadata = { ...prepared.metadata, truncated: `shrunk to fit a ${formatBytes(MAX_REQUEST_BYTES)} request` };
+		}
+		return prepared;
+	}
+
+	private async spoolQueue(): Promise<void> {
+		if (this.queue.length === 0) return;
+		const raw = this.queue.splice(0);
+		const records = raw.map(record => this.prepare(record));
+		const file = await this.spool.write(records);
+		this.batches.push({ records: file && this.batches.length > 4 ? undefined : records, file, attempts: 0, notBefore: 0 });
+		this.log.debug(`queued ${records.length} observation(s)${file ? ` → spool ${path.basename(file)}` : " (memory only)"}`);
+		this.capMemory();
+		this.notify();
+	}
+
+	/** Without a spool, memory is the only buffer: keep it bounded, oldest out first. */
+	private capMemory(): void {
+		const limit = this.config.maxQueue * 20;
+		let held = this.batches.reduce((sum, batch) => sum + (batch.file ? 0 : batch.records?.length ?? 0), 0);
+		while (held > limit) {
+			const index = this.batches.findIndex(batch => !batch.file);
+			if (index < 0) break;
+			const [dropped] = this.batches.splice(index, 1);
+			held -= dropped!.records?.length ?? 0;
+			this.status.droppedSpans += dropped!.records?.length ?? 0;
+			this.log.warnOnce("memory-cap", "Langfuse unreachable and no spool: dropping the oldest unsent observations");
+		}
+	}
+
+	private async replaySpool(): Promise<void> {
+		try {
+			const files = await this.spool.claimOrphans();
+			if (files.length === 0) return;
+			this.log.debug(`replaying ${files.length} spooled batch(es) from earlier runs`);
+			this.batches.unshift(...files.map(file => ({ file, attempts: 0, notBefore: 0 })));
+			this.notify();
+			await this.pump(Number.POSITIVE_INFINITY);
+		} catch (error) {
+			this.log.debug(`spool replay failed: ${errorText(error)}`);
+		}
+	}
+
+	private pump(deadline: number): Promise<void> {
+		this.pumping ??= this.sendDue(deadline).finally(() => (this.pumping = undefined));
+		return this.pumping;
+	}
+
+	private async sendDue(deadline: number): Promise<void> {
+		while (this.batches.length > 0 && !this.status.blocked && Date.now() < deadline - 50) {
+			const batch = this.batches[0]!;
+			if (batch.notBefore > Date.now()) return;
+			const records = batch.records ?? (batch.file ? await this.spool.read(batch.file) : []);
+			const outcome = records.length ? await this.send(records, deadline) : ({ kind: "ok" } as const);
+			switch (outcome.kind) {
+				case "ok":
+					this.status.sentSpans += records.length;
+					this.status.lastError = undefined;
+					await this.finishBatch(batch);
+					break;
+				case "switch":
+					break; // same batch again, on the other transport
+				case "drop":
+					this.status.droppedSpans += records.length;
+					this.status.lastError = outcome.reason;
+					this.log.warnOnce(`drop:${outcome.reason}`, `Langfuse rejected ${records.length} observation(s): ${outcome.reason}; dropped (retrying cannot help)`);
+					await this.finishBatch(batch);
+					break;
+				case "partial": {
+					this.status.sentSpans += records.length - outcome.retry.length - outcome.dropped;
+					this.status.droppedSpans += outcome.dropped;
+					if (outcome.dropped) this.log.warnOnce("partial-drop", `Langfuse rejected ${outcome.dropped} event(s): ${outcome.reason}`);
+					await this.finishBatch(batch);
+					if (outcome.retry.length) {
+						const file = await this.spool.write(outcome.retry);
+						this.batches.unshift({ records: outcome.retry, file, attempts: batch.attempts + 1, notBefore: Date.now() + backoffMs(batch.attempts) });
+					}
+					break;
+				}
+				case "blocked":
+					this.status.blocked = this.status.lastError = outcome.reason;
+					this.log.warnOnce("blocked", `${outcome.reason}; tracing keeps spooling to ${this.spool.dir} and sends nothing more from this process`);
+					break;
+				case "retry":
+					batch.attempts++;
+					batch.notBefore = Date.now() + (outcome.afterMs ?? backoffMs(batch.attempts));
+					this.status.lastError = outcome.reason;
+					this.log.debug(`send failed (${outcome.reason}); retry #${batch.attempts} in ${batch.notBefore - Date.now()} ms`);
+					this.notify();
+					return;
+			}
+			this.notify();
+		}
+	}
+
+	private async finishBatch(batch: Batch): Promise<void> {
+		this.batches.splice(this.batches.indexOf(batch), 1);
+		if (batch.file) await this.spool.remove(batch.file);
+	}
+
+	/** One batch, split into as many requests as its size needs; all must succeed. */
+	private async send(records: ObservationRecord[], deadline: number): Promise<SendOutcome> {
+		const transport = this.activeTransport;
+		const retry: ObservationRecord[] = [];
+		let dropped = 0;
+		let reason = "";
+		for (const body of transport === "otel" ? otlpBodies(records) : ingestionBodies(records)) {
+			const started = Date.now();
+			const outcome = await this.post(transport, body.text, deadline);
+			this.log.debug(`POST ${transport} ${body.records.length} observation(s), ${body.text.length} bytes → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
+			if (outcome.kind === "some-failed") {
+				const failed = new Set(outcome.failedIds);
+				retry.push(...body.records.filter(record => failed.has(`${record.emissionId}-o`) || failed.has(`${record.emissionId}-t`)));
+				dropped += outcome.dropped;
+				reason = outcome.reason;
+				continue;
+			}
+			if (outcome.kind === "switch") {
+				if (this.config.transport !== "auto") {
+					return { kind: "blocked", reason: `${this.config.host} has no OTLP endpoint (HTTP 404; Langfuse older than v3.22?) — set LANGFUSE_TRANSPORT=ingestion or auto` };
+				}
+				this.log.warnOnce("switch", `${this.config.host} has no OTLP endpoint; using the legacy ingestion API from now on`);
+				this.activeTransport = "ingestion";
+				this.rememberTransport("ingestion");
+				return { kind: "switch" };
+			}
+			if (outcome.kind !== "ok") return outcome;
+		}
+		if (retry.length || dropped) return { kind: "partial", retry, dropped, reason };
+		return { kind: "ok" };
+	}
+
+	private async post(
+		transport: "otel" | "ingestion",
+		body: string,
+		deadline: number,
+	): Promise<PostOutcome> {
+		const url = `${this.config.host}${transport === "otel" ? "/api/public/otel/v1/traces" : "/api/public/ingestion"}`;
+		const controller = new AbortController();
+		const timer = setTimeout(() => controller.abort(), Math.max(1, Math.min(REQUEST_TIMEOUT_MS, deadline - Date.now())));
+		timer.unref?.();
+		try {
+			const response = await this.fetchImpl(url, {
+				method: "POST",
+				headers: { Authorization: basicAuth(this.config), "Content-Type": "application/json", "User-Agent": `langfuse.ts/${VERSION}` },
+				body,
+				signal: controller.signal,
+			});
+			const text = await response.text().catch(() => "");
+			return interpretResponse(transport, response.status, response.headers.get("retry-after"), text);
+		} catch (error) {
+			const reason = controller.signal.aborted ? "timed out" : `network error: ${errorText(error)}`;
+			return { kind: "retry", reason };
+		} finally {
+			clearTimeout(timer);
+		}
+	}
+
+	private rememberedTransport(): "otel" | "ingestion" | undefined {
+		if (this.config.transport !== "auto") return undefined;
+		try {
+			const saved = JSON.parse(fs.readFileSync(path.join(this.config.spoolDir, "transport.json"), "utf8"));
+			return saved?.[this.config.host] === "ingestion" ? "ingestion" : undefined;
+		} catch {
+			return undefined;
+		}
+	}
+
+	private rememberTransport(transport: "otel" | "ingestion"): void {
+		const file = path.join(this.config.spoolDir, "transport.json");
+		try {
+			let saved: Record<string, string> = {};
+			try {
+				saved = JSON.parse(fs.readFileSync(file, "utf8"));
+			} catch {}
+			saved[this.config.host] = transport;
+			fs.writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
+		} catch {
+			// remembered for this process only
+		}
+	}
+}
+
+function basicAuth(config: Config): string {
+	return `Basic ${Buffer.from(`${config.publicKey}:${config.secretKey}`).toString("base64")}`;
+}
+
+/** Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 60 s. */
+function backoffMs(attempt: number): number {
+	const base = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
+	return Math.round(base * (0.5 + Math.random() / 2));
+}
+
+function retryAfterMs(header: string | null): number | undefined {
+	if (!header) return undefined;
+	const seconds = Number(header);
+	const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
+	return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 300_000) : undefined;
+}
+
+function interpretResponse(
+	transport: "otel" | "ingestion",
+	status: number,
+	retryAfter: string | null,
+	text: string,
+): PostOutcome {
+	if (status === 207 && transport === "ingestion") {
+		let errors: { id: string; status: number; message?: string; error?: unknown }[] = [];
+		try {
+			errors = JSON.parse(text)?.errors ?? [];
+		} catch {
+			return { kind: "retry", reason: "HTTP 207 with an unreadable body" };
+		}
+		if (errors.length === 0) return { kind: "ok" };
+		const retriable = errors.filter(error => isRetriable(error.status));
+		const first = errors.find(error => !isRetriable(error.status));
+		return {
+			kind: "some-failed",
+			failedIds: retriable.map(error => error.id),
+			dropped: errors.length - retriable.length,
+			reason: first ? `HTTP ${first.status} ${String(first.message ?? first.error ?? "").slice(0, 200)}` : `HTTP ${retriable[0]!.status}`,
+		};
+	}
+	if (status >= 200 && status < 300) return { kind: "ok" };
+	if (status === 401 || status === 403) {
+		return { kind: "blocked", reason: `Langfuse answered HTTP ${status}: check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY and LANGFUSE_HOST` };
+	}
+	if ((status === 404 || status === 405) && transport === "otel") return { kind: "switch" };
+	if (isRetriable(status)) return { kind: "retry", reason: `HTTP ${status}`, afterMs: retryAfterMs(retryAfter) };
+	return { kind: "drop", reason: `HTTP ${status} ${text.slice(0, 200)}` };
+}
+
+const isRetriable = (status: number) => status === 408 || status === 429 || status >= 500;
+
+function describeOutcome(outcome: { kind: string; reason?: string }): string {
+	return outcome.kind === "ok" ? "ok" : `${outcome.kind}${outcome.reason ? ` (${outcome.reason})` : ""}`;
+}
+
+/** Packs encoded items into request bodies under MAX_REQUEST_BYTES. */
+function packBodies<T>(
+	items: T[],
+	encode: (item: T) => string[],
+	wrap: (parts: string[]) => string,
+): { text: string; records: T[] }[] {
+	const overhead = wrap([]).length;
+	const bodies: { text: string; records: T[] }[] = [];
+	let parts: string[] = [];
+	let records: T[] = [];
+	let size = overhead;
+	for (const item of items) {
+		const encoded = encode(item);
+		const itemSize = encoded.reduce((sum, part) => sum + Buffer.byteLength(part) + 1, 0);
+		if (records.length && size + itemSize > MAX_REQUEST_BYTES) {
+			bodies.push({ text: wrap(parts), records });
+			parts = [];
+			records = [];
+			size = overhead;
+		}
+		parts.push(...encoded);
+		records.push(item);
+		size += itemSize;
+	}
+	if (records.length) bodies.push({ text: wrap(parts), records });
+	return bodies;
+}
+
+const otlpBodies = (records: ObservationRecord[]) => packBodies(records, record => [encodeSpan(record)], otlpBody);
+const ingestionBodies = (records: ObservationRecord[]) =>
+	packBodies(records, record => ingestionEvents(record).map(event => JSON.stringify(event)), ingestionBody);
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// 6. Host adapters — thin translations of each host's events into the recorder. One process-wide
+//    runtime (config, exporter, session owners) is shared by every session and every module copy.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+interface Runtime {
+	config: Config;
+	redact: Redactor;
+	log: Logger;
+	/** Undefined when tracing is off: adapters then only keep the host healthy. */
+	exporter?: Exporter;
+	/** Session id → the adapter instance that traces it (a module loaded twice traces once). */
+	owners: Map<string, object>;
+	/** Session file → session id, so a subagent can name its parent session. */
+	sessionFiles: Map<string, string>;
+	/** Session id → recorder, for /langfuse and for OpenCode subagents looking up their parent. */
+	recorders: Map<string, SessionRecorder>;
+	hostPackage?: { name: string; version: string } | null;
+}
+
+interface RuntimeOptions {
+	fetch?: FetchLike;
+	write?: (line: string) => void;
+	/** Tests turn this off so no process-wide exit hook is left behind. */
+	exitHook?: boolean;
+}
+
+const RUNTIME_KEY = Symbol.for("langfuse.ts/runtime");
+
+/** The process's runtime, created on first use and shared through globalThis. */
+function processRuntime(): Runtime {
+	const holder = globalThis as unknown as Record<symbol, Runtime | undefined>;
+	return (holder[RUNTIME_KEY] ??= createRuntime(process.env));
+}
+
+function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
+	const { config, problems } = readConfig(env);
+	const redact = makeRedactor({
+		env: { ...env, LANGFUSE_SECRET_KEY: config.secretKey },
+		extraPatterns: config.redactPatterns,
+		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${JSON.stringify(pattern)} (${error})`),
+	});
+	const log = new Logger(redact, config.debug, options.write);
+	for (const problem of problems) log.warnOnce(problem, problem);
+	const runtime: Runtime = { config, redact, log, owners: new Map(), sessionFiles: new Map(), recorders: new Map() };
+	if (!config.enabled) {
+		log.warnOnce("disabled", `tracing off: ${config.disabledReason}`);
+		return runtime;
+	}
+	log.debug(
+		`config: host=${config.host} public_key=${maskKey(config.publicKey)} secret_key=${maskKey(config.secretKey)} transport=${config.transport} mode=${config.exportMode} grouping=${config.grouping} flush_ms=${config.flushMs} max_queue=${config.maxQueue} sample_rate=${config.sampleRate} spool=${config.spoolDir}`,
+	);
+	runtime.exporter = new Exporter(config, redact, log, options.fetch);
+	runtime.exporter.start();
+	if (options.exitHook !== false) {
+		const exporter = runtime.exporter;
+		process.once("exit", () => exporter.exitSync());
+	}
+	return runtime;
+}
+
+/** Sampling is decided once per session from its id: a session is traced whole or not at all. */
+function sampled(config: Config, sessionId: string): boolean {
+	if (config.sampleRate >= 1) return true;
+	return Number.parseInt(hashId(`sample:${sessionId}`, 16).slice(0, 8), 16) / 0xffffffff < config.sampleRate;
+}
+
+function newRecorder(runtime: Runtime, info: Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "grouping" | "exportMode" | "tracePrefix">, extraTags: string[] = []) {
+	const { config, exporter } = runtime;
+	const recorder = new SessionRecorder(record => exporter?.enqueue(record), {
+		...info,
+		tags: [...new Set([...config.tags, info.host, ...extraTags])],
+		userId: config.userId,
+		environment: config.environment,
+		release: config.release,
+		grouping: config.grouping,
+		exportMode: config.exportMode,
+		tracePrefix: config.tracePrefix,
+	});
+	runtime.recorders.set(info.sessionId, recorder);
+	return recorder;
+}
+
+/**
+ * Runs a host callback so that nothing escapes: sync throws and async rejections are caught and
+ * reported (one line, details with LANGFUSE_DEBUG), and the host always gets undefined back —
+ * omp replaces the provider request with any other value, and a throw in tool_call blocks the tool.
+ */
+function guarded<A extends unknown[]>(log: Logger, label: string, handler: (...args: A) => unknown): (...args: A) => undefined | Promise<undefined> {
+	const report = (error: unknown) => {
+		log.warnOnce(`internal:${label}`, `internal error in ${label} (tracing continues): ${errorText(error)}`);
+		log.debug(error instanceof Error && error.stack ? error.stack : String(error));
+	};
+	return (...args: A) => {
+		try {
+			const result = handler(...args);
+			if (result && typeof (result as Promise<unknown>).then === "function") {
+				return (result as Promise<unknown>).then(
+					() => undefined,
+					error => void report(error),
+				);
+			}
+		} catch (error) {
+			report(error);
+		}
+		return undefined;
+	};
+}
+
+// ── omp and pi ──────────────────────────────────────────────────────────────────────────────────
+
+interface PiApi {
+	on(event: string, handler: (event: any, ctx: any) => unknown): void;
+	registerCommand?(name: string, options: { description?: string; handler: (args: string, ctx: any) => Promise<void> | void }): void;
+}
+
+/** Every pi.on subscription goes through here. */
+function safeOn(pi: PiApi, log: Logger, event: string, handler: (event: any, ctx: any) => unknown): void {
+	try {
+		pi.on(event, guarded(log, event, handler));
+	} catch (error) {
+		log.debug(`could not subscribe to ${event}: ${errorText(error)}`);
+	}
+}
+
+interface PiSession {
+	recorder: SessionRecorder;
+	/** The prompt text, from `input`/`before_agent_start`, until agent_start opens its trace. */
+	pendingPrompt?: string;
+	/** agent_end with willContinue: the host retries inside the same prompt. */
+	continuing: boolean;
+	generationKey?: string;
+	generations: number;
+	endedTools: Set<string>;
+	paused: boolean;
+	ctx: any;
+	lastIndicator?: string;
+	unsubscribe?: () => void;
+}
+
+function attachPiHost(pi: PiApi, runtime: Runtime): void {
+	const { log, config } = runtime;
+	const self = {};
+	const sessions = new Map<string, PiSession | null>();
+	const on = (event: string, handler: (event: any, ctx: any, session: PiSession) => unknown) =>
+		safeOn(pi, log, event, (event, ctx) => {
+			const session = sessionFor(ctx);
+			if (session && !session.paused) return handler(event ?? {}, ctx, session);
+		});
+
+	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
+	const sessionFor = (ctx: any): PiSession | null => {
+		const sessionId = call(() => ctx?.sessionManager?.getSessionId?.());
+		if (typeof sessionId !== "string" || !sessionId || !runtime.exporter) return null;
+		const known = sessions.get(sessionId);
+		if (known !== undefined) {
+			if (known) known.ctx = ctx;
+			return known;
+		}
+		const owner = runtime.owners.get(sessionId);
+		if ((owner && owner !== self) || !sampled(config, sessionId)) {
+			log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
+			sessions.set(sessionId, null);
+			return null;
+		}
+		runtime.owners.set(sessionId, self);
+		const session = startPiSession(runtime, sessionId, ctx);
+		sessions.set(sessionId, session);
+		return session;
+	};
+
+	on("session_start", (_event, ctx, session) => updateIndicator(runtime, session, ctx));
+	on("input", (event, _ctx, session) => {
+		if (typeof event.text === "string") session.pendingPrompt = event.text;
+	});
+	on("before_agent_start", (event, _ctx, session) => {
+		if (typeof event.prompt === "string") session.pendingPrompt = event.prompt;
+	});
+	on("agent_start", (_event, ctx, session) => {
+		if (session.continuing && session.recorder.promptOpen) {
+			session.continuing = false;
+			return;
+		}
+		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: modelMetadata(ctx) });
+		session.pendingPrompt = undefined;
+	});
+	on("turn_start", (event, _ctx, session) => {
+		const index = typeof event.turnIndex === "number" ? event.turnIndex : undefined;
+		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index } });
+		session.endedTools.clear();
+	});
+	on("before_provider_request", (event, ctx, session) => {
+		const payload = event.payload ?? {};
+		session.generationKey = `llm:${++session.generations}`;
+		session.recorder.startGeneration(session.generationKey, Date.now(), {
+			model: typeof payload.model === "string" ? payload.model : call(() => ctx.model?.id),
+			input: requestMessages(payload),
+			modelParameters: modelParameters(payload),
+			metadata: { provider: call(() => ctx.model?.provider), api: call(() => ctx.model?.api), tools: toolNames(payload) },
+		});
+	});
+	on("message_update", (_event, _ctx, session) => {
+		if (session.generationKey) session.recorder.markFirstToken(session.generationKey, Date.now());
+	});
+	on("message_end", (event, ctx, session) => {
+		const message = event.message;
+		if (message?.role !== "assistant") return;
+		const key = session.generationKey ?? `llm:${++session.generations}`;
+		session.generationKey = undefined;
+		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
+		session.recorder.noteOutput(textOf(message.content));
+	});
+	const toolStart = (event: any, _ctx: any, session: PiSession) => {
+		const id = String(event.toolCallId ?? "");
+		if (session.endedTools.has(id)) return;
+		session.recorder.startTool(`tool:${id}`, Date.now(), {
+			name: String(event.toolName ?? "tool"),
+			input: event.input ?? event.args,
+			metadata: { toolCallId: event.toolCallId, intent: event.intent },
+		});
+	};
+	const toolEnd = (event: any, _ctx: any, session: PiSession) => {
+		const id = String(event.toolCallId ?? "");
+		if (session.endedTools.has(id)) return;
+		session.endedTools.add(id);
+		const output = event.content ?? event.result?.content ?? event.result;
+		const failed = event.isError === true;
+		session.recorder.endTool(`tool:${id}`, Date.now(), {
+			name: event.toolName,
+			output: simplifyContent(output),
+			level: failed ? "ERROR" : undefined,
+			statusMessage: failed ? oneLine(textOf(output) || "tool failed", 300) : undefined,
+			metadata: { isError: failed, details: event.details ?? event.result?.details },
+		});
+	};
+	on("tool_call", toolStart);
+	on("tool_execution_start", toolStart);
+	on("tool_result", toolEnd);
+	on("tool_execution_end", toolEnd);
+	on("turn_end", (event, ctx, session) => {
+		const usage = call(() => ctx.getContextUsage?.());
+		session.recorder.endTurn(Date.now(), {
+			output: event.message?.stopReason === undefined ? undefined : { stopReason: event.message.stopReason },
+			metadata: {
+				toolResults: Array.isArray(event.toolResults) ? event.toolResults.length : undefined,
+				contextTokens: usage?.tokens ?? undefined,
+				contextWindow: usage?.contextWindow,
+				contextPercent: typeof usage?.percent === "number" ? Math.round(usage.percent * 10) / 10 : undefined,
+			},
+		});
+	});
+	on("agent_end", (event, ctx, session) => {
+		if (event.willContinue === true) {
+			session.continuing = true;
+			return;
+		}
+		const last = lastAssistant(event.messages);
+		const failed = last && (last.stopReason === "error" || last.stopReason === "aborted");
+		session.recorder.endPrompt(Date.now(), {
+			output: last ? textOf(last.content) || undefined : undefined,
+			level: failed ? "ERROR" : undefined,
+			statusMessage: failed ? String(last.errorMessage ?? last.stopReason) : undefined,
+		});
+		void runtime.exporter?.flush();
+		updateIndicator(runtime, session, ctx);
+	});
+	on("auto_retry_start", (event, _ctx, session) =>
+		session.recorder.event(Date.now(), {
+			name: "auto-retry",
+			level: "WARNING",
+			statusMessage: event.errorMessage,
+			metadata: { attempt: event.attempt, maxAttempts: event.maxAttempts, delayMs: event.delayMs },
+		}),
+	);
+	on("auto_retry_end", (event, _ctx, session) =>
+		session.recorder.event(Date.now(), {
+			name: event.success ? "auto-retry succeeded" : "auto-retry gave up",
+			level: event.success ? "DEFAULT" : "ERROR",
+			statusMessage: event.finalError,
+			metadata: { attempt: event.attempt, success: event.success },
+		}),
+	);
+	on("auto_compaction_start", (event, _ctx, session) =>
+		session.recorder.startSpan("compaction", Date.now(), { name: "compaction", input: { reason: event.reason, action: event.action } }),
+	);
+	on("auto_compaction_end", (event, _ctx, session) =>
+		session.recorder.endSpan("compaction", Date.now(), {
+			output: event.result ?? undefined,
+			level: event.aborted || event.errorMessage ? "WARNING" : undefined,
+			statusMessage: event.errorMessage,
+		}),
+	);
+	on("session_compact", (event, _ctx, session) => {
+		const entry = event.compactionEntry ?? {};
+		const recorder = session.recorder;
+		const standalone = !recorder.promptOpen;
+		if (standalone) recorder.startPrompt(Date.now(), { input: "compaction" });
+		if (!recorder.hasDraft("compaction")) recorder.startSpan("compaction", Date.now(), { name: "compaction" });
+		recorder.endSpan("compaction", Date.now(), {
+			output: entry.summary,
+			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, fromExtension: event.fromExtension },
+		});
+		if (standalone) recorder.endPrompt(Date.now());
+	});
+	for (const name of ["ttsr_triggered", "todo_reminder", "credential_disabled", "retry_fallback_applied", "retry_fallback_succeeded"]) {
+		on(name, (event, _ctx, session) =>
+			session.recorder.event(Date.now(), { name: name.replace(/_/g, " "), level: name === "credential_disabled" ? "WARNING" : undefined, metadata: eventFields(event) }),
+		);
+	}
+	on("goal_updated", (event, _ctx, session) => session.recorder.rename(event.goal?.objective));
+	on("session_shutdown", (_event, ctx, session) => {
+		session.recorder.close(Date.now());
+		session.unsubscribe?.();
+		clearIndicator(runtime, ctx);
+		runtime.owners.delete(session.recorder.info.sessionId);
+		return runtime.exporter?.shutdown();
+	});
+
+	if (typeof pi.registerCommand === "function") {
+		try {
+			pi.registerCommand("langfuse", {
+				description: "Langfuse tracing: status, link to the current trace; `/langfuse test|off|on`",
+				handler: guarded(log, "/langfuse", (args: string, ctx: any) => langfuseCommand(runtime, String(args ?? "").trim(), ctx, sessionFor(ctx))),
+			});
+		} catch (error) {
+			log.debug(`could not register /langfuse: ${errorText(error)}`);
+		}
+	}
+}
+
+function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSession {
+	const hostPackage = (runtime.hostPackage ??= findHostPackage());
+	const host = hostPackage?.name.includes("oh-my-pi") ? "omp" : hostPackage ? "pi" : typeof (globalThis as any).Bun === "undefined" ? "pi" : "omp";
+	const sessionFile = call(() => ctx.sessionManager?.getSessionFile?.());
+	if (typeof sessionFile === "string") runtime.sessionFiles.set(sessionFile, sessionId);
+	const parentFile = call(() => ctx.sessionManager?.getHeader?.()?.parentSession);
+	const parentSessionId = typeof parentFile === "string" ? runtime.sessionFiles.get(parentFile) : undefined;
+	const recorder = newRecorder(
+		runtime,
+		{
+			sessionId,
+			host,
+			hostVersion: hostPackage?.version,
+			cwd: call(() => ctx.cwd) ?? process.cwd(),
+			metadata: {
+				host,
+				hostVersion: hostPackage?.version,
+				cwd: call(() => ctx.cwd) ?? process.cwd(),
+				sessionFile,
+				parentSessionId,
+				parentSessionFile: parentFile,
+				mode: call(() => ctx.mode),
+			},
+		},
+		parentFile ? ["subagent"] : [],
+	);
+	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
+	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
+	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
+	return session;
+}
+
+/** The host's package name and version, found by walking up from the running script. */
+function findHostPackage(): { name: string; version: string } | null {
+	try {
+		let dir = path.dirname(fs.realpathSync(process.argv[1] ?? ""));
+		for (let depth = 0; depth < 6; depth++) {
+			const file = path.join(dir, "package.json");
+			if (fs.existsSync(file)) {
+				const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
+				if (typeof pkg.name === "string") return { name: pkg.name, version: String(pkg.version ?? "") };
+			}
+			dir = path.dirname(dir);
+		}
+	} catch {
+		// unknown host version is fine
+	}
+	return null;
+}
+
+/** Reads a host getter that may throw or be missing. */
+function call<T>(read: () => T): T | undefined {
+	try {
+		return read();
+	} catch {
+		return undefined;
+	}
+}
+
+function modelMetadata(ctx: any): Metadata {
+	return { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) };
+}
+
+/** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
+function requestMessages(payload: any): unknown {
+	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : payload.messages;
+	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : payload.input;
+	if (Array.isArray(payload.contents)) return payload.contents;
+	return payload;
+}
+
+const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
+
+/** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
+function modelParameters(payload: any): Record<string, string | number | boolean> | undefined {
+	const parameters: Record<string, string | number | boolean> = {};
+	for (const [key, value] of Object.entries(payload ?? {})) {
+		if (CONTENT_KEYS.has(key)) continue;
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
+		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
+	}
+	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+function toolNames(payload: any): string[] | undefined {
+	if (!Array.isArray(payload.tools)) return undefined;
+	return payload.tools.map((tool: any) => tool?.function?.name ?? tool?.name ?? "?").slice(0, 100);
+}
+
+function assistantGeneration(message: any, ctx: any): GenerationEnd {
+	const usage = message.usage ?? {};
+	const cost = usage.cost ?? {};
+	const failed = message.stopReason === "error" || message.stopReason === "aborted";
+	return {
+		model: message.model ?? call(() => ctx.model?.id),
+		output: simplifyContent(message.content),
+		usage: usageDetails({
+			input: usage.input,
+			output: usage.output,
+			cacheRead: usage.cacheRead,
+			cacheWrite: usage.cacheWrite,
+			total: usage.totalTokens,
+		}),
+		cost: costDetails({ input: cost.input, output: cost.output, cacheRead: cost.cacheRead, cacheWrite: cost.cacheWrite, total: cost.total }),
+		level: failed ? "ERROR" : undefined,
+		statusMessage: failed ? String(message.errorMessage ?? message.stopReason) : undefined,
+		metadata: {
+			provider: message.provider,
+			api: message.api,
+			stopReason: message.stopReason,
+			responseId: message.responseId,
+			durationMs: message.duration,
+			ttftMs: message.ttft,
+			errorStatus: message.errorStatus,
+		},
+	};
+}
+
+/** Text parts joined; the plain text of a message or tool result. */
+function textOf(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return "";
+	return content
+		.filter(part => part && (part.type === "text" || part.type === "output_text") && typeof part.text === "string")
+		.map(part => part.text)
+		.join("\n");
+}
+
+/** A content array of only text parts reads better in Langfuse as one string. */
+function simplifyContent(content: unknown): unknown {
+	if (Array.isArray(content) && content.length > 0 && content.every(part => part?.type === "text" && typeof part.text === "string")) {
+		return textOf(content);
+	}
+	return content;
+}
+
+function lastAssistant(messages: unknown): any {
+	if (!Array.isArray(messages)) return undefined;
+	for (let index = messages.length - 1; index >= 0; index--) if (messages[index]?.role === "assistant") return messages[index];
+	return undefined;
+}
+
+function eventFields(event: any): Metadata {
+	const { type: _type, ...rest } = event ?? {};
+	return rest;
+}
+
+/** Status-bar entry: on, events waiting, or the failure — only when the host has a UI. */
+function updateIndicator(runtime: Runtime, session: PiSession, ctx: any): void {
+	if (!runtime.config.uiIndicator || !runtime.exporter || !call(() => ctx?.hasUI)) return;
+	const status = runtime.exporter.status;
+	const waiting = status.queued + status.waitingBatches;
+	const text = status.blocked
+		? "langfuse ✗ export blocked (/langfuse)"
+		: status.lastError
+			? `langfuse ⚠ retrying, ${waiting} waiting`
+			: session.paused
+				? "langfuse ○ paused"
+				: waiting > 0
+					? `langfuse ● ${waiting} waiting`
+					: "langfuse ●";
+	if (text === session.lastIndicator) return;
+	session.lastIndicator = text;
+	call(() => ctx.ui?.setStatus?.("langfuse", text));
+}
+
+function clearIndicator(runtime: Runtime, ctx: any): void {
+	if (runtime.config.uiIndicator && call(() => ctx?.hasUI)) call(() => ctx.ui?.setStatus?.("langfuse", undefined));
+}
+
+/** `/langfuse [test|off|on]` in omp and pi. */
+async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session: PiSession | null): Promise<void> {
+	const notify = (text: string, level: "info" | "warning" | "error" = "info") => {
+		if (call(() => ctx?.hasUI)) call(() => ctx.ui?.notify?.(runtime.redact(text), level));
+		else process.stdout.write(`${runtime.redact(text)}\n`);
+	};
+	const { config, exporter } = runtime;
+	if (!exporter) return notify(`Langfuse tracing is off: ${config.disabledReason}`, "warning");
+	if (args === "off" || args === "on") {
+		if (session) session.paused = args === "off";
+		if (session) updateIndicator(runtime, session, ctx);
+		return notify(`Langfuse tracing ${args === "off" ? "paused" : "resumed"} for this session`);
+	}
+	if (args === "test") {
+		const result = await sendTestTrace(runtime);
+		return notify(result.ok ? `Test trace sent: ${result.detail}` : `Test trace failed: ${result.detail}`, result.ok ? "info" : "error");
+	}
+	const status = exporter.status;
+	const stats = await exporter.spool.stats();
+	const traceId = session?.recorder.lastTraceId;
+	const link = traceId ? await traceUrl(runtime, traceId) : undefined;
+	notify(
+		[
+			`Langfuse tracing ${session?.paused ? "paused" : "on"} → ${config.host} (${maskKey(config.publicKey)}, ${status.transport}, mode ${config.exportMode})`,
+			`queued ${status.queued}, waiting batches ${status.waitingBatches}, spool ${stats.files} file(s) ${formatBytes(stats.bytes)}, sent ${status.sentSpans}, dropped ${status.droppedSpans}`,
+			status.blocked ? `blocked: ${status.blocked}` : status.lastError ? `last error: ${status.lastError}` : "no errors",
+			link ? `trace: ${link}` : "no trace yet in this session",
+		].join("\n"),
+	);
+}
+
+/** The Langfuse UI address of a trace; the project id is looked up once. */
+async function traceUrl(runtime: Runtime, traceId: string): Promise<string> {
+	const projectId = await projectIdOf(runtime);
+	return projectId ? `${runtime.config.host}/project/${projectId}/traces/${traceId}` : `${runtime.config.host} (trace ${traceId})`;
+}
+
+const projectIds = new Map<string, Promise<string | undefined>>();
+
+function projectIdOf(runtime: Runtime): Promise<string | undefined> {
+	const { config } = runtime;
+	let lookup = projectIds.get(config.host + config.publicKey);
+	if (!lookup) {
+		lookup = langfuseGet(config, "/api/public/projects")
+			.then(answer => (answer.ok ? (answer.body as any)?.data?.[0]?.id : undefined))
+			.catch(() => undefined);
+		projectIds.set(config.host + config.publicKey, lookup);
+	}
+	return lookup;
+}
+
+async function langfuseGet(config: Config, pathname: string, authenticated = true): Promise<{ ok: boolean; status: number; body?: unknown; error?: string }> {
+	const controller = new AbortController();
+	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+	timer.unref?.();
+	try {
+		const response = await fetch(`${config.host}${pathname}`, {
+			headers: authenticated ? { Authorization: basicAuth(config) } : {},
+			signal: controller.signal,
+		});
+		const text = await response.text();
+		let body: unknown;
+		try {
+			body = JSON.parse(text);
+		} catch {
+			body = text.slice(0, 200);
+		}
+		return { ok: response.ok, status: response.status, body };
+	} catch (error) {
+		return { ok: false, status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/** Records one small trace and sends it straight away, bypassing the queue, to prove the setup. */
+async function sendTestTrace(runtime: Runtime): Promise<{ ok: boolean; detail: string; traceId?: string }> {
+	const records: ObservationRecord[] = [];
+	const recorder = new SessionRecorder(record => records.push(record), {
+		sessionId: `langfuse-ts-test-${Date.now()}`,
+		host: "langfuse.ts",
+		metadata: { test: true },
+		tags: ["langfuse.ts-test"],
+		userId: runtime.config.userId,
+		environment: runtime.config.environment,
+		release: runtime.config.release,
+		grouping: "prompt",
+		exportMode: "full",
+		tracePrefix: "",
+	});
+	const now = Date.now();
+	recorder.startPrompt(now, { input: "langfuse.ts test trace" });
+	recorder.event(now, { name: "hello from langfuse.ts" });
+	recorder.endPrompt(now + 1, { output: "ok" });
+	const traceId = records[0]!.traceId;
+	const exporter = new Exporter({ ...runtime.config, spoolDir: path.join(os.tmpdir(), `langfuse-ts-test-${process.pid}`) }, runtime.redact, runtime.log);
+	for (const record of records) exporter.enqueue(record);
+	await exporter.flush(Date.now() + REQUEST_TIMEOUT_MS);
+	const status = exporter.status;
+	await fsp.rm(exporter.spool.dir, { recursive: true, force: true }).catch(() => {});
+	if (status.sentSpans === records.length) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
+	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
+}
+
+// ── OpenCode ────────────────────────────────────────────────────────────────────────────────────
+
+/** OpenCode calls the default export with {client, project, directory, …} and needs hooks back. */
+function attachOpenCode(_input: any, runtime: Runtime): Record<string, unknown> {
+	if (!runtime.exporter) return {};
+	return {};
+}
+
+// ── the one export ──────────────────────────────────────────────────────────────────────────────
+
+/**
+ * The only export (OpenCode calls every export as a plugin). omp and pi pass an API object with
+ * `on`; OpenCode passes its plugin input and must always get a hooks object back, even when
+ * tracing is off or something went wrong — a missing one breaks OpenCode for every plugin.
+ */
+export default function langfuse(host: any, _options?: unknown): any {
+	const isPiHost = host && typeof host.on === "function" && !("client" in host);
+	try {
+		const runtime = processRuntime();
+		if (isPiHost) return void attachPiHost(host, runtime);
+		return attachOpenCode(host, runtime);
+	} catch (error) {
+		try {
+			process.stderr.write(`${LOG_PREFIX} could not start (tracing off): ${errorText(error)}\n`);
+		} catch {}
+		return isPiHost ? undefined : {};
+	}
+}
+
+/** Internals for langfuse.test.ts; a property, not an export, so hosts never see it as a plugin. */
+Object.defineProperty(langfuse, "internals", {
+	enumerable: false,
+	value: {
+		readConfig,
+		makeRedactor,
+		sanitize,
+		prepareRecord,
+		encodeSpan,
+		otlpBody,
+		ingestionEvents,
+		interpretResponse,
+		SessionRecorder,
+		Exporter,
+		Spool,
+		Logger,
+		createRuntime,
+		attachPiHost,
+		attachOpenCode,
+		usageDetails,
+		costDetails,
+	},
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// 7. CLI — `bun langfuse.ts <command>`. import.meta.main is false when a host imports this file
+//    (and undefined under pi's jiti), so none of this runs inside an agent.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+async function runCli(argv: string[]): Promise<number> {
+	const [command] = argv;
+	switch (command) {
+		default:
+			process.stdout.write(
+				["usage: bun langfuse.ts <command>", "  doctor         check config, host, keys, transport, spool; send a test trace", "  flush          send everything waiting in the spool now"].join("\n") + "\n",
+			);
+			return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+	}
+}
+
+if ((import.meta as { main?: boolean }).main) {
+	runCli(process.argv.slice(2)).then(
+		code => process.exit(code),
+		error => {
+			process.stderr.write(`${LOG_PREFIX} ${errorText(error)}\n`);
+			process.exit(1);
+		},
+	);
+}
