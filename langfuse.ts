@@ -165,10 +165,11 @@ function readConfig(env: Env = process.env): ConfigResult {
 		redactPatterns: splitPatterns(pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX")?.[1] ?? ""),
 		maxFieldChars: number(["LANGFUSE_MAX_FIELD_CHARS"], 64_000, 1_000, 1_000_000),
 		spoolDir: text(["LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR"], defaultSpoolDir(env)),
-		maxSpoolBytes: number(["LANGFUSE_MAX_SPOOL_MB", "OPENCODE_LANGFUSE_MAX_SPOOL_MB"], 100, 1, 100_000) * 1024 * 1024,
+		maxSpoolBytes: number(["LANGFUSE_MAX_SPOOL_MB", "OPENCODE_LANGFUSE_MAX_SPOOL_MB"], 100, 0.01, 100_000) * 1024 * 1024,
 		retentionDays: number(["LANGFUSE_RETENTION_DAYS", "OPENCODE_LANGFUSE_RETENTION_DAYS"], 7, 0.0001, 3650),
 		transport: oneOf(["LANGFUSE_TRANSPORT"], ["otel", "ingestion", "auto"] as const, "otel"),
-		tracePrefix: text(["LANGFUSE_TRACE_PREFIX", "OPENCODE_LANGFUSE_TRACE_PREFIX"], ""),
+		// not trimmed: "oc: " keeps its space
+		tracePrefix: env.LANGFUSE_TRACE_PREFIX || env.OPENCODE_LANGFUSE_TRACE_PREFIX || "",
 	};
 
 	const off = (reason: string) => {
@@ -193,10 +194,12 @@ function splitPatterns(value: string): string[] {
 }
 
 function safeUserName(): string {
+	const fromEnv = process.env.USER || process.env.LOGNAME || process.env.USERNAME;
 	try {
-		return os.userInfo().username || "unknown";
+		const name = os.userInfo().username;
+		return name && name !== "unknown" ? name : fromEnv || "unknown";
 	} catch {
-		return process.env.USER ?? process.env.USERNAME ?? "unknown";
+		return fromEnv || "unknown";
 	}
 }
 
@@ -332,8 +335,9 @@ function sanitizeString(input: string, options: SanitizeOptions, state: { budget
  */
 function truncateMiddle(text: string, limit: number, redact: Redactor): string {
 	const half = Math.floor(limit / 2);
-	const lastSpace = text.slice(half - 512, half).search(/\s\S*$/);
-	const headEnd = lastSpace >= 0 ? half - 512 + lastSpace + 1 : half;
+	const windowStart = Math.max(0, half - 512);
+	const lastSpace = text.slice(windowStart, half).search(/\s\S*$/);
+	const headEnd = lastSpace >= 0 ? windowStart + lastSpace + 1 : half;
 	let tailStart = text.length - half;
 	const nextSpace = text.slice(tailStart, tailStart + 512).search(/\s/);
 	if (nextSpace >= 0) tailStart += nextSpace;
@@ -1147,9 +1151,13 @@ class Spool {
 		};
 	}
 
+	/** Names sort by age: milliseconds, then this process's sequence number. */
 	private newName(): string {
-		return `${Date.now().toString().padStart(14, "0")}-${process.pid}-${crypto.randomUUID().slice(0, 8)}${SPOOL_SUFFIX}`;
+		const sequence = (Spool.sequence++).toString(16).padStart(8, "0");
+		return `${Date.now().toString().padStart(14, "0")}-${process.pid}-${sequence}${crypto.randomUUID().slice(0, 4)}${SPOOL_SUFFIX}`;
 	}
+
+	private static sequence = 0;
 
 	private async entries(): Promise<{ name: string; file: string; size: number; mtimeMs: number }[]> {
 		let names: string[];
@@ -1227,6 +1235,12 @@ interface ExporterStatus {
 
 type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
 
+/** What the exporter does to the outside world; tests swap these. */
+interface ExporterIo {
+	fetch?: FetchLike;
+	backoffMs?: (attempt: number) => number;
+}
+
 /** The queue and the sender: one per process, shared by every session and every copy of the module. */
 class Exporter {
 	private queue: ObservationRecord[] = [];
@@ -1245,7 +1259,7 @@ class Exporter {
 		readonly config: Config,
 		private readonly redact: Redactor,
 		private readonly log: Logger,
-		private readonly fetchImpl: FetchLike = (url, init) => fetch(url, init),
+		private readonly io: ExporterIo = {},
 	) {
 		this.spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, log);
 		this.activeTransport = config.transport === "ingestion" ? "ingestion" : this.rememberedTransport() ?? "otel";
@@ -1420,7 +1434,7 @@ class Exporter {
 					await this.finishBatch(batch);
 					if (outcome.retry.length) {
 						const file = await this.spool.write(outcome.retry);
-						this.batches.unshift({ records: outcome.retry, file, attempts: batch.attempts + 1, notBefore: Date.now() + backoffMs(batch.attempts) });
+						this.batches.unshift({ records: outcome.retry, file, attempts: batch.attempts + 1, notBefore: Date.now() + this.backoff(batch.attempts) });
 					}
 					break;
 				}
@@ -1430,7 +1444,7 @@ class Exporter {
 					break;
 				case "retry":
 					batch.attempts++;
-					batch.notBefore = Date.now() + (outcome.afterMs ?? backoffMs(batch.attempts));
+					batch.notBefore = Date.now() + (outcome.afterMs ?? this.backoff(batch.attempts));
 					this.status.lastError = outcome.reason;
 					this.log.debug(`send failed (${outcome.reason}); retry #${batch.attempts} in ${batch.notBefore - Date.now()} ms`);
 					this.notify();
@@ -1438,6 +1452,10 @@ class Exporter {
 			}
 			this.notify();
 		}
+	}
+
+	private backoff(attempt: number): number {
+		return (this.io.backoffMs ?? backoffMs)(attempt);
 	}
 
 	private async finishBatch(batch: Batch): Promise<void> {
@@ -1487,7 +1505,7 @@ class Exporter {
 		const timer = setTimeout(() => controller.abort(), Math.max(1, Math.min(REQUEST_TIMEOUT_MS, deadline - Date.now())));
 		timer.unref?.();
 		try {
-			const response = await this.fetchImpl(url, {
+			const response = await (this.io.fetch ?? fetch)(url, {
 				method: "POST",
 				headers: { Authorization: basicAuth(this.config), "Content-Type": "application/json", "User-Agent": `langfuse.ts/${VERSION}` },
 				body,
@@ -1637,6 +1655,7 @@ interface Runtime {
 
 interface RuntimeOptions {
 	fetch?: FetchLike;
+	backoffMs?: (attempt: number) => number;
 	write?: (line: string) => void;
 	/** Tests turn this off so no process-wide exit hook is left behind. */
 	exitHook?: boolean;
@@ -1667,7 +1686,7 @@ function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
 	log.debug(
 		`config: host=${config.host} public_key=${maskKey(config.publicKey)} secret_key=${maskKey(config.secretKey)} transport=${config.transport} mode=${config.exportMode} grouping=${config.grouping} flush_ms=${config.flushMs} max_queue=${config.maxQueue} sample_rate=${config.sampleRate} spool=${config.spoolDir}`,
 	);
-	runtime.exporter = new Exporter(config, redact, log, options.fetch);
+	runtime.exporter = new Exporter(config, redact, log, { fetch: options.fetch, backoffMs: options.backoffMs });
 	runtime.exporter.start();
 	if (options.exitHook !== false) {
 		const exporter = runtime.exporter;

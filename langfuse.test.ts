@@ -1,0 +1,691 @@
+/**
+ * langfuse.ts, specified by what a user would notice. Unit and contract tests here; the real hosts
+ * are driven end to end in test/*.e2e.test.ts.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import langfuse from "./langfuse.ts";
+
+const internals = (langfuse as any).internals;
+const { readConfig, sanitize, prepareRecord, encodeSpan, otlpBody, ingestionEvents, SessionRecorder, Exporter, Logger, createRuntime, attachPiHost } =
+	internals;
+
+const KEYS = { LANGFUSE_PUBLIC_KEY: "pk-lf-11111111-2222-3333-4444-555555555555", LANGFUSE_SECRET_KEY: "sk-lf-99999999-8888-7777-6666-555555555555" };
+const noRedact = (text: string) => text;
+
+let tmp: string;
+beforeEach(() => {
+	tmp = fs.mkdtempSync(path.join(os.tmpdir(), "langfuse-ts-test-"));
+});
+afterEach(() => {
+	fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+// ── a fake Langfuse: answers by script, decodes what arrives ────────────────────────────────────
+
+type Answer = number | { status: number; body?: unknown; headers?: Record<string, string> } | "network-error";
+
+function fakeLangfuse(script: Answer[] = []) {
+	const requests: { url: string; body: any; headers: Record<string, string> }[] = [];
+	const fetch = async (url: string, init: RequestInit) => {
+		const body = JSON.parse(String(init.body));
+		requests.push({ url, body, headers: init.headers as Record<string, string> });
+		const answer = script.length ? script.shift()! : 200;
+		if (answer === "network-error") throw new TypeError("fetch failed");
+		const { status, body: answerBody, headers } = typeof answer === "number" ? { status: answer, body: {}, headers: {} } : answer;
+		return new Response(JSON.stringify(answerBody ?? {}), { status, headers });
+	};
+	const spans = () =>
+		requests
+			.filter(request => request.url.endsWith("/otel/v1/traces"))
+			.flatMap(request => request.body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans)))
+			.map((span: any) => ({ ...span, attrs: Object.fromEntries(span.attributes.map((a: any) => [a.key, Object.values(a.value)[0]])) }));
+	return { fetch, requests, spans };
+}
+
+function config(overrides: Record<string, string> = {}) {
+	return readConfig({ ...KEYS, LANGFUSE_HOST: "http://langfuse.test", LANGFUSE_SPOOL_DIR: path.join(tmp, "spool"), LANGFUSE_FLUSH_MS: "600000", ...overrides }).config;
+}
+
+function exporterWith(langfuseFake: ReturnType<typeof fakeLangfuse>, overrides: Record<string, string> = {}) {
+	const lines: string[] = [];
+	const log = new Logger(noRedact, false, (line: string) => lines.push(line));
+	const exporter = new Exporter(config(overrides), noRedact, log, { fetch: langfuseFake.fetch, backoffMs: () => 0 });
+	return { exporter, lines };
+}
+
+function recorderInto(records: any[], overrides: Record<string, unknown> = {}) {
+	return new SessionRecorder((record: any) => records.push(record), {
+		sessionId: "session-1",
+		host: "omp",
+		metadata: { host: "omp" },
+		tags: ["omp"],
+		userId: "alice",
+		grouping: "prompt",
+		exportMode: "full",
+		tracePrefix: "",
+		...overrides,
+	});
+}
+
+/** One prompt: a turn with an LLM call that asks for a tool, the tool, then the answer. Five records:
+ *  the trace announced, the LLM call, the tool, the turn, the trace complete. */
+const RECORDS_PER_PROMPT = 5;
+
+function recordOnePrompt(recorder: any, t0 = 1_700_000_000_000) {
+	recorder.startPrompt(t0, { input: "Fix the failing test\nand explain" });
+	recorder.startTurn(t0 + 1, { name: "turn 0" });
+	recorder.startGeneration("llm:1", t0 + 2, { model: "mock-model", input: [{ role: "user", content: "Fix the failing test" }] });
+	recorder.markFirstToken("llm:1", t0 + 50);
+	recorder.markFirstToken("llm:1", t0 + 60);
+	recorder.endGeneration("llm:1", t0 + 100, { output: "calling bash", usage: { input: 1000, input_cache_read: 200, output: 50, total: 1250 }, cost: { total: 0.004 } });
+	recorder.startTool("tool:a", t0 + 101, { name: "bash", input: { command: "bun test" } });
+	recorder.endTool("tool:a", t0 + 300, { output: "1 fail", level: "ERROR", statusMessage: "exit code 1" });
+	recorder.endTurn(t0 + 301);
+	recorder.noteOutput("The test fails because …");
+	recorder.endPrompt(t0 + 400);
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("config: environment variables only, bad values never stop the agent", () => {
+	test("defaults match the README", () => {
+		const { config: c, problems } = readConfig({ ...KEYS, HOME: "/home/u" });
+		expect(problems).toEqual([]);
+		expect(c).toMatchObject({
+			enabled: true,
+			host: "https://cloud.langfuse.com",
+			flushMs: 2000,
+			maxQueue: 500,
+			sampleRate: 1,
+			tags: [],
+			debug: false,
+			uiIndicator: true,
+			grouping: "prompt",
+			exportMode: "full",
+			maxFieldChars: 64_000,
+			spoolDir: "/home/u/.cache/langfuse-ts/spool",
+			maxSpoolBytes: 100 * 1024 * 1024,
+			retentionDays: 7,
+			transport: "otel",
+			tracePrefix: "",
+		});
+	});
+
+	test("missing keys turn tracing off and say which variable", () => {
+		const { config: c } = readConfig({ LANGFUSE_PUBLIC_KEY: "pk-lf-x" });
+		expect(c.enabled).toBe(false);
+		expect(c.disabledReason).toBe("LANGFUSE_SECRET_KEY not set");
+	});
+
+	test("a bad value names the variable, explains, and falls back to the default", () => {
+		const { config: c, problems } = readConfig({ ...KEYS, LANGFUSE_SAMPLE_RATE: "abc", LANGFUSE_FLUSH_MS: "-5", LANGFUSE_DEBUG: "maybe" });
+		expect(c.sampleRate).toBe(1);
+		expect(c.flushMs).toBe(2000);
+		expect(c.debug).toBe(false);
+		expect(problems).toHaveLength(3);
+		expect(problems.join("\n")).toContain('LANGFUSE_SAMPLE_RATE="abc" is not a number from 0 to 1; using 1');
+	});
+
+	test("a host that is not a URL turns tracing off with one reason", () => {
+		const { config: c, problems } = readConfig({ ...KEYS, LANGFUSE_HOST: "cloud.langfuse.com" });
+		expect(c.enabled).toBe(false);
+		expect(problems.join()).toContain("LANGFUSE_HOST");
+	});
+
+	test("LANGFUSE_BASE_URL is accepted, trailing slashes dropped", () => {
+		expect(readConfig({ ...KEYS, LANGFUSE_BASE_URL: "https://us.cloud.langfuse.com/" }).config.host).toBe("https://us.cloud.langfuse.com");
+	});
+
+	test("environment follows Langfuse's rules, else the default is used", () => {
+		expect(readConfig({ ...KEYS, LANGFUSE_ENVIRONMENT: "staging-eu" }).config.environment).toBe("staging-eu");
+		for (const bad of ["Production", "langfuse-x", "a".repeat(41), "has space"]) {
+			const { config: c, problems } = readConfig({ ...KEYS, LANGFUSE_ENVIRONMENT: bad });
+			expect(c.environment).toBeUndefined();
+			expect(problems[0]).toContain("LANGFUSE_ENVIRONMENT");
+		}
+	});
+
+	test("OPENCODE_LANGFUSE_* aliases work; the LANGFUSE_* name wins when both are set", () => {
+		const aliases = readConfig({
+			...KEYS,
+			OPENCODE_LANGFUSE_EXPORT_MODE: "metadata_only",
+			OPENCODE_LANGFUSE_SPOOL_DIR: "/tmp/x",
+			OPENCODE_LANGFUSE_MAX_SPOOL_MB: "5",
+			OPENCODE_LANGFUSE_RETENTION_DAYS: "2",
+			OPENCODE_LANGFUSE_TRACE_PREFIX: "oc: ",
+			OPENCODE_LANGFUSE_VERBOSE: "true",
+		}).config;
+		expect(aliases).toMatchObject({ exportMode: "metadata_only", spoolDir: "/tmp/x", maxSpoolBytes: 5 * 1024 * 1024, retentionDays: 2, tracePrefix: "oc: ", debug: true });
+		expect(readConfig({ ...KEYS, LANGFUSE_EXPORT_MODE: "full", OPENCODE_LANGFUSE_EXPORT_MODE: "metadata_only" }).config.exportMode).toBe("full");
+		expect(readConfig({ ...KEYS, OPENCODE_LANGFUSE_ENABLED: "false" }).config.enabled).toBe(false);
+		expect(readConfig({ ...KEYS, LANGFUSE_EXPORT_MODE: "off" }).config.enabled).toBe(false);
+	});
+
+	test("tags are a comma list", () => {
+		expect(readConfig({ ...KEYS, LANGFUSE_TAGS: "work, laptop,,x" }).config.tags).toEqual(["work", "laptop", "x"]);
+	});
+
+	test("debug output shows the config with keys masked, never the secret key", () => {
+		const lines: string[] = [];
+		createRuntime({ ...KEYS, LANGFUSE_DEBUG: "1", LANGFUSE_SPOOL_DIR: path.join(tmp, "s") }, { write: (line: string) => lines.push(line), exitHook: false }).exporter.stop();
+		const text = lines.join("\n");
+		expect(text).toContain("config: host=https://cloud.langfuse.com");
+		expect(text).toContain("public_key=pk-lf-11…5555");
+		expect(text).not.toContain(KEYS.LANGFUSE_SECRET_KEY);
+		expect(text).not.toContain(KEYS.LANGFUSE_SECRET_KEY.slice(6, 30));
+	});
+
+	test("tracing off says so in exactly one line", () => {
+		const lines: string[] = [];
+		createRuntime({}, { write: (line: string) => lines.push(line), exitHook: false });
+		expect(lines).toEqual(["[langfuse] tracing off: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY not set"]);
+	});
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("sanitize: any value becomes bounded, readable JSON", () => {
+	const options = { redact: noRedact, maxFieldChars: 1000, budgetChars: 1_000_000 };
+
+	test("long strings keep head and tail around a marker that says how much was cut", () => {
+		const text = "word ".repeat(10_000);
+		const out = sanitize(text, options) as string;
+		expect(out.length).toBeLessThan(1200);
+		expect(out.startsWith("word word")).toBe(true);
+		expect(out.trimEnd().endsWith("word")).toBe(true);
+		expect(out).toMatch(/\[… [\d,]+ chars truncated by langfuse\.ts …\]/);
+	});
+
+	test("cuts land on whitespace, so no token is split in half", () => {
+		const token = "ghp_" + "A".repeat(36);
+		const text = `${"x ".repeat(240)}${token} ${"y ".repeat(2000)}`;
+		const out = sanitize(text, { ...options, maxFieldChars: 1000 }) as string;
+		const pieces = out.split(/\s+/);
+		for (const piece of pieces) if (piece.startsWith("ghp_")) expect(piece).toBe(token);
+	});
+
+	test("a private key block cut open by truncation is dropped whole", () => {
+		const key = `-----BEGIN OPENSSH PRIVATE KEY-----\n${"b3BlbnNzaC1rZXktdjEAAAAA\n".repeat(200)}-----END OPENSSH PRIVATE KEY-----`;
+		const out = sanitize(`intro ${key} outro`, options) as string;
+		expect(out).not.toContain("b3BlbnNzaC1rZXktdjEAAAAA");
+	});
+
+	test("cycles, BigInt, functions, symbols, Map, Set, Error, Date, buffers and throwing getters", () => {
+		const cyclic: any = { name: "loop" };
+		cyclic.self = cyclic;
+		const tricky = {
+			cyclic,
+			big: 12345678901234567890n,
+			fn: function handler() {},
+			sym: Symbol("s"),
+			map: new Map([["a", 1]]),
+			set: new Set([1, 2]),
+			error: new Error("boom"),
+			date: new Date(0),
+			bytes: new Uint8Array(16),
+			buffer: Buffer.from("hello"),
+			nan: Number.NaN,
+			get broken() {
+				throw new Error("getter says no");
+			},
+		};
+		const out = sanitize(tricky, options) as any;
+		expect(out.cyclic.self).toBe("[circular]");
+		expect(out.big).toBe("12345678901234567890");
+		expect(out.fn).toBe("[function handler]");
+		expect(out.sym).toBe("Symbol(s)");
+		expect(out.map).toEqual({ a: 1 });
+		expect(out.set).toEqual([1, 2]);
+		expect(out.error).toMatchObject({ name: "Error", message: "boom" });
+		expect(out.date).toBe("1970-01-01T00:00:00.000Z");
+		expect(out.bytes).toBe("[Uint8Array 16 bytes]");
+		expect(out.buffer).toBe("[Buffer 5 bytes]");
+		expect(out.nan).toBe("NaN");
+		expect(out.broken).toContain("getter says no");
+		expect(() => JSON.stringify(out)).not.toThrow();
+	});
+
+	test("depth, array length and key count are capped", () => {
+		let deep: any = "bottom";
+		for (let i = 0; i < 50; i++) deep = { deeper: deep };
+		expect(JSON.stringify(sanitize(deep, options))).toContain("nested too deep");
+		const long = sanitize(Array.from({ length: 2000 }, (_, i) => i), options) as unknown[];
+		expect(long).toHaveLength(501);
+		expect(long[500]).toBe("[… 1500 more items]");
+		const wide = sanitize(Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, i])), options) as Record<string, unknown>;
+		expect(Object.keys(wide)).toHaveLength(301);
+	});
+
+	test("images never leave the machine: a marker records type and size", () => {
+		const data = Buffer.alloc(30_000, 7).toString("base64");
+		const out = sanitize(
+			{
+				parts: [
+					{ type: "image", data, mimeType: "image/png" },
+					{ type: "text", text: `see data:image/jpeg;base64,${data} here` },
+				],
+			},
+			options,
+		) as any;
+		const text = JSON.stringify(out);
+		expect(text).not.toContain(data.slice(0, 100));
+		expect(out.parts[0].image).toBe("[image image/png 29.3 KB omitted]");
+		expect(out.parts[1].text).toBe("see [image image/jpeg 29.3 KB omitted] here");
+	});
+
+	test("a record's total size is bounded by its character budget", () => {
+		const huge = Array.from({ length: 400 }, () => "z".repeat(50_000));
+		const out = JSON.stringify(sanitize(huge, { ...options, maxFieldChars: 64_000, budgetChars: 1_000_000 }));
+		expect(out.length).toBeLessThan(1_200_000);
+	});
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("record: one trace per prompt, turns, LLM calls and tools as a tree", () => {
+	test("a prompt becomes a trace named by its first line, with the answer as output", () => {
+		const records: any[] = [];
+		recordOnePrompt(recorderInto(records));
+		const final = records.at(-1);
+		expect(final.type).toBe("agent");
+		expect(final.parentId).toBeUndefined();
+		expect(final.trace).toMatchObject({ name: "Fix the failing test", input: "Fix the failing test\nand explain", output: "The test fails because …", tags: ["omp"] });
+		expect(final.endMs - final.startMs).toBe(400);
+	});
+
+	test("the trace is announced when the prompt starts, so a crash mid-prompt still leaves a named trace", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1000, { input: "hello" });
+		expect(records).toHaveLength(1);
+		expect(records[0].trace.name).toBe("hello");
+	});
+
+	test("LLM calls and tools hang under their turn; the turn under the trace", () => {
+		const records: any[] = [];
+		recordOnePrompt(recorderInto(records));
+		const byType = (type: string) => records.filter(r => r.type === type);
+		const [root] = byType("agent");
+		const [turn] = byType("span");
+		const [generation] = byType("generation");
+		const [tool] = byType("tool");
+		expect(turn.parentId).toBe(root.id);
+		expect(generation.parentId).toBe(turn.id);
+		expect(tool.parentId).toBe(turn.id);
+		expect(new Set(records.map(r => r.traceId)).size).toBe(1);
+		expect(generation.completionStartMs).toBe(1_700_000_000_050);
+		expect(tool).toMatchObject({ name: "bash", level: "ERROR", statusMessage: "exit code 1", output: "1 fail" });
+	});
+
+	test("every record carries session, user and a unique emission id", () => {
+		const records: any[] = [];
+		recordOnePrompt(recorderInto(records));
+		for (const record of records) expect(record).toMatchObject({ sessionId: "session-1", userId: "alice" });
+		expect(new Set(records.map(r => r.emissionId)).size).toBe(records.length);
+	});
+
+	test("two prompts are two traces in the same session", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recordOnePrompt(recorder, 1000);
+		recordOnePrompt(recorder, 5000);
+		expect(new Set(records.map(r => r.traceId)).size).toBe(2);
+	});
+
+	test("grouping by session: one trace, each prompt a chain span, the root re-sent as it grows", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records, { grouping: "session" });
+		recordOnePrompt(recorder, 1000);
+		recordOnePrompt(recorder, 5000);
+		expect(new Set(records.map(r => r.traceId)).size).toBe(1);
+		const roots = records.filter(r => r.parentId === undefined);
+		expect(new Set(roots.map(r => r.id)).size).toBe(1);
+		expect(roots.at(-1).endMs).toBe(5400);
+		const prompts = records.filter(r => r.type === "chain");
+		expect(prompts).toHaveLength(2);
+		for (const prompt of prompts) expect(prompt.parentId).toBe(roots[0].id);
+	});
+
+	test("metadata_only names traces without prompt text", () => {
+		const records: any[] = [];
+		recordOnePrompt(recorderInto(records, { exportMode: "metadata_only" }));
+		expect(records[0].trace.name).toBe("omp prompt 1");
+	});
+
+	test("a goal renames the current trace and every later one", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1000, { input: "first" });
+		recorder.rename("Ship the release");
+		recorder.endPrompt(2000);
+		recorder.startPrompt(3000, { input: "second" });
+		recorder.endPrompt(4000);
+		expect(records.filter(r => r.trace).map(r => r.trace.name)).toEqual(["first", "Ship the release", "Ship the release", "Ship the release", "Ship the release"]);
+	});
+
+	test("closing a session ends whatever is still open, marked as a warning", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1000, { input: "x" });
+		recorder.startTool("tool:1", 1100, { name: "bash" });
+		recorder.close(2000);
+		const tool = records.find(r => r.type === "tool");
+		expect(tool).toMatchObject({ level: "WARNING", endMs: 2000 });
+		expect(records.at(-1).endMs).toBe(2000);
+	});
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
+	const records: any[] = [];
+	recordOnePrompt(recorderInto(records, { environment: "dev", release: "v1" }));
+	const spans = records.map(record => JSON.parse(encodeSpan(record)));
+	const attrs = (span: any) => Object.fromEntries(span.attributes.map((a: any) => [a.key, a.value]));
+
+	test("ids are lowercase hex of the right length; parents point at spans of the same trace", () => {
+		for (const span of spans) {
+			expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
+			expect(span.spanId).toMatch(/^[0-9a-f]{16}$/);
+			if (span.parentSpanId) {
+				expect(span.parentSpanId).toMatch(/^[0-9a-f]{16}$/);
+				expect(spans.some(other => other.spanId === span.parentSpanId)).toBe(true);
+			}
+		}
+	});
+
+	test("times are nanosecond decimal strings", () => {
+		for (const span of spans) {
+			expect(span.startTimeUnixNano).toMatch(/^\d{19}$/);
+			expect(span.endTimeUnixNano).toMatch(/^\d{19}$/);
+			expect(BigInt(span.endTimeUnixNano) >= BigInt(span.startTimeUnixNano)).toBe(true);
+		}
+	});
+
+	test("attribute values carry the right OTLP types", () => {
+		const root = attrs(spans.at(-1));
+		expect(root["langfuse.trace.name"]).toEqual({ stringValue: "Fix the failing test" });
+		expect(root["langfuse.trace.tags"]).toEqual({ arrayValue: { values: [{ stringValue: "omp" }] } });
+		expect(root["session.id"]).toEqual({ stringValue: "session-1" });
+		expect(root["user.id"]).toEqual({ stringValue: "alice" });
+		expect(root["langfuse.environment"]).toEqual({ stringValue: "dev" });
+		expect(root["langfuse.release"]).toEqual({ stringValue: "v1" });
+		expect(JSON.parse(root["langfuse.trace.input"].stringValue)).toBe("Fix the failing test\nand explain");
+		expect(root["langfuse.trace.metadata.host"]).toEqual({ stringValue: "omp" });
+	});
+
+	test("generations carry model, usage and cost as JSON objects Langfuse can sum", () => {
+		const generation = attrs(spans.find(span => attrs(span)["langfuse.observation.type"].stringValue === "generation"));
+		expect(generation["langfuse.observation.model.name"]).toEqual({ stringValue: "mock-model" });
+		expect(JSON.parse(generation["langfuse.observation.usage_details"].stringValue)).toEqual({ input: 1000, input_cache_read: 200, output: 50, total: 1250 });
+		expect(JSON.parse(generation["langfuse.observation.cost_details"].stringValue)).toEqual({ total: 0.004 });
+		expect(generation["langfuse.observation.completion_start_time"].stringValue).toBe(new Date(1_700_000_000_050).toISOString());
+	});
+
+	test("errors set level ERROR and OTLP status code 2", () => {
+		const tool = spans.find(span => span.name === "bash");
+		expect(attrs(tool)["langfuse.observation.level"]).toEqual({ stringValue: "ERROR" });
+		expect(tool.status).toEqual({ code: 2, message: "exit code 1" });
+	});
+
+	test("the request body is an ExportTraceServiceRequest", () => {
+		const body = JSON.parse(otlpBody(records.map(encodeSpan)));
+		expect(body.resourceSpans[0].scopeSpans[0].scope.name).toBe("langfuse.ts");
+		expect(body.resourceSpans[0].scopeSpans[0].spans).toHaveLength(records.length);
+	});
+
+	test("legacy ingestion: a trace-create for the root, typed creates with stable body ids", () => {
+		const events = records.flatMap(ingestionEvents);
+		expect(events.filter(e => e.type === "trace-create")).toHaveLength(2);
+		expect(events.filter(e => e.type === "generation-create")[0].body).toMatchObject({ model: "mock-model", usageDetails: { input: 1000 } });
+		expect(new Set(events.map(e => e.id)).size).toBe(events.length);
+		const roots = events.filter(e => e.type === "span-create" && e.body.parentObservationId === undefined);
+		expect(roots.every(e => e.body.id === roots[0].body.id)).toBe(true);
+	});
+
+	test("metadata_only sends structure, names, timings, models, tokens and costs, but no content", () => {
+		const metadataOnly: any[] = [];
+		recordOnePrompt(recorderInto(metadataOnly, { exportMode: "metadata_only" }));
+		const prepared = metadataOnly.map(record =>
+			prepareRecord(record, { redact: noRedact, maxFieldChars: 64_000, budgetChars: 1_000_000, exportMode: "metadata_only" }),
+		);
+		const text = JSON.stringify(prepared);
+		expect(text).not.toContain("Fix the failing test");
+		expect(text).not.toContain("bun test");
+		expect(text).not.toContain("1 fail");
+		expect(text).not.toContain("exit code 1");
+		expect(text).toContain("mock-model");
+		expect(text).toContain('"input_cache_read":200');
+		expect(prepared.find((r: any) => r.type === "tool").name).toBe("bash");
+	});
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("transport: batches, retries, spool — nothing lost, nothing sent twice", () => {
+	function someRecords(count = 1, sessionId = "s") {
+		const records: any[] = [];
+		const recorder = recorderInto(records, { sessionId });
+		for (let i = 0; i < count; i++) recordOnePrompt(recorder, 1000 + i * 1000);
+		return records;
+	}
+
+	test("a flush sends queued observations and removes them from the spool once confirmed", async () => {
+		const langfuseFake = fakeLangfuse();
+		const { exporter } = exporterWith(langfuseFake);
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		expect(langfuseFake.spans()).toHaveLength(RECORDS_PER_PROMPT);
+		expect(langfuseFake.requests[0].url).toBe("http://langfuse.test/api/public/otel/v1/traces");
+		expect(langfuseFake.requests[0].headers.Authorization).toBe(`Basic ${Buffer.from(`${KEYS.LANGFUSE_PUBLIC_KEY}:${KEYS.LANGFUSE_SECRET_KEY}`).toString("base64")}`);
+		expect((await exporter.spool.stats()).files).toBe(0);
+		expect(exporter.status).toMatchObject({ sentSpans: RECORDS_PER_PROMPT, queued: 0, waitingBatches: 0 });
+	});
+
+	test("reaching LANGFUSE_MAX_QUEUE flushes without waiting for the timer", async () => {
+		const langfuseFake = fakeLangfuse();
+		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_QUEUE: "5" });
+		for (const record of someRecords()) exporter.enqueue(record);
+		await Bun.sleep(50);
+		expect(langfuseFake.spans().length).toBeGreaterThanOrEqual(5);
+	});
+
+	test("queued work is on disk, private, before any request is made", async () => {
+		const { exporter } = exporterWith(fakeLangfuse(["network-error"]));
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		const dir = path.join(tmp, "spool");
+		expect(fs.statSync(dir).mode & 0o777).toBe(0o700);
+		const files = fs.readdirSync(dir).filter(name => name.endsWith(`.jsonl.${process.pid}`));
+		expect(files).toHaveLength(1);
+		expect(fs.statSync(path.join(dir, files[0]!)).mode & 0o777).toBe(0o600);
+	});
+
+	test("network errors, timeouts, 408, 429 and 5xx are retried until they succeed, each span once", async () => {
+		const langfuseFake = fakeLangfuse(["network-error", 500, 503, 408, { status: 429, headers: { "retry-after": "0" } }, 200]);
+		const { exporter } = exporterWith(langfuseFake);
+		for (const record of someRecords()) exporter.enqueue(record);
+		for (let i = 0; i < 6; i++) await exporter.flush();
+		expect(langfuseFake.requests).toHaveLength(6);
+		expect(exporter.status.sentSpans).toBe(RECORDS_PER_PROMPT);
+		expect((await exporter.spool.stats()).files).toBe(0);
+	});
+
+	test("Retry-After is honoured", async () => {
+		const langfuseFake = fakeLangfuse([{ status: 429, headers: { "retry-after": "3" } }]);
+		const { exporter } = exporterWith(langfuseFake);
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		await exporter.flush();
+		expect(langfuseFake.requests).toHaveLength(1);
+		expect(exporter.status.lastError).toBe("HTTP 429");
+	});
+
+	test("400 drops the batch with a line; it would never succeed", async () => {
+		const { exporter, lines } = exporterWith(fakeLangfuse([{ status: 400, body: { message: "invalid span id" } }]));
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		expect(exporter.status.droppedSpans).toBe(RECORDS_PER_PROMPT);
+		expect(lines.join("\n")).toContain("HTTP 400");
+		expect((await exporter.spool.stats()).files).toBe(0);
+	});
+
+	test("401 stops sending, keeps spooling, and says to check the keys — once", async () => {
+		const langfuseFake = fakeLangfuse([401]);
+		const { exporter, lines } = exporterWith(langfuseFake);
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		expect(langfuseFake.requests).toHaveLength(1);
+		expect(exporter.status.blocked).toContain("HTTP 401");
+		expect((await exporter.spool.stats()).files).toBe(2);
+		expect(lines.filter(line => line.includes("check LANGFUSE_PUBLIC_KEY")).length).toBe(1);
+	});
+
+	test("a 20 MB tool output goes out in requests under 3.5 MB, shrunk with a marker, not dropped", async () => {
+		const langfuseFake = fakeLangfuse();
+		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1, { input: "cat big.log" });
+		for (let i = 0; i < 20; i++) {
+			recorder.startTool(`t${i}`, 2, { name: "bash", input: { command: "cat big.log" } });
+			recorder.endTool(`t${i}`, 3, { output: Array.from({ length: 100 }, () => "line ".repeat(2000)) });
+		}
+		recorder.endPrompt(4);
+		for (const record of records) exporter.enqueue(record);
+		await exporter.flush();
+		expect(langfuseFake.spans()).toHaveLength(records.length);
+		for (const request of langfuseFake.requests) expect(JSON.stringify(request.body).length).toBeLessThan(3_500_000);
+		expect(langfuseFake.requests.length).toBeGreaterThan(1);
+	});
+
+	test("a server without OTLP (404) makes auto switch to legacy ingestion, and remember it", async () => {
+		const langfuseFake = fakeLangfuse([404, { status: 207, body: { successes: [], errors: [] } }]);
+		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_TRANSPORT: "auto" });
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		expect(langfuseFake.requests.map(r => new URL(r.url).pathname)).toEqual(["/api/public/otel/v1/traces", "/api/public/ingestion"]);
+		expect(exporter.status.transport).toBe("ingestion");
+		const next = exporterWith(fakeLangfuse(), { LANGFUSE_TRANSPORT: "auto" }).exporter;
+		expect(next.status.transport).toBe("ingestion");
+	});
+
+	test("with LANGFUSE_TRANSPORT=otel a 404 says how to fix it instead of switching", async () => {
+		const { exporter, lines } = exporterWith(fakeLangfuse([404]));
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		expect(exporter.status.blocked).toContain("LANGFUSE_TRANSPORT=ingestion");
+		expect(lines.join()).toContain("no OTLP endpoint");
+	});
+
+	test("ingestion 207: failed retriable events are sent again, the rest reported and dropped", async () => {
+		const records = someRecords();
+		const events = records.flatMap(ingestionEvents);
+		const retriable = events.filter((_: unknown, i: number) => i % 2 === 0).map((e: any) => ({ id: e.id, status: 500 }));
+		const rejected = [{ id: events[1].id, status: 400, message: "bad" }];
+		const langfuseFake = fakeLangfuse([{ status: 207, body: { successes: [], errors: [...retriable, ...rejected] } }, { status: 207, body: { successes: [], errors: [] } }]);
+		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_TRANSPORT: "ingestion" });
+		for (const record of records) exporter.enqueue(record);
+		await exporter.flush();
+		await exporter.flush();
+		expect(langfuseFake.requests).toHaveLength(2);
+		const resent = langfuseFake.requests[1]!.body.batch.map((e: any) => e.id);
+		for (const { id } of retriable) expect(resent).toContain(id);
+		expect(exporter.status.droppedSpans).toBe(1);
+		expect((await exporter.spool.stats()).files).toBe(0);
+	});
+
+	test("the next process replays what an earlier one left in the spool, oldest first, exactly once", async () => {
+		const first = exporterWith(fakeLangfuse(["network-error"])).exporter;
+		for (const record of someRecords(1, "older")) first.enqueue(record);
+		await first.flush();
+		for (const record of someRecords(1, "newer")) first.enqueue(record);
+		first.exitSync(); // the process exits: claimed files are released, the queue written
+		const langfuseFake = fakeLangfuse();
+		const second = exporterWith(langfuseFake).exporter;
+		second.start();
+		await Bun.sleep(100);
+		second.stop();
+		const spans = langfuseFake.spans();
+		expect(spans).toHaveLength(2 * RECORDS_PER_PROMPT);
+		expect(spans[0].attrs["session.id"]).toBe("older");
+		expect(new Set(spans.map((s: any) => `${s.spanId}:${s.endTimeUnixNano}`)).size).toBe(2 * RECORDS_PER_PROMPT);
+		expect((await second.spool.stats()).files).toBe(0);
+	});
+
+	test("two processes replaying one spool never send the same file twice", async () => {
+		const writer = exporterWith(fakeLangfuse(["network-error", "network-error", "network-error", "network-error"])).exporter;
+		for (let i = 0; i < 4; i++) {
+			for (const record of someRecords(1, `s${i}`)) writer.enqueue(record);
+			await writer.flush();
+		}
+		writer.exitSync();
+		const a = fakeLangfuse();
+		const b = fakeLangfuse();
+		const exporterA = exporterWith(a).exporter;
+		const exporterB = exporterWith(b).exporter;
+		exporterA.start();
+		exporterB.start();
+		await Bun.sleep(200);
+		exporterA.stop();
+		exporterB.stop();
+		const ids = [...a.spans(), ...b.spans()].map((s: any) => `${s.spanId}:${s.endTimeUnixNano}`);
+		expect(ids).toHaveLength(4 * RECORDS_PER_PROMPT);
+		expect(new Set(ids).size).toBe(4 * RECORDS_PER_PROMPT);
+	});
+
+	test("a corrupt or truncated spool line is skipped, the rest delivered", async () => {
+		const dir = path.join(tmp, "spool");
+		fs.mkdirSync(dir, { recursive: true });
+		const good = someRecords().map(record => JSON.stringify(record));
+		fs.writeFileSync(path.join(dir, "00001700000000000-1-abcdef01.jsonl"), `${good[0]}\n{"traceId": "trunc\n${good[1]}\n`, { mode: 0o600 });
+		const langfuseFake = fakeLangfuse();
+		const { exporter } = exporterWith(langfuseFake);
+		exporter.start();
+		await Bun.sleep(100);
+		exporter.stop();
+		expect(langfuseFake.spans()).toHaveLength(2);
+	});
+
+	test("over LANGFUSE_MAX_SPOOL_MB the oldest batches go first, with one warning", async () => {
+		const { exporter, lines } = exporterWith(fakeLangfuse(Array(50).fill("network-error")), { LANGFUSE_MAX_SPOOL_MB: "0.05" });
+		for (let i = 0; i < 10; i++) {
+			const records: any[] = [];
+			const recorder = recorderInto(records, { sessionId: `s${i}` });
+			recorder.startPrompt(1, { input: "x" });
+			recorder.endPrompt(2, { output: "y ".repeat(10_000) });
+			for (const record of records) exporter.enqueue(record);
+			await exporter.flush();
+		}
+		const stats = await exporter.spool.stats();
+		expect(stats.bytes).toBeLessThanOrEqual(0.05 * 1024 * 1024);
+		expect(lines.filter(line => line.includes("LANGFUSE_MAX_SPOOL_MB")).length).toBeGreaterThanOrEqual(1);
+	});
+
+	test("files older than LANGFUSE_RETENTION_DAYS are removed, not sent", async () => {
+		const dir = path.join(tmp, "spool");
+		fs.mkdirSync(dir, { recursive: true });
+		const file = path.join(dir, "00001600000000000-1-abcdef01.jsonl");
+		fs.writeFileSync(file, `${JSON.stringify(someRecords()[0])}\n`);
+		const old = new Date(Date.now() - 8 * 86_400_000);
+		fs.utimesSync(file, old, old);
+		const langfuseFake = fakeLangfuse();
+		const { exporter } = exporterWith(langfuseFake);
+		exporter.start();
+		await Bun.sleep(100);
+		exporter.stop();
+		expect(langfuseFake.requests).toHaveLength(0);
+		expect(fs.existsSync(file)).toBe(false);
+	});
+
+	test("shutdown never takes longer than its budget, even against a black hole", async () => {
+		const blackHole = (_url: string, init: RequestInit) =>
+			new Promise<Response>((_resolve, reject) => init.signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+		const exporter = new Exporter(config(), noRedact, new Logger(noRedact, false, () => {}), { fetch: blackHole });
+		for (const record of someRecords()) exporter.enqueue(record);
+		const started = Date.now();
+		await exporter.shutdown(500);
+		expect(Date.now() - started).toBeLessThan(800);
+		expect((await exporter.spool.stats()).files).toBe(1);
+	});
+});
