@@ -434,7 +434,7 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 	});
 
 	test("legacy ingestion: a trace-create for the root, typed creates with stable body ids", () => {
-		const events = records.flatMap(ingestionEvents);
+		const events: any[] = records.flatMap(ingestionEvents);
 		expect(events.filter(e => e.type === "trace-create")).toHaveLength(2);
 		expect(events.filter(e => e.type === "generation-create")[0].body).toMatchObject({ model: "mock-model", usageDetails: { input: 1000 } });
 		expect(new Set(events.map(e => e.id)).size).toBe(events.length);
@@ -580,7 +580,7 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 
 	test("ingestion 207: failed retriable events are sent again, the rest reported and dropped", async () => {
 		const records = someRecords();
-		const events = records.flatMap(ingestionEvents);
+		const events: any[] = records.flatMap(ingestionEvents);
 		const retriable = events.filter((_: unknown, i: number) => i % 2 === 0).map((e: any) => ({ id: e.id, status: 500 }));
 		const rejected = [{ id: events[1].id, status: 400, message: "bad" }];
 		const langfuseFake = fakeLangfuse([{ status: 207, body: { successes: [], errors: [...retriable, ...rejected] } }, { status: 207, body: { successes: [], errors: [] } }]);

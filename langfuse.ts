@@ -985,6 +985,8 @@ function ingestionBody(events: string[]): string {
 /** Diagnostics: warnings once per key, debug lines only with LANGFUSE_DEBUG; everything redacted. */
 class Logger {
 	private readonly warned = new Set<string>();
+	/** Set while a host UI is up: warnings become notifications instead of stderr under a TUI. */
+	notify?: (line: string) => void;
 	constructor(
 		private readonly redact: Redactor,
 		readonly debugEnabled: boolean,
@@ -994,7 +996,12 @@ class Logger {
 	warnOnce(key: string, message: string): void {
 		if (this.warned.has(key)) return this.debug(message);
 		this.warned.add(key);
-		this.out(message);
+		if (!this.notify) return this.out(message);
+		try {
+			this.notify(`langfuse: ${this.redact(message)}`);
+		} catch {
+			this.out(message);
+		}
 	}
 
 	debug(message: string): void {
@@ -1769,6 +1776,8 @@ interface PiSession {
 	generations: number;
 	endedTools: Set<string>;
 	paused: boolean;
+	/** After session_shutdown: pi may still deliver late events; they must not open a new trace. */
+	closed: boolean;
 	ctx: any;
 	lastIndicator?: string;
 	unsubscribe?: () => void;
@@ -1781,7 +1790,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	const on = (event: string, handler: (event: any, ctx: any, session: PiSession) => unknown) =>
 		safeOn(pi, log, event, (event, ctx) => {
 			const session = sessionFor(ctx);
-			if (session && !session.paused) return handler(event ?? {}, ctx, session);
+			if (session && !session.paused && !session.closed) return handler(event ?? {}, ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -1945,8 +1954,10 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	}
 	on("goal_updated", (event, _ctx, session) => session.recorder.rename(event.goal?.objective));
 	on("session_shutdown", (_event, ctx, session) => {
+		session.closed = true;
 		session.recorder.close(Date.now());
 		session.unsubscribe?.();
+		if (call(() => ctx.hasUI) === true) runtime.log.notify = undefined;
 		clearIndicator(runtime, ctx);
 		runtime.owners.delete(session.recorder.info.sessionId);
 		return runtime.exporter?.shutdown();
@@ -1990,8 +2001,9 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSessio
 		},
 		parentFile ? ["subagent"] : [],
 	);
-	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
+	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, closed: false, ctx };
 	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
+	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui.notify(line, "warning");
 	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
 	return session;
 }
@@ -2029,9 +2041,10 @@ function modelMetadata(ctx: any): Metadata {
 
 /** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
 function requestMessages(payload: any): unknown {
-	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : payload.messages;
-	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : payload.input;
-	if (Array.isArray(payload.contents)) return payload.contents;
+	// Copied (the array, not the messages): a host may append to its array after the request.
+	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
+	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
+	if (Array.isArray(payload.contents)) return [...payload.contents];
 	return payload;
 }
 
