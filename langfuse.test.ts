@@ -689,3 +689,183 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		expect((await exporter.spool.stats()).files).toBe(1);
 	});
 });
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("omp/pi adapter: the host is never hurt", () => {
+	function fakeHost() {
+		const handlers = new Map<string, ((event: unknown, ctx: unknown) => unknown)[]>();
+		const commands = new Map<string, any>();
+		const pi = {
+			on: (name: string, handler: any) => handlers.set(name, [...(handlers.get(name) ?? []), handler]),
+			registerCommand: (name: string, options: any) => commands.set(name, options),
+		};
+		const emit = (name: string, event: unknown, ctx: unknown) => (handlers.get(name) ?? []).map(handler => handler(event, ctx));
+		return { pi, handlers, commands, emit };
+	}
+
+	function fakeCtx(sessionId = "01a2-session", hasUI = false) {
+		const status = new Map<string, string | undefined>();
+		const notes: string[] = [];
+		return {
+			status,
+			notes,
+			hasUI,
+			cwd: "/work/project",
+			mode: hasUI ? "tui" : "print",
+			model: { id: "mock-model", provider: "mock", api: "openai-completions" },
+			sessionManager: { getSessionId: () => sessionId, getSessionFile: () => `/sessions/${sessionId}.jsonl`, getHeader: () => ({}) },
+			getContextUsage: () => ({ tokens: 1200, contextWindow: 128000, percent: 0.9375 }),
+			ui: { setStatus: (key: string, text: string | undefined) => status.set(key, text), notify: (text: string) => notes.push(text) },
+		};
+	}
+
+	function tracedHost(env: Record<string, string> = {}, answers: Answer[] = []) {
+		const langfuseFake = fakeLangfuse(answers);
+		const lines: string[] = [];
+		const runtime = createRuntime(
+			{ ...KEYS, LANGFUSE_HOST: "http://langfuse.test", LANGFUSE_SPOOL_DIR: path.join(tmp, "spool"), LANGFUSE_FLUSH_MS: "600000", ...env },
+			{ fetch: langfuseFake.fetch, write: (line: string) => lines.push(line), exitHook: false, backoffMs: () => 0 },
+		);
+		const host = fakeHost();
+		attachPiHost(host.pi, runtime);
+		return { ...host, runtime, langfuseFake, lines };
+	}
+
+	const assistant = (text: string, extra: Record<string, unknown> = {}) => ({
+		role: "assistant",
+		content: [{ type: "text", text }],
+		model: "mock-model",
+		provider: "mock",
+		usage: { input: 1000, output: 20, cacheRead: 200, cacheWrite: 0, totalTokens: 1220, cost: { input: 0.003, output: 0.0003, cacheRead: 0.00006, cacheWrite: 0, total: 0.00336 } },
+		stopReason: "stop",
+		...extra,
+	});
+
+	async function onePrompt(host: ReturnType<typeof tracedHost>, ctx = fakeCtx()) {
+		host.emit("session_start", {}, ctx);
+		host.emit("before_agent_start", { prompt: "List the files" }, ctx);
+		host.emit("agent_start", {}, ctx);
+		host.emit("turn_start", { turnIndex: 0 }, ctx);
+		expect(host.emit("before_provider_request", { payload: { model: "mock-model", messages: [{ role: "user", content: "List the files" }], temperature: 0.2 } }, ctx)).toEqual([undefined]);
+		host.emit("message_update", {}, ctx);
+		host.emit("message_end", { message: assistant("Calling ls", { stopReason: "toolUse" }) }, ctx);
+		expect(host.emit("tool_call", { toolCallId: "call_1", toolName: "bash", input: { command: "ls" } }, ctx)).toEqual([undefined]);
+		host.emit("tool_execution_start", { toolCallId: "call_1", toolName: "bash", args: { command: "ls" } }, ctx);
+		host.emit("tool_result", { toolCallId: "call_1", toolName: "bash", content: [{ type: "text", text: "a.ts\nb.ts" }], isError: false }, ctx);
+		host.emit("tool_execution_end", { toolCallId: "call_1", toolName: "bash", result: { content: [] }, isError: false }, ctx);
+		host.emit("turn_end", { turnIndex: 0, message: assistant("Calling ls", { stopReason: "toolUse" }), toolResults: [{}] }, ctx);
+		host.emit("agent_end", { messages: [assistant("Two files: a.ts and b.ts")] }, ctx);
+		await Promise.all(host.emit("session_shutdown", {}, ctx));
+	}
+
+	test("a prompt arrives as one trace with its turn, LLM call and tool, flushed at shutdown", async () => {
+		const host = tracedHost();
+		await onePrompt(host);
+		const spans = [...new Map(host.langfuseFake.spans().map((s: any) => [s.spanId, s])).values()] as any[];
+		expect(spans.map(s => `${s.attrs["langfuse.observation.type"]}:${s.name}`).sort()).toEqual(["agent:List the files", "generation:mock-model", "span:turn 0", "tool:bash"]);
+		const generation = spans.find(s => s.name === "mock-model");
+		expect(JSON.parse(generation.attrs["langfuse.observation.model.parameters"])).toEqual({ temperature: 0.2 });
+		expect(JSON.parse(generation.attrs["langfuse.observation.usage_details"])).toEqual({ input: 1000, input_cache_read: 200, output: 20, total: 1220 });
+		const turn = spans.find(s => s.name === "turn 0");
+		expect(turn.attrs["langfuse.observation.metadata.contextPercent"]).toBe(0.9);
+		const root = spans.find(s => !s.parentSpanId);
+		expect(JSON.parse(root.attrs["langfuse.trace.output"])).toBe("Two files: a.ts and b.ts");
+		expect(spans.find(s => s.name === "bash").attrs["langfuse.observation.output"]).toBe(JSON.stringify("a.ts\nb.ts"));
+	});
+
+	test("garbage events and broken contexts never throw into the host", async () => {
+		const host = tracedHost();
+		const hostile = {
+			get sessionManager(): never {
+				throw new Error("no session manager");
+			},
+		};
+		const throwingPayload = {
+			get payload(): never {
+				throw new Error("payload getter");
+			},
+		};
+		for (const [name] of host.handlers) {
+			for (const [event, ctx] of [
+				[undefined, undefined],
+				[null, fakeCtx()],
+				[42, fakeCtx()],
+				[throwingPayload, fakeCtx()],
+				[{ message: { role: "assistant", content: "not an array", usage: "??" } }, fakeCtx()],
+				[{}, hostile],
+			]) {
+				const results = await Promise.all(host.emit(name, event, ctx));
+				for (const result of results) expect(result).toBeUndefined();
+			}
+		}
+	});
+
+	test("a host auto-retry stays inside the same trace", async () => {
+		const host = tracedHost();
+		const ctx = fakeCtx();
+		host.emit("before_agent_start", { prompt: "flaky" }, ctx);
+		host.emit("agent_start", {}, ctx);
+		host.emit("message_end", { message: assistant("", { stopReason: "error", errorMessage: "500 Internal Server Error" }) }, ctx);
+		host.emit("auto_retry_start", { attempt: 1, maxAttempts: 3, delayMs: 10, errorMessage: "500" }, ctx);
+		host.emit("agent_end", { messages: [], willContinue: true }, ctx);
+		host.emit("agent_start", {}, ctx);
+		host.emit("message_end", { message: assistant("recovered") }, ctx);
+		host.emit("auto_retry_end", { success: true, attempt: 1 }, ctx);
+		host.emit("agent_end", { messages: [assistant("recovered")] }, ctx);
+		await Promise.all(host.emit("session_shutdown", {}, ctx));
+		const spans = host.langfuseFake.spans();
+		expect(new Set(spans.map((s: any) => s.traceId)).size).toBe(1);
+		const failed = spans.find((s: any) => s.attrs["langfuse.observation.level"] === "ERROR");
+		expect(failed.attrs["langfuse.observation.status_message"]).toBe("500 Internal Server Error");
+		expect(spans.some((s: any) => s.name === "auto-retry")).toBe(true);
+	});
+
+	test("a sampled-out session sends nothing", async () => {
+		const host = tracedHost({ LANGFUSE_SAMPLE_RATE: "0" });
+		await onePrompt(host);
+		expect(host.langfuseFake.requests).toHaveLength(0);
+	});
+
+	test("the status bar shows tracing, and clears at shutdown", async () => {
+		const host = tracedHost();
+		const ctx = fakeCtx("ui-session", true);
+		host.emit("session_start", {}, ctx);
+		expect(ctx.status.get("langfuse")).toBe("langfuse ●");
+		await onePrompt(host, ctx);
+		expect(ctx.status.get("langfuse")).toBeUndefined();
+	});
+
+	test("the status bar shows a failing export", async () => {
+		const host = tracedHost({}, [401]);
+		const ctx = fakeCtx("ui-session", true);
+		host.emit("session_start", {}, ctx);
+		host.emit("agent_start", {}, ctx);
+		host.emit("agent_end", { messages: [] }, ctx);
+		await host.runtime.exporter.flush();
+		expect(ctx.status.get("langfuse")).toBe("langfuse ✗ export blocked (/langfuse)");
+		expect(ctx.notes.join()).toContain("HTTP 401");
+	});
+
+	test("/langfuse reports status; /langfuse off pauses this session", async () => {
+		const host = tracedHost();
+		const ctx = fakeCtx("cmd-session", true);
+		host.emit("session_start", {}, ctx);
+		const command = host.commands.get("langfuse");
+		await command.handler("", ctx);
+		expect(ctx.notes.at(-1)).toContain("Langfuse tracing on → http://langfuse.test (pk-lf-11…5555");
+		expect(ctx.notes.at(-1)).not.toContain(KEYS.LANGFUSE_SECRET_KEY);
+		await command.handler("off", ctx);
+		host.emit("agent_start", {}, ctx);
+		host.emit("agent_end", { messages: [] }, ctx);
+		await host.runtime.exporter.flush();
+		expect(host.langfuseFake.requests).toHaveLength(0);
+		expect(ctx.status.get("langfuse")).toBe("langfuse ○ paused");
+	});
+
+	test("tracing off: the factory subscribes and stays silent", async () => {
+		const runtime = createRuntime({}, { write: () => {}, exitHook: false });
+		const host = fakeHost();
+		attachPiHost(host.pi, runtime);
+		for (const [name] of host.handlers) expect(host.emit(name, {}, fakeCtx())).toEqual([undefined]);
+	});
+});

@@ -863,7 +863,9 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
 
 function prefixed(prefix: string, metadata: Metadata | undefined): Record<string, unknown> {
 	const out: Record<string, unknown> = {};
-	for (const [key, value] of Object.entries(metadata ?? {})) out[`${prefix}${key}`] = typeof value === "string" ? value : json(value);
+	for (const [key, value] of Object.entries(metadata ?? {})) {
+		out[`${prefix}${key}`] = typeof value === "object" && value !== null ? json(value) : value;
+	}
 	return out;
 }
 
