@@ -409,8 +409,8 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 		expect(root["user.id"]).toEqual({ stringValue: "alice" });
 		expect(root["langfuse.environment"]).toEqual({ stringValue: "dev" });
 		expect(root["langfuse.release"]).toEqual({ stringValue: "v1" });
-		expect(JSON.parse(root["langfuse.trace.input"].stringValue)).toBe("Fix the failing test\nand explain");
-		expect(root["langfuse.trace.metadata.host"]).toEqual({ stringValue: "omp" });
+		expect(root["langfuse.trace.input"]).toEqual({ stringValue: "Fix the failing test\nand explain" });
+		expect(JSON.parse(root["langfuse.trace.metadata"].stringValue)).toEqual({ host: "omp" });
 	});
 
 	test("generations carry model, usage and cost as JSON objects Langfuse can sum", () => {
@@ -418,7 +418,8 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 		expect(generation["langfuse.observation.model.name"]).toEqual({ stringValue: "mock-model" });
 		expect(JSON.parse(generation["langfuse.observation.usage_details"].stringValue)).toEqual({ input: 1000, input_cache_read: 200, output: 50, total: 1250 });
 		expect(JSON.parse(generation["langfuse.observation.cost_details"].stringValue)).toEqual({ total: 0.004 });
-		expect(generation["langfuse.observation.completion_start_time"].stringValue).toBe(new Date(1_700_000_000_050).toISOString());
+		// JSON-encoded, as Langfuse's SDKs send it (older servers JSON.parse it)
+		expect(JSON.parse(generation["langfuse.observation.completion_start_time"].stringValue)).toBe(new Date(1_700_000_000_050).toISOString());
 	});
 
 	test("errors set level ERROR and OTLP status code 2", () => {
@@ -429,7 +430,8 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 
 	test("the request body is an ExportTraceServiceRequest", () => {
 		const body = JSON.parse(otlpBody(records.map(encodeSpan)));
-		expect(body.resourceSpans[0].scopeSpans[0].scope.name).toBe("langfuse.ts");
+		// the scope Langfuse reads langfuse.* usage and cost from, without copying raw attributes into metadata
+		expect(body.resourceSpans[0].scopeSpans[0].scope.name).toBe("langfuse-sdk");
 		expect(body.resourceSpans[0].scopeSpans[0].spans).toHaveLength(records.length);
 	});
 
@@ -767,10 +769,10 @@ describe("omp/pi adapter: the host is never hurt", () => {
 		expect(JSON.parse(generation.attrs["langfuse.observation.model.parameters"])).toEqual({ temperature: 0.2 });
 		expect(JSON.parse(generation.attrs["langfuse.observation.usage_details"])).toEqual({ input: 1000, input_cache_read: 200, output: 20, total: 1220 });
 		const turn = spans.find(s => s.name === "turn 0");
-		expect(turn.attrs["langfuse.observation.metadata.contextPercent"]).toBe(0.9);
+		expect(JSON.parse(turn.attrs["langfuse.observation.metadata"])).toMatchObject({ turnIndex: 0, contextTokens: 1200, contextPercent: 0.9 });
 		const root = spans.find(s => !s.parentSpanId);
-		expect(JSON.parse(root.attrs["langfuse.trace.output"])).toBe("Two files: a.ts and b.ts");
-		expect(spans.find(s => s.name === "bash").attrs["langfuse.observation.output"]).toBe(JSON.stringify("a.ts\nb.ts"));
+		expect(root.attrs["langfuse.trace.output"]).toBe("Two files: a.ts and b.ts");
+		expect(spans.find(s => s.name === "bash").attrs["langfuse.observation.output"]).toBe("a.ts\nb.ts");
 	});
 
 	test("garbage events and broken contexts never throw into the host", async () => {

@@ -858,42 +858,46 @@ function otlpAttributes(entries: Record<string, unknown>): { key: string; value:
 }
 
 const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
+/** Input and output as Langfuse's own SDK sends them: strings as they are, anything else as JSON. */
+const io = (value: unknown) => (typeof value === "string" ? value : json(value));
+/** Metadata as one JSON object, so Langfuse keeps its structure (and numbers stay numbers). */
+const metadataJson = (metadata: Metadata | undefined) => (metadata && Object.keys(metadata).length ? json(metadata) : undefined);
 const nanos = (ms: number) => `${Math.round(ms)}000000`;
 const isoTime = (ms: number) => new Date(ms).toISOString();
 
-function prefixed(prefix: string, metadata: Metadata | undefined): Record<string, unknown> {
-	const out: Record<string, unknown> = {};
-	for (const [key, value] of Object.entries(metadata ?? {})) {
-		out[`${prefix}${key}`] = typeof value === "object" && value !== null ? json(value) : value;
-	}
-	return out;
-}
+/**
+ * The instrumentation scope Langfuse recognises as carrying its own `langfuse.*` attributes. Older
+ * servers read usage_details and cost_details only from this scope, and every server copies all raw
+ * attributes of any other scope into the observation's metadata (storing input and output twice).
+ */
+const OTLP_SCOPE = "langfuse-sdk";
 
 /** One span of an OTLP ExportTraceServiceRequest, as a JSON string (so batches can be sized exactly). */
 function encodeSpan(record: ObservationRecord): string {
 	const trace = record.trace;
 	const attributes = otlpAttributes({
 		"langfuse.observation.type": record.type,
-		"langfuse.observation.input": json(record.input),
-		"langfuse.observation.output": json(record.output),
+		"langfuse.observation.input": io(record.input),
+		"langfuse.observation.output": io(record.output),
 		"langfuse.observation.level": record.level,
 		"langfuse.observation.status_message": record.statusMessage,
 		"langfuse.observation.model.name": record.model,
 		"langfuse.observation.model.parameters": json(record.modelParameters),
 		"langfuse.observation.usage_details": json(record.usage),
 		"langfuse.observation.cost_details": json(record.cost),
-		"langfuse.observation.completion_start_time": record.completionStartMs === undefined ? undefined : isoTime(record.completionStartMs),
-		...prefixed("langfuse.observation.metadata.", record.metadata),
+		// JSON-encoded like the official SDKs: older servers JSON.parse this attribute
+		"langfuse.observation.completion_start_time": record.completionStartMs === undefined ? undefined : json(isoTime(record.completionStartMs)),
+		"langfuse.observation.metadata": metadataJson(record.metadata),
 		"session.id": record.sessionId,
 		"user.id": record.userId,
 		"langfuse.environment": record.environment,
 		"langfuse.release": record.release,
 		"langfuse.version": VERSION,
 		"langfuse.trace.name": trace?.name,
-		"langfuse.trace.input": json(trace?.input),
-		"langfuse.trace.output": json(trace?.output),
+		"langfuse.trace.input": io(trace?.input),
+		"langfuse.trace.output": io(trace?.output),
 		"langfuse.trace.tags": trace?.tags.length ? trace.tags : undefined,
-		...prefixed("langfuse.trace.metadata.", trace?.metadata),
+		"langfuse.trace.metadata": metadataJson(trace?.metadata),
 	});
 	return JSON.stringify({
 		traceId: record.traceId,
@@ -917,7 +921,7 @@ function otlpBody(spans: string[]): string {
 			"telemetry.sdk.language": "js",
 		}),
 	});
-	return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"langfuse.ts","version":"${VERSION}"},"spans":[${spans.join(",")}]}]}]}`;
+	return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"${OTLP_SCOPE}","version":"${VERSION}"},"spans":[${spans.join(",")}]}]}]}`;
 }
 
 /** Legacy ingestion: a trace-create for records that carry trace fields, then the observation. */
