@@ -7,6 +7,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import langfuse from "./langfuse.ts";
+import { readAgentSession, sumUsage } from "./test/support/hosts.ts";
+import { decodeAttributes } from "./test/support/receiver.ts";
+import { readRecording, replay } from "./test/support/replay.ts";
 
 const internals = (langfuse as any).internals;
 const { readConfig, sanitize, prepareRecord, encodeSpan, otlpBody, ingestionEvents, SessionRecorder, Exporter, Logger, createRuntime, attachPiHost } =
@@ -41,7 +44,7 @@ function fakeLangfuse(script: Answer[] = []) {
 		requests
 			.filter(request => request.url.endsWith("/otel/v1/traces"))
 			.flatMap(request => request.body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans)))
-			.map((span: any) => ({ ...span, attrs: Object.fromEntries(span.attributes.map((a: any) => [a.key, Object.values(a.value)[0]])) }));
+			.map((span: any) => ({ ...span, attrs: decodeAttributes(span.attributes) as Record<string, any> }));
 	return { fetch, requests, spans };
 }
 
@@ -869,5 +872,102 @@ describe("omp/pi adapter: the host is never hurt", () => {
 		const host = fakeHost();
 		attachPiHost(host.pi, runtime);
 		for (const [name] of host.handlers) expect(host.emit(name, {}, fakeCtx())).toEqual([undefined]);
+	});
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("recorded real omp and pi sessions become the traces a user expects", () => {
+	const fixture = (name: string) => path.join(import.meta.dir, "test/fixtures", name);
+
+	/** Replays a recording through the adapter; returns every span by id, last version wins. */
+	async function replayed(name: string, env: Record<string, string> = {}) {
+		const langfuseFake = fakeLangfuse();
+		const runtime = createRuntime(
+			{ ...KEYS, LANGFUSE_HOST: "http://langfuse.test", LANGFUSE_SPOOL_DIR: path.join(tmp, "spool"), LANGFUSE_FLUSH_MS: "600000", ...env },
+			{ fetch: langfuseFake.fetch, write: () => {}, exitHook: false },
+		);
+		await replay(readRecording(fixture(name)), pi => attachPiHost(pi, runtime));
+		await runtime.exporter.flush();
+		runtime.exporter.stop();
+		const spans = [...new Map(langfuseFake.spans().map((span: any) => [span.spanId, span])).values()] as any[];
+		const ofType = (type: string) => spans.filter(span => span.attrs["langfuse.observation.type"] === type);
+		const json = (span: any, key: string) => JSON.parse(span.attrs[key] ?? "{}");
+		return { spans, ofType, json };
+	}
+
+	for (const host of ["omp", "pi"]) {
+		test(`${host}: two parallel tools, one failing — one trace, every LLM call and tool, the host's exact token and cost sums`, async () => {
+			const { spans, ofType, json } = await replayed(`${host}-two-tools.jsonl`);
+			const session = readAgentSession(fixture(`${host}-two-tools.session.jsonl`));
+			expect(new Set(spans.map(span => span.traceId)).size).toBe(1);
+			for (const span of spans) expect(span.attrs["session.id"]).toBe(session.id);
+			const generations = ofType("generation");
+			expect(generations).toHaveLength(session.assistants.length);
+			const tools = ofType("tool");
+			expect(tools).toHaveLength(2);
+			expect(tools.filter(tool => tool.attrs["langfuse.observation.level"] === "ERROR")).toHaveLength(1);
+			const hostSums = sumUsage(session.assistants.map(assistant => assistant.usage));
+			const usage = generations.map(span => json(span, "langfuse.observation.usage_details"));
+			expect(usage.reduce((sum, u) => sum + (u.input ?? 0), 0)).toBe(hostSums.input);
+			expect(usage.reduce((sum, u) => sum + (u.output ?? 0), 0)).toBe(hostSums.output);
+			expect(usage.reduce((sum, u) => sum + (u.input_cache_read ?? 0), 0)).toBe(hostSums.cacheRead);
+			const cost = generations.reduce((sum, span) => sum + json(span, "langfuse.observation.cost_details").total, 0);
+			expect(cost).toBeCloseTo(hostSums.cost.total, 12);
+		});
+
+		test(`${host}: every LLM call and tool sits under the turn it belongs to`, async () => {
+			const { ofType } = await replayed(`${host}-two-tools.jsonl`);
+			const turns = ofType("span").filter(span => span.name.startsWith("turn"));
+			expect(turns.map(turn => turn.name)).toEqual(["turn 0", "turn 1"]);
+			const [first, second] = ofType("generation").sort((a, b) => (BigInt(a.startTimeUnixNano) < BigInt(b.startTimeUnixNano) ? -1 : 1));
+			expect(first.parentSpanId).toBe(turns[0].spanId);
+			expect(second.parentSpanId).toBe(turns[1].spanId); // pi announces it before turn 1 starts
+			for (const tool of ofType("tool")) expect(tool.parentSpanId).toBe(turns[0].spanId);
+		});
+	}
+
+	test("omp retry: failed calls are ERROR with the provider's message, retries are events, all in one trace", async () => {
+		const { spans, ofType } = await replayed("omp-retry.jsonl");
+		expect(new Set(spans.map(span => span.traceId)).size).toBe(1);
+		const failed = ofType("generation").filter(span => span.attrs["langfuse.observation.level"] === "ERROR");
+		expect(failed.length).toBeGreaterThanOrEqual(1);
+		expect(failed[0].attrs["langfuse.observation.status_message"]).toMatch(/500/);
+		expect(ofType("event").map(event => event.name)).toContain("auto-retry");
+		const root = spans.find(span => !span.parentSpanId);
+		expect(root.attrs["langfuse.trace.output"]).toBeString();
+	});
+
+	test("omp: two prompts in one session are two traces in that session", async () => {
+		const { spans } = await replayed("omp-two-prompts.jsonl");
+		const roots = spans.filter(span => !span.parentSpanId);
+		expect(roots).toHaveLength(2);
+		expect(new Set(roots.map(root => root.attrs["session.id"])).size).toBe(1);
+		expect(roots.map(root => root.attrs["langfuse.trace.name"]).sort()).toEqual(["ONE more: run echo hi", "Run two commands"]);
+	});
+
+	test("omp: LANGFUSE_TRACE_GROUPING=session makes the session one trace with a span per prompt", async () => {
+		const { spans, ofType } = await replayed("omp-two-prompts.jsonl", { LANGFUSE_TRACE_GROUPING: "session" });
+		expect(new Set(spans.map(span => span.traceId)).size).toBe(1);
+		expect(ofType("chain").map(chain => chain.name).sort()).toEqual(["ONE more: run echo hi", "Run two commands"]);
+		const root = spans.find(span => !span.parentSpanId);
+		expect(root.attrs["langfuse.trace.output"]).toBeString();
+	});
+
+	test("omp: a compaction is a span with the tokens before and after", async () => {
+		const { ofType, json } = await replayed("omp-compaction.jsonl");
+		const compactions = ofType("span").filter(span => span.name === "compaction");
+		expect(compactions.length).toBeGreaterThanOrEqual(1);
+		expect(json(compactions[0], "langfuse.observation.metadata").tokensBefore).toBeGreaterThan(0);
+	});
+
+	test("omp: a subagent is its own session, tagged, linked to its parent session", async () => {
+		const { spans, json } = await replayed("omp-subagent.jsonl");
+		const roots = spans.filter(span => !span.parentSpanId);
+		const sessions = new Set(roots.map(root => root.attrs["session.id"]));
+		expect(sessions.size).toBe(2);
+		const child = roots.find(root => json(root, "langfuse.trace.metadata").parentSessionId);
+		const parent = roots.find(root => root !== child);
+		expect(json(child, "langfuse.trace.metadata").parentSessionId).toBe(parent.attrs["session.id"]);
+		expect(child.attrs["langfuse.trace.tags"]).toContain("subagent");
 	});
 });

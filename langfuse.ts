@@ -506,6 +506,7 @@ class SessionRecorder {
 	private goalName?: string;
 	private lastOutput?: string;
 	private previousTraceId?: string;
+	private lastTurnId?: string;
 
 	constructor(
 		private readonly sink: RecordSink,
@@ -591,12 +592,21 @@ class SessionRecorder {
 	startTurn(at: number, options: StartOptions = {}): void {
 		this.ensurePrompt(at);
 		if (this.turn) this.endTurn(at);
-		this.turn = this.draft("span", options.name ?? "turn", at, this.childOf(this.prompt!, options));
+		const previousTurnId = this.lastTurnId;
+		const turn = (this.turn = this.draft("span", options.name ?? "turn", at, this.childOf(this.prompt!, options)));
+		this.lastTurnId = turn.id;
+		// pi announces a turn's LLM request before the turn starts (even before the previous one ends):
+		// calls still open between turns belong to this one, which then starts when they did.
+		for (const draft of this.drafts.values()) {
+			if ((previousTurnId && draft.parentId === previousTurnId) || draft.parentId === this.prompt!.id) {
+				draft.parentId = turn.id;
+				turn.startMs = Math.min(turn.startMs, draft.startMs);
+			}
+		}
 	}
 
 	endTurn(at: number, options: EndOptions = {}): void {
 		if (!this.turn) return;
-		this.finishKeysUnder(this.turn.id, at);
 		this.finish(this.turn, at, options);
 		this.turn = undefined;
 	}
@@ -722,12 +732,6 @@ class SessionRecorder {
 		this.endTurn(at);
 		for (const key of [...this.drafts.keys()]) {
 			if (this.drafts.get(key)?.traceId === this.prompt?.traceId) this.finishKey(key, at, { level: "WARNING", statusMessage: "still running when the prompt ended" });
-		}
-	}
-
-	private finishKeysUnder(parentId: string, at: number): void {
-		for (const [key, draft] of this.drafts) {
-			if (draft.parentId === parentId && draft.type === "generation") this.finishKey(key, at, { level: "WARNING", statusMessage: "no response recorded" });
 		}
 	}
 
@@ -1782,6 +1786,8 @@ interface PiSession {
 	generations: number;
 	endedTools: Set<string>;
 	paused: boolean;
+	/** Between auto_compaction_start and its end. */
+	compaction?: { startedAt: number; reason?: string; action?: string; recorded?: boolean };
 	/** After session_shutdown: pi may still deliver late events; they must not open a new trace. */
 	closed: boolean;
 	ctx: any;
@@ -1842,6 +1848,10 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("before_provider_request", (event, ctx, session) => {
 		const payload = event.payload ?? {};
+		// A second request with no answer to the first: the host's transport is retrying a failed call.
+		if (session.generationKey && session.recorder.hasDraft(session.generationKey)) {
+			session.recorder.endGeneration(session.generationKey, Date.now(), { level: "WARNING", statusMessage: "no response; the host retried the request" });
+		}
 		session.generationKey = `llm:${++session.generations}`;
 		session.recorder.startGeneration(session.generationKey, Date.now(), {
 			model: typeof payload.model === "string" ? payload.model : call(() => ctx.model?.id),
@@ -1931,27 +1941,22 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			metadata: { attempt: event.attempt, success: event.success },
 		}),
 	);
-	on("auto_compaction_start", (event, _ctx, session) =>
-		session.recorder.startSpan("compaction", Date.now(), { name: "compaction", input: { reason: event.reason, action: event.action } }),
-	);
-	on("auto_compaction_end", (event, _ctx, session) =>
-		session.recorder.endSpan("compaction", Date.now(), {
-			output: event.result ?? undefined,
-			level: event.aborted || event.errorMessage ? "WARNING" : undefined,
-			statusMessage: event.errorMessage,
-		}),
-	);
+	// A compaction is one span from auto_compaction_start (or, for a manual /compact, session_compact
+	// alone) to its end. A skipped one records nothing; outside a prompt it gets a trace of its own.
+	on("auto_compaction_start", (event, _ctx, session) => {
+		session.compaction = { startedAt: Date.now(), reason: event.reason, action: event.action };
+	});
 	on("session_compact", (event, _ctx, session) => {
 		const entry = event.compactionEntry ?? {};
-		const recorder = session.recorder;
-		const standalone = !recorder.promptOpen;
-		if (standalone) recorder.startPrompt(Date.now(), { input: "compaction" });
-		if (!recorder.hasDraft("compaction")) recorder.startSpan("compaction", Date.now(), { name: "compaction" });
-		recorder.endSpan("compaction", Date.now(), {
+		recordCompaction(session, {
 			output: entry.summary,
-			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, fromExtension: event.fromExtension },
+			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension },
 		});
-		if (standalone) recorder.endPrompt(Date.now());
+	});
+	on("auto_compaction_end", (event, _ctx, session) => {
+		if (!session.compaction) return;
+		if (event.errorMessage) recordCompaction(session, { level: "WARNING", statusMessage: event.errorMessage, metadata: { aborted: event.aborted } });
+		session.compaction = undefined;
 	});
 	for (const name of ["ttsr_triggered", "todo_reminder", "credential_disabled", "retry_fallback_applied", "retry_fallback_succeeded"]) {
 		on(name, (event, _ctx, session) =>
@@ -1979,6 +1984,18 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			log.debug(`could not register /langfuse: ${errorText(error)}`);
 		}
 	}
+}
+
+function recordCompaction(session: PiSession, end: EndOptions): void {
+	const recorder = session.recorder;
+	const now = Date.now();
+	const started = session.compaction?.recorded ? now : session.compaction?.startedAt ?? now;
+	const standalone = !recorder.promptOpen;
+	if (standalone) recorder.startPrompt(started, { input: "compaction" });
+	recorder.startSpan("compaction", started, { name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
+	recorder.endSpan("compaction", now, end);
+	if (standalone) recorder.endPrompt(now);
+	if (session.compaction) session.compaction.recorded = true;
 }
 
 function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSession {

@@ -4,13 +4,14 @@
  * Langfuse-compatible receiver, and this prints the trace tree Langfuse would show.
  * Without omp it replays a recorded real omp session through the same code instead.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import langfuse from "../langfuse.ts";
 import { BIN_DIR, runOmp } from "./support/hosts.ts";
 import { startMockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type ReceivedSpan } from "./support/receiver.ts";
+import { readRecording, replay } from "./support/replay.ts";
 
 const LANGFUSE_TS = new URL("../langfuse.ts", import.meta.url).pathname;
 const PROMPT = "Look around this project: RUN<<ls -a>> RUN<<git status --short || echo 'not a git repo'>>";
@@ -45,13 +46,8 @@ try {
 async function replayRecording(file: string) {
 	const { createRuntime, attachPiHost } = (langfuse as any).internals;
 	const runtime = createRuntime(env, { exitHook: false });
-	const handlers = new Map<string, ((event: unknown, ctx: unknown) => unknown)[]>();
-	attachPiHost({ on: (name: string, handler: any) => handlers.set(name, [...(handlers.get(name) ?? []), handler]) }, runtime);
-	for (const line of readFileSync(file, "utf8").split("\n").filter(Boolean)) {
-		const { type, event, ctx } = JSON.parse(line);
-		const context = { ...ctx, sessionManager: { getSessionId: () => ctx.sessionId, getSessionFile: () => ctx.sessionFile, getHeader: () => ctx.header }, getContextUsage: () => ctx.contextUsage };
-		for (const handler of handlers.get(type) ?? []) await handler(event, context);
-	}
+	await replay(readRecording(file), pi => attachPiHost(pi, runtime));
+	await runtime.exporter.flush();
 	runtime.exporter.stop();
 }
 
