@@ -759,9 +759,13 @@ class SessionRecorder {
 	}
 }
 
+/** The first line, shortened between words: a cut inside a pasted token would hide it from the redactor. */
 function oneLine(text: string, max: number): string {
 	const line = text.trim().split("\n", 1)[0]!.trim();
-	return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+	if (line.length <= max) return line;
+	const head = line.slice(0, max - 1);
+	const lastSpace = head.search(/\s\S*$/);
+	return `${lastSpace > 0 ? head.slice(0, lastSpace) : ""}…`;
 }
 
 /** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
@@ -1037,6 +1041,8 @@ const SPOOL_SUFFIX = ".jsonl";
 class Spool {
 	private usable = false;
 	private bytes = 0;
+	/** Files this process claimed and has neither removed nor given back: released at exit. */
+	private readonly held = new Set<string>();
 
 	constructor(
 		readonly dir: string,
@@ -1067,6 +1073,7 @@ class Spool {
 		try {
 			await fsp.writeFile(temporary, data, { mode: 0o600 });
 			await fsp.rename(temporary, claimed);
+			this.held.add(claimed);
 			this.bytes += data.length;
 			if (this.bytes > this.maxBytes) await this.enforceCap();
 			return claimed;
@@ -1112,6 +1119,7 @@ class Spool {
 	}
 
 	async remove(file: string): Promise<void> {
+		this.held.delete(file);
 		try {
 			const { size } = await fsp.stat(file);
 			await fsp.rm(file, { force: true });
@@ -1123,6 +1131,7 @@ class Spool {
 
 	/** Gives a claimed file back, so another process may send it (used at exit). */
 	releaseSync(file: string): void {
+		this.held.delete(file);
 		const released = file.replace(/\.\d+$/, "");
 		if (released === file) return;
 		try {
@@ -1130,6 +1139,11 @@ class Spool {
 		} catch {
 			// gone already
 		}
+	}
+
+	/** Gives back every file this process still holds (at exit), including claims still in flight. */
+	releaseAllSync(): void {
+		for (const file of [...this.held]) this.releaseSync(file);
 	}
 
 	/** Claims every batch nobody alive owns, oldest first; drops files past retention. */
@@ -1150,6 +1164,7 @@ class Spool {
 			try {
 				await fsp.rename(entry.file, target);
 				claimed.push(target);
+				this.held.add(target);
 			} catch {
 				// another process claimed it first
 			}
@@ -1350,7 +1365,7 @@ class Exporter {
 		const queued = this.queue.splice(0).map(record => this.prepare(record));
 		const inMemory = this.batches.filter(batch => !batch.file && batch.records).flatMap(batch => batch.records!);
 		this.spool.writeSync([...inMemory, ...queued]);
-		for (const batch of this.batches) if (batch.file) this.spool.releaseSync(batch.file);
+		this.spool.releaseAllSync();
 		this.batches = [];
 	}
 
@@ -1370,7 +1385,7 @@ class Exporter {
 	private prepare(record: ObservationRecord): ObservationRecord {
 		let prepared = prepareRecord(record, this.prepareOptions);
 		// A single observation that would not fit a request is shrunk harder, never dropped.
-		for (let divisor = 4; encodeSpan(prepared).length > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
+		for (let divisor = 4; Buffer.byteLength(encodeSpan(prepared)) > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
 			prepared = prepareRecord(record, {
 				...this.prepareOptions,
 				maxFieldChars: Math.max(1000, Math.floor(this.prepareOptions.maxFieldChars / divisor)),
@@ -1408,15 +1423,21 @@ class Exporter {
 
 	private async replaySpool(): Promise<void> {
 		try {
-			const files = await this.spool.claimOrphans();
-			if (files.length === 0) return;
-			this.log.debug(`replaying ${files.length} spooled batch(es) from earlier runs`);
-			this.batches.unshift(...files.map(file => ({ file, attempts: 0, notBefore: 0 })));
-			this.notify();
-			await this.pump(Number.POSITIVE_INFINITY);
+			await this.sendSpool(Number.POSITIVE_INFINITY);
 		} catch (error) {
 			this.log.debug(`spool replay failed: ${errorText(error)}`);
 		}
+	}
+
+	/** Claims every spooled batch no live process owns and sends it (at start, and `flush`); returns how many. */
+	async sendSpool(deadline: number): Promise<number> {
+		const files = await this.spool.claimOrphans();
+		if (files.length === 0) return 0;
+		this.log.debug(`replaying ${files.length} spooled batch(es) from earlier runs`);
+		this.batches.unshift(...files.map(file => ({ file, attempts: 0, notBefore: 0 })));
+		this.notify();
+		await this.pump(deadline);
+		return files.length;
 	}
 
 	private pump(deadline: number): Promise<void> {
@@ -2106,6 +2127,8 @@ function assistantGeneration(message: any, ctx: any): GenerationEnd {
 		cost: costDetails({ input: cost.input, output: cost.output, cacheRead: cost.cacheRead, cacheWrite: cost.cacheWrite, total: cost.total }),
 		level: failed ? "ERROR" : undefined,
 		statusMessage: failed ? String(message.errorMessage ?? message.stopReason) : undefined,
+		// omp measures time to first token itself; used when no streamed delta was seen
+		completionStartMs: typeof message.timestamp === "number" && typeof message.ttft === "number" ? message.timestamp + message.ttft : undefined,
 		metadata: {
 			provider: message.provider,
 			api: message.api,
@@ -2282,6 +2305,639 @@ function attachOpenCode(_input: any, runtime: Runtime): Record<string, unknown> 
 	return {};
 }
 
+// ── Codex ───────────────────────────────────────────────────────────────────────────────────────
+// Codex keeps no plugin API: `notify` (once per turn) or a Stop hook runs `bun langfuse.ts
+// codex-notify|codex-hook`, which reads the thread's rollout file from where the last run stopped
+// and records every finished turn through the same recorder, exporter and spool as the hosts.
+// Ids are hashes of thread, turn, response and call ids, so a turn read twice is the same trace.
+
+/** Everything a notify or hook run may spend, from process start; Codex waits for it. */
+const CODEX_BUDGET_MS = 1_500;
+/** Turn ids kept in a cursor to recognise turns a hook exported before their task_complete. */
+const CODEX_DONE_KEPT = 64;
+
+interface CodexThread {
+	threadId: string;
+	/** Codex's session id: the thread's own id, or for a subagent the id of the thread that spawned it. */
+	sessionId: string;
+	parentThreadId?: string;
+	nickname?: string;
+	role?: string;
+	depth?: number;
+	cliVersion?: string;
+	originator?: string;
+	provider?: string;
+	cwd?: string;
+}
+
+/** Per rollout file, in `<spool>/codex/`: where the next run starts and what it must remember. */
+interface CodexCursor {
+	file: string;
+	/** Bytes already handled: everything before the first turn that has not finished yet. */
+	offset: number;
+	thread?: CodexThread;
+	/** Turns already exported, newest last. */
+	done: string[];
+	/** Inside history copied from another thread (a fork), which that thread's own rollout reports. */
+	copying?: boolean;
+}
+
+interface RolloutLine {
+	at: number;
+	type: string;
+	payload: any;
+	start: number;
+	end: number;
+}
+
+interface CodexTurn {
+	id: string;
+	started: RolloutLine;
+	lines: RolloutLine[];
+	/** task_complete or turn_aborted; absent when the turn was closed by a hook or by the next turn. */
+	finish?: RolloutLine;
+	/** The notify/hook said this turn is over before the rollout did: its last assistant message. */
+	forcedOutput?: string;
+}
+
+interface CodexRequest {
+	/** The rollout file, or the thread id to find it by. */
+	file?: string;
+	threadId?: string;
+	/** The turn the caller says has finished, with its last assistant message. */
+	turnId?: string;
+	lastMessage?: string;
+}
+
+/** `notify = [..., "codex-notify"]`: Codex appends one JSON argument per finished turn. */
+function codexNotifyRequest(args: string[]): CodexRequest | undefined {
+	for (let index = args.length - 1; index >= 0; index--) {
+		const arg = args[index]!.trim();
+		if (!arg.startsWith("{")) continue;
+		try {
+			const event = JSON.parse(arg);
+			if (event?.type !== undefined && event.type !== "agent-turn-complete") return undefined;
+			return {
+				threadId: stringOr(event["thread-id"] ?? event.thread_id),
+				turnId: stringOr(event["turn-id"] ?? event.turn_id),
+				lastMessage: stringOr(event["last-assistant-message"] ?? event.last_assistant_message),
+			};
+		} catch {
+			return undefined;
+		}
+	}
+	return undefined;
+}
+
+/** hooks.json (Stop and friends): JSON on stdin with transcript_path; Stop runs before task_complete is written. */
+function codexHookRequest(text: string): CodexRequest | undefined {
+	try {
+		const event = JSON.parse(text);
+		if (!event || typeof event !== "object") return undefined;
+		const stop = event.hook_event_name === "Stop" || event.hook_event_name === "SubagentStop";
+		// SubagentStop names the parent's rollout in transcript_path and the child's in agent_transcript_path.
+		const subagent = event.hook_event_name === "SubagentStop";
+		return {
+			file: stringOr(subagent ? event.agent_transcript_path : event.transcript_path),
+			threadId: stringOr(subagent ? event.agent_id : (event.session_id ?? event.thread_id)),
+			turnId: stop ? stringOr(event.turn_id) : undefined,
+			lastMessage: stop ? stringOr(event.last_assistant_message) : undefined,
+		};
+	} catch {
+		return undefined;
+	}
+}
+
+const stringOr = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
+
+function codexHomeDir(env: Env): string {
+	return env.CODEX_HOME?.trim() || path.join(env.HOME || os.homedir(), ".codex");
+}
+
+/** `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl`, newest folders first. */
+function findCodexRollout(home: string, threadId: string): string | undefined {
+	if (!/^[\w-]{6,200}$/.test(threadId)) return undefined;
+	const suffix = `-${threadId}.jsonl`;
+	const search = (dir: string, depth: number): string | undefined => {
+		let entries: fs.Dirent[];
+		try {
+			entries = fs.readdirSync(dir, { withFileTypes: true });
+		} catch {
+			return undefined;
+		}
+		const file = entries.find(entry => entry.isFile() && entry.name.startsWith("rollout-") && entry.name.endsWith(suffix));
+		if (file) return path.join(dir, file.name);
+		if (depth === 0) return undefined;
+		for (const entry of entries.filter(entry => entry.isDirectory()).sort((a, b) => b.name.localeCompare(a.name))) {
+			const found = search(path.join(dir, entry.name), depth - 1);
+			if (found) return found;
+		}
+		return undefined;
+	};
+	return search(path.join(home, "sessions"), 4) ?? search(path.join(home, "archived_sessions"), 4);
+}
+
+function codexCursorFile(config: Config, rollout: string): string {
+	return path.join(config.spoolDir, "codex", `${hashId(path.resolve(rollout), 16)}.json`);
+}
+
+function readCodexCursor(file: string, rollout: string): CodexCursor {
+	try {
+		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+		if (saved && typeof saved.offset === "number" && Array.isArray(saved.done)) return { ...saved, file: rollout };
+	} catch {
+		// first run for this rollout, or an unreadable cursor: start from the beginning
+	}
+	return { file: rollout, offset: 0, done: [] };
+}
+
+function writeCodexCursor(file: string, cursor: CodexCursor): void {
+	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	const temporary = `${file}.${process.pid}.tmp`;
+	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CODEX_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
+	fs.renameSync(temporary, file);
+}
+
+/** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
+async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
+	const lock = `${file}.lock`;
+	const until = Date.now() + waitMs;
+	try {
+		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	} catch {
+		return () => {}; // no spool directory: nothing to protect either
+	}
+	for (;;) {
+		try {
+			fs.writeFileSync(lock, String(process.pid), { flag: "wx", mode: 0o600 });
+			return () => fs.rmSync(lock, { force: true });
+		} catch (error) {
+			if ((error as NodeJS.ErrnoException).code !== "EEXIST") return () => {};
+		}
+		try {
+			const owner = Number(fs.readFileSync(lock, "utf8"));
+			if ((owner > 0 && !isAlive(owner)) || Date.now() - fs.statSync(lock).mtimeMs > 30_000) {
+				fs.rmSync(lock, { force: true });
+				continue;
+			}
+		} catch {
+			continue; // released meanwhile
+		}
+		if (Date.now() >= until) return undefined;
+		await new Promise(resolve => setTimeout(resolve, 25));
+	}
+}
+
+/** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
+async function readRolloutLines(file: string, offset: number): Promise<{ lines: RolloutLine[]; size: number; restarted: boolean }> {
+	const handle = await fsp.open(file, "r");
+	try {
+		const { size } = await handle.stat();
+		const restarted = size < offset; // replaced or truncated: read it again from the top
+		const from = restarted ? 0 : offset;
+		const buffer = Buffer.alloc(size - from);
+		let filled = 0;
+		while (filled < buffer.length) {
+			const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, from + filled);
+			if (bytesRead === 0) break;
+			filled += bytesRead;
+		}
+		const lines: RolloutLine[] = [];
+		let lastAt = Date.now();
+		for (let start = 0, end = buffer.indexOf(10, 0); end >= 0 && end < filled; start = end + 1, end = buffer.indexOf(10, start)) {
+			if (end === start) continue;
+			let record: any;
+			try {
+				record = JSON.parse(buffer.toString("utf8", start, end));
+			} catch {
+				continue; // a corrupt line is skipped, never fatal
+			}
+			if (!record || typeof record !== "object" || typeof record.type !== "string") continue;
+			const at = Date.parse(record.timestamp);
+			if (Number.isFinite(at)) lastAt = at;
+			lines.push({ at: Number.isFinite(at) ? at : lastAt, type: record.type, payload: record.payload ?? {}, start: from + start, end: from + end + 1 });
+		}
+		return { lines, size, restarted };
+	} finally {
+		await handle.close();
+	}
+}
+
+const isTurnStart = (line: RolloutLine) => line.type === "event_msg" && line.payload?.type === "task_started";
+const isTurnEnd = (line: RolloutLine) => line.type === "event_msg" && (line.payload?.type === "task_complete" || line.payload?.type === "turn_aborted");
+
+/**
+ * Groups lines into turns. A turn is finished by its task_complete / turn_aborted, by the next
+ * task_started, or by the caller naming it (the Stop hook runs before Codex writes task_complete).
+ * The returned offset is where the first unfinished turn starts: the next run reads from there.
+ */
+function collectCodexTurns(lines: RolloutLine[], cursor: CodexCursor, request: CodexRequest): { turns: CodexTurn[]; offset: number } {
+	const turns: CodexTurn[] = [];
+	let offset = cursor.offset;
+	let open: CodexTurn | undefined;
+	for (const line of lines) {
+		if (line.type === "session_meta") {
+			const thread = codexThread(line.payload);
+			cursor.thread ??= thread;
+			// A forked thread starts with a copy of its parent's history, under the parent's session_meta.
+			if (thread && thread.threadId !== cursor.thread?.threadId) cursor.copying = true;
+			if (!open) offset = line.end;
+			continue;
+		}
+		if (cursor.copying) {
+			const own = line.payload?.thread_id !== undefined && line.payload.thread_id === cursor.thread?.threadId;
+			if (!own && !(isTurnStart(line) && stringOr(line.payload.turn_attribution?.parent_turn_id))) {
+				if (!open) offset = line.end;
+				continue;
+			}
+			cursor.copying = false;
+		}
+		if (isTurnStart(line)) {
+			if (open) turns.push(open); // never finished: recorded as it stands
+			const id = stringOr(line.payload.turn_id) ?? `@${line.start}`;
+			open = { id, started: line, lines: [] };
+			offset = line.start;
+			continue;
+		}
+		if (!open) {
+			offset = line.end; // between turns: settings, or the task_complete of a turn a hook already sent
+			continue;
+		}
+		open.lines.push(line);
+		if (isTurnEnd(line) && (line.payload.turn_id === undefined || line.payload.turn_id === open.id)) {
+			open.finish = line;
+			turns.push(open);
+			open = undefined;
+			offset = line.end;
+		}
+	}
+	if (open && request.turnId === open.id) {
+		open.forcedOutput = request.lastMessage;
+		turns.push(open);
+		offset = open.lines.at(-1)?.end ?? open.started.end;
+	}
+	const done = new Set(cursor.done);
+	return { turns: turns.filter(turn => !done.has(turn.id)), offset };
+}
+
+function codexThread(meta: any): CodexThread | undefined {
+	const threadId = stringOr(meta?.id);
+	if (!threadId) return undefined;
+	const spawn = meta.source?.subagent?.thread_spawn ?? {};
+	return {
+		threadId,
+		sessionId: stringOr(meta.session_id) ?? threadId,
+		parentThreadId: stringOr(meta.parent_thread_id) ?? stringOr(spawn.parent_thread_id),
+		nickname: stringOr(meta.agent_nickname) ?? stringOr(spawn.agent_nickname),
+		role: stringOr(meta.agent_role) ?? stringOr(spawn.agent_role),
+		depth: typeof spawn.depth === "number" ? spawn.depth : undefined,
+		cliVersion: stringOr(meta.cli_version),
+		originator: stringOr(meta.originator),
+		provider: stringOr(meta.model_provider),
+		cwd: stringOr(meta.cwd),
+	};
+}
+
+const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
+
+/** A recorder whose records are collected, one per observation id (the last state wins). */
+function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
+	const { config } = runtime;
+	const subagent = thread.parentThreadId !== undefined;
+	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), {
+		sessionId: thread.sessionId,
+		host: "codex",
+		hostVersion: thread.cliVersion,
+		cwd: thread.cwd,
+		metadata: {
+			host: "codex",
+			hostVersion: thread.cliVersion,
+			threadId: thread.threadId,
+			parentThreadId: thread.parentThreadId,
+			agentNickname: thread.nickname,
+			agentRole: thread.role,
+			subagentDepth: thread.depth,
+			originator: thread.originator,
+			modelProvider: thread.provider,
+			rolloutFile: rollout,
+		},
+		tags: [...new Set([...config.tags, "codex", ...(subagent ? ["subagent"] : [])])],
+		userId: config.userId,
+		environment: config.environment,
+		release: config.release,
+		grouping: config.grouping,
+		exportMode: config.exportMode,
+		tracePrefix: config.tracePrefix,
+	});
+}
+
+/** Text of a Responses-API content array (input_text / output_text / text parts). */
+function codexText(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return "";
+	return content
+		.filter(part => typeof part?.text === "string" && ["input_text", "output_text", "text", "Text"].includes(part.type))
+		.map(part => part.text)
+		.join("\n");
+}
+
+/** Context Codex injects as user messages (environment, AGENTS.md, skills), not typed by the user. */
+const injectedText = (text: string) => /^\s*(<environment_context>|<user_instructions>|<skills_instructions>|# AGENTS\.md instructions)/.test(text);
+
+function parseJsonText(text: unknown): unknown {
+	if (typeof text !== "string") return text;
+	try {
+		return JSON.parse(text);
+	} catch {
+		return text;
+	}
+}
+
+/** Codex counts cached tokens inside input and reasoning inside output; Langfuse's keys must not overlap. */
+function codexUsage(usage: any): Record<string, number> | undefined {
+	if (!usage || typeof usage !== "object") return undefined;
+	const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0);
+	const cached = count(usage.cached_input_tokens);
+	const cacheWrite = count(usage.cache_write_input_tokens);
+	const reasoning = count(usage.reasoning_output_tokens);
+	return usageDetails({
+		input: Math.max(0, count(usage.input_tokens) - cached - cacheWrite),
+		cacheRead: cached,
+		cacheWrite,
+		output: Math.max(0, count(usage.output_tokens) - reasoning),
+		reasoning,
+		total: count(usage.total_tokens) || count(usage.input_tokens) + count(usage.output_tokens),
+	});
+}
+
+interface PendingResponse {
+	input: unknown[];
+	text: string[];
+	reasoning: string[];
+	toolCalls: { id: string; type: "function"; function: { name: string; arguments: string } }[];
+	firstTokenAt?: number;
+}
+
+const emptyResponse = (): PendingResponse => ({ input: [], text: [], reasoning: [], toolCalls: [] });
+
+/** One finished turn → one trace: the prompt, a generation per model response, a tool per call. */
+function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: CodexTurn): void {
+	const ids = (kind: string, key: string | number) => hashId(`codex:${thread.threadId}:${turn.id}:${kind}:${key}`, 16);
+	const startAt = turn.started.at;
+	const started = turn.started.payload;
+	const attribution = started.turn_attribution ?? {};
+	const finish = turn.finish?.payload ?? {};
+
+	// First pass: what the trace needs up front, and what tool results are completed by.
+	const userTexts: string[] = [];
+	const fallbackTexts: string[] = [];
+	const items = new Map<string, any>();
+	let context: any = {};
+	let hasUsageRecords = false;
+	for (const line of turn.lines) {
+		const payload = line.payload;
+		if (line.type === "turn_context") context = payload;
+		else if (line.type === "token_usage_record") hasUsageRecords = true;
+		else if (line.type === "event_msg" && payload.type === "item_completed" && payload.item) {
+			const item = payload.item;
+			if (item.type === "UserMessage") userTexts.push(codexText(item.content));
+			else if (typeof item.id === "string") items.set(item.id, item);
+		} else if (line.type === "event_msg" && payload.type === "user_message" && typeof payload.message === "string") {
+			userTexts.push(payload.message); // rollouts before item events
+		} else if (line.type === "response_item" && payload.type === "message" && payload.role === "user") {
+			const text = codexText(payload.content);
+			if (text && !injectedText(text) && !text.startsWith("<subagent_notification>")) fallbackTexts.push(text);
+		}
+	}
+	const prompt = (userTexts.length ? userTexts : fallbackTexts).filter(Boolean).join("\n\n") || undefined;
+	const model = stringOr(context.model) ?? stringOr(context.collaboration_mode?.settings?.model);
+	const effort = context.effort ?? context.reasoning_effort ?? context.collaboration_mode?.settings?.reasoning_effort;
+	const modelParameters: Record<string, string> = {};
+	if (typeof effort === "string") modelParameters.reasoning_effort = effort;
+	if (typeof context.summary === "string") modelParameters.reasoning_summary = context.summary;
+	const parentTurnId = stringOr(attribution.parent_turn_id);
+	const ttft = typeof finish.time_to_first_token_ms === "number" ? finish.time_to_first_token_ms : undefined;
+
+	recorder.startPrompt(startAt, {
+		traceId: codexTraceId(thread.threadId, turn.id),
+		id: ids("turn", 0),
+		input: prompt,
+		metadata: {
+			turnId: turn.id,
+			parentTurnId,
+			parentTraceId: thread.parentThreadId && parentTurnId ? codexTraceId(thread.parentThreadId, parentTurnId) : undefined,
+			trigger: attribution.turn_trigger,
+			model,
+			cwd: context.cwd,
+			approvalPolicy: context.approval_policy,
+			sandbox: context.sandbox_policy?.type,
+			collaborationMode: started.collaboration_mode_kind,
+		},
+	});
+
+	// Second pass, in file order: responses close at their token record, tools at their output.
+	let pending = emptyResponse();
+	let inputAt = startAt;
+	let responses = 0;
+	let lastTurnUsage: unknown;
+	const closeResponse = (at: number, usage: unknown, responseId?: string) => {
+		const index = responses++;
+		const key = `llm:${index}`;
+		const text = pending.text.join("\n");
+		const output =
+			pending.toolCalls.length || pending.reasoning.length
+				? { role: "assistant", content: text || null, tool_calls: pending.toolCalls.length ? pending.toolCalls : undefined, reasoning: pending.reasoning.join("\n") || undefined }
+				: text || undefined;
+		const firstToken = index === 0 && ttft !== undefined ? startAt + ttft : pending.firstTokenAt;
+		recorder.startGeneration(key, inputAt, { id: ids("response", responseId ?? index), model, input: pending.input.length ? pending.input : undefined, modelParameters: Object.keys(modelParameters).length ? modelParameters : undefined });
+		recorder.endGeneration(key, Math.max(at, inputAt), {
+			model,
+			output,
+			usage: codexUsage(usage),
+			completionStartMs: firstToken !== undefined && firstToken >= inputAt && firstToken <= at ? firstToken : undefined,
+			metadata: { responseId, provider: thread.provider },
+		});
+		pending = emptyResponse();
+		inputAt = at;
+	};
+	for (const line of turn.lines) {
+		const payload = line.payload;
+		const at = line.at;
+		if (line.type === "response_item") {
+			switch (payload.type) {
+				case "message": {
+					const text = codexText(payload.content);
+					if (payload.role === "assistant") {
+						if (text) pending.text.push(text);
+						recorder.noteOutput(text || undefined);
+					} else if (payload.role === "user" && text && !injectedText(text)) {
+						pending.input.push({ role: "user", content: text });
+						inputAt = at;
+					}
+					break;
+				}
+				case "reasoning": {
+					const summary = Array.isArray(payload.summary) ? payload.summary.map((part: any) => part?.text).filter(Boolean).join("\n") : "";
+					if (summary) pending.reasoning.push(summary);
+					break;
+				}
+				case "function_call":
+				case "custom_tool_call":
+				case "local_shell_call":
+				case "tool_search_call": {
+					const callId = stringOr(payload.call_id) ?? stringOr(payload.id) ?? `${line.start}`;
+					const name = stringOr(payload.name) ?? payload.type.replace(/_call$/, "");
+					const raw = payload.arguments ?? payload.input ?? payload.action;
+					pending.toolCalls.push({ id: callId, type: "function", function: { name, arguments: typeof raw === "string" ? raw : JSON.stringify(raw ?? {}) } });
+					recorder.startTool(`tool:${callId}`, at, {
+						name,
+						id: hashId(`codex-call:${thread.threadId}:${callId}`, 16),
+						input: parseJsonText(raw),
+						metadata: { callId, namespace: payload.namespace, toolType: payload.type },
+					});
+					break;
+				}
+				case "function_call_output":
+				case "custom_tool_call_output":
+				case "tool_search_output": {
+					const callId = stringOr(payload.call_id) ?? "";
+					const raw = payload.output;
+					const output = raw && typeof raw === "object" && !Array.isArray(raw) && "content" in raw ? raw.content : raw;
+					const item = items.get(callId);
+					const exitCode =
+						typeof item?.exit_code === "number" ? item.exit_code : typeof output === "string" ? Number(output.match(/Process exited with code (-?\d+)/)?.[1] ?? Number.NaN) : Number.NaN;
+					const failed = raw?.success === false || (Number.isFinite(exitCode) && exitCode !== 0) || item?.status === "failed";
+					recorder.endTool(`tool:${callId}`, at, {
+						output,
+						level: failed ? "ERROR" : undefined,
+						statusMessage: failed ? (Number.isFinite(exitCode) && exitCode !== 0 ? `exit code ${exitCode}` : "tool failed") : undefined,
+						metadata: {
+							exitCode: Number.isFinite(exitCode) ? exitCode : undefined,
+							command: Array.isArray(item?.command) ? item.command : undefined,
+							durationMs: item?.duration ? Math.round((item.duration.secs ?? 0) * 1000 + (item.duration.nanos ?? 0) / 1e6) : undefined,
+							childThreadIds: Array.isArray(item?.receiver_thread_ids) ? item.receiver_thread_ids : undefined,
+						},
+					});
+					pending.input.push({ role: "tool", tool_call_id: callId, content: output });
+					inputAt = at;
+					break;
+				}
+				case "web_search_call":
+					recorder.event(at, { name: "web search", id: ids("event", line.start), metadata: { action: payload.action, status: payload.status } });
+					break;
+				case "compaction":
+				case "compaction_summary":
+					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
+					break;
+			}
+		} else if (line.type === "token_usage_record") {
+			lastTurnUsage = payload.turn_token_usage ?? lastTurnUsage;
+			closeResponse(at, payload.usage, stringOr(payload.response_id));
+		} else if (line.type === "compacted") {
+			recorder.event(at, { name: "compaction", id: ids("event", line.start) });
+		} else if (line.type === "event_msg") {
+			switch (payload.type) {
+				case "token_count": {
+					// Versions without token_usage_record: the last_token_usage after each response.
+					const last = payload.info?.last_token_usage;
+					if (!hasUsageRecords && last && (pending.text.length || pending.toolCalls.length || pending.reasoning.length)) closeResponse(at, last);
+					if (payload.info?.total_token_usage && !hasUsageRecords) lastTurnUsage = payload.info.total_token_usage;
+					break;
+				}
+				case "item_completed":
+				case "item_started": {
+					const item = payload.item;
+					if ((item?.type === "AgentMessage" || item?.type === "Reasoning") && typeof payload.started_at_ms === "number") pending.firstTokenAt ??= payload.started_at_ms;
+					break;
+				}
+				case "error":
+				case "stream_error":
+					recorder.event(at, {
+						name: payload.type === "error" ? "error" : "stream error",
+						id: ids("event", line.start),
+						level: payload.type === "error" ? "ERROR" : "WARNING",
+						statusMessage: stringOr(payload.message),
+					});
+					break;
+				case "context_compacted":
+					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
+					break;
+			}
+		}
+	}
+	const endAt = turn.finish?.at ?? turn.lines.at(-1)?.at ?? startAt;
+	if (pending.text.length || pending.toolCalls.length || pending.reasoning.length) closeResponse(endAt, undefined);
+	const aborted = turn.finish?.payload?.type === "turn_aborted";
+	const unfinished = !turn.finish && turn.forcedOutput === undefined;
+	recorder.endPrompt(endAt, {
+		output: stringOr(finish.last_agent_message) ?? turn.forcedOutput,
+		level: aborted || unfinished ? "WARNING" : undefined,
+		statusMessage: aborted ? `turn aborted${finish.reason ? `: ${finish.reason}` : ""}` : unfinished ? "turn did not finish in the rollout" : undefined,
+		metadata: {
+			durationMs: finish.duration_ms,
+			ttftMs: ttft,
+			responses,
+			turnUsage: lastTurnUsage,
+		},
+	});
+}
+
+/**
+ * Reads what is new in one rollout and records it. Returns the records and a commit that saves the
+ * cursor; the caller commits once the records are spooled or sent, so a crash re-reads, never skips.
+ */
+async function readCodexRollout(
+	runtime: Runtime,
+	rollout: string,
+	request: CodexRequest,
+): Promise<{ records: ObservationRecord[]; turns: number; commit: () => void }> {
+	const cursorFile = codexCursorFile(runtime.config, rollout);
+	const cursor = readCodexCursor(cursorFile, rollout);
+	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
+	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
+	const { turns, offset } = collectCodexTurns(lines, cursor, request);
+	const thread = cursor.thread ?? (request.threadId ? { threadId: request.threadId, sessionId: request.threadId } : undefined);
+	runtime.log.debug(`codex: ${path.basename(rollout)} ${size} bytes, from ${cursor.offset}: ${lines.length} line(s), ${turns.length} new turn(s)`);
+	const records = new Map<string, ObservationRecord>();
+	if (thread && sampled(runtime.config, thread.sessionId)) {
+		const recorder = codexRecorder(runtime, thread, rollout, records);
+		for (const turn of turns) recordCodexTurn(recorder, thread, turn);
+	}
+	return {
+		records: [...records.values()],
+		turns: turns.length,
+		commit: () => writeCodexCursor(cursorFile, { ...cursor, thread: cursor.thread, offset, done: [...cursor.done, ...turns.map(turn => turn.id)] }),
+	};
+}
+
+/** `codex-notify` / `codex-hook`: silent, exit 0, done within CODEX_BUDGET_MS whatever Langfuse does. */
+async function runCodexExport(request: CodexRequest | undefined, runtime: Runtime): Promise<void> {
+	const { exporter, log } = runtime;
+	if (!exporter || !request) return;
+	const remaining = () => CODEX_BUDGET_MS - process.uptime() * 1000;
+	const rollout = request.file ?? (request.threadId ? findCodexRollout(codexHomeDir(process.env), request.threadId) : undefined);
+	if (!rollout || !fs.existsSync(rollout)) {
+		log.debug(`codex: no rollout file for thread ${request.threadId ?? "?"} under ${codexHomeDir(process.env)}`);
+		return;
+	}
+	const unlock = await lockCodexCursor(codexCursorFile(runtime.config, rollout), Math.min(1000, remaining() - 300));
+	if (!unlock) {
+		log.debug(`codex: another run is reading ${rollout}; leaving it to that one`);
+		return;
+	}
+	try {
+		const result = await readCodexRollout(runtime, rollout, request);
+		for (const record of result.records) exporter.enqueue(record);
+		await exporter.shutdown(Math.max(100, remaining()));
+		const status = exporter.status;
+		// Advance only when nothing can be lost: spooled on disk, or confirmed by Langfuse.
+		if (exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0)) result.commit();
+		log.debug(`codex: ${result.turns} turn(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
+	} finally {
+		unlock();
+	}
+}
+
 // ── the one export ──────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -2332,14 +2988,314 @@ Object.defineProperty(langfuse, "internals", {
 //    (and undefined under pi's jiti), so none of this runs inside an agent.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
+const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode and Codex
+
+usage: bun langfuse.ts <command>
+
+  doctor         check config, host, keys, transport and spool, then send a test trace (exit 0 = tracing works)
+  flush          send everything waiting in the spool now (exit 0 = nothing left)
+  codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
+  codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
+  codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
+  help           this text
+
+Configuration is read from the environment: LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST, …
+`;
+
 async function runCli(argv: string[]): Promise<number> {
-	const [command] = argv;
+	const [command, ...args] = argv;
 	switch (command) {
+		case "codex-notify":
+			return codexCli(() => codexNotifyRequest(args));
+		case "codex-hook":
+			return codexCli(async () => codexHookRequest(await readStdin(500)));
+		case "codex-config":
+			return codexConfig();
+		case "doctor":
+			return doctor();
+		case "flush":
+			return flushCli();
+		case undefined:
+		case "help":
+		case "--help":
+		case "-h":
+			process.stdout.write(USAGE);
+			return 0;
 		default:
-			process.stdout.write(
-				["usage: bun langfuse.ts <command>", "  doctor         check config, host, keys, transport, spool; send a test trace", "  flush          send everything waiting in the spool now"].join("\n") + "\n",
-			);
-			return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+			process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
+			return 2;
+	}
+}
+
+/** Codex's hooks: never a line on stdout/stderr (Codex shows them) unless LANGFUSE_DEBUG, always exit 0. */
+async function codexCli(request: () => CodexRequest | undefined | Promise<CodexRequest | undefined>): Promise<number> {
+	let debug = false;
+	try {
+		debug = readConfig(process.env).config.debug;
+		const runtime = createRuntime(process.env, { write: line => debug && process.stderr.write(`${line}\n`) });
+		await runCodexExport(await request(), runtime);
+	} catch (error) {
+		if (debug) process.stderr.write(`${LOG_PREFIX} codex: ${errorText(error)}\n`);
+	}
+	return 0;
+}
+
+/** All of stdin, or what arrived within `waitMs` (a hook started by hand must not hang). */
+function readStdin(waitMs: number): Promise<string> {
+	if (process.stdin.isTTY) return Promise.resolve("");
+	return new Promise(resolve => {
+		const chunks: Buffer[] = [];
+		const done = () => {
+			clearTimeout(timer);
+			process.stdin.pause();
+			resolve(Buffer.concat(chunks).toString("utf8"));
+		};
+		const timer = setTimeout(done, waitMs);
+		process.stdin.on("data", chunk => chunks.push(Buffer.from(chunk)));
+		process.stdin.once("end", done);
+		process.stdin.once("error", done);
+	});
+}
+
+/** This file's absolute path (what Codex must run). */
+function selfPath(): string {
+	const meta = import.meta as { path?: string; filename?: string; url: string };
+	return meta.path ?? meta.filename ?? decodeURIComponent(new URL(meta.url).pathname);
+}
+
+const tomlString = (text: string) => JSON.stringify(text);
+
+/** `codex-config`: the config.toml lines, with absolute paths and (for [otel]) a ready Basic header. */
+function codexConfig(): number {
+	const { config } = readConfig(process.env);
+	const bun = process.execPath;
+	const self = selfPath();
+	const haveKeys = Boolean(config.publicKey && config.secretKey);
+	const host = config.host || "https://cloud.langfuse.com";
+	const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+	const hook = JSON.stringify({ hooks: [{ type: "command", command: `${shellQuote(bun)} ${shellQuote(self)} codex-hook` }] });
+	// The one place a key is printed on purpose: Codex cannot expand ${VAR} in [otel] headers.
+	const authorization = haveKeys ? basicAuth(config) : "Basic <base64 of LANGFUSE_PUBLIC_KEY:LANGFUSE_SECRET_KEY — set both and run this again>";
+	const lines = [
+		`# ${codexHomeDir(process.env)}/config.toml — Langfuse tracing for Codex (langfuse.ts ${VERSION})`,
+		"# Put the notify line at the top level, before the first [table]. Codex runs it after every turn;",
+		"# it reads the turn from the rollout file and sends prompt, answer, generations and tool calls.",
+		`notify = [${[bun, self, "codex-notify"].map(tomlString).join(", ")}]`,
+		"",
+		"# Codex passes its own environment to notify: export LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and",
+		"# LANGFUSE_HOST in the shell that starts codex. Check with: bun langfuse.ts doctor",
+		"#",
+		"# Codex runs only one notify program. If yours is taken, use Stop hooks instead, in",
+		`# ${codexHomeDir(process.env)}/hooks.json (review and trust them with /hooks in codex):`,
+		`#   {"hooks": {"Stop": [${hook}], "SubagentStop": [${hook}]}}`,
+		"",
+		"# Optional: Codex's native OpenTelemetry traces as well. They carry token counts and timings",
+		"# but no prompt, completion or tool output text (that is what notify adds), plus many internal",
+		"# spans. Codex does not expand ${VAR} in headers, so the header below holds your keys:",
+		"# keep config.toml private (chmod 600).",
+		"[otel]",
+		`trace_exporter = { otlp-http = { endpoint = ${tomlString(`${host}/api/public/otel/v1/traces`)}, protocol = "json", headers = { "Authorization" = ${tomlString(authorization)} } } }`,
+	];
+	process.stdout.write(`${lines.join("\n")}\n`);
+	if (!haveKeys) process.stderr.write(`${LOG_PREFIX} ${config.disabledReason ?? "keys not set"}: the [otel] header above is a placeholder\n`);
+	return haveKeys ? 0 : 1;
+}
+
+type Mark = "ok" | "warn" | "fail" | "info";
+
+/** `doctor`: one line per check, each failure with its fix; exit 0 only when tracing will work. */
+async function doctor(): Promise<number> {
+	const { config, problems } = readConfig(process.env);
+	const redact = makeRedactor({ env: { ...process.env, LANGFUSE_SECRET_KEY: config.secretKey }, extraPatterns: config.redactPatterns });
+	const marks: Record<Mark, string> = { ok: "✓", warn: "!", fail: "✗", info: "·" };
+	let healthy = true;
+	const line = (mark: Mark, label: string, text: string) => {
+		if (mark === "fail") healthy = false;
+		process.stdout.write(`${redact(`${marks[mark]} ${label.padEnd(9)} ${text}`)}\n`);
+	};
+	const finish = () => {
+		line(healthy ? "ok" : "info", "result", healthy ? `ready: traces go to ${config.host}` : "not ready: fix the ✗ lines above, then run doctor again");
+		return healthy ? 0 : 1;
+	};
+
+	line(
+		config.enabled ? "ok" : "fail",
+		"config",
+		`host ${config.host || "(invalid)"}, public key ${maskKey(config.publicKey)}, secret key ${maskKey(config.secretKey)}, transport ${config.transport}, mode ${config.exportMode}` +
+			(config.enabled ? "" : ` — tracing off: ${config.disabledReason}`),
+	);
+	for (const problem of problems) line("warn", "config", problem);
+	if (!config.host) return finish();
+
+	const health = await langfuseGet(config, "/api/public/health", false);
+	if (health.status === 0) {
+		line("fail", "host", `unreachable: ${config.host} (${health.error}) — check LANGFUSE_HOST, the network, a proxy or VPN`);
+		await spoolLine(config, line);
+		return finish();
+	}
+	const version = (health.body as any)?.version;
+	if (!health.ok) line("fail", "host", `${config.host}/api/public/health answered HTTP ${health.status} — is LANGFUSE_HOST a Langfuse server (no /api suffix)?`);
+	else line("ok", "host", `reachable, Langfuse ${version ?? "(version unknown)"}`);
+
+	let keysOk = false;
+	if (!config.publicKey || !config.secretKey) {
+		line("fail", "keys", "set LANGFUSE_PUBLIC_KEY=pk-lf-… and LANGFUSE_SECRET_KEY=sk-lf-… (Langfuse → project settings → API keys)");
+	} else if (health.ok) {
+		const projects = await langfuseGet(config, "/api/public/projects");
+		if (projects.status === 401 || projects.status === 403) {
+			line("fail", "keys", `wrong key: ${config.host} answered HTTP ${projects.status} — LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be a pair from a project on this host (EU vs US cloud?)`);
+		} else if (!projects.ok) {
+			line("fail", "keys", `could not check: /api/public/projects answered ${projects.status ? `HTTP ${projects.status}` : projects.error}`);
+		} else {
+			const project = (projects.body as any)?.data?.[0];
+			line("ok", "keys", `valid${project ? ` for project ${project.name ?? "?"} (${project.id})` : ""}`);
+			keysOk = true;
+		}
+	}
+
+	let transportOk = false;
+	if (keysOk) {
+		const otlp = await postEmptyOtlp(config);
+		if (otlp.status >= 200 && otlp.status < 300) {
+			transportOk = true;
+			if (config.transport === "ingestion") line("warn", "transport", "the server takes OTLP, but LANGFUSE_TRANSPORT=ingestion uses the legacy API (gone on Langfuse Cloud) — unset it");
+			else line("ok", "transport", "OTLP: /api/public/otel/v1/traces accepts traces");
+		} else if (otlp.status === 404 || otlp.status === 405) {
+			if (config.transport === "otel") {
+				line("fail", "transport", `server without OTLP: ${config.host} answered HTTP ${otlp.status} on /api/public/otel/v1/traces (Langfuse older than v3.22) — set LANGFUSE_TRANSPORT=ingestion (or auto)`);
+			} else {
+				transportOk = true;
+				line("ok", "transport", `legacy ingestion API (the server has no OTLP endpoint; LANGFUSE_TRANSPORT=${config.transport})`);
+			}
+		} else if (otlp.status === 401 || otlp.status === 403) {
+			line("fail", "transport", `the OTLP endpoint answered HTTP ${otlp.status} — check the keys`);
+		} else {
+			line("fail", "transport", `the OTLP endpoint answered ${otlp.status ? `HTTP ${otlp.status}` : otlp.error} — try again, or check a proxy in front of Langfuse`);
+		}
+	}
+
+	await spoolLine(config, line);
+	codexLine(line);
+
+	if (healthy && config.enabled && transportOk) {
+		const log = new Logger(redact, config.debug, text => config.debug && process.stderr.write(`${text}\n`));
+		const runtime: Runtime = { config, redact, log, owners: new Map(), sessionFiles: new Map(), recorders: new Map() };
+		const result = await sendTestTrace(runtime);
+		line(result.ok ? "ok" : "fail", "test", result.ok ? `test trace sent and confirmed: ${result.detail}` : `test trace not confirmed: ${result.detail}`);
+	}
+	return finish();
+}
+
+/** The transport probe: an empty OTLP export is accepted (200) by any Langfuse with the endpoint. */
+async function postEmptyOtlp(config: Config): Promise<{ status: number; error?: string }> {
+	const controller = new AbortController();
+	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+	timer.unref?.();
+	try {
+		const response = await fetch(`${config.host}/api/public/otel/v1/traces`, {
+			method: "POST",
+			headers: { Authorization: basicAuth(config), "Content-Type": "application/json", "User-Agent": `langfuse.ts/${VERSION}` },
+			body: '{"resourceSpans":[]}',
+			signal: controller.signal,
+		});
+		await response.text().catch(() => "");
+		return { status: response.status };
+	} catch (error) {
+		return { status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+async function spoolLine(config: Config, line: (mark: Mark, label: string, text: string) => void): Promise<void> {
+	const spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, new Logger(text => text, false, () => {}));
+	if (!spool.available) return line("warn", "spool", `${config.spoolDir} is not writable: unsent data would live in memory only — set LANGFUSE_SPOOL_DIR`);
+	const stats = await spool.stats();
+	if (stats.files === 0) return line("ok", "spool", `${config.spoolDir}: empty`);
+	line("warn", "spool", `${config.spoolDir}: ${stats.files} batch file(s), ${formatBytes(stats.bytes)}, oldest ${formatAge(stats.oldestMs ?? 0)} old — run \`bun langfuse.ts flush\``);
+}
+
+/** Informational: is Codex wired to this file? */
+function codexLine(line: (mark: Mark, label: string, text: string) => void): void {
+	const home = codexHomeDir(process.env);
+	let toml = "";
+	let hooks = "";
+	try {
+		toml = fs.readFileSync(path.join(home, "config.toml"), "utf8");
+	} catch {}
+	try {
+		hooks = fs.readFileSync(path.join(home, "hooks.json"), "utf8");
+	} catch {}
+	if (!toml && !hooks) return;
+	if (/^\s*notify\s*=.*codex-notify/m.test(toml) || hooks.includes("codex-hook")) line("ok", "codex", `${home} runs langfuse.ts after every turn`);
+	else line("info", "codex", `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
+}
+
+function formatAge(ms: number): string {
+	const minutes = Math.round(ms / 60_000);
+	if (minutes < 1) return `${Math.max(0, Math.round(ms / 1000))} s`;
+	if (minutes < 120) return `${minutes} min`;
+	const hours = Math.round(minutes / 60);
+	return hours < 48 ? `${hours} h` : `${Math.round(hours / 24)} days`;
+}
+
+/** `flush`: claim every spooled batch no live process owns, send it now, report; exit 0 when none is left. */
+async function flushCli(): Promise<number> {
+	const { config } = readConfig(process.env);
+	const redact = makeRedactor({ env: { ...process.env, LANGFUSE_SECRET_KEY: config.secretKey }, extraPatterns: config.redactPatterns });
+	const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
+	const log = new Logger(redact, config.debug);
+	const exporter = new Exporter(config, redact, log);
+	const before = await exporter.spool.stats();
+	if (before.files === 0) {
+		out(`flush: nothing waiting in ${config.spoolDir}`);
+		return 0;
+	}
+	if (!config.enabled) {
+		out(`flush: ${before.files} batch file(s) wait in ${config.spoolDir}, but tracing is off (${config.disabledReason})`);
+		return 1;
+	}
+	const tty = process.stdout.isTTY === true;
+	out(`flush: ${before.files} batch file(s), ${formatBytes(before.bytes)} in ${config.spoolDir} → ${config.host}`);
+	let claimed = 0;
+	const progress = () => {
+		if (tty) process.stdout.write(`\rflush: ${claimed - exporter.status.waitingBatches}/${claimed} batch(es) done, ${exporter.status.sentSpans} observation(s) sent `);
+	};
+	const stop = exporter.onChange(progress);
+	const deadline = Date.now() + 60_000;
+	try {
+		claimed = await exporter.sendSpool(deadline);
+		// Retriable failures back off 1 s, then 2 s (the exporter's own schedule); two more rounds.
+		for (let round = 1; round <= 2 && exporter.status.waitingBatches > 0 && !exporter.status.blocked && Date.now() < deadline; round++) {
+			await new Promise(resolve => setTimeout(resolve, 1000 * round));
+			await exporter.flush(deadline);
+		}
+	} finally {
+		stop();
+		if (tty) process.stdout.write("\n");
+		exporter.exitSync(); // give back what was not sent, for the next run or host
+	}
+	const status = exporter.status;
+	const left = (await exporter.spool.stats()).files;
+	const busy = heldByOthers(config.spoolDir);
+	const unsent = status.waitingBatches ? `${status.waitingBatches} batch(es) not sent` : "none unsent";
+	out(
+		`flush: sent ${status.sentSpans} observation(s) from ${claimed} batch file(s); failed: ${status.droppedSpans} rejected, ${unsent}; left ${left - busy} batch file(s)` +
+			(busy ? ` (+${busy} held by running agents, which send them)` : "") +
+			(status.blocked || status.lastError ? ` — ${status.blocked ?? status.lastError}` : ""),
+	);
+	return left - busy === 0 ? 0 : 1;
+}
+
+/** Spool files another live process has claimed: it is sending them, flush leaves them alone. */
+function heldByOthers(dir: string): number {
+	try {
+		return fs.readdirSync(dir).filter(name => {
+			const owner = Number(name.match(/^\d+-\d+-[0-9a-f]+\.jsonl\.(\d+)$/)?.[1]);
+			return owner > 0 && owner !== process.pid && isAlive(owner);
+		}).length;
+	} catch {
+		return 0;
 	}
 }
 
