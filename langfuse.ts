@@ -506,6 +506,8 @@ class SessionRecorder {
 	private goalName?: string;
 	private lastOutput?: string;
 	private previousTraceId?: string;
+	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
+	private previousRoot?: Draft;
 	private lastTurnId?: string;
 
 	constructor(
@@ -575,6 +577,7 @@ class SessionRecorder {
 		if (prompt.trace) prompt.trace.output = output;
 		this.finish(prompt, at, { ...options, output });
 		this.previousTraceId = prompt.traceId;
+		if (prompt.trace) this.previousRoot = prompt;
 		this.prompt = undefined;
 		this.lastOutput = undefined;
 		if (this.sessionRoot) {
@@ -676,14 +679,18 @@ class SessionRecorder {
 		this.finish(draft, at, { level: options.level, statusMessage: options.statusMessage });
 	}
 
-	/** The current and every later trace take this name (omp's goal_updated). */
-	rename(name: string | undefined): void {
+	/**
+	 * The current and every later trace take this name (omp's goal_updated); with includeLast, and no
+	 * prompt open, so does the trace of the prompt that just ended (OpenCode's title arriving late).
+	 */
+	rename(name: string | undefined, options: { includeLast?: boolean } = {}): void {
 		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
 		if (!this.goalName) return;
-		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot]) {
+		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
+		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
 			if (!root?.trace) continue;
 			root.name = root.trace.name = this.goalName;
-			this.emitSnapshot(root, Date.now());
+			this.emitSnapshot(root, root.endMs ?? Date.now());
 		}
 	}
 
@@ -1340,8 +1347,11 @@ class Exporter {
 	/** Spools what is queued, then sends what is due; resolves by `deadline` at the latest. */
 	async flush(deadline = Number.POSITIVE_INFINITY): Promise<void> {
 		try {
-			this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
-			await this.flushing;
+			// A flush already under way spooled the queue as it was; what arrived since is ours to spool.
+			do {
+				this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
+				await this.flushing;
+			} while (this.queue.length > 0);
 			await this.pump(deadline);
 		} catch (error) {
 			this.log.debug(`flush failed: ${errorText(error)}`);
@@ -2299,10 +2309,546 @@ async function sendTestTrace(runtime: Runtime): Promise<{ ok: boolean; detail: s
 
 // ── OpenCode ────────────────────────────────────────────────────────────────────────────────────
 
+/** One assistant message = one LLM call of the agent loop (OpenCode's title call makes no message). */
+interface OcMessage {
+	id: string;
+	key: string;
+	createdMs: number;
+	agent?: string;
+	model?: string;
+	provider?: string;
+	/** chat.params time: when the request actually left (the first step also waits for the title call). */
+	requestMs?: number;
+	modelParameters?: Record<string, string | number | boolean>;
+	/** References taken in the awaited transform hooks; converted only in the (unawaited) event handler. */
+	requestMessages?: unknown;
+	requestSystem?: unknown;
+	started: boolean;
+	/** Text, reasoning and tool parts by id (latest version), in the order they appeared. */
+	parts: Map<string, any>;
+	stepTokens?: any;
+	stepCost: number;
+}
+
+interface OcTool {
+	callID: string;
+	spanId: string;
+	traceId?: string;
+	name: string;
+	messageId?: string;
+	startMs: number;
+	started: boolean;
+	/** A task tool's child session, once OpenCode names it (running state metadata.sessionId). */
+	childSessionId?: string;
+}
+
+interface OcSession {
+	id: string;
+	recorder: SessionRecorder;
+	parentId?: string;
+	title?: string;
+	/** Assistant messages in flight; a finished one is removed, so late re-updates are ignored. */
+	messages: Map<string, OcMessage>;
+	/** The newest assistant message still waiting for its chat.params. */
+	awaiting?: OcMessage;
+	tools: Map<string, OcTool>;
+	turns: number;
+	/** The latest experimental.chat.{messages,system}.transform outputs: the next request's input. */
+	pendingMessages?: unknown;
+	pendingSystem?: unknown;
+	/** session.error during the open prompt: the trace ends with this level and message. */
+	promptError?: { level: Level; message: string };
+	/** Idle came while an LLM call was still unsaved (a failed call is saved after idle): end when it is. */
+	idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+/** OpenCode's placeholder until the title call answers: "New session - <ISO>" / "Child session - <ISO>". */
+const OC_PLACEHOLDER_TITLE = /^(New|Child) session - \d{4}-\d\d-\d\dT/;
+/** chat.params output keys kept as model parameters; provider options (API keys!) are never read. */
+const OC_PARAM_KEYS = ["temperature", "topP", "topK", "maxOutputTokens"];
+const OC_OPTION_KEYS = ["reasoningEffort", "reasoningSummary", "textVerbosity", "serviceTier", "parallelToolCalls", "store"];
+const OC_MAX_SESSIONS = 500;
+/** How long an idle session waits for its last message to be saved before the trace ends anyway. */
+const OC_IDLE_GRACE_MS = 2_000;
+
 /** OpenCode calls the default export with {client, project, directory, …} and needs hooks back. */
-function attachOpenCode(_input: any, runtime: Runtime): Record<string, unknown> {
+function attachOpenCode(input: any, runtime: Runtime): Record<string, unknown> {
 	if (!runtime.exporter) return {};
-	return {};
+	const { log, config } = runtime;
+	const self = {};
+	const sessions = new Map<string, OcSession | null>();
+	const directory = call(() => (typeof input?.directory === "string" ? input.directory : undefined)) ?? process.cwd();
+	const worktree = call(() => (typeof input?.worktree === "string" ? input.worktree : undefined));
+	const projectId = call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined));
+	let hostVersion: string | undefined;
+	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
+	let disposed = false;
+
+	/** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
+	const sessionFor = (sessionId: unknown, info?: any): OcSession | null => {
+		if (typeof sessionId !== "string" || !sessionId) return null;
+		const known = sessions.get(sessionId);
+		if (known !== undefined || disposed) return known ?? null;
+		const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
+		const parent = parentId ? sessions.get(parentId) : undefined;
+		const owner = runtime.owners.get(sessionId);
+		// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
+		const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
+		if ((owner && owner !== self) || !traced) {
+			log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
+			sessions.set(sessionId, null);
+			return null;
+		}
+		runtime.owners.set(sessionId, self);
+		if (typeof info?.version === "string") hostVersion = info.version;
+		const recorder = newRecorder(
+			runtime,
+			{
+				sessionId,
+				host: "opencode",
+				hostVersion,
+				cwd: directory,
+				metadata: { host: "opencode", hostVersion, cwd: directory, worktree, projectId, parentSessionId: parentId },
+			},
+			parentId ? ["subagent"] : [],
+		);
+		const session: OcSession = { id: sessionId, recorder, parentId, messages: new Map(), tools: new Map(), turns: 0 };
+		sessions.set(sessionId, session);
+		evictSessions();
+		log.debug(`tracing opencode session ${sessionId}${parentId ? ` (subagent of ${parentId})` : ""}`);
+		return session;
+	};
+
+	/** A long-running `opencode serve` sees many sessions: forget the oldest idle ones. */
+	const evictSessions = () => {
+		if (sessions.size <= OC_MAX_SESSIONS) return;
+		for (const [id, session] of sessions) {
+			if (sessions.size <= OC_MAX_SESSIONS * 0.9) break;
+			if (session?.recorder.promptOpen) continue;
+			forget(id);
+		}
+	};
+
+	const forget = (sessionId: string) => {
+		const session = sessions.get(sessionId);
+		sessions.delete(sessionId);
+		if (!session) return;
+		if (runtime.owners.get(sessionId) === self) runtime.owners.delete(sessionId);
+		if (runtime.recorders.get(sessionId) === session.recorder) runtime.recorders.delete(sessionId);
+	};
+
+	// ── awaited inline by OpenCode: O(1) bookkeeping only ──
+
+	const onChatMessage = (hookInput: any, output: any) => {
+		const session = sessionFor(hookInput?.sessionID ?? output?.message?.sessionID);
+		if (!session) return;
+		const text = ocPromptText(output?.parts);
+		if (session.idleTimer) finishPrompt(session);
+		if (session.recorder.promptOpen) {
+			// Sent while the agent is busy: OpenCode feeds it into the running loop, so it joins that trace.
+			return session.recorder.event(Date.now(), { name: "user message", input: text });
+		}
+		const message = output?.message ?? {};
+		const model = hookInput?.model ?? message.model ?? {};
+		session.promptError = undefined;
+		session.turns = 0;
+		session.recorder.startPrompt(Date.now(), {
+			input: text,
+			metadata: {
+				agent: hookInput?.agent ?? message.agent,
+				model: model.modelID,
+				provider: model.providerID,
+				userMessageId: hookInput?.messageID ?? message.id,
+				...subagentLink(session),
+			},
+		});
+	};
+
+	const onChatParams = (hookInput: any, output: any) => {
+		const session = sessions.get(hookInput?.sessionID);
+		const message = session?.awaiting;
+		// The title call (agent "title") and other side calls create no message: not a generation.
+		if (!session || !message || hookInput?.agent !== message.agent) return;
+		session.awaiting = undefined;
+		message.requestMs = Date.now();
+		message.modelParameters = ocModelParameters(output);
+		message.requestMessages = session.pendingMessages;
+		message.requestSystem = session.pendingSystem;
+		session.pendingMessages = session.pendingSystem = undefined;
+	};
+
+	const onMessagesTransform = (_hookInput: any, output: any) => {
+		const messages = output?.messages;
+		if (!Array.isArray(messages) || messages.length === 0) return;
+		const session = sessions.get(messages[messages.length - 1]?.info?.sessionID);
+		if (session) session.pendingMessages = messages;
+	};
+
+	const onSystemTransform = (hookInput: any, output: any) => {
+		const session = sessions.get(hookInput?.sessionID);
+		if (session) session.pendingSystem = output?.system;
+	};
+
+	// ── the event stream (not awaited) ──
+
+	const onEvent = (event: any) => {
+		const properties = event?.properties ?? {};
+		switch (event?.type) {
+			case "message.part.delta": {
+				// Per streamed delta: two map look-ups, nothing else.
+				const session = sessions.get(properties.sessionID);
+				if (session) session.recorder.markFirstToken(`msg:${properties.messageID}`, Date.now());
+				return;
+			}
+			case "message.part.updated":
+				return onPart(properties.part);
+			case "message.updated":
+				return onMessage(properties.info);
+			case "session.created":
+			case "session.updated":
+				return onSessionInfo(properties.info);
+			case "session.status":
+				if (properties.status?.type === "idle") return onIdle(properties.sessionID);
+				if (properties.status?.type === "retry") return onRetry(properties.sessionID, properties.status);
+				return;
+			case "session.idle":
+				return onIdle(properties.sessionID);
+			case "session.error":
+				return onSessionError(properties);
+			case "session.compacted": {
+				const session = sessions.get(properties.sessionID);
+				if (session?.recorder.promptOpen) session.recorder.event(Date.now(), { name: "compacted" });
+				return;
+			}
+			case "session.deleted": {
+				const id = properties.info?.id ?? properties.sessionID;
+				sessions.get(id)?.recorder.close(Date.now());
+				if (typeof id === "string") forget(id);
+				return;
+			}
+		}
+	};
+
+	const onSessionInfo = (info: any) => {
+		if (!info || typeof info.id !== "string") return;
+		const session = sessionFor(info.id, info);
+		if (!session) return;
+		if (typeof info.version === "string" && session.recorder.info.metadata.hostVersion !== info.version) {
+			hostVersion = info.version;
+			session.recorder.info.metadata.hostVersion = info.version;
+		}
+		if (typeof info.parentID === "string" && !session.parentId) session.parentId = session.recorder.info.metadata.parentSessionId = info.parentID;
+		const title = typeof info.title === "string" ? info.title.trim() : "";
+		if (title && title !== session.title && !OC_PLACEHOLDER_TITLE.test(title)) {
+			session.title = title;
+			// OpenCode generates the title alongside the first LLM call: it may come after a quick answer
+			session.recorder.rename(title, { includeLast: true });
+		}
+	};
+
+	const onMessage = (info: any) => {
+		if (info?.role !== "assistant" || typeof info.id !== "string") return;
+		const session = sessionFor(info.sessionID);
+		if (!session) return;
+		let message = session.messages.get(info.id);
+		if (!message) {
+			// A message first seen completed is an old one being re-saved (compaction, summaries): skip.
+			if (info.time?.completed) return;
+			const createdMs = typeof info.time?.created === "number" ? info.time.created : Date.now();
+			message = { id: info.id, key: `msg:${info.id}`, createdMs, agent: info.agent ?? info.mode, started: false, parts: new Map(), stepCost: 0 };
+			message.model = info.modelID;
+			message.provider = info.providerID;
+			session.messages.set(info.id, message);
+			session.awaiting = message;
+			session.recorder.startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+			return;
+		}
+		message.model = info.modelID ?? message.model;
+		message.provider = info.providerID ?? message.provider;
+		if (info.time?.completed || info.error) endMessage(session, message, info);
+	};
+
+	const onPart = (part: any) => {
+		if (!part || typeof part.messageID !== "string") return;
+		const session = sessions.get(part.sessionID);
+		if (!session) return;
+		const message = session.messages.get(part.messageID);
+		if (part.type === "tool") {
+			if (message) message.parts.set(part.id, part);
+			return onToolPart(session, part, message);
+		}
+		if (!message) return;
+		switch (part.type) {
+			case "text":
+			case "reasoning":
+				message.parts.set(part.id, part);
+				return startGeneration(session, message);
+			case "step-start":
+				return startGeneration(session, message);
+			case "step-finish":
+				message.stepTokens = part.tokens;
+				if (typeof part.cost === "number") message.stepCost += part.cost;
+				return;
+			case "retry":
+				return session.recorder.event(Date.now(), { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
+		}
+	};
+
+	const onToolPart = (session: OcSession, part: any, message: OcMessage | undefined) => {
+		const state = part.state ?? {};
+		const callID = typeof part.callID === "string" ? part.callID : part.id;
+		const known = session.tools.get(callID);
+		// Completed parts of messages no longer in flight are re-saves (e.g. compaction pruning outputs).
+		if (!known && !message) return;
+		const tool = known ?? toolEntry(session, callID, String(part.tool ?? "tool"), part.messageID, Date.now());
+		if (typeof state.metadata?.sessionId === "string" && state.metadata.sessionId !== session.id) tool.childSessionId = state.metadata.sessionId;
+		const startMs = typeof state.time?.start === "number" ? state.time.start : tool.startMs;
+		if (state.status === "pending") return;
+		startTool(session, tool, startMs, state.input);
+		if (state.status !== "completed" && state.status !== "error") return;
+		const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
+		const exit = state.metadata?.exit;
+		// bash reports a failing command as completed with its exit code; pi and omp call that an error
+		const failed = state.status === "error" || (typeof exit === "number" && exit !== 0);
+		session.recorder.endTool(`tool:${callID}`, endMs, {
+			name: tool.name,
+			output: state.status === "error" ? state.error : state.output,
+			level: failed ? "ERROR" : undefined,
+			statusMessage: failed ? (state.status === "error" ? oneLine(String(state.error ?? "tool failed"), 300) : `exit code ${exit}`) : undefined,
+			metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
+		});
+		session.tools.delete(callID);
+	};
+
+	const toolEntry = (session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool => {
+		let tool = session.tools.get(callID);
+		if (!tool) {
+			tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
+			session.tools.set(callID, tool);
+		}
+		return tool;
+	};
+
+	const startTool = (session: OcSession, tool: OcTool, at: number, args: unknown) => {
+		if (tool.started) return;
+		tool.started = true;
+		session.recorder.startTool(`tool:${tool.callID}`, at, {
+			name: tool.name,
+			id: tool.spanId,
+			input: args,
+			metadata: { callID: tool.callID, messageId: tool.messageId },
+		});
+		tool.traceId = session.recorder.traceId;
+	};
+
+	/** The generation starts when the request is under way (step-start), with the request it sent. */
+	const startGeneration = (session: OcSession, message: OcMessage) => {
+		if (message.started) return;
+		message.started = true;
+		if (session.awaiting === message) session.awaiting = undefined;
+		session.recorder.startGeneration(message.key, message.requestMs ?? message.createdMs, {
+			model: message.model,
+			modelParameters: message.modelParameters,
+			input: ocRequestInput(message.requestSystem, message.requestMessages),
+			metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
+		});
+		message.requestMessages = message.requestSystem = undefined;
+	};
+
+	const endMessage = (session: OcSession, message: OcMessage, info: any) => {
+		startGeneration(session, message);
+		session.messages.delete(message.id);
+		if (session.awaiting === message) session.awaiting = undefined;
+		const endMs = typeof info.time?.completed === "number" ? info.time.completed : Date.now();
+		const tokens = info.tokens && ocTokenSum(info.tokens) > 0 ? info.tokens : message.stepTokens ?? info.tokens ?? {};
+		const cost = typeof info.cost === "number" && info.cost > 0 ? info.cost : message.stepCost;
+		const error = info.error;
+		const aborted = error?.name === "MessageAbortedError";
+		const output = ocOutput(message.parts);
+		session.recorder.endGeneration(message.key, endMs, {
+			model: info.modelID,
+			output,
+			usage: usageDetails({
+				input: tokens.input,
+				output: tokens.output,
+				reasoning: tokens.reasoning,
+				cacheRead: tokens.cache?.read,
+				cacheWrite: tokens.cache?.write,
+				total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
+			}),
+			cost: costDetails({ total: cost }),
+			level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
+			statusMessage: error ? ocErrorMessage(error) : undefined,
+			metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName: error?.name },
+		});
+		session.recorder.noteOutput(textOf([...message.parts.values()]) || undefined);
+		session.recorder.endTurn(endMs, { output: info.finish === undefined ? undefined : { finish: info.finish } });
+		if (session.idleTimer && session.messages.size === 0) finishPrompt(session);
+	};
+
+	const onIdle = (sessionId: unknown) => {
+		const session = sessions.get(sessionId as string);
+		if (!session || session.idleTimer) return;
+		if (session.messages.size > 0 && session.recorder.promptOpen) {
+			session.idleTimer = setTimeout(
+				guarded(log, "opencode idle", () => finishPrompt(session)),
+				OC_IDLE_GRACE_MS,
+			);
+			session.idleTimer.unref?.();
+			return;
+		}
+		finishPrompt(session);
+	};
+
+	const finishPrompt = (session: OcSession) => {
+		clearTimeout(session.idleTimer);
+		session.idleTimer = undefined;
+		const error = session.promptError;
+		session.promptError = undefined;
+		session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+		session.messages.clear();
+		session.tools.clear();
+		session.awaiting = undefined;
+		void runtime.exporter?.flush();
+	};
+
+	const onRetry = (sessionId: unknown, status: any) => {
+		const session = sessions.get(sessionId as string);
+		if (!session?.recorder.promptOpen) return;
+		session.recorder.event(Date.now(), {
+			name: "retry",
+			level: "WARNING",
+			statusMessage: typeof status.message === "string" ? status.message : undefined,
+			metadata: { attempt: status.attempt, nextMs: status.next },
+		});
+	};
+
+	const onSessionError = (properties: any) => {
+		const session = sessions.get(properties.sessionID);
+		if (!session) return;
+		const error = properties.error;
+		const level: Level = error?.name === "MessageAbortedError" ? "WARNING" : "ERROR";
+		const message = ocErrorMessage(error) ?? "session error";
+		session.promptError = { level, message };
+		session.recorder.event(Date.now(), { name: error?.name === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName: error?.name } });
+	};
+
+	/** A subagent's trace names the parent's trace and the task tool call that spawned it. */
+	const subagentLink = (session: OcSession): Metadata => {
+		if (!session.parentId) return {};
+		const parent = sessions.get(session.parentId);
+		let task: OcTool | undefined;
+		for (const tool of parent?.tools.values() ?? []) {
+			if (tool.childSessionId === session.id) task = tool;
+			else if (!task && tool.name === "task" && !tool.childSessionId) task = tool;
+		}
+		return { parentSessionId: session.parentId, parentTraceId: task?.traceId ?? parent?.recorder.traceId, parentObservationId: task?.spanId };
+	};
+
+	const dispose = async () => {
+		disposed = true;
+		const now = Date.now();
+		for (const [id, session] of sessions) {
+			if (!session) continue;
+			clearTimeout(session.idleTimer);
+			session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
+			forget(id);
+		}
+		await runtime.exporter?.shutdown();
+	};
+
+	return {
+		event: guarded(log, "opencode event", (arg: any) => onEvent(arg?.event)),
+		"chat.message": guarded(log, "chat.message", onChatMessage),
+		"chat.params": guarded(log, "chat.params", onChatParams),
+		"experimental.chat.messages.transform": guarded(log, "experimental.chat.messages.transform", onMessagesTransform),
+		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", onSystemTransform),
+		dispose: guarded(log, "dispose", dispose),
+	};
+}
+
+/** The user's words: the text parts that are not synthetic (file contents OpenCode inlines). */
+function ocPromptText(parts: unknown): string | undefined {
+	if (!Array.isArray(parts)) return undefined;
+	const texts = parts.filter(part => part?.type === "text" && typeof part.text === "string");
+	const typed = texts.filter(part => !part.synthetic);
+	const text = (typed.length ? typed : texts).map(part => part.text).join("\n");
+	return text || undefined;
+}
+
+/** A tool's own metadata, small: scalars only, minus copies of the output (bash `output`, read `preview`). */
+function ocToolMetadata(metadata: unknown): Metadata {
+	const out: Metadata = {};
+	if (!metadata || typeof metadata !== "object") return out;
+	for (const [key, value] of Object.entries(metadata)) {
+		if (key === "output" || key === "preview") continue;
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") out[key] = value;
+	}
+	return out;
+}
+
+function ocModelParameters(output: any): Record<string, string | number | boolean> | undefined {
+	const parameters: Record<string, string | number | boolean> = {};
+	const scalar = (value: unknown) => typeof value === "string" || typeof value === "number" || typeof value === "boolean";
+	for (const key of OC_PARAM_KEYS) if (scalar(output?.[key])) parameters[key] = output[key];
+	for (const key of OC_OPTION_KEYS) if (scalar(output?.options?.[key])) parameters[key] = output.options[key];
+	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+function ocTokenSum(tokens: any): number {
+	const n = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : 0);
+	return n(tokens?.input) + n(tokens?.output) + n(tokens?.reasoning) + n(tokens?.cache?.read) + n(tokens?.cache?.write);
+}
+
+function ocErrorMessage(error: any): string | undefined {
+	if (!error) return undefined;
+	if (typeof error === "string") return oneLine(error, 300);
+	const message = error.data?.message ?? error.message ?? error.name;
+	return typeof message === "string" ? oneLine(message, 300) : undefined;
+}
+
+/** One message's parts as the generation output: plain text, or reasoning and tool calls next to it. */
+function ocOutput(parts: Map<string, any>): unknown {
+	const content: unknown[] = [];
+	for (const part of parts.values()) {
+		if (part.type === "tool") content.push({ type: "tool_call", name: part.tool, id: part.callID, arguments: part.state?.input });
+		else if (typeof part.text === "string" && part.text) content.push({ type: part.type === "reasoning" ? "reasoning" : "text", text: part.text });
+	}
+	return content.length ? simplifyContent(content) : undefined;
+}
+
+/** The conversation a request carried, as chat messages (system first); built outside the awaited hooks. */
+function ocRequestInput(system: unknown, messages: unknown): unknown {
+	const out: unknown[] = [];
+	if (Array.isArray(system) && system.length) out.push({ role: "system", content: system.filter(line => typeof line === "string").join("\n") });
+	if (!Array.isArray(messages)) return out.length ? out : undefined;
+	for (const message of messages.slice(-MAX_ARRAY_ITEMS)) {
+		const role = message?.info?.role ?? "unknown";
+		const content: unknown[] = [];
+		for (const part of Array.isArray(message?.parts) ? message.parts : []) {
+			switch (part?.type) {
+				case "text":
+				case "reasoning":
+					if (typeof part.text === "string" && part.text) content.push({ type: part.type, text: part.text });
+					break;
+				case "tool":
+					content.push({
+						type: "tool",
+						name: part.tool,
+						callID: part.callID,
+						input: part.state?.input,
+						output: part.state?.status === "error" ? part.state.error : part.state?.output,
+						status: part.state?.status,
+					});
+					break;
+				case "file":
+					content.push({ type: "file", mime: part.mime, filename: part.filename });
+					break;
+			}
+		}
+		out.push({ role, content: simplifyContent(content) });
+	}
+	return out;
 }
 
 // ── Codex ───────────────────────────────────────────────────────────────────────────────────────
