@@ -273,8 +273,8 @@ describe("sanitize: any value becomes bounded, readable JSON", () => {
 		) as any;
 		const text = JSON.stringify(out);
 		expect(text).not.toContain(data.slice(0, 100));
-		expect(out.parts[0].image).toBe("[image image/png 29.3 KB omitted]");
-		expect(out.parts[1].text).toBe("see [image image/jpeg 29.3 KB omitted] here");
+		expect(out.parts[0].image).toBe("[image image/png 29.3 KB base64 omitted]");
+		expect(out.parts[1].text).toBe("see [image image/jpeg 29.3 KB base64 omitted] here");
 	});
 
 	test("a record's total size is bounded by its character budget", () => {

@@ -219,26 +219,642 @@ function maskKey(key: string): string {
 //    Runs on the exporter's side of the queue (a flush), never inside a hook the host awaits.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
+// Secret redaction: every string that leaves memory goes through makeRedactor(...)(text).
+//
+// Speed: one regex scan finds candidates. It starts with a class of a few rare-ish "lead" characters
+// (- _ : = A B J S W Y 9), and lookbehinds check the few characters around each one (sk-, ghp_, a key
+// ending in "token" before ":", AKIA, Bearer, …eyJ …); both engines scan such a class far faster than
+// an alternation of words or a case-insensitive keyword search. A small sticky regex or a few char
+// checks then confirm each candidate where it stands. Env literals join the scan the same way. Secrets
+// become edits (start, end, marker), applied once at the end; overlapping edits merge. No edit: the
+// very same string comes back, so callers can skip work.
+//
+// Output: a secret becomes "[REDACTED]" whatever its kind and the context stays
+// (`Authorization: Bearer [REDACTED]`, `OPENAI_API_KEY=[REDACTED]`, `postgres://app:[REDACTED]@db`);
+// a private key block becomes "[REDACTED PRIVATE KEY]"; a base64 image or blob becomes
+// "[image image/png 12.3 KB base64 omitted]". No rule matches a marker, so redaction is idempotent.
+// It never throws; if it ever failed it would return a marker, never the unredacted input.
 type Redactor = (text: string) => string;
 
-/** Placeholder until the full rule set lands: literal secret env values only. */
-function makeRedactor(options: { env?: Env; extraPatterns?: string[]; onInvalidPattern?: (pattern: string, error: string) => void }): Redactor {
-	const values = Object.entries(options.env ?? {})
-		.filter(([name, value]) => value && value.length >= 8 && /KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|_PAT$|^AUTH/i.test(name))
-		.map(([, value]) => value!);
-	const extras: RegExp[] = [];
-	for (const pattern of options.extraPatterns ?? []) {
-		try {
-			extras.push(new RegExp(pattern, "g"));
-		} catch (error) {
-			options.onInvalidPattern?.(pattern, errorText(error));
+function makeRedactor(options: {
+	env?: Record<string, string | undefined>;
+	extraPatterns?: string[];
+	onInvalidPattern?: (pattern: string, error: string) => void;
+}): Redactor {
+	const MARK = "[REDACTED]";
+
+	// ── Rules, as sticky regexes run at a candidate position ──
+	const VENDOR = new RegExp(
+		[
+			String.raw`[sp]k-lf-[0-9a-fA-F][0-9a-fA-F-]{15,}`, // Langfuse
+			String.raw`sk-[\w-]{20,}`, // OpenAI (sk-, -proj-, -svcacct-, -admin-), Anthropic (sk-ant-…), DeepSeek, OpenRouter…
+			String.raw`[sr]k_(?:live|test|prod)_[A-Za-z0-9]{10,}`, // Stripe
+			String.raw`whsec_[A-Za-z0-9+/=]{20,}`, // Stripe webhook secret
+			String.raw`gh[pousr]_[A-Za-z0-9]{20,}`, // GitHub
+			String.raw`github_pat_\w{30,}`, // GitHub fine-grained
+			String.raw`gl(?:pat|dt|ptt|rt|cbt|imt|oas|soat|ffct|ft)-[\w-]{16,}`, // GitLab
+			String.raw`xox[abeoprs]-[A-Za-z0-9-]{10,}`, // Slack
+			String.raw`xapp-[A-Za-z0-9-]{10,}`, // Slack app-level
+			String.raw`GOCSPX-[\w-]{20,}`, // Google OAuth client secret
+			String.raw`hf_[A-Za-z0-9]{30,}`, // Hugging Face
+			String.raw`npm_[A-Za-z0-9]{30,}`, // npm
+			String.raw`pypi-Ag[\w-]{50,}`, // PyPI
+			String.raw`gsk_[A-Za-z0-9]{30,}`, // Groq
+			String.raw`xai-[A-Za-z0-9]{30,}`, // xAI
+			String.raw`pplx-[A-Za-z0-9]{30,}`, // Perplexity
+			String.raw`tvly-[\w-]{20,}`, // Tavily
+			String.raw`r8_[A-Za-z0-9]{30,}`, // Replicate
+			String.raw`lsv2_(?:pt|sk)_\w{30,}`, // LangSmith
+			String.raw`dop_v1_[a-f0-9]{40,}`, // DigitalOcean
+			String.raw`shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32,}`, // Shopify
+		].join("|"),
+		"y",
+	);
+	const JWT = /ey[\w-]{10,}\.ey[\w-]{10,}(?:\.[\w-]+){0,3}/y;
+	const GOOGLE_OAUTH = /ya29\.[\w.-]{20,}/y;
+	const SENDGRID = /SG\.[\w-]{16,}\.[\w-]{16,}/y;
+	const AWS_ID = /(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16,}/y;
+	const GOOGLE_KEY = /AIza[\w-]{30,}/y;
+	const AWS_SECRET = /(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])/g;
+	const AWS_CLI = /(?:secret_access_key|session_token)[ \t]+([A-Za-z0-9+/=]{16,})(?![\w+/=])/y;
+	const BEARER = /(?:earer|EARER)[ \t]+([\w.~+/-]{8,}=*)/y;
+	const BASIC = /asic[ \t]+([A-Za-z0-9+/]{6,}={0,2})(?![\w+/=])/y;
+	const PEM_HEAD = /-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/y;
+	const PEM_TAIL = /-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/y;
+	const PEM_BODY = /(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[rn])*/y;
+	const FLAG = /--?[a-z0-9-]{0,40}?(?:password|passwd|passphrase|secret|token|api-?key|access-key|private-key)(?:=|[ \t]+)/y;
+	// `-u user:pass`, but not `-u scheme://user:pass@host` (URL_AUTH keeps scheme and host there)
+	const CURL_USER = /(?:-u|--user)(?:=|[ \t]*)(["']?)([^\s:"'@/]*):(?!\/\/)([^\s"']+)/y;
+	const URL_AUTH = /\/\/([^\s:@/?#"'<>\\]*):([^\s/?#"'<>\\]+)@/y;
+	const URL_TOKEN_USER = /\/\/([\w-]{20,})@/y;
+	const WEBHOOK = /\/\/(?:hooks\.slack\.com\/(?:services|workflows|triggers)\/|(?:canary\.|ptb\.)?discord(?:app)?\.com\/api\/webhooks\/\d+\/)([\w/+-]{8,})/y;
+	const DATA_URL = /:([\w.+-]+\/[\w.+-]+)(?:;[\w.+-]+=[^;,\s"']*)*;base64,([A-Za-z0-9+/=\r\n]*)/y;
+	const BASE64_BLOB = /[A-Za-z0-9+/]{64,}={0,2}/y;
+	const NETRC = /machine[ \t]+[^\s\\]+(?:(?:\s|\\[nrt])+(?:login|account|port)[ \t]+[^\s\\]+)*(?:\s|\\[nrt])+password[ \t]+([^\s"'`\\]+)/y;
+	const SQL_PASSWORD = /(?:PASSWORD|IDENTIFIED BY)[ \t]+'([^'\n]+)'/y;
+	const SCHEME = /(?:Bearer|Basic|Token|Bot|Digest|Negotiate|NTLM|ApiKey|Api-Key|JWT|DPoP|SSWS|GoogleLogin|AWS4-HMAC-SHA256)[ \t]+/iy;
+	const CREDENTIAL = /(?:[^\s"'`,\\]|\\(?![nrt"'\\]))+/y;
+
+	// ── The scan: one regex whose first character is one of a few "lead" characters; a lookbehind or
+	//    a short literal after it confirms a candidate. Engines find such a class quickly, whereas an
+	//    alternation of many words or a case-insensitive keyword search costs several times more.
+	//    JSON text escapes newlines as \n, so "\nsk-…" still counts as the start of a token.
+	const AFTER_BREAK = String.raw`(?:(?<![A-Za-z0-9])|(?<=\\[nrt]))`;
+	const FLAG_WORDS = "(?:password|passwd|passphrase|secret|token|api-?key|access-key|private-key)";
+	// how the key words end: passwORD, passSWD / PWD, passphrASE, pASS, credentIALS / credentIAL, imaGES, secRET, toKEN, authoriZATION, KEY, AUTH, dATA
+	const KEY_TAIL = String.raw`(?:[Oo][Rr][Dd]|[SsPp][Ww][Dd]|[Aa][Ss][EeSs]|[Ii][Aa][Ll][Ss]?|[Gg][Ee][Ss]|[Rr][Ee][Tt]|[Kk][Ee][NnYy]|[Zz][Aa][Tt][Ii][Oo][Nn]|[Uu][Tt][Hh]|[Aa][Tt][Aa])`;
+	const LEADS = "-_:=ABJSWY9";
+	const RULES = [
+		// ":" "=": after a key ending like a key word (password=, "token": …), or "://" before user:pass@ or a webhook host
+		String.raw`(?<=[:=])(?:(?<=${KEY_TAIL}(?:\\?["'\`])?[ \t]*[:=])|(?<=:)(?=\/\/(?:[^\s/?#@"'<>\\]{0,256}@|hooks\.slack\.com\/|(?:canary\.|ptb\.)?discord(?:app)?\.com\/)))`,
+		// "-": vendor prefixes (sk-, pk-lf-, glpat-, xoxb-…), --password x / -token x, curl -u / --user, -----BEGIN
+		String.raw`(?<=-)(?:(?<=[kptsbaeorXiy]-)(?<=${AFTER_BREAK}(?:sk|pk|gl(?:pat|dt|ptt|rt|cbt|imt|oas|soat|ffct|ft)|xox[abeoprs]|xapp|GOCSPX|pypi|xai|pplx|tvly)-)|-(?=[a-z])[a-z0-9-]{0,40}?${FLAG_WORDS}[= \t]|(?=[psta])${FLAG_WORDS}[= \t]|u[ \t]|-user[= \t]|----BEGIN)`,
+		// ya29. (Google OAuth access token), found by its 9
+		String.raw`(?<=ya29)\.`,
+		// "_": vendor prefixes (ghp_, github_pat_, sk_live_, hf_, npm_…), aws configure set aws_secret_access_key x
+		String.raw`(?<=_)(?:(?<=${AFTER_BREAK}(?:gh[pousr]|github|[sr]k|whsec|hf|npm|gsk|r8|lsv2|dop|shp(?:at|ss|ca|pa))_)|(?:secret_access_key|session_token)[ \t])`,
+		// capitals: AKIA… / AIza…, Bearer / Basic credentials, …eyJ (JWT), SG. (SendGrid), SQL PASSWORD '…' / IDENTIFIED BY '…'
+		String.raw`(?<=[ABJSWY])(?:(?<=A)(?:KIA|SIA|BIA|CCA|Iza|3T[A-Z0-9])|(?<=B)(?:earer|EARER|asic)[ \t]|(?<=eyJ)|(?<=S)G\.|(?<=PASSW)(?=ORD[ \t]+')|(?<=IDENTIFIED BY)(?=[ \t]+'))`,
+	].join("|");
+	/** The scan regex; each env literal joins it as a lookaround at one of its characters, with a capture group of its own. */
+	const buildFind = (envLiterals: string[], envLeads: number[]) => {
+		const escape = (part: string) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+		const env = envLiterals.map((literal, i) => `(?<=${escape(literal.slice(0, envLeads[i] + 1))})(?=${escape(literal.slice(envLeads[i] + 1))})()`);
+		const leads = [...new Set(LEADS + envLiterals.map((literal, i) => literal[envLeads[i]]).join(""))].map(c => escape(c).replace("-", "\\-")).join("");
+		return new RegExp(`[${leads}](?:${[...env, RULES].join("|")})`, "g");
+	};
+	let FIND = buildFind([], []);
+	let findLiterals: string[] = [];
+	let findLeads: number[] = [];
+
+	// ── Judging key = value ──
+	const PLACEHOLDER = /^(?:<[^>]*>?|\{\{.*|\$\{.*|\$\(.*|\$[A-Za-z_]\w*|%[A-Za-z_]\w*%?|#\{.*|\*+|[xX]{3,}|your[-_ ].*|(?:redacted|hidden|masked|none|null|nil|undefined|true|false|required|optional|string|password|secret|token|placeholder|example|dummy)|.*(?:\.\.\.|…).*)$/i;
+	const UPPER_WORD = /^[A-Z_]+$/;
+	const CALL = /^(?:(?:await|new|typeof|void)[ \t]|[A-Za-z_$][\w$]*[([])/;
+	const CHAIN = /^[A-Za-z_$][\w$]*(?:(?:\?\.|\.|::|->)[A-Za-z_$][\w$]*)+(?![\w$])/;
+	const IDENT = /^[A-Za-z_$][\w$]*$/;
+	const PATH = /^(?:(?:~|\.{1,2})\/[\w.@/-]*|\/(?:home|root|usr|etc|var|tmp|opt|run|Users|mnt|srv|app|proc|dev|workspaces?|data|private|Volumes|nix|snap|bin|sbin|lib)(?:\/[\w.@-]*)*)$/;
+	const IMAGE_MAGIC: Array<[string, string]> = [
+		["iVBORw0KGgo", "image/png"],
+		["/9j/", "image/jpeg"],
+		["R0lGOD", "image/gif"],
+		["UklGR", "image/webp"],
+		["PHN2Zy", "image/svg+xml"],
+	];
+
+	const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+	const isKeyChar = (c: number) => isAlnum(c) || c === 95 || c === 46 || c === 45; // _ . -
+	/** A name a programmer wrote (accessToken, Uint8Array, raw_password), not a random credential. */
+	const wordy = (name: string) => {
+		if (name.length <= 2) return true;
+		let digits = 0;
+		for (const chunk of name.match(/[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[a-z]?/g) ?? []) {
+			if (chunk.charCodeAt(0) < 58) {
+				if (++digits > 1 || /[a-z]$/.test(chunk)) return false; // passw0rd, hunter2hunter2
+			} else if (chunk.length < 2) return false; // xK9q…
+		}
+		return true;
+	};
+	const looksLikeCode = (value: string, trimmed: boolean) => {
+		if (CALL.test(value)) return true;
+		const chain = CHAIN.exec(value);
+		if (chain) return chain[0].split(/\?\.|\.|::|->/).every(wordy);
+		return IDENT.test(value) && wordy(value) && (trimmed || /[a-z][A-Z]|_/.test(value));
+	};
+	/** Looks like a random credential rather than a word, a path or an identifier. */
+	const looksRandom = (value: string) =>
+		value.length >= 16 && /^[A-Za-z0-9+/=_-]+$/.test(value) && /\d/.test(value) && /[A-Za-z]/.test(value) && !/^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(value);
+	const isPlaceholder = (value: string) => PLACEHOLDER.test(value) || UPPER_WORD.test(value) || /^[$<[{]/.test(value);
+	const sizeOf = (base64Chars: number, padding: number): string => {
+		const bytes = Math.max(0, Math.floor((base64Chars * 3) / 4) - padding);
+		if (bytes < 1024) return `${bytes} B`;
+		if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+		return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+	};
+	/** Does text[start, end) end with `word` (lower case, letters only), ignoring case? */
+	const endsWith = (text: string, start: number, end: number, word: string) => {
+		if (end - start < word.length) return false;
+		for (let i = 0, at = end - word.length; i < word.length; i++, at++) if ((text.charCodeAt(at) | 32) !== word.charCodeAt(i)) return false;
+		return true;
+	};
+	/** What the key text[start, end) names: 0 nothing, 1 a secret, 2 authorization, 3 some key or credentials, 4 data. */
+	const keyKind = (text: string, start: number, end: number): number => {
+		const last = text.charCodeAt(end - 1) | 32;
+		switch (last) {
+			case 100: // d
+				return endsWith(text, start, end, "password") || endsWith(text, start, end, "passwd") || endsWith(text, start, end, "pwd") ? 1 : 0;
+			case 101: // e
+				return endsWith(text, start, end, "passphrase") ? 1 : 0;
+			case 115: // s
+				if (endsWith(text, start, end, "pass")) return end - start === 4 || "_.-".includes(text[end - 5]) ? 1 : 0;
+				if (endsWith(text, start, end, "credentials")) return 3;
+				return endsWith(text, start, end, "images") ? 4 : 0;
+			case 116: // t
+				return endsWith(text, start, end, "secret") ? 1 : 0;
+			case 110: // n
+				if (endsWith(text, start, end, "token")) return 1;
+				return endsWith(text, start, end, "authorization") ? 2 : 0;
+			case 121: {
+				// y: api_key, apiKey, x-api-key, access_key, private-key, secret_key → a secret; any other key → maybe
+				if (!endsWith(text, start, end, "key")) return 0;
+				let e = end - 3;
+				if (e > start && (text[e - 1] === "_" || text[e - 1] === "-")) e--;
+				return endsWith(text, start, e, "api") || endsWith(text, start, e, "access") || endsWith(text, start, e, "private") || endsWith(text, start, e, "secret") ? 1 : 3;
+			}
+			case 104: // h
+				return endsWith(text, start, end, "auth") ? 1 : 0;
+			case 108: // l
+				return endsWith(text, start, end, "credential") ? 3 : 0;
+			case 97: // a
+				return endsWith(text, start, end, "data") ? 4 : 0;
+		}
+		return 0;
+	};
+
+	// Edits found in the current text: [start, end) → marker, the first `count` entries. Reused between calls.
+	const starts: number[] = [];
+	const ends: number[] = [];
+	const marks: string[] = [];
+	let count = 0;
+	let awsIds: number[] = [];
+	const add = (start: number, end: number, mark: string): number => {
+		if (end > start) {
+			starts[count] = start;
+			ends[count] = end;
+			marks[count++] = mark;
+		}
+		return end;
+	};
+
+	/** The value starting at `from`, quoted or bare; redacted if it is a secret. Returns the value's end once redacted, else 0. */
+	function judgeValue(text: string, from: number, strong: boolean, envStyle: boolean, flag: boolean, inQuery: boolean): number {
+		const n = Math.min(text.length, from + (strong ? 8192 : 256));
+		let at = from;
+		let code = text.charCodeAt(at);
+		if ((code === 98 || code === 114 || code === 117 || code === 102) && (text[at + 1] === '"' || text[at + 1] === "'")) code = text.charCodeAt(++at); // b"…" r'…'
+		let quote = 0; // the closing quote's char code; negative for \" inside JSON text
+		if (code === 34 || code === 39 || code === 96) quote = code;
+		else if (code === 92 && (text[at + 1] === '"' || text[at + 1] === "'")) quote = -text.charCodeAt(++at);
+		let start = at;
+		let end = at;
+		let value: string;
+		let trimmed = false;
+		if (quote) {
+			start = end = at + 1;
+			for (;;) {
+				if (end >= n) return 0;
+				const c = text.charCodeAt(end);
+				if (c === 10 || c === 13) return 0;
+				if (quote > 0 ? c === quote : c === -quote && text.charCodeAt(end - 1) === 92) break;
+				if (c === 92) {
+					if (quote > 0) end++;
+					else if (text[end + 1] === "n" || text[end + 1] === "r") return 0;
+				}
+				end++;
+			}
+			if (quote < 0) end--;
+			if (end - start < (strong ? 6 : 16)) return 0;
+			value = text.slice(start, end);
+			if (!strong) return looksRandom(value) ? add(start, end, MARK) : 0;
+			if (/^\s|\s$|\$\{|\{\{|#\{|%\(|\[REDACTED|\[image |\[data |^-----BEGIN/.test(value)) return 0;
+		} else {
+			while (end < n) {
+				const c = text.charCodeAt(end);
+				if (c <= 32 || c === 34 || c === 39 || c === 96 || (inQuery && c === 38)) break;
+				if (c === 92 && /[nrt"'\\]/.test(text[end + 1] ?? "")) break; // an escape in JSON text ends the value
+				end++;
+			}
+			while (end > start && ",;:)]}".includes(text[end - 1])) {
+				end--;
+				trimmed = true;
+			}
+			if (end - start < (flag ? 1 : strong ? 6 : 16)) return 0;
+			const first = text.charCodeAt(start);
+			if (first === 91 || first === 36 || first === 60 || first === 123 || first === 42) return 0; // [REDACTED…] $VAR <placeholder> {{…}} ***
+			value = text.slice(start, end);
+			if (!strong) return looksRandom(value) ? add(start, end, MARK) : 0;
+			if (value.includes("[REDACTED") || PATH.test(value)) return 0;
+			if (flag) {
+				if (value.startsWith("-") || /^\d{1,7}$/.test(value) || UPPER_WORD.test(value)) return 0;
+			} else if (!envStyle) {
+				if (looksLikeCode(value, trimmed)) return 0;
+				if (/^[a-z]+$/.test(value) && /^[ \t]+[^\s#]/.test(text.slice(end, end + 3))) return 0; // prose: "invalid token: expected 3 parts"
+			} else if (/^[$%]|^\{\{/.test(value)) return 0;
+		}
+		if (PLACEHOLDER.test(value) || UPPER_WORD.test(value)) return 0;
+		return flag || value.length >= 8 || (value.length >= 6 && /[^A-Za-z]/.test(value) && /[A-Za-z]/.test(value)) ? add(start, end, MARK) : 0;
+	}
+
+	/** A vendor token whose prefix ends just before `p` ("-" or "_"); returns where scanning may go on. */
+	function onVendor(text: string, p: number): number {
+		let s = p;
+		while (s > 0 && isAlnum(text.charCodeAt(s - 1)) && p - s < 8) s--;
+		if (text.charCodeAt(s - 1) === 92) s++; // the "n" of a \n escape is no prefix
+		VENDOR.lastIndex = s;
+		const v = VENDOR.exec(text);
+		if (!v) return p + 1;
+		if (v[0].startsWith("sk-") && !v[0].startsWith("sk-lf-") && !(/\d/.test(v[0]) && /[A-Za-z0-9]{10}/.test(v[0].slice(3)))) return VENDOR.lastIndex; // sk-spinner-fading-circle
+		add(s, VENDOR.lastIndex, MARK);
+		return VENDOR.lastIndex;
+	}
+
+	function onDash(text: string, p: number): number {
+		const next = text.charCodeAt(p + 1);
+		if (next === 45 && text.startsWith("-----BEGIN", p)) {
+			PEM_HEAD.lastIndex = p;
+			const head = PEM_HEAD.exec(text);
+			if (!head) return p + 1;
+			const bodyFrom = p + head[0].length;
+			const endAt = text.indexOf("-----END", bodyFrom);
+			let stop = -1;
+			if (endAt >= 0 && !/["'`]/.test(text.slice(bodyFrom, endAt))) {
+				PEM_TAIL.lastIndex = endAt;
+				if (PEM_TAIL.exec(text)) stop = PEM_TAIL.lastIndex;
+			}
+			if (stop < 0) {
+				// no END line (cut off): drop the base64 body that follows
+				PEM_BODY.lastIndex = bodyFrom;
+				PEM_BODY.exec(text);
+				stop = PEM_BODY.lastIndex;
+				while (stop > bodyFrom && /[\s-]/.test(text[stop - 1])) stop--;
+				if (stop - bodyFrom < 16) return p + 1; // only the marker line, e.g. a constant in code
+			}
+			add(p, stop, "[REDACTED PRIVATE KEY]");
+			return stop;
+		}
+		if (next !== 45 && !(next >= 97 && next <= 122)) return onVendor(text, p);
+		// a flag (--password x, --api-key=x, -token x) or curl -u / --user user:pass; else the end of a vendor prefix
+		const before = p > 0 ? text.charCodeAt(p - 1) : 32;
+		if (isAlnum(before) || before === 45 || before === 95) return onVendor(text, p);
+		if ((next === 117 && /^-u[ \t=]/.test(text.slice(p, p + 3))) || text.startsWith("--user", p)) {
+			CURL_USER.lastIndex = p;
+			const c = CURL_USER.exec(text);
+			if (c && !isPlaceholder(c[3])) add(CURL_USER.lastIndex - c[3].length, CURL_USER.lastIndex - (c[1] && c[3].endsWith(c[1]) ? 1 : 0), MARK);
+			return p + 1;
+		}
+		FLAG.lastIndex = p;
+		return Math.max(p + 1, FLAG.exec(text) ? judgeValue(text, FLAG.lastIndex, true, false, true, false) : 0);
+	}
+
+	/** Where an env literal joins the scan: its rarest character among the lead characters, or its first upper-case letter, digit or sign. */
+	const envLead = (literal: string): number => {
+		for (const c of "JYWBS9A_=:-") {
+			const at = literal.indexOf(c);
+			if (at >= 0) return at;
+		}
+		const at = literal.search(/[^a-z]/);
+		return at >= 0 ? at : 0;
+	};
+
+	/** A token that starts at s (AKIA…, AIza…, eyJ…, SG.…), if nothing alphanumeric runs into it. */
+	function onToken(text: string, s: number, re: RegExp): number {
+		const prev = text.charCodeAt(s - 1);
+		if (s > 0 && (isAlnum(prev) || prev === 95 || prev === 45) && !(text.charCodeAt(s - 2) === 92 && (prev === 110 || prev === 116 || prev === 114))) return s + 1;
+		re.lastIndex = s;
+		if (!re.exec(text)) return s + 1;
+		if (re === AWS_ID) awsIds.push(s);
+		add(s, re.lastIndex, MARK);
+		return re.lastIndex;
+	}
+
+	function onUpper(text: string, p: number): number {
+		switch (text.charCodeAt(p)) {
+			case 65: // A
+				return onToken(text, p, text.charCodeAt(p + 1) === 73 ? GOOGLE_KEY : AWS_ID);
+			case 74: // J of eyJ
+				return onToken(text, p - 2, JWT);
+			case 83: // S of SG.
+				return onToken(text, p, SENDGRID);
+			case 66: {
+				// Bearer <token> / Basic <base64 of user:pass>
+				const basic = text.charCodeAt(p + 1) === 97;
+				const re = basic ? BASIC : BEARER;
+				re.lastIndex = p + 1;
+				const b = re.exec(text);
+				if (!b) return p + 1;
+				let value = b[1];
+				if (basic) {
+					let decoded = "";
+					try {
+						decoded = atob(value);
+					} catch {
+						return p + 1;
+					}
+					if (!/^[\x20-\x7e]+:[\x20-\x7e]*$/.test(decoded)) return p + 1;
+				} else {
+					value = value.replace(/\.+$/, "");
+					if (!/\d/.test(value) && value.length < 20) return p + 1; // "Bearer authentication"
+				}
+				const from = re.lastIndex - b[1].length;
+				add(from, from + value.length, MARK);
+				return from + value.length;
+			}
+			default: {
+				// SQL: PASSWORD '…' / IDENTIFIED BY '…' (p is the W of PASSWORD or the Y of BY)
+				SQL_PASSWORD.lastIndex = text.charCodeAt(p) === 87 ? p - 4 : p - 12;
+				const m = SQL_PASSWORD.exec(text);
+				if (m && !isPlaceholder(m[1])) add(SQL_PASSWORD.lastIndex - 1 - m[1].length, SQL_PASSWORD.lastIndex - 1, MARK);
+				return p + 1;
+			}
 		}
 	}
-	return text => {
-		let out = text;
-		for (const value of values) if (out.includes(value)) out = out.split(value).join("[REDACTED]");
-		for (const re of extras) out = out.replace(re, "[REDACTED]");
-		return out;
+
+	function onGoogleOauth(text: string, p: number): number {
+		if (p > 0 && isAlnum(text.charCodeAt(p - 1)) && text.charCodeAt(p - 2) !== 92) return p + 1;
+		GOOGLE_OAUTH.lastIndex = p;
+		if (!GOOGLE_OAUTH.exec(text)) return p + 1;
+		let stop = GOOGLE_OAUTH.lastIndex;
+		while (text.charCodeAt(stop - 1) === 46) stop--;
+		add(p, stop, MARK);
+		return stop;
+	}
+
+	/** .netrc: machine <host> [login <user>] password <secret> — only in text with line breaks, real or JSON-escaped (a file's content). */
+	function onNetrc(text: string): void {
+		for (let at = text.indexOf("machine"); at >= 0; at = text.indexOf("machine", at + 7)) {
+			NETRC.lastIndex = at;
+			const m = NETRC.exec(text);
+			if (m && !isPlaceholder(m[1])) add(NETRC.lastIndex - m[1].length, NETRC.lastIndex, MARK);
+		}
+	}
+
+	/** scheme://user:password@host, https://<token>@host, Slack / Discord webhooks; p is the ":". */
+	function onUrl(text: string, p: number): void {
+		// most URLs have no "@" in their authority part: settle that with a few char checks
+		let at = -1;
+		for (let i = p + 3; i < text.length && i < p + 512; i++) {
+			const c = text.charCodeAt(i);
+			if (c === 64) at = i;
+			else if (c <= 32 || c === 47 || c === 63 || c === 35 || c === 34 || c === 39 || c === 60 || c === 62 || c === 92) break;
+		}
+		if (at < 0) {
+			if (text.startsWith("hooks.slack.com/", p + 3) || /^(?:canary\.|ptb\.)?discord(?:app)?\.com\//.test(text.slice(p + 3, p + 30))) {
+				WEBHOOK.lastIndex = p + 1;
+				const w = WEBHOOK.exec(text);
+				if (w) add(WEBHOOK.lastIndex - w[1].length, WEBHOOK.lastIndex, MARK);
+			}
+			return;
+		}
+		URL_AUTH.lastIndex = p + 1;
+		const u = URL_AUTH.exec(text);
+		if (u) {
+			if (!isPlaceholder(u[2])) add(URL_AUTH.lastIndex - 1 - u[2].length, URL_AUTH.lastIndex - 1, MARK);
+			return;
+		}
+		URL_TOKEN_USER.lastIndex = p + 1;
+		const t = URL_TOKEN_USER.exec(text);
+		if (t && looksRandom(t[1])) {
+			add(p + 3, p + 3 + t[1].length, MARK);
+			return;
+		}
+	}
+
+	/** data:<type>;base64,… and base64 images under a "data" / "images" key; p is the ":". Returns where to go on. */
+	function onData(text: string, p: number, bare: boolean): number {
+		if (bare && text.charCodeAt(p + 1) !== 32) {
+			DATA_URL.lastIndex = p;
+			const d = DATA_URL.exec(text);
+			if (d) {
+				const body = d[2].replace(/\r?\n/g, "");
+				const padding = body.endsWith("==") ? 2 : body.endsWith("=") ? 1 : 0;
+				add(p - 4, DATA_URL.lastIndex, `[${/^image\//i.test(d[1]) ? "image" : "data"} ${d[1]} ${sizeOf(body.length, padding)} base64 omitted]`);
+				return DATA_URL.lastIndex;
+			}
+		}
+		let q = p + 1;
+		while (q < text.length && q - p < 16 && /[\s[\\"'`]/.test(text[q])) q++;
+		BASE64_BLOB.lastIndex = q;
+		const b = BASE64_BLOB.exec(text);
+		if (!b) return p + 1;
+		const magic = IMAGE_MAGIC.find(([prefix]) => b[0].startsWith(prefix));
+		if (!magic && b[0].length < 256) return p + 1;
+		const padding = b[0].endsWith("==") ? 2 : b[0].endsWith("=") ? 1 : 0;
+		const size = sizeOf(b[0].length, padding);
+		add(q, BASE64_BLOB.lastIndex, magic ? `[image ${magic[1]} ${size} base64 omitted]` : `[data ${size} base64 omitted]`);
+		return BASE64_BLOB.lastIndex;
+	}
+
+	/** key = value / key: value at the separator p (":" or "="). Returns where to go on. */
+	function onSeparator(text: string, p: number, colon: boolean): number {
+		const after = text.charCodeAt(p + 1);
+		if (colon && after === 47 && text.charCodeAt(p + 2) === 47) {
+			onUrl(text, p);
+			return p + 1;
+		}
+		// the key: back over blanks and an optional (escaped) quote, then over key characters
+		let k = p;
+		let c = text.charCodeAt(k - 1);
+		while (c === 32 || c === 9) c = text.charCodeAt(--k - 1);
+		const spaced = k < p;
+		if (c === 34 || c === 39 || c === 96) {
+			c = text.charCodeAt(--k - 1);
+			if (c === 92) c = text.charCodeAt(--k - 1);
+		}
+		if (!isAlnum(c)) return p + 1;
+		const keyEnd = k;
+		while (k > 0 && isKeyChar(text.charCodeAt(k - 1)) && keyEnd - k < 128) k--;
+		if (text.charCodeAt(k - 1) === 92 && (text.charCodeAt(k) === 110 || text.charCodeAt(k) === 116 || text.charCodeAt(k) === 114)) k++; // "\nKEY=" in JSON text
+		const kind = keyKind(text, k, keyEnd);
+		if (kind === 0) return p + 1;
+		if (kind === 4) return colon ? onData(text, p, keyEnd === p && endsWith(text, k, keyEnd, "data") && keyEnd - k === 4) : p + 1;
+		if (colon ? after === 58 : after === 61 || "=!<>+-*/%&|^".includes(text[p - 1])) return p + 1; // ::, ==, !=, +=
+		// the value: after =, :, :=, =>
+		let v = p + (colon ? (after === 61 ? 2 : 1) : after === 62 ? 2 : 1);
+		while (v < text.length && (text.charCodeAt(v) === 32 || text.charCodeAt(v) === 9)) v++;
+		if (v >= text.length) return p + 1;
+		if (kind === 2 || (endsWith(text, k, keyEnd, "auth") && SCHEME.test(text.slice(v, v + 24).replace(/^\\?["'`]/, "")))) {
+			// Authorization: <scheme> <credentials> — keep the scheme, drop the credentials
+			if (text.charCodeAt(v) === 92) v++;
+			if (/["'`]/.test(text[v])) v++;
+			SCHEME.lastIndex = v;
+			if (SCHEME.exec(text)) v = SCHEME.lastIndex;
+			CREDENTIAL.lastIndex = v;
+			const cred = CREDENTIAL.exec(text);
+			if (cred && cred[0].length >= 4 && !isPlaceholder(cred[0])) add(v, CREDENTIAL.lastIndex, MARK);
+			return p + 1;
+		}
+		const key = text.slice(k, keyEnd);
+		const envStyle = /^[A-Z][A-Z0-9_]*$/.test(key) && (colon || !spaced) && !/(?:const|let|var|val)\s+$/.test(text.slice(Math.max(0, k - 8), k));
+		// in a query string (?token=abc&x=1) the value stops at "&"
+		return Math.max(p + 1, judgeValue(text, v, kind === 1 || envStyle, envStyle, false, k > 0 && (text[k - 1] === "?" || text[k - 1] === "&")));
+	}
+
+	function scan(text: string, literals: string[]): string {
+		count = 0;
+		if (awsIds.length) awsIds = [];
+
+		for (let m = (FIND.lastIndex = 0, FIND.exec(text)); m; m = FIND.exec(text)) {
+			const p = m.index;
+			let next = p + 1;
+			for (let i = 1; i < m.length; i++) {
+				if (m[i] === undefined) continue;
+				// an env literal; the rules below look at this position too
+				add(p - findLeads[i - 1], p - findLeads[i - 1] + findLiterals[i - 1].length, MARK);
+			}
+			switch (text.charCodeAt(p)) {
+				case 58: // :
+				case 61: // =
+					next = onSeparator(text, p, text.charCodeAt(p) === 58);
+					break;
+				case 45: // -
+					next = onDash(text, p);
+					break;
+				case 95: // _
+					if (!text.startsWith("_secret_access_key", p) && !text.startsWith("_session_token", p)) next = onVendor(text, p);
+					else {
+						// aws configure set aws_secret_access_key X
+						AWS_CLI.lastIndex = p + 1;
+						const t = AWS_CLI.exec(text);
+						if (t && (looksRandom(t[1]) || t[1].length >= 40)) add(AWS_CLI.lastIndex - t[1].length, AWS_CLI.lastIndex, MARK);
+					}
+					break;
+				case 57: // 9 of ya29.
+					next = onGoogleOauth(text, p - 3);
+					break;
+				case 65: // A
+				case 66: // B
+				case 74: // J
+				case 83: // S
+				case 87: // W
+				case 89: // Y
+					next = onUpper(text, p);
+			}
+			if (next > FIND.lastIndex) FIND.lastIndex = next;
+		}
+
+		if ((text.indexOf("\n") >= 0 || text.indexOf("\\") >= 0) && text.includes("machine")) onNetrc(text);
+		// AWS secret access keys near a key id (within 1,000 chars): 40 chars of base64 with upper, lower and digit
+		let awsDone = 0;
+		for (const id of awsIds) {
+			const from = Math.max(awsDone, id - 1000);
+			const near = text.slice(from, (awsDone = id + 1000));
+			AWS_SECRET.lastIndex = 0;
+			for (let m = AWS_SECRET.exec(near); m; m = AWS_SECRET.exec(near)) if (/[A-Z]/.test(m[0]) && /[a-z]/.test(m[0]) && /\d/.test(m[0])) add(from + m.index, from + m.index + 40, MARK);
+		}
+		// literal values of secret environment variables
+		for (const literal of literals) for (let at = text.indexOf(literal); at >= 0; at = text.indexOf(literal, at + literal.length)) add(at, at + literal.length, MARK);
+		// user patterns
+		for (const re of extras) {
+			re.lastIndex = 0;
+			for (let m = re.exec(text); m; m = re.exec(text)) {
+				if (m[0].length === 0) re.lastIndex++;
+				else if (!m[0].includes("REDACTED")) add(m.index, m.index + m[0].length, MARK);
+			}
+		}
+
+		if (!count) return text;
+		// apply by start, outer edit first; overlapping edits merge (a key or image marker wins)
+		const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => starts[a] - starts[b] || ends[b] - ends[a]);
+		let out = "";
+		let pos = 0;
+		let curStart = starts[order[0]];
+		let curEnd = ends[order[0]];
+		let curMark = marks[order[0]];
+		for (let i = 1; i < order.length; i++) {
+			const j = order[i];
+			if (starts[j] < curEnd) {
+				if (ends[j] > curEnd) curEnd = ends[j];
+				if (curMark === MARK) curMark = marks[j];
+				continue;
+			}
+			out += text.slice(pos, curStart) + curMark;
+			pos = curEnd;
+			curStart = starts[j];
+			curEnd = ends[j];
+			curMark = marks[j];
+		}
+		return out + text.slice(pos, curStart) + curMark + text.slice(curEnd);
+	}
+
+	// ── User patterns (LANGFUSE_REDACT_REGEX); a leading (?i) turns on case-insensitivity ──
+	const extras: RegExp[] = [];
+	for (const pattern of options.extraPatterns ?? []) {
+		if (!pattern) continue;
+		try {
+			const insensitive = pattern.startsWith("(?i)");
+			extras.push(new RegExp(insensitive ? pattern.slice(4) : pattern, insensitive ? "gi" : "g"));
+		} catch (error) {
+			try {
+				options.onInvalidPattern?.(pattern, error instanceof Error ? error.message : String(error));
+			} catch {
+				// a throwing reporter must not break construction
+			}
+		}
+	}
+
+	// ── Values of secret-looking environment variables, replaced wherever they appear ──
+	const SECRET_NAME = /(?:^|_)(?:KEY|TOKEN|SECRET|PAT|PASS|PASSWD|PWD|PASSPHRASE)(?:_|$)|PASSWORD|CREDENTIAL|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|^AUTH(?!OR)|KEY$/i;
+	const PLAIN_NAME = /_(?:URL|URI|HOST|HOSTNAME|DOMAIN|ENDPOINT|ISSUER|AUDIENCE|REGION|MODE|TYPE|METHOD|PROVIDER|ENABLED|DISABLED|USER|USERNAME|NAME|PATH|FILE|DIR|SOCK|HEADER|PREFIX|TTL|EXPIRY|TIMEOUT|VERSION|FORMAT|SCOPES?|LENGTH|SIZE|COUNT|LIMIT)$/i;
+	const PLAIN_VALUE = /^(?:true|false|yes|no|on|off|null|none|undefined|enabled|disabled|[-+]?[\d.,:_ ]+|(?:~|\.{1,2})?(?:\/[\w.@-]+)+\/?)$/i;
+	const literals: string[] = [];
+	for (const [name, raw] of Object.entries(options.env ?? {})) {
+		if (typeof raw !== "string" || !SECRET_NAME.test(name) || PLAIN_NAME.test(name)) continue;
+		const value = raw.trim();
+		if (value.length < 8 || value.length > 4096 || PLAIN_VALUE.test(value) || value.includes("[REDACTED")) continue;
+		const forms = [value, JSON.stringify(value).slice(1, -1)];
+		try {
+			forms.push(encodeURIComponent(value));
+		} catch {
+			// a lone surrogate has no URL form
+		}
+		for (const form of forms) {
+			// a value the rules already catch on their own (a vendor token) needs no literal search
+			if (!literals.includes(form) && scan(` ${form} `, []) !== ` ${MARK} `) literals.push(form);
+		}
+	}
+	literals.sort((a, b) => b.length - a.length);
+	// up to 8 literals ride along in the scan (an indexOf each costs as much as the scan on a short string)
+	findLiterals = literals.splice(0, Math.min(8, literals.length));
+	findLeads = findLiterals.map(envLead);
+	if (findLiterals.length) FIND = buildFind(findLiterals, findLeads);
+
+	return function redact(text: string): string {
+		if (typeof text !== "string" || text.length < (extras.length ? 1 : 6)) return text;
+		try {
+			return scan(text, literals);
+		} catch {
+			return "[REDACTED: redactor failed]";
+		}
 	};
 }
 
@@ -358,7 +974,7 @@ function dropDataUrls(text: string): string {
 }
 
 function imageMarker(mediaType: string, base64Chars: number): string {
-	return `[image ${mediaType} ${formatBytes(Math.round((base64Chars * 3) / 4))} omitted]`;
+	return `[image ${mediaType} ${formatBytes(Math.round((base64Chars * 3) / 4))} base64 omitted]`;
 }
 
 /** Image content parts in the shapes the hosts and providers use. */
