@@ -1051,6 +1051,8 @@ interface ObservationRecord {
 	trace?: TraceFields;
 	/** Unique per emission and kept through spool replays: the ingestion event id. */
 	emissionId: string;
+	/** Ingestion only: after a 207, the event ids of this record still to send (the others were accepted). */
+	pendingEvents?: string[];
 }
 
 type RecordSink = (record: ObservationRecord) => void;
@@ -1899,6 +1901,8 @@ interface ExporterIo {
 /** The queue and the sender: one per process, shared by every session and every copy of the module. */
 class Exporter {
 	private queue: ObservationRecord[] = [];
+	/** A flush's batch between leaving the queue and landing on disk. */
+	private writing?: ObservationRecord[];
 	private batches: Batch[] = [];
 	private pumping?: Promise<void>;
 	private flushing?: Promise<void>;
@@ -1990,7 +1994,10 @@ class Exporter {
 	exitSync(): void {
 		const queued = this.queue.splice(0).map(record => this.prepare(record));
 		const inMemory = this.batches.filter(batch => !batch.file && batch.records).flatMap(batch => batch.records!);
-		this.spool.writeSync([...inMemory, ...queued]);
+		// A write still under way may or may not have landed: saving it again costs a duplicate at
+		// most, which Langfuse folds (same span and event ids); not saving it could lose it.
+		this.spool.writeSync([...inMemory, ...(this.writing ?? []), ...queued]);
+		this.writing = undefined;
 		this.spool.releaseAllSync();
 		this.batches = [];
 	}
@@ -2026,7 +2033,9 @@ class Exporter {
 		if (this.queue.length === 0) return;
 		const raw = this.queue.splice(0);
 		const records = raw.map(record => this.prepare(record));
+		this.writing = records;
 		const file = await this.spool.write(records);
+		this.writing = undefined;
 		this.batches.push({ records: file && this.batches.length > 4 ? undefined : records, file, attempts: 0, notBefore: 0 });
 		this.log.debug(`queued ${records.length} observation(s)${file ? ` → spool ${path.basename(file)}` : " (memory only)"}`);
 		this.capMemory();
@@ -2139,7 +2148,10 @@ class Exporter {
 			this.log.debug(`POST ${transport} ${body.records.length} observation(s), ${body.text.length} bytes → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
 			if (outcome.kind === "some-failed") {
 				const failed = new Set(outcome.failedIds);
-				retry.push(...body.records.filter(record => failed.has(`${record.emissionId}-o`) || failed.has(`${record.emissionId}-t`)));
+				for (const record of body.records) {
+					const pending = [`${record.emissionId}-t`, `${record.emissionId}-o`].filter(id => failed.has(id));
+					if (pending.length) retry.push({ ...record, pendingEvents: pending });
+				}
 				dropped += outcome.dropped;
 				reason = outcome.reason;
 				continue;
@@ -2295,7 +2307,14 @@ function packBodies<T>(
 
 const otlpBodies = (records: ObservationRecord[]) => packBodies(records, record => [encodeSpan(record)], otlpBody);
 const ingestionBodies = (records: ObservationRecord[]) =>
-	packBodies(records, record => ingestionEvents(record).map(event => JSON.stringify(event)), ingestionBody);
+	packBodies(
+		records,
+		record =>
+			ingestionEvents(record)
+				.filter(event => !record.pendingEvents || record.pendingEvents.includes(String(event.id)))
+				.map(event => JSON.stringify(event)),
+		ingestionBody,
+	);
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 // 6. Host adapters — thin translations of each host's events into the recorder. One process-wide
@@ -2354,9 +2373,48 @@ function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
 	runtime.exporter.start();
 	if (options.exitHook !== false) {
 		const exporter = runtime.exporter;
-		process.once("exit", () => exporter.exitSync());
+		// The process is going: what is still open ends here (marked), and everything unsent is spooled.
+		const saveAll = () => {
+			for (const recorder of runtime.recorders.values()) recorder.close(Date.now(), { level: "WARNING", statusMessage: "the agent exited before this ended" });
+			exporter.exitSync();
+		};
+		process.once("exit", saveAll);
+		saveOnFatalSignals(saveAll);
 	}
 	return runtime;
+}
+
+/**
+ * A signal nobody handles ends the process WITHOUT 'exit' (pi in print mode on SIGINT), so the queue
+ * would be lost. While no one but us and signal-exit (the npm package: it re-raises only when its own
+ * listeners are the only ones; pi loads it) listens, spool what is unsent, step aside and re-raise:
+ * the process dies exactly as it would have without us. A host with its own handler (omp's shutdown,
+ * a TUI) decides itself, and 'exit' saves the queue then.
+ */
+function saveOnFatalSignals(saveAll: () => void): void {
+	const passiveListeners = () => {
+		const holder = process as unknown as { __signal_exit_emitter__?: { count?: unknown } };
+		const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[Symbol.for("signal-exit emitter")];
+		const count = (value: unknown) => (typeof value === "number" && value > 0 ? value : 0);
+		return count(holder.__signal_exit_emitter__?.count) + count(v4?.count);
+	};
+	for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+		const onSignal = () => {
+			if (process.listenerCount(signal) - 1 > passiveListeners()) return;
+			process.removeListener(signal, onSignal);
+			try {
+				saveAll();
+			} catch {
+				// dying anyway
+			}
+			process.kill(process.pid, signal);
+		};
+		try {
+			process.on(signal, onSignal);
+		} catch {
+			// a runtime without signal events: 'exit' is all there is
+		}
+	}
 }
 
 /** Sampling is decided once per session from its id: a session is traced whole or not at all. */
