@@ -2423,9 +2423,11 @@ function sampled(config: Config, sessionId: string): boolean {
 	return Number.parseInt(hashId(`sample:${sessionId}`, 16).slice(0, 8), 16) / 0xffffffff < config.sampleRate;
 }
 
-function newRecorder(runtime: Runtime, info: Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "grouping" | "exportMode" | "tracePrefix">, extraTags: string[] = []) {
-	const { config, exporter } = runtime;
-	const recorder = new SessionRecorder(record => exporter?.enqueue(record), {
+type HostSessionInfo = Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "grouping" | "exportMode" | "tracePrefix">;
+
+/** What the host knows about a session, completed with what the config says about every trace. */
+function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] = []): SessionInfo {
+	return {
 		...info,
 		tags: [...new Set([...config.tags, info.host, ...extraTags])],
 		userId: config.userId,
@@ -2434,7 +2436,12 @@ function newRecorder(runtime: Runtime, info: Omit<SessionInfo, "tags" | "userId"
 		grouping: config.grouping,
 		exportMode: config.exportMode,
 		tracePrefix: config.tracePrefix,
-	});
+	};
+}
+
+/** A live host session's recorder: it feeds the exporter and is closed (marked) if the process ends. */
+function newRecorder(runtime: Runtime, info: HostSessionInfo, extraTags: string[] = []) {
+	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags));
 	runtime.recorders.set(info.sessionId, recorder);
 	return recorder;
 }
@@ -2825,12 +2832,15 @@ function assistantGeneration(message: any, ctx: any): GenerationEnd {
 	};
 }
 
+/** Content part types that carry plain text, across the hosts' and providers' message formats. */
+const TEXT_PARTS = new Set(["text", "input_text", "output_text", "Text"]);
+
 /** Text parts joined; the plain text of a message or tool result. */
 function textOf(content: unknown): string {
 	if (typeof content === "string") return content;
 	if (!Array.isArray(content)) return "";
 	return content
-		.filter(part => part && (part.type === "text" || part.type === "output_text") && typeof part.text === "string")
+		.filter(part => typeof part?.text === "string" && TEXT_PARTS.has(part.type))
 		.map(part => part.text)
 		.join("\n");
 }
@@ -3822,9 +3832,8 @@ const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threa
 
 /** A recorder whose records are collected, one per observation id (the last state wins). */
 function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
-	const { config } = runtime;
 	const subagent = thread.parentThreadId !== undefined;
-	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), {
+	const info: HostSessionInfo = {
 		sessionId: thread.sessionId,
 		host: "codex",
 		hostVersion: thread.cliVersion,
@@ -3841,24 +3850,8 @@ function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, r
 			modelProvider: thread.provider,
 			rolloutFile: rollout,
 		},
-		tags: [...new Set([...config.tags, "codex", ...(subagent ? ["subagent"] : [])])],
-		userId: config.userId,
-		environment: config.environment,
-		release: config.release,
-		grouping: config.grouping,
-		exportMode: config.exportMode,
-		tracePrefix: config.tracePrefix,
-	});
-}
-
-/** Text of a Responses-API content array (input_text / output_text / text parts). */
-function codexText(content: unknown): string {
-	if (typeof content === "string") return content;
-	if (!Array.isArray(content)) return "";
-	return content
-		.filter(part => typeof part?.text === "string" && ["input_text", "output_text", "text", "Text"].includes(part.type))
-		.map(part => part.text)
-		.join("\n");
+	};
+	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, subagent ? ["subagent"] : []));
 }
 
 /** Context Codex injects as user messages (environment, AGENTS.md, skills), not typed by the user. */
@@ -3920,12 +3913,12 @@ function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: C
 		else if (line.type === "token_usage_record") hasUsageRecords = true;
 		else if (line.type === "event_msg" && payload.type === "item_completed" && payload.item) {
 			const item = payload.item;
-			if (item.type === "UserMessage") userTexts.push(codexText(item.content));
+			if (item.type === "UserMessage") userTexts.push(textOf(item.content));
 			else if (typeof item.id === "string") items.set(item.id, item);
 		} else if (line.type === "event_msg" && payload.type === "user_message" && typeof payload.message === "string") {
 			userTexts.push(payload.message); // rollouts before item events
 		} else if (line.type === "response_item" && payload.type === "message" && payload.role === "user") {
-			const text = codexText(payload.content);
+			const text = textOf(payload.content);
 			if (text && !injectedText(text) && !text.startsWith("<subagent_notification>")) fallbackTexts.push(text);
 		}
 	}
@@ -3986,7 +3979,7 @@ function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: C
 		if (line.type === "response_item") {
 			switch (payload.type) {
 				case "message": {
-					const text = codexText(payload.content);
+					const text = textOf(payload.content);
 					if (payload.role === "assistant") {
 						if (text) pending.text.push(text);
 						recorder.noteOutput(text || undefined);
