@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { runOmp, runPi, sumUsage, type AgentRunResult } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type ReceivedSpan, type Receiver } from "./support/receiver.ts";
+import { attr, type, json, latest, sum } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const TWO_TOOLS = "Run two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>>";
@@ -23,13 +24,6 @@ afterAll(async () => {
 	await mock.close();
 	await receiver.close();
 });
-
-const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
-const type = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
-const json = (span: ReceivedSpan, key: string) => JSON.parse(String(attr(span, key) ?? "{}"));
-/** Spans by id, last version wins (a trace's root is sent when the prompt starts and again when it ends). */
-const latest = (spans: ReceivedSpan[]) => [...new Map(spans.map(span => [span.spanId, span])).values()];
-const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
 
 function tracingEnv(extra: Record<string, string> = {}) {
 	return {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { type CodexRunResult, type CodexUsage, runCodex } from "./support/hosts.ts";
 import { type MockLlm, startMockLlm } from "./support/mock-llm.ts";
 import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import { attr } from "./support/spans.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const BUN = process.execPath;
@@ -59,7 +60,6 @@ async function notifyAgain(run: CodexRunResult, env: Record<string, string>, tur
 	return performance.now() - started;
 }
 
-const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
 function jsonAttr(span: ReceivedSpan, key: string): any {
 	const value = attr(span, key);
 	if (typeof value !== "string") return value;

@@ -6,6 +6,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import { attr } from "./support/spans.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -121,7 +122,6 @@ const notifyArg = (f: Fixture, turn: number) =>
 	JSON.stringify({ type: "agent-turn-complete", "thread-id": f.threadId, "turn-id": f.turns[turn]!.id, "input-messages": [], "last-assistant-message": f.turns[turn]!.last });
 const notify = (f: Fixture, turn = 0, env?: Record<string, string | undefined>) => cli(["codex-notify", notifyArg(f, turn)], { env });
 
-const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
 /** Input/output/usage attributes: JSON strings, or plain strings as they are. */
 const jsonAttr = (span: ReceivedSpan, key: string) => parseMaybe(attr(span, key));
 function parseMaybe(value: unknown): any {

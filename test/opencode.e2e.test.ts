@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { runOpencode, type OpencodeRunResult, type OpencodeSession } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type ReceivedSpan, type Receiver } from "./support/receiver.ts";
+import { attr, type, json, io, meta, traceMeta, latest, sum, ms } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const TWO_TOOLS = "Run two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>>";
@@ -32,27 +33,6 @@ afterAll(async () => {
 	await receiver.close();
 	for (const dir of spoolDirs) rmSync(dir, { recursive: true, force: true });
 });
-
-const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
-const type = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
-const json = (span: ReceivedSpan, key: string) => JSON.parse(String(attr(span, key) ?? "{}"));
-/** Input/output as Langfuse's SDKs send them: a string as it is, anything else as JSON. */
-const io = (span: ReceivedSpan, key: string): any => {
-	const raw = attr(span, key);
-	if (typeof raw !== "string") return raw;
-	try {
-		return JSON.parse(raw);
-	} catch {
-		return raw;
-	}
-};
-/** Metadata travels as one JSON object per observation and per trace. */
-const meta = (span: ReceivedSpan, key: string) => json(span, "langfuse.observation.metadata")?.[key];
-const traceMeta = (span: ReceivedSpan, key: string) => json(span, "langfuse.trace.metadata")?.[key];
-/** Spans by id, last version wins (a trace's root is sent when the prompt starts and again when it ends). */
-const latest = (spans: ReceivedSpan[]) => [...new Map(spans.map(span => [span.spanId, span])).values()];
-const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
-const ms = (nanos: string) => Number(BigInt(nanos) / 1_000_000n);
 
 function spoolDir(): string {
 	const dir = mkdtempSync(join(tmpdir(), "lf-oc-spool-"));

@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeOtlp, type ReceivedSpan } from "./support/receiver.ts";
+import { attr, type, json, io, meta, traceMeta, latest, sum, ms } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const mod = await import(LANGFUSE_TS);
@@ -26,26 +27,6 @@ const fixture = (name: string): Line[] =>
 		.filter(line => line.trim())
 		.map(line => JSON.parse(line));
 
-const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
-const type = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
-const json = (span: ReceivedSpan, key: string) => JSON.parse(String(attr(span, key) ?? "null"));
-/** Input/output as Langfuse's SDKs send them: a string as it is, anything else as JSON. */
-const io = (span: ReceivedSpan, key: string): any => {
-	const raw = attr(span, key);
-	if (typeof raw !== "string") return raw;
-	try {
-		return JSON.parse(raw);
-	} catch {
-		return raw;
-	}
-};
-/** Metadata travels as one JSON object per observation and per trace. */
-const meta = (span: ReceivedSpan, key: string) => json(span, "langfuse.observation.metadata")?.[key];
-const traceMeta = (span: ReceivedSpan, key: string) => json(span, "langfuse.trace.metadata")?.[key];
-/** Spans by id, last version wins (a root is sent when the prompt starts, on rename, and at its end). */
-const latest = (spans: ReceivedSpan[]) => [...new Map(spans.map(span => [span.spanId, span])).values()];
-const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
-const ms = (nanos: string) => Number(BigInt(nanos) / 1_000_000n);
 /** The exporter sends in the background: poll (up to 2 s) instead of guessing a delay. */
 async function until(condition: () => boolean): Promise<void> {
 	for (let waited = 0; !condition() && waited < 2_000; waited += 10) await Bun.sleep(10);

@@ -35,6 +35,7 @@ import { join, relative } from "node:path";
 import { runOmp, runPi, type AgentRunResult } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type ReceivedSpan, type Receiver } from "./support/receiver.ts";
+import { attr, latest } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const CORPUS = new URL("./corpus/", import.meta.url).pathname;
@@ -324,8 +325,6 @@ function stringsIn(value: unknown, out: string[] = [], depth = 0): string[] {
 	return out;
 }
 
-const latest = (spans: ReceivedSpan[]) => [...new Map(spans.map(span => [span.spanId, span])).values()];
-const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
 const typeOf = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
 const parsed = (span: ReceivedSpan, key: string): unknown => {
 	const value = attr(span, key);

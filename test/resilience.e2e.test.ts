@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { runOmp, runPi, type AgentRunResult } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type IngestionEvent, type ReceivedSpan, type Receiver, type ReceiverMode } from "./support/receiver.ts";
+import { attr, latest } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const PUBLIC_KEY = "pk-lf-resilience";
@@ -193,7 +194,6 @@ const pair = (spanId: string, endMs: number) => `${spanId}@${endMs}`;
 const endMsOf = (span: ReceivedSpan) => Number(BigInt(span.endNs) / 1_000_000n);
 const spanPair = (span: ReceivedSpan) => pair(span.spanId, endMsOf(span));
 const recordPair = (record: SpooledRecord) => pair(record.id, Math.round(record.endMs));
-const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
 const typeOf = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
 const ofSession = (spans: ReceivedSpan[], sessionId: string | undefined) => spans.filter(span => span.attributes["session.id"] === sessionId);
 /** An input/output attribute as text: strings go out as they are or JSON-encoded, depending on the version. */
@@ -206,7 +206,6 @@ function plainText(value: unknown): unknown {
 		return value;
 	}
 }
-const latest = (spans: ReceivedSpan[]) => [...new Map(spans.map(span => [span.spanId, span])).values()];
 
 function countBy<T>(items: T[], key: (item: T) => string): Map<string, number> {
 	const counts = new Map<string, number>();
