@@ -19,7 +19,7 @@ const PROMPT = "Look around this project: RUN<<ls -a>> RUN<<git status --short |
 const receiver = await startReceiver();
 const mock = await startMockLlm();
 const spool = mkdtempSync(join(tmpdir(), "langfuse-demo-spool-"));
-const env = { LANGFUSE_PUBLIC_KEY: "pk-lf-demo", LANGFUSE_SECRET_KEY: "sk-lf-demo", LANGFUSE_HOST: receiver.url, LANGFUSE_SPOOL_DIR: spool, LANGFUSE_TAGS: "demo" };
+const env = { LANGFUSE_PUBLIC_KEY: "pk-lf-demo", LANGFUSE_SECRET_KEY: "sk-lf-demo", LANGFUSE_HOST: receiver.url, LANGFUSE_SPOOL_DIR: spool, LANGFUSE_TAGS: "demo", LANGFUSE_USER_ID: process.env.USER || "alice" };
 
 try {
 	if (existsSync(join(BIN_DIR, "omp"))) {

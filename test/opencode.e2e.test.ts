@@ -6,10 +6,10 @@
  * LANGFUSE_TS=<path> tests another copy of langfuse.ts (default: the one in the repository root).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runOpencode, type OpencodeRunResult, type OpencodeSession } from "./support/hosts.ts";
+import { runOmp, runOpencode, type OpencodeRunResult, type OpencodeSession } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type ReceivedSpan, type Receiver } from "./support/receiver.ts";
 import { attr, type, json, io, meta, traceMeta, latest, sum, ms } from "./support/spans.ts";
@@ -159,6 +159,17 @@ describe("opencode: a real session becomes one clean trace", () => {
 	test("the provider's API key (in chat.params provider options) never leaves", () => {
 		expect(JSON.stringify(receiver.spans)).not.toContain("mock-key");
 	});
+
+	test("the same file, in the same project's .opencode/plugin/, also traces omp there (no second copy)", async () => {
+		const plugin = join(result.cwd, ".opencode", "plugin", "langfuse.ts");
+		expect(existsSync(plugin)).toBe(true);
+		const omp = await runOmp({ prompt: "RUN<<echo from omp>>", mockUrl: mock.url, cwd: result.cwd, extensions: [plugin], env: tracingEnv(), timeoutMs: 60_000 });
+		expect(omp.code).toBe(0);
+		const roots = latest(receiver.spans.filter(span => attr(span, "session.id") === omp.sessionId && !span.parentSpanId));
+		expect(roots).toHaveLength(1);
+		expect(traceMeta(roots[0]!, "host")).toBe("omp");
+		omp.cleanup();
+	}, 60_000);
 });
 
 describe("opencode: a subagent is its own session, linked to its parent's task call", () => {
