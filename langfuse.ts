@@ -2075,9 +2075,18 @@ class Exporter {
 		return files.length;
 	}
 
-	private pump(deadline: number): Promise<void> {
-		this.pumping ??= this.sendDue(deadline).finally(() => (this.pumping = undefined));
-		return this.pumping;
+	/**
+	 * Sends what is due. Joins a send loop already running, and goes round again when that loop ended
+	 * just before a new batch arrived (it had seen the list empty), so a flush never misses its batch.
+	 */
+	private async pump(deadline: number): Promise<void> {
+		for (;;) {
+			this.pumping ??= this.sendDue(deadline).finally(() => (this.pumping = undefined));
+			await this.pumping;
+			const next = this.batches[0];
+			// a batch that already failed waits for its backoff and the timer; only a fresh one goes now
+			if (!next || next.attempts > 0 || this.status.blocked || next.notBefore > Date.now() || Date.now() >= deadline - 50) return;
+		}
 	}
 
 	private async sendDue(deadline: number): Promise<void> {
