@@ -1773,7 +1773,42 @@ class Spool {
 
 	/** Claims every batch nobody alive owns, oldest first; drops files past retention. */
 	async claimOrphans(): Promise<string[]> {
-		if (!this.usable) return [];
+		if (!this.usable || !this.lockReplay()) return [];
+		try {
+			return await this.claimOrphansLocked();
+		} finally {
+			fs.rmSync(this.replayLock, { force: true });
+		}
+	}
+
+	private get replayLock(): string {
+		return path.join(this.dir, ".replay.lock");
+	}
+
+	/**
+	 * One replayer at a time: a single process claims every orphan and sends them oldest first, so
+	 * a trace's later version never reaches Langfuse before its earlier one. A lock whose process is
+	 * gone, or older than a minute, is taken over.
+	 */
+	private lockReplay(): boolean {
+		const take = () => fs.writeFileSync(this.replayLock, String(process.pid), { flag: "wx", mode: 0o600 });
+		try {
+			take();
+			return true;
+		} catch {
+			try {
+				const holder = Number(fs.readFileSync(this.replayLock, "utf8"));
+				if (isAlive(holder) && Date.now() - fs.statSync(this.replayLock).mtimeMs < 60_000) return false;
+				fs.rmSync(this.replayLock, { force: true });
+				take();
+				return true;
+			} catch {
+				return false; // another process took it over first
+			}
+		}
+	}
+
+	private async claimOrphansLocked(): Promise<string[]> {
 		const now = Date.now();
 		const claimed: string[] = [];
 		for (const entry of await this.entries()) {
