@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { type CodexRunResult, type CodexUsage, runCodex } from "./support/hosts.ts";
 import { type MockLlm, startMockLlm } from "./support/mock-llm.ts";
 import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
-import { attr } from "./support/spans.ts";
+import { attr, io } from "./support/spans.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const BUN = process.execPath;
@@ -60,15 +60,6 @@ async function notifyAgain(run: CodexRunResult, env: Record<string, string>, tur
 	return performance.now() - started;
 }
 
-function jsonAttr(span: ReceivedSpan, key: string): any {
-	const value = attr(span, key);
-	if (typeof value !== "string") return value;
-	try {
-		return JSON.parse(value);
-	} catch {
-		return value;
-	}
-}
 const ofType = (spans: ReceivedSpan[], type: string) => spans.filter(span => attr(span, "langfuse.observation.type") === type);
 const inSession = (threadId: string) => receiver.spans.filter(span => attr(span, "session.id") === threadId);
 const rootsOf = (spans: ReceivedSpan[]) => spans.filter(span => !span.parentSpanId);
@@ -83,7 +74,7 @@ function usageTotals(usages: CodexUsage[]) {
 function generationTotals(generations: ReceivedSpan[]) {
 	const sum = { input: 0, output: 0, total: 0 };
 	for (const generation of generations) {
-		for (const [key, value] of Object.entries(jsonAttr(generation, "langfuse.observation.usage_details") as Record<string, number>)) {
+		for (const [key, value] of Object.entries(io(generation, "langfuse.observation.usage_details") as Record<string, number>)) {
 			if (key === "total") sum.total += value;
 			else if (key.includes("input")) sum.input += value;
 			else if (key.includes("output")) sum.output += value;
@@ -105,8 +96,8 @@ describe("codex exec traced by langfuse.ts", () => {
 		const traces = rootsOf(mine);
 		expect(traces).toHaveLength(1);
 		expect(new Set(mine.map(span => span.traceId))).toEqual(new Set([traces[0]!.traceId]));
-		expect(jsonAttr(traces[0]!, "langfuse.trace.input")).toBe(prompt);
-		expect(jsonAttr(traces[0]!, "langfuse.trace.output")).toBe(run.lastAgentMessages.at(-1)!);
+		expect(io(traces[0]!, "langfuse.trace.input")).toBe(prompt);
+		expect(io(traces[0]!, "langfuse.trace.output")).toBe(run.lastAgentMessages.at(-1)!);
 		expect(run.lastAgentMessages.at(-1)).toBe("DONE: 1 commands");
 
 		const generations = ofType(mine, "generation");
@@ -116,8 +107,8 @@ describe("codex exec traced by langfuse.ts", () => {
 
 		const tools = ofType(mine, "tool");
 		expect(tools).toHaveLength(1);
-		expect(jsonAttr(tools[0]!, "langfuse.observation.input")).toEqual({ cmd: "echo hello-from-codex" });
-		expect(jsonAttr(tools[0]!, "langfuse.observation.output")).toContain("hello-from-codex");
+		expect(io(tools[0]!, "langfuse.observation.input")).toEqual({ cmd: "echo hello-from-codex" });
+		expect(io(tools[0]!, "langfuse.observation.output")).toContain("hello-from-codex");
 
 		// Running the hook again sends nothing new, and returns fast.
 		const before = receiver.spans.length;
@@ -145,7 +136,7 @@ describe("codex exec traced by langfuse.ts", () => {
 		await receiver.waitFor(() => rootsOf(inSession(first.threadId!)).length === 2);
 		const mine = inSession(first.threadId!);
 		const traces = rootsOf(mine);
-		expect(traces.map(span => jsonAttr(span, "langfuse.trace.input"))).toEqual(["First RUN<<echo turn-one>> please", "Second: just answer"]);
+		expect(traces.map(span => io(span, "langfuse.trace.input"))).toEqual(["First RUN<<echo turn-one>> please", "Second: just answer"]);
 		expect(generationTotals(ofType(mine, "generation"))).toEqual(usageTotals(second.tokenUsages));
 		const counts = receiver.spanCountsById();
 		expect(mine.filter(span => counts[span.spanId] !== 1)).toEqual([]);
@@ -166,7 +157,7 @@ describe("codex exec traced by langfuse.ts", () => {
 		expect(rootsOf(mine)).toHaveLength(1);
 		expect(ofType(mine, "tool")).toHaveLength(1);
 		// The Stop hook runs before Codex writes task_complete: the answer comes from the hook's input.
-		expect(jsonAttr(rootsOf(mine)[0]!, "langfuse.trace.output")).toBe("DONE: 1 commands");
+		expect(io(rootsOf(mine)[0]!, "langfuse.trace.output")).toBe("DONE: 1 commands");
 		expect(generationTotals(ofType(mine, "generation"))).toEqual(usageTotals(run.tokenUsages));
 
 		const before = receiver.spans.length;

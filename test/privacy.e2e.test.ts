@@ -35,7 +35,7 @@ import { join, relative } from "node:path";
 import { runOmp, runPi, type AgentRunResult } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type ReceivedSpan, type Receiver } from "./support/receiver.ts";
-import { attr, latest } from "./support/spans.ts";
+import { attr, io, latest, type } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const CORPUS = new URL("./corpus/", import.meta.url).pathname;
@@ -325,16 +325,6 @@ function stringsIn(value: unknown, out: string[] = [], depth = 0): string[] {
 	return out;
 }
 
-const typeOf = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
-const parsed = (span: ReceivedSpan, key: string): unknown => {
-	const value = attr(span, key);
-	if (typeof value !== "string") return value;
-	try {
-		return JSON.parse(value);
-	} catch {
-		return value;
-	}
-};
 /**
  * An input/output attribute as text: langfuse.ts sends a string as it is (older drafts JSON-encoded
  * it, which this also reads) and anything else as JSON.
@@ -357,7 +347,7 @@ const metadataOf = (span: ReceivedSpan): Json => {
 	for (const [key, value] of Object.entries(span.attributes)) {
 		if (key.startsWith("langfuse.observation.metadata.")) out[key.slice("langfuse.observation.metadata.".length)] = value;
 	}
-	const whole = parsed(span, "langfuse.observation.metadata");
+	const whole = io(span, "langfuse.observation.metadata");
 	return whole && typeof whole === "object" ? { ...out, ...(whole as Json) } : out;
 };
 
@@ -375,7 +365,7 @@ function collectExport(capture: Capture, receiver: Receiver, spoolDir: string, s
 	const spans = latest(receiver.spans);
 	const places: Place[] = capture.bodies.map((body, index) => ({ where: `request body #${index} (${body.path})`, text: body.text }));
 	for (const span of receiver.spans) {
-		const label = `span "${span.name.slice(0, 40)}" (${String(typeOf(span))})`;
+		const label = `span "${span.name.slice(0, 40)}" (${String(type(span))})`;
 		places.push({ where: `${label} name`, text: span.name });
 		if (span.status.message) places.push({ where: `${label} status`, text: span.status.message });
 		for (const [key, value] of Object.entries(span.attributes)) places.push({ where: `${label} ${key}`, text: stringsIn(value).join("\n\u0000\n") });
@@ -568,8 +558,8 @@ async function secretRun(options: { ordinary: "all" | "one"; receiverMode?: "503
 	const exported = collectExport(capture, receiver, spoolDir, result.stderr);
 	const toolByCommand = new Map<string, ReceivedSpan>();
 	for (const span of exported.spans) {
-		if (typeOf(span) !== "tool") continue;
-		const input = parsed(span, "langfuse.observation.input") as Json | undefined;
+		if (type(span) !== "tool") continue;
+		const input = io(span, "langfuse.observation.input") as Json | undefined;
 		if (typeof input?.command === "string") toolByCommand.set(input.command, span);
 	}
 	const allSecrets: Secret[] = [
@@ -629,7 +619,7 @@ describe("omp, LANGFUSE_EXPORT_MODE=full: secrets never leave, everything else a
 		expect(input).toContain(" and ship the release.");
 		expect(input).toMatch(/REDACTED/);
 		// the prompt reaches every generation's input as well
-		for (const generation of run.exported.spans.filter(span => typeOf(span) === "generation")) {
+		for (const generation of run.exported.spans.filter(span => type(span) === "generation")) {
 			expect(findLeaks(pasted, [{ where: "generation input", text: stringsIn(attr(generation, "langfuse.observation.input")).join("\n") }])).toEqual([]);
 		}
 	});
@@ -779,15 +769,15 @@ describe("omp, LANGFUSE_EXPORT_MODE=metadata_only: structure only, no content", 
 		expect(attr(roots[0]!, "session.id")).toBe(result.sessionId);
 		const turns = spans.filter(span => span.name.startsWith("turn"));
 		expect(turns.length).toBe(mock.modelCalls().length);
-		const generations = spans.filter(span => typeOf(span) === "generation");
+		const generations = spans.filter(span => type(span) === "generation");
 		expect(generations).toHaveLength(mock.modelCalls().length);
 		for (const generation of generations) {
 			expect(attr(generation, "langfuse.observation.model.name")).toBe("mock-model");
-			const usage = parsed(generation, "langfuse.observation.usage_details") as Json;
+			const usage = io(generation, "langfuse.observation.usage_details") as Json;
 			expect(usage.input).toBeGreaterThan(0);
 			expect(usage.output).toBeGreaterThan(0);
 		}
-		const tools = spans.filter(span => typeOf(span) === "tool");
+		const tools = spans.filter(span => type(span) === "tool");
 		expect(tools.map(tool => tool.name)).toEqual(["bash", "bash", "bash"]);
 		const levels = tools.map(tool => attr(tool, "langfuse.observation.level") ?? "DEFAULT");
 		expect(levels).toEqual(["DEFAULT", "DEFAULT", "ERROR"]);
@@ -934,11 +924,11 @@ describe("20 MB: every request stays under 3.5 MB and the big observation still 
 			const input = textAttr(root, "langfuse.trace.input");
 			expect(truncatedChars(input)).toBeGreaterThan(19_000_000);
 			expect(input.length).toBeLessThan(200_000);
-			const generations = spans.filter(span => typeOf(span) === "generation");
+			const generations = spans.filter(span => type(span) === "generation");
 			expect(generations).toHaveLength(mock.modelCalls().length);
 			for (const generation of generations) expect(truncatedChars(textAttr(generation, "langfuse.observation.input"))).toBeGreaterThan(19_000_000);
 			// omp caps bash output itself (≈50 KB, middle elided, full text kept as an artifact)
-			const bash = spans.find(span => typeOf(span) === "tool")!;
+			const bash = spans.find(span => type(span) === "tool")!;
 			expect(bash.name).toBe("bash");
 			const output = outputText(bash);
 			expect(output.length).toBeLessThan(100_000);
@@ -970,13 +960,13 @@ describe("20 MB: every request stays under 3.5 MB and the big observation still 
 			expect(mock.modelCalls().map(call => call.toolName ?? call.kind)).toEqual(["shell_command", "final"]);
 			expectRequestsUnderLimit();
 			const spans = latest(receiver.spans);
-			const tool = spans.find(span => typeOf(span) === "tool")!;
+			const tool = spans.find(span => type(span) === "tool")!;
 			expect(tool?.name).toBe("shell_command");
 			const output = outputText(tool);
 			expect(truncatedChars(output)).toBeGreaterThan(19_000_000);
 			expect(output.length).toBeLessThan(200_000);
 			expect(output.startsWith("a".repeat(100))).toBe(true);
-			expect(spans.filter(span => typeOf(span) === "generation")).toHaveLength(2);
+			expect(spans.filter(span => type(span) === "generation")).toHaveLength(2);
 		},
 		RUN_TIMEOUT + 10_000,
 	);
@@ -1004,10 +994,10 @@ describe("20 MB: every request stays under 3.5 MB and the big observation still 
 			expect(result.stdout).toContain("DONE: 2 commands");
 			expectRequestsUnderLimit();
 			const spans = latest(receiver.spans);
-			const tools = spans.filter(span => typeOf(span) === "tool");
+			const tools = spans.filter(span => type(span) === "tool");
 			expect(tools).toHaveLength(2);
 			for (const tool of tools) expect(truncatedChars(outputText(tool))).toBeGreaterThan(5_000_000);
-			expect(spans.filter(span => typeOf(span) === "generation")).toHaveLength(3);
+			expect(spans.filter(span => type(span) === "generation")).toHaveLength(3);
 		},
 		RUN_TIMEOUT + 10_000,
 	);

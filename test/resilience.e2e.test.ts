@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { runOmp, runPi, type AgentRunResult } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type IngestionEvent, type ReceivedSpan, type Receiver, type ReceiverMode } from "./support/receiver.ts";
-import { attr, latest } from "./support/spans.ts";
+import { attr, latest, type } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const PUBLIC_KEY = "pk-lf-resilience";
@@ -194,7 +194,6 @@ const pair = (spanId: string, endMs: number) => `${spanId}@${endMs}`;
 const endMsOf = (span: ReceivedSpan) => Number(BigInt(span.endNs) / 1_000_000n);
 const spanPair = (span: ReceivedSpan) => pair(span.spanId, endMsOf(span));
 const recordPair = (record: SpooledRecord) => pair(record.id, Math.round(record.endMs));
-const typeOf = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
 const ofSession = (spans: ReceivedSpan[], sessionId: string | undefined) => spans.filter(span => span.attributes["session.id"] === sessionId);
 /** An input/output attribute as text: strings go out as they are or JSON-encoded, depending on the version. */
 function plainText(value: unknown): unknown {
@@ -231,8 +230,8 @@ function expectExactlyOnce(spans: ReceivedSpan[], rootDeliveries: 1 | 2) {
 /** The TWO_TOOLS prompt as a complete trace: 3 LLM calls, 2 tools, 2 turns, root with the answer. */
 function expectCompleteTwoToolTrace(spans: ReceivedSpan[]) {
 	const current = latest(spans);
-	expect(current.filter(span => typeOf(span) === "generation")).toHaveLength(3);
-	expect(current.filter(span => typeOf(span) === "tool").map(span => span.name)).toEqual(["bash", "bash"]);
+	expect(current.filter(span => type(span) === "generation")).toHaveLength(3);
+	expect(current.filter(span => type(span) === "tool").map(span => span.name)).toEqual(["bash", "bash"]);
 	expect(current.filter(span => span.name.startsWith("turn"))).toHaveLength(3); // one turn per LLM call
 	const roots = current.filter(span => !span.parentSpanId);
 	expect(roots).toHaveLength(1);
@@ -247,6 +246,32 @@ function expectCompleteTwoToolRecords(records: SpooledRecord[]) {
 	expect(current.filter(record => record.name.startsWith("turn"))).toHaveLength(3);
 	expect(current.filter(record => !record.parentId)).toHaveLength(1);
 	expect(records.filter(record => !record.parentId)).toHaveLength(2); // announced + completed
+}
+
+/**
+ * Runs a prompt whose tool sleeps 5 s and sends SIGINT 200 ms after the tool has started, with a
+ * flush interval far beyond the run: only what runs as the process ends can send or spool anything.
+ */
+async function runInterruptedAtTool(host: "omp" | "pi", receiver: Receiver, spool: string) {
+	const marker = join(scratchDir(), "tool-started");
+	let toolStarted = false;
+	let signalledAt = 0;
+	const run = await runAgent({
+		host,
+		prompt: `Wait: RUN<<touch ${marker} && sleep 5>>`,
+		env: tracingEnv(receiver, spool, { LANGFUSE_FLUSH_MS: "600000" }),
+		killGroupOnExit: true,
+		timeoutMs: 30_000,
+		onSpawn: child => {
+			void (async () => {
+				toolStarted = await waitForFile(marker, 20_000);
+				await Bun.sleep(200);
+				signalledAt = Date.now();
+				process.kill(child.pid, "SIGINT");
+			})();
+		},
+	});
+	return { run, toolStarted, signalledAt };
 }
 
 async function waitForFile(file: string, timeoutMs: number): Promise<boolean> {
@@ -374,7 +399,7 @@ describe("omp: kill -9 mid-session, then a restart", () => {
 		const root = spans.find(span => !span.parentSpanId);
 		expect(root).toBeDefined();
 		expect(root!.endNs).toBe(root!.startNs);
-		expect(spans.filter(span => typeOf(span) === "generation").length).toBeGreaterThanOrEqual(1);
+		expect(spans.filter(span => type(span) === "generation").length).toBeGreaterThanOrEqual(1);
 	}
 
 	test("Langfuse up: what was sent before the kill is not sent again by the restart", async () => {
@@ -505,7 +530,7 @@ describe("omp: a failing Langfuse never slows the agent, and everything arrives 
 		test(`${name}: every span arrives exactly once (by the next start at the latest), spool empty`, async () => {
 			const { receiver, runs, replay, spool } = state.get(name)!;
 			await receiver
-				.waitFor(spans => runs.every(run => latest(ofSession(spans, run.sessionId)).filter(span => typeOf(span) === "generation").length === 3), 5000)
+				.waitFor(spans => runs.every(run => latest(ofSession(spans, run.sessionId)).filter(span => type(span) === "generation").length === 3), 5000)
 				.catch(() => {});
 			for (const run of [...runs, replay!]) {
 				const session = ofSession(receiver.spans, run.sessionId);
@@ -541,7 +566,7 @@ describe("omp: a failing Langfuse never slows the agent, and everything arrives 
 		// Count only deliveries the sender could have seen confirmed: requests after the stall ended.
 		const confirmed = (spans: ReceivedSpan[]) => spans.filter(span => span.requestIndex >= failingRequests);
 		await receiver
-			.waitFor(spans => runs.every(run => latest(ofSession(confirmed(spans), run.sessionId)).filter(span => typeOf(span) === "generation").length === 3), 5000)
+			.waitFor(spans => runs.every(run => latest(ofSession(confirmed(spans), run.sessionId)).filter(span => type(span) === "generation").length === 3), 5000)
 			.catch(() => {});
 		for (const run of [...runs, replay!]) {
 			const session = ofSession(confirmed(receiver.spans), run.sessionId);
@@ -610,7 +635,7 @@ describe("omp: a session longer than the request timeout, against a 15 s stall",
 		await receiver.waitFor(() => latest(ofSession(confirmed(), long.sessionId)).filter(span => !span.parentSpanId && span.endNs !== span.startNs).length === 1, 5000).catch(() => {});
 		const session = ofSession(confirmed(), long.sessionId);
 		expectExactlyOnce(session, 2);
-		expect(latest(session).filter(span => typeOf(span) === "generation")).toHaveLength(2);
+		expect(latest(session).filter(span => type(span) === "generation")).toHaveLength(2);
 		expect(leftovers(spool)).toEqual([]);
 		timings.push(`long session vs stall: answer ${long.answerMs} ms, exit ${long.ms} ms, requests ${arrivals.map(at => at - arrivals[0]!).join("/")} ms apart, replay ${replay.ms} ms`);
 	}, 60_000);
@@ -650,31 +675,15 @@ describe("omp: SIGINT mid-tool runs session_shutdown", () => {
 	test("the trace is closed and delivered within the shutdown budget, each span once", async () => {
 		const receiver = await newReceiver();
 		const spool = newSpoolDir();
-		const marker = join(scratchDir(), "tool-started");
-		let toolStarted = false;
-		let signalledAt = 0;
-		const interrupted = await runAgent({
-			prompt: `Wait: RUN<<touch ${marker} && sleep 5>>`,
-			env: tracingEnv(receiver, spool, { LANGFUSE_FLUSH_MS: "600000" }),
-			killGroupOnExit: true,
-			timeoutMs: 30_000,
-			onSpawn: child => {
-				void (async () => {
-					toolStarted = await waitForFile(marker, 20_000);
-					await Bun.sleep(200);
-					signalledAt = Date.now();
-					process.kill(child.pid, "SIGINT");
-				})();
-			},
-		});
+		const { run: interrupted, toolStarted, signalledAt } = await runInterruptedAtTool("omp", receiver, spool);
 		expect(toolStarted).toBe(true);
 		// omp gives session_shutdown at most 2 s, then exits; our flush budget is 1.5 s
 		expect(interrupted.endedAt - signalledAt).toBeLessThan(2500);
 		const session = ofSession(receiver.spans, interrupted.sessionId);
 		expectExactlyOnce(session, 2);
 		const current = latest(session);
-		expect(current.filter(span => typeOf(span) === "generation").length).toBeGreaterThanOrEqual(1);
-		expect(current.filter(span => typeOf(span) === "tool")).toHaveLength(1);
+		expect(current.filter(span => type(span) === "generation").length).toBeGreaterThanOrEqual(1);
+		expect(current.filter(span => type(span) === "tool")).toHaveLength(1);
 		expect(leftovers(spool)).toEqual([]);
 		timings.push(`omp SIGINT: exit ${interrupted.endedAt - signalledAt} ms after the signal, ${session.length} spans delivered in the same run`);
 	}, 60_000);
@@ -690,23 +699,7 @@ describe("pi: SIGINT exits at once without session_shutdown", () => {
 	beforeAll(async () => {
 		receiver = await newReceiver();
 		spool = newSpoolDir();
-		const marker = join(scratchDir(), "tool-started");
-		// A flush interval far beyond the run: only what runs as the process ends can put anything on disk.
-		interrupted = await runAgent({
-			host: "pi",
-			prompt: `Wait: RUN<<touch ${marker} && sleep 5>>`,
-			env: tracingEnv(receiver, spool, { LANGFUSE_FLUSH_MS: "600000" }),
-			killGroupOnExit: true,
-			timeoutMs: 30_000,
-			onSpawn: child => {
-				void (async () => {
-					toolStarted = await waitForFile(marker, 20_000);
-					await Bun.sleep(200);
-					signalledAt = Date.now();
-					process.kill(child.pid, "SIGINT");
-				})();
-			},
-		});
+		({ run: interrupted, toolStarted, signalledAt } = await runInterruptedAtTool("pi", receiver, spool));
 	}, 40_000);
 
 	test("the extension neither holds nor swallows the signal: pi dies of SIGINT at once", () => {
