@@ -1,28 +1,42 @@
 /**
- * langfuse.ts — every Oh My Pi, pi, OpenCode and Codex session as a clean Langfuse trace tree.
+ * langfuse.ts — every Oh My Pi, pi, OpenCode, Codex and Claude Code session as a clean Langfuse trace tree.
  *
  * Drop this one file into `~/.omp/agent/extensions/`, `~/.pi/agent/extensions/` or `.opencode/plugin/`,
  * set LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (and LANGFUSE_HOST), and keep working. Run it directly
- * (`bun langfuse.ts doctor|flush|codex-notify|codex-hook|codex-config`) for the commands around it.
+ * (`bun langfuse.ts help`) for the commands around it.
  *
- * The file reads top to bottom as the pipeline, data flowing one way:
- *   1. config     environment variables → one immutable Config (bad values: a line, then a default)
- *   2. sanitize   redact secrets, drop images, deep-truncate — every string that leaves memory
- *   3. record     a host-neutral model of sessions, prompts, turns, LLM calls and tool calls
- *   4. encode     records → OTLP/HTTP JSON spans | legacy ingestion events
- *   5. transport  queue → batches under 3.5 MB → private disk spool → send with retry → delete
- *   6. adapters   omp/pi (`pi.on`), OpenCode (hooks object), Codex (rollout files) — thin mappings
- *   7. cli        doctor, flush, codex-*; guarded by import.meta.main so it never runs inside a host
+ * INDEX — the file reads top to bottom as the data flows; grep a tag (e.g. "§5 Transport") to jump.
+ *   §0 Basics      constants, errorText, oneLine, call, ids, Logger — used by every section
+ *   §1 Config      environment variables → one immutable Config (bad values: one line, then a default)
+ *   §2 Record      host-neutral model: session → prompt (trace) → turn → generation | tool | span | event
+ *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord)
+ *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
+ *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
+ *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse
+ *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
+ *                  §7.4 the one default export
+ *   §8 CLI         doctor, flush, codex-* — guarded by import.meta.main, never runs inside a host
+ *   Appendix       the secret redactor: patterns and engine
+ *
+ * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
+ * SessionRecorder.finish emits the record (§2), prepareRecord cleans it (§3), encodeSpan writes it (§4),
+ * the Exporter sends it (§5).
  *
  * Rules every section keeps: no exception ever reaches a host; nothing awaits the network inside a
  * hook the host awaits inline; every timer is unref'd; memory is bounded; the secret key never appears
  * in a log line, an error, a payload or the spool.
  */
+
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §0 Basics — constants and the small helpers every section uses.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
 
 const VERSION = "0.1.0";
 const LOG_PREFIX = "[langfuse]";
@@ -33,8 +47,83 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** What a host may spend waiting for our final flush at shutdown (omp kills after 2 s). */
 const SHUTDOWN_BUDGET_MS = 1_500;
 
+function errorText(error: unknown): string {
+	if (error instanceof Error) return `${error.name}: ${error.message}`;
+	try {
+		return String(error);
+	} catch {
+		return "unprintable error";
+	}
+}
+
+function formatBytes(bytes: number): string {
+	if (bytes < 1024) return `${bytes} B`;
+	if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+	return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** The first line, shortened between words: a cut inside a pasted token would hide it from the redactor. */
+function oneLine(text: string, max: number): string {
+	const line = text.trim().split("\n", 1)[0]!.trim();
+	if (line.length <= max) return line;
+	const head = line.slice(0, max - 1);
+	const lastSpace = head.search(/\s\S*$/);
+	return `${lastSpace > 0 ? head.slice(0, lastSpace) : ""}…`;
+}
+
+const stringOr = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
+
+/** Reads a host getter that may throw or be missing. */
+function call<T>(read: () => T): T | undefined {
+	try {
+		return read();
+	} catch {
+		return undefined;
+	}
+}
+
+const randomTraceId = () => crypto.randomUUID().replace(/-/g, "");
+const randomSpanId = () => crypto.randomUUID().replace(/-/g, "").slice(16);
+/** Stable ids from stable names: the same input always gives the same span. */
+const hashId = (text: string, hexChars: 16 | 32) => createHash("sha256").update(text).digest("hex").slice(0, hexChars);
+
+/** Diagnostics: warnings once per key, debug lines only with LANGFUSE_DEBUG; everything redacted. */
+class Logger {
+	private readonly warned = new Set<string>();
+	/** Set while a host UI is up: warnings become notifications instead of stderr under a TUI. */
+	notify?: (line: string) => void;
+	constructor(
+		private readonly redact: Redactor,
+		readonly debugEnabled: boolean,
+		private readonly write: (line: string) => void = line => process.stderr.write(`${line}\n`),
+	) {}
+
+	warnOnce(key: string, message: string): void {
+		if (this.warned.has(key)) return this.debug(message);
+		this.warned.add(key);
+		if (!this.notify) return this.out(message);
+		try {
+			this.notify(`langfuse: ${this.redact(message)}`);
+		} catch {
+			this.out(message);
+		}
+	}
+
+	debug(message: string): void {
+		if (this.debugEnabled) this.out(message);
+	}
+
+	private out(message: string): void {
+		try {
+			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
+		} catch {
+			// stderr closed: nothing left to tell
+		}
+	}
+}
+
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 1. Config — environment variables only. LANGFUSE_* names win over the OPENCODE_LANGFUSE_* aliases.
+// §1 Config — environment variables only. LANGFUSE_* names win over the OPENCODE_LANGFUSE_* aliases.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
 type Env = Record<string, string | undefined>;
@@ -215,801 +304,7 @@ function maskKey(key: string): string {
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 2. Sanitize — redact secrets, drop images, and deep-truncate any value into plain JSON.
-//    Runs on the exporter's side of the queue (a flush), never inside a hook the host awaits.
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-
-// Secret redaction: every string that leaves memory goes through makeRedactor(...)(text).
-//
-// Speed: one regex scan finds candidates. It starts with a class of a few rare-ish "lead" characters
-// (- _ : = A B J S W Y 9), and lookbehinds check the few characters around each one (sk-, ghp_, a key
-// ending in "token" before ":", AKIA, Bearer, …eyJ …); both engines scan such a class far faster than
-// an alternation of words or a case-insensitive keyword search. A small sticky regex or a few char
-// checks then confirm each candidate where it stands. Env literals join the scan the same way. Secrets
-// become edits (start, end, marker), applied once at the end; overlapping edits merge. No edit: the
-// very same string comes back, so callers can skip work.
-//
-// Output: a secret becomes "[REDACTED]" whatever its kind and the context stays
-// (`Authorization: Bearer [REDACTED]`, `OPENAI_API_KEY=[REDACTED]`, `postgres://app:[REDACTED]@db`);
-// a private key block becomes "[REDACTED PRIVATE KEY]"; a base64 image or blob becomes
-// "[image image/png 12.3 KB base64 omitted]". No rule matches a marker, so redaction is idempotent.
-// It never throws; if it ever failed it would return a marker, never the unredacted input.
-type Redactor = (text: string) => string;
-
-function makeRedactor(options: {
-	env?: Record<string, string | undefined>;
-	extraPatterns?: string[];
-	onInvalidPattern?: (pattern: string, error: string) => void;
-}): Redactor {
-	const MARK = "[REDACTED]";
-
-	// ── Rules, as sticky regexes run at a candidate position ──
-	const VENDOR = new RegExp(
-		[
-			String.raw`[sp]k-lf-[0-9a-fA-F][0-9a-fA-F-]{15,}`, // Langfuse
-			String.raw`sk-[\w-]{20,}`, // OpenAI (sk-, -proj-, -svcacct-, -admin-), Anthropic (sk-ant-…), DeepSeek, OpenRouter…
-			String.raw`[sr]k_(?:live|test|prod)_[A-Za-z0-9]{10,}`, // Stripe
-			String.raw`whsec_[A-Za-z0-9+/=]{20,}`, // Stripe webhook secret
-			String.raw`gh[pousr]_[A-Za-z0-9]{20,}`, // GitHub
-			String.raw`github_pat_\w{30,}`, // GitHub fine-grained
-			String.raw`gl(?:pat|dt|ptt|rt|cbt|imt|oas|soat|ffct|ft)-[\w-]{16,}`, // GitLab
-			String.raw`xox[abeoprs]-[A-Za-z0-9-]{10,}`, // Slack
-			String.raw`xapp-[A-Za-z0-9-]{10,}`, // Slack app-level
-			String.raw`GOCSPX-[\w-]{20,}`, // Google OAuth client secret
-			String.raw`hf_[A-Za-z0-9]{30,}`, // Hugging Face
-			String.raw`npm_[A-Za-z0-9]{30,}`, // npm
-			String.raw`pypi-Ag[\w-]{50,}`, // PyPI
-			String.raw`gsk_[A-Za-z0-9]{30,}`, // Groq
-			String.raw`xai-[A-Za-z0-9]{30,}`, // xAI
-			String.raw`pplx-[A-Za-z0-9]{30,}`, // Perplexity
-			String.raw`tvly-[\w-]{20,}`, // Tavily
-			String.raw`r8_[A-Za-z0-9]{30,}`, // Replicate
-			String.raw`lsv2_(?:pt|sk)_\w{30,}`, // LangSmith
-			String.raw`dop_v1_[a-f0-9]{40,}`, // DigitalOcean
-			String.raw`shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32,}`, // Shopify
-		].join("|"),
-		"y",
-	);
-	const JWT = /ey[\w-]{10,}\.ey[\w-]{10,}(?:\.[\w-]+){0,3}/y;
-	const GOOGLE_OAUTH = /ya29\.[\w.-]{20,}/y;
-	const SENDGRID = /SG\.[\w-]{16,}\.[\w-]{16,}/y;
-	const AWS_ID = /(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16,}/y;
-	const GOOGLE_KEY = /AIza[\w-]{30,}/y;
-	const AWS_SECRET = /(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])/g;
-	const AWS_CLI = /(?:secret_access_key|session_token)[ \t]+([A-Za-z0-9+/=]{16,})(?![\w+/=])/y;
-	const BEARER = /(?:earer|EARER)[ \t]+([\w.~+/-]{8,}=*)/y;
-	const BASIC = /asic[ \t]+([A-Za-z0-9+/]{6,}={0,2})(?![\w+/=])/y;
-	const PEM_HEAD = /-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/y;
-	const PEM_TAIL = /-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/y;
-	const PEM_BODY = /(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[rn])*/y;
-	const FLAG = /--?[a-z0-9-]{0,40}?(?:password|passwd|passphrase|secret|token|api-?key|access-key|private-key)(?:=|[ \t]+)/y;
-	// `-u user:pass`, but not `-u scheme://user:pass@host` (URL_AUTH keeps scheme and host there)
-	const CURL_USER = /(?:-u|--user)(?:=|[ \t]*)(["']?)([^\s:"'@/]*):(?!\/\/)([^\s"']+)/y;
-	const URL_AUTH = /\/\/([^\s:@/?#"'<>\\]*):([^\s/?#"'<>\\]+)@/y;
-	const URL_TOKEN_USER = /\/\/([\w-]{20,})@/y;
-	const WEBHOOK = /\/\/(?:hooks\.slack\.com\/(?:services|workflows|triggers)\/|(?:canary\.|ptb\.)?discord(?:app)?\.com\/api\/webhooks\/\d+\/)([\w/+-]{8,})/y;
-	const DATA_URL = /:([\w.+-]+\/[\w.+-]+)(?:;[\w.+-]+=[^;,\s"']*)*;base64,([A-Za-z0-9+/=\r\n]*)/y;
-	const BASE64_BLOB = /[A-Za-z0-9+/]{64,}={0,2}/y;
-	const NETRC = /machine[ \t]+[^\s\\]+(?:(?:\s|\\[nrt])+(?:login|account|port)[ \t]+[^\s\\]+)*(?:\s|\\[nrt])+password[ \t]+([^\s"'`\\]+)/y;
-	const SQL_PASSWORD = /(?:PASSWORD|IDENTIFIED BY)[ \t]+'([^'\n]+)'/y;
-	const SCHEME = /(?:Bearer|Basic|Token|Bot|Digest|Negotiate|NTLM|ApiKey|Api-Key|JWT|DPoP|SSWS|GoogleLogin|AWS4-HMAC-SHA256)[ \t]+/iy;
-	const CREDENTIAL = /(?:[^\s"'`,\\]|\\(?![nrt"'\\]))+/y;
-
-	// ── The scan: one regex whose first character is one of a few "lead" characters; a lookbehind or
-	//    a short literal after it confirms a candidate. Engines find such a class quickly, whereas an
-	//    alternation of many words or a case-insensitive keyword search costs several times more.
-	//    JSON text escapes newlines as \n, so "\nsk-…" still counts as the start of a token.
-	const AFTER_BREAK = String.raw`(?:(?<![A-Za-z0-9])|(?<=\\[nrt]))`;
-	const FLAG_WORDS = "(?:password|passwd|passphrase|secret|token|api-?key|access-key|private-key)";
-	// how the key words end: passwORD, passSWD / PWD, passphrASE, pASS, credentIALS / credentIAL, imaGES, secRET, toKEN, authoriZATION, KEY, AUTH, dATA
-	const KEY_TAIL = String.raw`(?:[Oo][Rr][Dd]|[SsPp][Ww][Dd]|[Aa][Ss][EeSs]|[Ii][Aa][Ll][Ss]?|[Gg][Ee][Ss]|[Rr][Ee][Tt]|[Kk][Ee][NnYy]|[Zz][Aa][Tt][Ii][Oo][Nn]|[Uu][Tt][Hh]|[Aa][Tt][Aa])`;
-	const LEADS = "-_:=ABJSWY9";
-	const RULES = [
-		// ":" "=": after a key ending like a key word (password=, "token": …), or "://" before user:pass@ or a webhook host
-		String.raw`(?<=[:=])(?:(?<=${KEY_TAIL}(?:\\?["'\`])?[ \t]*[:=])|(?<=:)(?=\/\/(?:[^\s/?#@"'<>\\]{0,256}@|hooks\.slack\.com\/|(?:canary\.|ptb\.)?discord(?:app)?\.com\/)))`,
-		// "-": vendor prefixes (sk-, pk-lf-, glpat-, xoxb-…), --password x / -token x, curl -u / --user, -----BEGIN
-		String.raw`(?<=-)(?:(?<=[kptsbaeorXiy]-)(?<=${AFTER_BREAK}(?:sk|pk|gl(?:pat|dt|ptt|rt|cbt|imt|oas|soat|ffct|ft)|xox[abeoprs]|xapp|GOCSPX|pypi|xai|pplx|tvly)-)|-(?=[a-z])[a-z0-9-]{0,40}?${FLAG_WORDS}[= \t]|(?=[psta])${FLAG_WORDS}[= \t]|u[ \t]|-user[= \t]|----BEGIN)`,
-		// ya29. (Google OAuth access token), found by its 9
-		String.raw`(?<=ya29)\.`,
-		// "_": vendor prefixes (ghp_, github_pat_, sk_live_, hf_, npm_…), aws configure set aws_secret_access_key x
-		String.raw`(?<=_)(?:(?<=${AFTER_BREAK}(?:gh[pousr]|github|[sr]k|whsec|hf|npm|gsk|r8|lsv2|dop|shp(?:at|ss|ca|pa))_)|(?:secret_access_key|session_token)[ \t])`,
-		// capitals: AKIA… / AIza…, Bearer / Basic credentials, …eyJ (JWT), SG. (SendGrid), SQL PASSWORD '…' / IDENTIFIED BY '…'
-		String.raw`(?<=[ABJSWY])(?:(?<=A)(?:KIA|SIA|BIA|CCA|Iza|3T[A-Z0-9])|(?<=B)(?:earer|EARER|asic)[ \t]|(?<=eyJ)|(?<=S)G\.|(?<=PASSW)(?=ORD[ \t]+')|(?<=IDENTIFIED BY)(?=[ \t]+'))`,
-	].join("|");
-	/** The scan regex; each env literal joins it as a lookaround at one of its characters, with a capture group of its own. */
-	const buildFind = (envLiterals: string[], envLeads: number[]) => {
-		const escape = (part: string) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-		const env = envLiterals.map((literal, i) => `(?<=${escape(literal.slice(0, envLeads[i] + 1))})(?=${escape(literal.slice(envLeads[i] + 1))})()`);
-		const leads = [...new Set(LEADS + envLiterals.map((literal, i) => literal[envLeads[i]]).join(""))].map(c => escape(c).replace("-", "\\-")).join("");
-		return new RegExp(`[${leads}](?:${[...env, RULES].join("|")})`, "g");
-	};
-	let FIND = buildFind([], []);
-	let findLiterals: string[] = [];
-	let findLeads: number[] = [];
-
-	// ── Judging key = value ──
-	const PLACEHOLDER = /^(?:<[^>]*>?|\{\{.*|\$\{.*|\$\(.*|\$[A-Za-z_]\w*|%[A-Za-z_]\w*%?|#\{.*|\*+|[xX]{3,}|your[-_ ].*|(?:redacted|hidden|masked|none|null|nil|undefined|true|false|required|optional|string|password|secret|token|placeholder|example|dummy)|.*(?:\.\.\.|…).*)$/i;
-	const UPPER_WORD = /^[A-Z_]+$/;
-	const CALL = /^(?:(?:await|new|typeof|void)[ \t]|[A-Za-z_$][\w$]*[([])/;
-	const CHAIN = /^[A-Za-z_$][\w$]*(?:(?:\?\.|\.|::|->)[A-Za-z_$][\w$]*)+(?![\w$])/;
-	const IDENT = /^[A-Za-z_$][\w$]*$/;
-	const PATH = /^(?:(?:~|\.{1,2})\/[\w.@/-]*|\/(?:home|root|usr|etc|var|tmp|opt|run|Users|mnt|srv|app|proc|dev|workspaces?|data|private|Volumes|nix|snap|bin|sbin|lib)(?:\/[\w.@-]*)*)$/;
-	const IMAGE_MAGIC: Array<[string, string]> = [
-		["iVBORw0KGgo", "image/png"],
-		["/9j/", "image/jpeg"],
-		["R0lGOD", "image/gif"],
-		["UklGR", "image/webp"],
-		["PHN2Zy", "image/svg+xml"],
-	];
-
-	const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-	const isKeyChar = (c: number) => isAlnum(c) || c === 95 || c === 46 || c === 45; // _ . -
-	/** A name a programmer wrote (accessToken, Uint8Array, raw_password), not a random credential. */
-	const wordy = (name: string) => {
-		if (name.length <= 2) return true;
-		let digits = 0;
-		for (const chunk of name.match(/[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[a-z]?/g) ?? []) {
-			if (chunk.charCodeAt(0) < 58) {
-				if (++digits > 1 || /[a-z]$/.test(chunk)) return false; // passw0rd, hunter2hunter2
-			} else if (chunk.length < 2) return false; // xK9q…
-		}
-		return true;
-	};
-	const looksLikeCode = (value: string, trimmed: boolean) => {
-		if (CALL.test(value)) return true;
-		const chain = CHAIN.exec(value);
-		if (chain) return chain[0].split(/\?\.|\.|::|->/).every(wordy);
-		return IDENT.test(value) && wordy(value) && (trimmed || /[a-z][A-Z]|_/.test(value));
-	};
-	/** Looks like a random credential rather than a word, a path or an identifier. */
-	const looksRandom = (value: string) =>
-		value.length >= 16 && /^[A-Za-z0-9+/=_-]+$/.test(value) && /\d/.test(value) && /[A-Za-z]/.test(value) && !/^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(value);
-	const isPlaceholder = (value: string) => PLACEHOLDER.test(value) || UPPER_WORD.test(value) || /^[$<[{]/.test(value);
-	const sizeOf = (base64Chars: number, padding: number): string => {
-		const bytes = Math.max(0, Math.floor((base64Chars * 3) / 4) - padding);
-		if (bytes < 1024) return `${bytes} B`;
-		if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-		return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-	};
-	/** Does text[start, end) end with `word` (lower case, letters only), ignoring case? */
-	const endsWith = (text: string, start: number, end: number, word: string) => {
-		if (end - start < word.length) return false;
-		for (let i = 0, at = end - word.length; i < word.length; i++, at++) if ((text.charCodeAt(at) | 32) !== word.charCodeAt(i)) return false;
-		return true;
-	};
-	/** What the key text[start, end) names: 0 nothing, 1 a secret, 2 authorization, 3 some key or credentials, 4 data. */
-	const keyKind = (text: string, start: number, end: number): number => {
-		const last = text.charCodeAt(end - 1) | 32;
-		switch (last) {
-			case 100: // d
-				return endsWith(text, start, end, "password") || endsWith(text, start, end, "passwd") || endsWith(text, start, end, "pwd") ? 1 : 0;
-			case 101: // e
-				return endsWith(text, start, end, "passphrase") ? 1 : 0;
-			case 115: // s
-				if (endsWith(text, start, end, "pass")) return end - start === 4 || "_.-".includes(text[end - 5]) ? 1 : 0;
-				if (endsWith(text, start, end, "credentials")) return 3;
-				return endsWith(text, start, end, "images") ? 4 : 0;
-			case 116: // t
-				return endsWith(text, start, end, "secret") ? 1 : 0;
-			case 110: // n
-				if (endsWith(text, start, end, "token")) return 1;
-				return endsWith(text, start, end, "authorization") ? 2 : 0;
-			case 121: {
-				// y: api_key, apiKey, x-api-key, access_key, private-key, secret_key → a secret; any other key → maybe
-				if (!endsWith(text, start, end, "key")) return 0;
-				let e = end - 3;
-				if (e > start && (text[e - 1] === "_" || text[e - 1] === "-")) e--;
-				return endsWith(text, start, e, "api") || endsWith(text, start, e, "access") || endsWith(text, start, e, "private") || endsWith(text, start, e, "secret") ? 1 : 3;
-			}
-			case 104: // h
-				return endsWith(text, start, end, "auth") ? 1 : 0;
-			case 108: // l
-				return endsWith(text, start, end, "credential") ? 3 : 0;
-			case 97: // a
-				return endsWith(text, start, end, "data") ? 4 : 0;
-		}
-		return 0;
-	};
-
-	// Edits found in the current text: [start, end) → marker, the first `count` entries. Reused between calls.
-	const starts: number[] = [];
-	const ends: number[] = [];
-	const marks: string[] = [];
-	let count = 0;
-	let awsIds: number[] = [];
-	const add = (start: number, end: number, mark: string): number => {
-		if (end > start) {
-			starts[count] = start;
-			ends[count] = end;
-			marks[count++] = mark;
-		}
-		return end;
-	};
-
-	/** The value starting at `from`, quoted or bare; redacted if it is a secret. Returns the value's end once redacted, else 0. */
-	function judgeValue(text: string, from: number, strong: boolean, envStyle: boolean, flag: boolean, inQuery: boolean): number {
-		const n = Math.min(text.length, from + (strong ? 8192 : 256));
-		let at = from;
-		let code = text.charCodeAt(at);
-		if ((code === 98 || code === 114 || code === 117 || code === 102) && (text[at + 1] === '"' || text[at + 1] === "'")) code = text.charCodeAt(++at); // b"…" r'…'
-		let quote = 0; // the closing quote's char code; negative for \" inside JSON text
-		if (code === 34 || code === 39 || code === 96) quote = code;
-		else if (code === 92 && (text[at + 1] === '"' || text[at + 1] === "'")) quote = -text.charCodeAt(++at);
-		let start = at;
-		let end = at;
-		let value: string;
-		let trimmed = false;
-		if (quote) {
-			start = end = at + 1;
-			for (;;) {
-				if (end >= n) return 0;
-				const c = text.charCodeAt(end);
-				if (c === 10 || c === 13) return 0;
-				if (quote > 0 ? c === quote : c === -quote && text.charCodeAt(end - 1) === 92) break;
-				if (c === 92) {
-					if (quote > 0) end++;
-					else if (text[end + 1] === "n" || text[end + 1] === "r") return 0;
-				}
-				end++;
-			}
-			if (quote < 0) end--;
-			if (end - start < (strong ? 6 : 16)) return 0;
-			value = text.slice(start, end);
-			if (!strong) return looksRandom(value) ? add(start, end, MARK) : 0;
-			if (/^\s|\s$|\$\{|\{\{|#\{|%\(|\[REDACTED|\[image |\[data |^-----BEGIN/.test(value)) return 0;
-		} else {
-			while (end < n) {
-				const c = text.charCodeAt(end);
-				if (c <= 32 || c === 34 || c === 39 || c === 96 || (inQuery && c === 38)) break;
-				if (c === 92 && /[nrt"'\\]/.test(text[end + 1] ?? "")) break; // an escape in JSON text ends the value
-				end++;
-			}
-			while (end > start && ",;:)]}".includes(text[end - 1])) {
-				end--;
-				trimmed = true;
-			}
-			if (end - start < (flag ? 1 : strong ? 6 : 16)) return 0;
-			const first = text.charCodeAt(start);
-			if (first === 91 || first === 36 || first === 60 || first === 123 || first === 42) return 0; // [REDACTED…] $VAR <placeholder> {{…}} ***
-			value = text.slice(start, end);
-			if (!strong) return looksRandom(value) ? add(start, end, MARK) : 0;
-			if (value.includes("[REDACTED") || PATH.test(value)) return 0;
-			if (flag) {
-				if (value.startsWith("-") || /^\d{1,7}$/.test(value) || UPPER_WORD.test(value)) return 0;
-			} else if (!envStyle) {
-				if (looksLikeCode(value, trimmed)) return 0;
-				if (/^[a-z]+$/.test(value) && /^[ \t]+[^\s#]/.test(text.slice(end, end + 3))) return 0; // prose: "invalid token: expected 3 parts"
-			} else if (/^[$%]|^\{\{/.test(value)) return 0;
-		}
-		if (PLACEHOLDER.test(value) || UPPER_WORD.test(value)) return 0;
-		return flag || value.length >= 8 || (value.length >= 6 && /[^A-Za-z]/.test(value) && /[A-Za-z]/.test(value)) ? add(start, end, MARK) : 0;
-	}
-
-	/** A vendor token whose prefix ends just before `p` ("-" or "_"); returns where scanning may go on. */
-	function onVendor(text: string, p: number): number {
-		let s = p;
-		while (s > 0 && isAlnum(text.charCodeAt(s - 1)) && p - s < 8) s--;
-		if (text.charCodeAt(s - 1) === 92) s++; // the "n" of a \n escape is no prefix
-		VENDOR.lastIndex = s;
-		const v = VENDOR.exec(text);
-		if (!v) return p + 1;
-		if (v[0].startsWith("sk-") && !v[0].startsWith("sk-lf-") && !(/\d/.test(v[0]) && /[A-Za-z0-9]{10}/.test(v[0].slice(3)))) return VENDOR.lastIndex; // sk-spinner-fading-circle
-		add(s, VENDOR.lastIndex, MARK);
-		return VENDOR.lastIndex;
-	}
-
-	function onDash(text: string, p: number): number {
-		const next = text.charCodeAt(p + 1);
-		if (next === 45 && text.startsWith("-----BEGIN", p)) {
-			PEM_HEAD.lastIndex = p;
-			const head = PEM_HEAD.exec(text);
-			if (!head) return p + 1;
-			const bodyFrom = p + head[0].length;
-			const endAt = text.indexOf("-----END", bodyFrom);
-			let stop = -1;
-			if (endAt >= 0 && !/["'`]/.test(text.slice(bodyFrom, endAt))) {
-				PEM_TAIL.lastIndex = endAt;
-				if (PEM_TAIL.exec(text)) stop = PEM_TAIL.lastIndex;
-			}
-			if (stop < 0) {
-				// no END line (cut off): drop the base64 body that follows
-				PEM_BODY.lastIndex = bodyFrom;
-				PEM_BODY.exec(text);
-				stop = PEM_BODY.lastIndex;
-				while (stop > bodyFrom && /[\s-]/.test(text[stop - 1])) stop--;
-				if (stop - bodyFrom < 16) return p + 1; // only the marker line, e.g. a constant in code
-			}
-			add(p, stop, "[REDACTED PRIVATE KEY]");
-			return stop;
-		}
-		if (next !== 45 && !(next >= 97 && next <= 122)) return onVendor(text, p);
-		// a flag (--password x, --api-key=x, -token x) or curl -u / --user user:pass; else the end of a vendor prefix
-		const before = p > 0 ? text.charCodeAt(p - 1) : 32;
-		if (isAlnum(before) || before === 45 || before === 95) return onVendor(text, p);
-		if ((next === 117 && /^-u[ \t=]/.test(text.slice(p, p + 3))) || text.startsWith("--user", p)) {
-			CURL_USER.lastIndex = p;
-			const c = CURL_USER.exec(text);
-			if (c && !isPlaceholder(c[3])) add(CURL_USER.lastIndex - c[3].length, CURL_USER.lastIndex - (c[1] && c[3].endsWith(c[1]) ? 1 : 0), MARK);
-			return p + 1;
-		}
-		FLAG.lastIndex = p;
-		return Math.max(p + 1, FLAG.exec(text) ? judgeValue(text, FLAG.lastIndex, true, false, true, false) : 0);
-	}
-
-	/** Where an env literal joins the scan: its rarest character among the lead characters, or its first upper-case letter, digit or sign. */
-	const envLead = (literal: string): number => {
-		for (const c of "JYWBS9A_=:-") {
-			const at = literal.indexOf(c);
-			if (at >= 0) return at;
-		}
-		const at = literal.search(/[^a-z]/);
-		return at >= 0 ? at : 0;
-	};
-
-	/** A token that starts at s (AKIA…, AIza…, eyJ…, SG.…), if nothing alphanumeric runs into it. */
-	function onToken(text: string, s: number, re: RegExp): number {
-		const prev = text.charCodeAt(s - 1);
-		if (s > 0 && (isAlnum(prev) || prev === 95 || prev === 45) && !(text.charCodeAt(s - 2) === 92 && (prev === 110 || prev === 116 || prev === 114))) return s + 1;
-		re.lastIndex = s;
-		if (!re.exec(text)) return s + 1;
-		if (re === AWS_ID) awsIds.push(s);
-		add(s, re.lastIndex, MARK);
-		return re.lastIndex;
-	}
-
-	function onUpper(text: string, p: number): number {
-		switch (text.charCodeAt(p)) {
-			case 65: // A
-				return onToken(text, p, text.charCodeAt(p + 1) === 73 ? GOOGLE_KEY : AWS_ID);
-			case 74: // J of eyJ
-				return onToken(text, p - 2, JWT);
-			case 83: // S of SG.
-				return onToken(text, p, SENDGRID);
-			case 66: {
-				// Bearer <token> / Basic <base64 of user:pass>
-				const basic = text.charCodeAt(p + 1) === 97;
-				const re = basic ? BASIC : BEARER;
-				re.lastIndex = p + 1;
-				const b = re.exec(text);
-				if (!b) return p + 1;
-				let value = b[1];
-				if (basic) {
-					let decoded = "";
-					try {
-						decoded = atob(value);
-					} catch {
-						return p + 1;
-					}
-					if (!/^[\x20-\x7e]+:[\x20-\x7e]*$/.test(decoded)) return p + 1;
-				} else {
-					value = value.replace(/\.+$/, "");
-					if (!/\d/.test(value) && value.length < 20) return p + 1; // "Bearer authentication"
-				}
-				const from = re.lastIndex - b[1].length;
-				add(from, from + value.length, MARK);
-				return from + value.length;
-			}
-			default: {
-				// SQL: PASSWORD '…' / IDENTIFIED BY '…' (p is the W of PASSWORD or the Y of BY)
-				SQL_PASSWORD.lastIndex = text.charCodeAt(p) === 87 ? p - 4 : p - 12;
-				const m = SQL_PASSWORD.exec(text);
-				if (m && !isPlaceholder(m[1])) add(SQL_PASSWORD.lastIndex - 1 - m[1].length, SQL_PASSWORD.lastIndex - 1, MARK);
-				return p + 1;
-			}
-		}
-	}
-
-	function onGoogleOauth(text: string, p: number): number {
-		if (p > 0 && isAlnum(text.charCodeAt(p - 1)) && text.charCodeAt(p - 2) !== 92) return p + 1;
-		GOOGLE_OAUTH.lastIndex = p;
-		if (!GOOGLE_OAUTH.exec(text)) return p + 1;
-		let stop = GOOGLE_OAUTH.lastIndex;
-		while (text.charCodeAt(stop - 1) === 46) stop--;
-		add(p, stop, MARK);
-		return stop;
-	}
-
-	/** .netrc: machine <host> [login <user>] password <secret> — only in text with line breaks, real or JSON-escaped (a file's content). */
-	function onNetrc(text: string): void {
-		for (let at = text.indexOf("machine"); at >= 0; at = text.indexOf("machine", at + 7)) {
-			NETRC.lastIndex = at;
-			const m = NETRC.exec(text);
-			if (m && !isPlaceholder(m[1])) add(NETRC.lastIndex - m[1].length, NETRC.lastIndex, MARK);
-		}
-	}
-
-	/** scheme://user:password@host, https://<token>@host, Slack / Discord webhooks; p is the ":". */
-	function onUrl(text: string, p: number): void {
-		// most URLs have no "@" in their authority part: settle that with a few char checks
-		let at = -1;
-		for (let i = p + 3; i < text.length && i < p + 512; i++) {
-			const c = text.charCodeAt(i);
-			if (c === 64) at = i;
-			else if (c <= 32 || c === 47 || c === 63 || c === 35 || c === 34 || c === 39 || c === 60 || c === 62 || c === 92) break;
-		}
-		if (at < 0) {
-			if (text.startsWith("hooks.slack.com/", p + 3) || /^(?:canary\.|ptb\.)?discord(?:app)?\.com\//.test(text.slice(p + 3, p + 30))) {
-				WEBHOOK.lastIndex = p + 1;
-				const w = WEBHOOK.exec(text);
-				if (w) add(WEBHOOK.lastIndex - w[1].length, WEBHOOK.lastIndex, MARK);
-			}
-			return;
-		}
-		URL_AUTH.lastIndex = p + 1;
-		const u = URL_AUTH.exec(text);
-		if (u) {
-			if (!isPlaceholder(u[2])) add(URL_AUTH.lastIndex - 1 - u[2].length, URL_AUTH.lastIndex - 1, MARK);
-			return;
-		}
-		URL_TOKEN_USER.lastIndex = p + 1;
-		const t = URL_TOKEN_USER.exec(text);
-		if (t && looksRandom(t[1])) {
-			add(p + 3, p + 3 + t[1].length, MARK);
-			return;
-		}
-	}
-
-	/** data:<type>;base64,… and base64 images under a "data" / "images" key; p is the ":". Returns where to go on. */
-	function onData(text: string, p: number, bare: boolean): number {
-		if (bare && text.charCodeAt(p + 1) !== 32) {
-			DATA_URL.lastIndex = p;
-			const d = DATA_URL.exec(text);
-			if (d) {
-				const body = d[2].replace(/\r?\n/g, "");
-				const padding = body.endsWith("==") ? 2 : body.endsWith("=") ? 1 : 0;
-				add(p - 4, DATA_URL.lastIndex, `[${/^image\//i.test(d[1]) ? "image" : "data"} ${d[1]} ${sizeOf(body.length, padding)} base64 omitted]`);
-				return DATA_URL.lastIndex;
-			}
-		}
-		let q = p + 1;
-		while (q < text.length && q - p < 16 && /[\s[\\"'`]/.test(text[q])) q++;
-		BASE64_BLOB.lastIndex = q;
-		const b = BASE64_BLOB.exec(text);
-		if (!b) return p + 1;
-		const magic = IMAGE_MAGIC.find(([prefix]) => b[0].startsWith(prefix));
-		if (!magic && b[0].length < 256) return p + 1;
-		const padding = b[0].endsWith("==") ? 2 : b[0].endsWith("=") ? 1 : 0;
-		const size = sizeOf(b[0].length, padding);
-		add(q, BASE64_BLOB.lastIndex, magic ? `[image ${magic[1]} ${size} base64 omitted]` : `[data ${size} base64 omitted]`);
-		return BASE64_BLOB.lastIndex;
-	}
-
-	/** key = value / key: value at the separator p (":" or "="). Returns where to go on. */
-	function onSeparator(text: string, p: number, colon: boolean): number {
-		const after = text.charCodeAt(p + 1);
-		if (colon && after === 47 && text.charCodeAt(p + 2) === 47) {
-			onUrl(text, p);
-			return p + 1;
-		}
-		// the key: back over blanks and an optional (escaped) quote, then over key characters
-		let k = p;
-		let c = text.charCodeAt(k - 1);
-		while (c === 32 || c === 9) c = text.charCodeAt(--k - 1);
-		const spaced = k < p;
-		if (c === 34 || c === 39 || c === 96) {
-			c = text.charCodeAt(--k - 1);
-			if (c === 92) c = text.charCodeAt(--k - 1);
-		}
-		if (!isAlnum(c)) return p + 1;
-		const keyEnd = k;
-		while (k > 0 && isKeyChar(text.charCodeAt(k - 1)) && keyEnd - k < 128) k--;
-		if (text.charCodeAt(k - 1) === 92 && (text.charCodeAt(k) === 110 || text.charCodeAt(k) === 116 || text.charCodeAt(k) === 114)) k++; // "\nKEY=" in JSON text
-		const kind = keyKind(text, k, keyEnd);
-		if (kind === 0) return p + 1;
-		if (kind === 4) return colon ? onData(text, p, keyEnd === p && endsWith(text, k, keyEnd, "data") && keyEnd - k === 4) : p + 1;
-		if (colon ? after === 58 : after === 61 || "=!<>+-*/%&|^".includes(text[p - 1])) return p + 1; // ::, ==, !=, +=
-		// the value: after =, :, :=, =>
-		let v = p + (colon ? (after === 61 ? 2 : 1) : after === 62 ? 2 : 1);
-		while (v < text.length && (text.charCodeAt(v) === 32 || text.charCodeAt(v) === 9)) v++;
-		if (v >= text.length) return p + 1;
-		if (kind === 2 || (endsWith(text, k, keyEnd, "auth") && SCHEME.test(text.slice(v, v + 24).replace(/^\\?["'`]/, "")))) {
-			// Authorization: <scheme> <credentials> — keep the scheme, drop the credentials
-			if (text.charCodeAt(v) === 92) v++;
-			if (/["'`]/.test(text[v])) v++;
-			SCHEME.lastIndex = v;
-			if (SCHEME.exec(text)) v = SCHEME.lastIndex;
-			CREDENTIAL.lastIndex = v;
-			const cred = CREDENTIAL.exec(text);
-			if (cred && cred[0].length >= 4 && !isPlaceholder(cred[0])) add(v, CREDENTIAL.lastIndex, MARK);
-			return p + 1;
-		}
-		const key = text.slice(k, keyEnd);
-		const envStyle = /^[A-Z][A-Z0-9_]*$/.test(key) && (colon || !spaced) && !/(?:const|let|var|val)\s+$/.test(text.slice(Math.max(0, k - 8), k));
-		// in a query string (?token=abc&x=1) the value stops at "&"
-		return Math.max(p + 1, judgeValue(text, v, kind === 1 || envStyle, envStyle, false, k > 0 && (text[k - 1] === "?" || text[k - 1] === "&")));
-	}
-
-	function scan(text: string, literals: string[]): string {
-		count = 0;
-		if (awsIds.length) awsIds = [];
-
-		for (let m = (FIND.lastIndex = 0, FIND.exec(text)); m; m = FIND.exec(text)) {
-			const p = m.index;
-			let next = p + 1;
-			for (let i = 1; i < m.length; i++) {
-				if (m[i] === undefined) continue;
-				// an env literal; the rules below look at this position too
-				add(p - findLeads[i - 1], p - findLeads[i - 1] + findLiterals[i - 1].length, MARK);
-			}
-			switch (text.charCodeAt(p)) {
-				case 58: // :
-				case 61: // =
-					next = onSeparator(text, p, text.charCodeAt(p) === 58);
-					break;
-				case 45: // -
-					next = onDash(text, p);
-					break;
-				case 95: // _
-					if (!text.startsWith("_secret_access_key", p) && !text.startsWith("_session_token", p)) next = onVendor(text, p);
-					else {
-						// aws configure set aws_secret_access_key X
-						AWS_CLI.lastIndex = p + 1;
-						const t = AWS_CLI.exec(text);
-						if (t && (looksRandom(t[1]) || t[1].length >= 40)) add(AWS_CLI.lastIndex - t[1].length, AWS_CLI.lastIndex, MARK);
-					}
-					break;
-				case 57: // 9 of ya29.
-					next = onGoogleOauth(text, p - 3);
-					break;
-				case 65: // A
-				case 66: // B
-				case 74: // J
-				case 83: // S
-				case 87: // W
-				case 89: // Y
-					next = onUpper(text, p);
-			}
-			if (next > FIND.lastIndex) FIND.lastIndex = next;
-		}
-
-		if ((text.indexOf("\n") >= 0 || text.indexOf("\\") >= 0) && text.includes("machine")) onNetrc(text);
-		// AWS secret access keys near a key id (within 1,000 chars): 40 chars of base64 with upper, lower and digit
-		let awsDone = 0;
-		for (const id of awsIds) {
-			const from = Math.max(awsDone, id - 1000);
-			const near = text.slice(from, (awsDone = id + 1000));
-			AWS_SECRET.lastIndex = 0;
-			for (let m = AWS_SECRET.exec(near); m; m = AWS_SECRET.exec(near)) if (/[A-Z]/.test(m[0]) && /[a-z]/.test(m[0]) && /\d/.test(m[0])) add(from + m.index, from + m.index + 40, MARK);
-		}
-		// literal values of secret environment variables
-		for (const literal of literals) for (let at = text.indexOf(literal); at >= 0; at = text.indexOf(literal, at + literal.length)) add(at, at + literal.length, MARK);
-		// user patterns
-		for (const re of extras) {
-			re.lastIndex = 0;
-			for (let m = re.exec(text); m; m = re.exec(text)) {
-				if (m[0].length === 0) re.lastIndex++;
-				else if (!m[0].includes("REDACTED")) add(m.index, m.index + m[0].length, MARK);
-			}
-		}
-
-		if (!count) return text;
-		// apply by start, outer edit first; overlapping edits merge (a key or image marker wins)
-		const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => starts[a] - starts[b] || ends[b] - ends[a]);
-		let out = "";
-		let pos = 0;
-		let curStart = starts[order[0]];
-		let curEnd = ends[order[0]];
-		let curMark = marks[order[0]];
-		for (let i = 1; i < order.length; i++) {
-			const j = order[i];
-			if (starts[j] < curEnd) {
-				if (ends[j] > curEnd) curEnd = ends[j];
-				if (curMark === MARK) curMark = marks[j];
-				continue;
-			}
-			out += text.slice(pos, curStart) + curMark;
-			pos = curEnd;
-			curStart = starts[j];
-			curEnd = ends[j];
-			curMark = marks[j];
-		}
-		return out + text.slice(pos, curStart) + curMark + text.slice(curEnd);
-	}
-
-	// ── User patterns (LANGFUSE_REDACT_REGEX); a leading (?i) turns on case-insensitivity ──
-	const extras: RegExp[] = [];
-	for (const pattern of options.extraPatterns ?? []) {
-		if (!pattern) continue;
-		try {
-			const insensitive = pattern.startsWith("(?i)");
-			extras.push(new RegExp(insensitive ? pattern.slice(4) : pattern, insensitive ? "gi" : "g"));
-		} catch (error) {
-			try {
-				options.onInvalidPattern?.(pattern, error instanceof Error ? error.message : String(error));
-			} catch {
-				// a throwing reporter must not break construction
-			}
-		}
-	}
-
-	// ── Values of secret-looking environment variables, replaced wherever they appear ──
-	const SECRET_NAME = /(?:^|_)(?:KEY|TOKEN|SECRET|PAT|PASS|PASSWD|PWD|PASSPHRASE)(?:_|$)|PASSWORD|CREDENTIAL|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|^AUTH(?!OR)|KEY$/i;
-	const PLAIN_NAME = /_(?:URL|URI|HOST|HOSTNAME|DOMAIN|ENDPOINT|ISSUER|AUDIENCE|REGION|MODE|TYPE|METHOD|PROVIDER|ENABLED|DISABLED|USER|USERNAME|NAME|PATH|FILE|DIR|SOCK|HEADER|PREFIX|TTL|EXPIRY|TIMEOUT|VERSION|FORMAT|SCOPES?|LENGTH|SIZE|COUNT|LIMIT)$/i;
-	const PLAIN_VALUE = /^(?:true|false|yes|no|on|off|null|none|undefined|enabled|disabled|[-+]?[\d.,:_ ]+|(?:~|\.{1,2})?(?:\/[\w.@-]+)+\/?)$/i;
-	const literals: string[] = [];
-	for (const [name, raw] of Object.entries(options.env ?? {})) {
-		if (typeof raw !== "string" || !SECRET_NAME.test(name) || PLAIN_NAME.test(name)) continue;
-		const value = raw.trim();
-		if (value.length < 8 || value.length > 4096 || PLAIN_VALUE.test(value) || value.includes("[REDACTED")) continue;
-		const forms = [value, JSON.stringify(value).slice(1, -1)];
-		try {
-			forms.push(encodeURIComponent(value));
-		} catch {
-			// a lone surrogate has no URL form
-		}
-		for (const form of forms) {
-			// a value the rules already catch on their own (a vendor token) needs no literal search
-			if (!literals.includes(form) && scan(` ${form} `, []) !== ` ${MARK} `) literals.push(form);
-		}
-	}
-	literals.sort((a, b) => b.length - a.length);
-	// up to 8 literals ride along in the scan (an indexOf each costs as much as the scan on a short string)
-	findLiterals = literals.splice(0, Math.min(8, literals.length));
-	findLeads = findLiterals.map(envLead);
-	if (findLiterals.length) FIND = buildFind(findLiterals, findLeads);
-
-	return function redact(text: string): string {
-		if (typeof text !== "string" || text.length < (extras.length ? 1 : 6)) return text;
-		try {
-			return scan(text, literals);
-		} catch {
-			return "[REDACTED: redactor failed]";
-		}
-	};
-}
-
-interface SanitizeOptions {
-	redact: Redactor;
-	/** Longest string kept whole; longer ones keep head and tail around a marker. */
-	maxFieldChars: number;
-	/** Total characters one record may carry; past it strings shrink to short markers. */
-	budgetChars: number;
-}
-
-const MAX_DEPTH = 12;
-const MAX_ARRAY_ITEMS = 500;
-const MAX_OBJECT_KEYS = 300;
-
-/**
- * A JSON-safe, redacted, bounded copy of any value. Never throws: cycles, BigInt, functions,
- * symbols, Map/Set, Error, Date, typed arrays and throwing getters all come out readable.
- */
-function sanitize(value: unknown, options: SanitizeOptions): unknown {
-	const state = { budget: options.budgetChars, seen: new WeakSet<object>() };
-	const walk = (input: unknown, depth: number): unknown => {
-		if (input === null || input === undefined) return input ?? null;
-		switch (typeof input) {
-			case "string":
-				return sanitizeString(input, options, state);
-			case "number":
-				return Number.isFinite(input) ? input : String(input);
-			case "boolean":
-				return input;
-			case "bigint":
-				return input.toString();
-			case "function":
-				return `[function ${input.name || "anonymous"}]`;
-			case "symbol":
-				return input.toString();
-		}
-		const object = input as object;
-		if (state.seen.has(object)) return "[circular]";
-		if (depth >= MAX_DEPTH) return `[${object.constructor?.name ?? "object"} nested too deep]`;
-		if (object instanceof Date) return Number.isNaN(object.getTime()) ? "[invalid date]" : object.toISOString();
-		if (object instanceof Error) {
-			return walk({ name: object.name, message: object.message, stack: object.stack }, depth);
-		}
-		if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
-			return `[${object.constructor.name} ${(object as ArrayBuffer).byteLength} bytes]`;
-		}
-		if (object instanceof RegExp) return object.toString();
-		state.seen.add(object);
-		try {
-			if (object instanceof Map) return walk(Object.fromEntries([...object.entries()].slice(0, MAX_OBJECT_KEYS)), depth);
-			if (object instanceof Set) return walk([...object], depth);
-			if (Array.isArray(object)) {
-				const items = object.slice(0, MAX_ARRAY_ITEMS).map(item => walk(item, depth + 1));
-				if (object.length > MAX_ARRAY_ITEMS) items.push(`[… ${object.length - MAX_ARRAY_ITEMS} more items]`);
-				return items;
-			}
-			if (isImagePart(object)) return describeImagePart(object);
-			const output: Record<string, unknown> = {};
-			const keys = Object.keys(object);
-			for (const key of keys.slice(0, MAX_OBJECT_KEYS)) {
-				let child: unknown;
-				try {
-					child = (object as Record<string, unknown>)[key];
-				} catch (error) {
-					child = `[unreadable: ${errorText(error)}]`;
-				}
-				if (child !== undefined) output[key] = walk(child, depth + 1);
-			}
-			if (keys.length > MAX_OBJECT_KEYS) output["…"] = `${keys.length - MAX_OBJECT_KEYS} more keys`;
-			return output;
-		} finally {
-			state.seen.delete(object);
-		}
-	};
-	try {
-		return walk(value, 0);
-	} catch (error) {
-		return `[unserializable: ${options.redact(errorText(error))}]`;
-	}
-}
-
-function sanitizeString(input: string, options: SanitizeOptions, state: { budget: number }): string {
-	let text = input.includes(";base64,") ? dropDataUrls(input) : input;
-	const limit = Math.max(200, Math.min(options.maxFieldChars, state.budget));
-	text = text.length > limit ? truncateMiddle(text, limit, options.redact) : options.redact(text);
-	state.budget -= text.length;
-	return text;
-}
-
-/**
- * Keep head and tail of a long string. Cuts land on whitespace so no secret is ever split in two
- * (a half secret would slip past the redactor); a private-key block cut open is dropped whole.
- */
-function truncateMiddle(text: string, limit: number, redact: Redactor): string {
-	const half = Math.floor(limit / 2);
-	const windowStart = Math.max(0, half - 512);
-	const lastSpace = text.slice(windowStart, half).search(/\s\S*$/);
-	const headEnd = lastSpace >= 0 ? windowStart + lastSpace + 1 : half;
-	let tailStart = text.length - half;
-	const nextSpace = text.slice(tailStart, tailStart + 512).search(/\s/);
-	if (nextSpace >= 0) tailStart += nextSpace;
-	let head = text.slice(0, headEnd);
-	let tail = text.slice(tailStart);
-	const openKey = head.lastIndexOf("-----BEGIN");
-	if (openKey >= 0 && head.indexOf("-----END", openKey) < 0) head = head.slice(0, openKey);
-	const closeKey = tail.indexOf("PRIVATE KEY-----");
-	if (closeKey >= 0 && tail.lastIndexOf("-----BEGIN", closeKey) < 0) tail = tail.slice(closeKey + 16);
-	const cut = text.length - head.length - tail.length;
-	return `${redact(head)}\n[… ${cut.toLocaleString("en-US")} chars truncated by langfuse.ts …]\n${redact(tail)}`;
-}
-
-const DATA_URL = /data:([\w.+-]+\/[\w.+-]+);base64,[A-Za-z0-9+/=\r\n]+/g;
-
-function dropDataUrls(text: string): string {
-	return text.replace(DATA_URL, (match, mediaType: string) => imageMarker(mediaType, match.length));
-}
-
-function imageMarker(mediaType: string, base64Chars: number): string {
-	return `[image ${mediaType} ${formatBytes(Math.round((base64Chars * 3) / 4))} base64 omitted]`;
-}
-
-/** Image content parts in the shapes the hosts and providers use. */
-function isImagePart(object: object): boolean {
-	const part = object as Record<string, unknown>;
-	return (
-		(part.type === "image" || part.type === "input_image" || part.type === "image_url") &&
-		(typeof part.data === "string" || typeof part.image_url === "string" || typeof (part.source as any)?.data === "string")
-	);
-}
-
-function describeImagePart(object: object): Record<string, unknown> {
-	const part = object as Record<string, any>;
-	const data: string = part.data ?? part.source?.data ?? part.image_url ?? "";
-	const mediaType = part.mimeType ?? part.mediaType ?? part.source?.media_type ?? data.match(/^data:([^;]+)/)?.[1] ?? "image";
-	return { type: part.type, image: imageMarker(mediaType, data.length) };
-}
-
-function formatBytes(bytes: number): string {
-	if (bytes < 1024) return `${bytes} B`;
-	if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-	return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
-
-function errorText(error: unknown): string {
-	if (error instanceof Error) return `${error.name}: ${error.message}`;
-	try {
-		return String(error);
-	} catch {
-		return "unprintable error";
-	}
-}
-
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-// 3. Record — a host-neutral model: session → prompt (trace) → turn → LLM call | tool call | event.
+// §2 Record — a host-neutral model: session → prompt (trace) → turn → LLM call | tool call | event.
 //    Adapters translate host events into these calls; finished observations go to the sink.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
@@ -1104,11 +399,6 @@ interface GenerationEnd extends EndOptions {
 	cost?: Record<string, number>;
 	completionStartMs?: number;
 }
-
-const randomTraceId = () => crypto.randomUUID().replace(/-/g, "");
-const randomSpanId = () => crypto.randomUUID().replace(/-/g, "").slice(16);
-/** Stable ids from stable names: the same input always gives the same span. */
-const hashId = (text: string, hexChars: 16 | 32) => createHash("sha256").update(text).digest("hex").slice(0, hexChars);
 
 /**
  * One session's observations. Prompts are traces (or, grouped by session, chain spans under one
@@ -1384,15 +674,6 @@ class SessionRecorder {
 	}
 }
 
-/** The first line, shortened between words: a cut inside a pasted token would hide it from the redactor. */
-function oneLine(text: string, max: number): string {
-	const line = text.trim().split("\n", 1)[0]!.trim();
-	if (line.length <= max) return line;
-	const head = line.slice(0, max - 1);
-	const lastSpace = head.search(/\s\S*$/);
-	return `${lastSpace > 0 ? head.slice(0, lastSpace) : ""}…`;
-}
-
 /** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
 function usageDetails(counts: {
 	input?: number;
@@ -1430,8 +711,147 @@ function costDetails(costs: { input?: number; output?: number; cacheRead?: numbe
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 4. Encode — sanitized records → OTLP/HTTP JSON spans (default) or legacy ingestion events.
+// §3 Sanitize — redact secrets, drop images, deep-truncate: every string that leaves memory.
+//    Runs on the exporter's side of the queue (a flush), never inside a hook the host awaits.
+//    The secret patterns and the redactor engine are in the Appendix at the end of the file.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
+
+type Redactor = (text: string) => string;
+
+interface SanitizeOptions {
+	redact: Redactor;
+	/** Longest string kept whole; longer ones keep head and tail around a marker. */
+	maxFieldChars: number;
+	/** Total characters one record may carry; past it strings shrink to short markers. */
+	budgetChars: number;
+}
+
+const MAX_DEPTH = 12;
+const MAX_ARRAY_ITEMS = 500;
+const MAX_OBJECT_KEYS = 300;
+
+/**
+ * A JSON-safe, redacted, bounded copy of any value. Never throws: cycles, BigInt, functions,
+ * symbols, Map/Set, Error, Date, typed arrays and throwing getters all come out readable.
+ */
+function sanitize(value: unknown, options: SanitizeOptions): unknown {
+	const state = { budget: options.budgetChars, seen: new WeakSet<object>() };
+	const walk = (input: unknown, depth: number): unknown => {
+		if (input === null || input === undefined) return input ?? null;
+		switch (typeof input) {
+			case "string":
+				return sanitizeString(input, options, state);
+			case "number":
+				return Number.isFinite(input) ? input : String(input);
+			case "boolean":
+				return input;
+			case "bigint":
+				return input.toString();
+			case "function":
+				return `[function ${input.name || "anonymous"}]`;
+			case "symbol":
+				return input.toString();
+		}
+		const object = input as object;
+		if (state.seen.has(object)) return "[circular]";
+		if (depth >= MAX_DEPTH) return `[${object.constructor?.name ?? "object"} nested too deep]`;
+		if (object instanceof Date) return Number.isNaN(object.getTime()) ? "[invalid date]" : object.toISOString();
+		if (object instanceof Error) {
+			return walk({ name: object.name, message: object.message, stack: object.stack }, depth);
+		}
+		if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
+			return `[${object.constructor.name} ${(object as ArrayBuffer).byteLength} bytes]`;
+		}
+		if (object instanceof RegExp) return object.toString();
+		state.seen.add(object);
+		try {
+			if (object instanceof Map) return walk(Object.fromEntries([...object.entries()].slice(0, MAX_OBJECT_KEYS)), depth);
+			if (object instanceof Set) return walk([...object], depth);
+			if (Array.isArray(object)) {
+				const items = object.slice(0, MAX_ARRAY_ITEMS).map(item => walk(item, depth + 1));
+				if (object.length > MAX_ARRAY_ITEMS) items.push(`[… ${object.length - MAX_ARRAY_ITEMS} more items]`);
+				return items;
+			}
+			if (isImagePart(object)) return describeImagePart(object);
+			const output: Record<string, unknown> = {};
+			const keys = Object.keys(object);
+			for (const key of keys.slice(0, MAX_OBJECT_KEYS)) {
+				let child: unknown;
+				try {
+					child = (object as Record<string, unknown>)[key];
+				} catch (error) {
+					child = `[unreadable: ${errorText(error)}]`;
+				}
+				if (child !== undefined) output[key] = walk(child, depth + 1);
+			}
+			if (keys.length > MAX_OBJECT_KEYS) output["…"] = `${keys.length - MAX_OBJECT_KEYS} more keys`;
+			return output;
+		} finally {
+			state.seen.delete(object);
+		}
+	};
+	try {
+		return walk(value, 0);
+	} catch (error) {
+		return `[unserializable: ${options.redact(errorText(error))}]`;
+	}
+}
+
+function sanitizeString(input: string, options: SanitizeOptions, state: { budget: number }): string {
+	let text = input.includes(";base64,") ? dropDataUrls(input) : input;
+	const limit = Math.max(200, Math.min(options.maxFieldChars, state.budget));
+	text = text.length > limit ? truncateMiddle(text, limit, options.redact) : options.redact(text);
+	state.budget -= text.length;
+	return text;
+}
+
+/**
+ * Keep head and tail of a long string. Cuts land on whitespace so no secret is ever split in two
+ * (a half secret would slip past the redactor); a private-key block cut open is dropped whole.
+ */
+function truncateMiddle(text: string, limit: number, redact: Redactor): string {
+	const half = Math.floor(limit / 2);
+	const windowStart = Math.max(0, half - 512);
+	const lastSpace = text.slice(windowStart, half).search(/\s\S*$/);
+	const headEnd = lastSpace >= 0 ? windowStart + lastSpace + 1 : half;
+	let tailStart = text.length - half;
+	const nextSpace = text.slice(tailStart, tailStart + 512).search(/\s/);
+	if (nextSpace >= 0) tailStart += nextSpace;
+	let head = text.slice(0, headEnd);
+	let tail = text.slice(tailStart);
+	const openKey = head.lastIndexOf("-----BEGIN");
+	if (openKey >= 0 && head.indexOf("-----END", openKey) < 0) head = head.slice(0, openKey);
+	const closeKey = tail.indexOf("PRIVATE KEY-----");
+	if (closeKey >= 0 && tail.lastIndexOf("-----BEGIN", closeKey) < 0) tail = tail.slice(closeKey + 16);
+	const cut = text.length - head.length - tail.length;
+	return `${redact(head)}\n[… ${cut.toLocaleString("en-US")} chars truncated by langfuse.ts …]\n${redact(tail)}`;
+}
+
+const DATA_URL = /data:([\w.+-]+\/[\w.+-]+);base64,[A-Za-z0-9+/=\r\n]+/g;
+
+function dropDataUrls(text: string): string {
+	return text.replace(DATA_URL, (match, mediaType: string) => imageMarker(mediaType, match.length));
+}
+
+function imageMarker(mediaType: string, base64Chars: number): string {
+	return `[image ${mediaType} ${formatBytes(Math.round((base64Chars * 3) / 4))} base64 omitted]`;
+}
+
+/** Image content parts in the shapes the hosts and providers use. */
+function isImagePart(object: object): boolean {
+	const part = object as Record<string, unknown>;
+	return (
+		(part.type === "image" || part.type === "input_image" || part.type === "image_url") &&
+		(typeof part.data === "string" || typeof part.image_url === "string" || typeof (part.source as any)?.data === "string")
+	);
+}
+
+function describeImagePart(object: object): Record<string, unknown> {
+	const part = object as Record<string, any>;
+	const data: string = part.data ?? part.source?.data ?? part.image_url ?? "";
+	const mediaType = part.mimeType ?? part.mediaType ?? part.source?.media_type ?? data.match(/^data:([^;]+)/)?.[1] ?? "image";
+	return { type: part.type, image: imageMarker(mediaType, data.length) };
+}
 
 interface PrepareOptions extends SanitizeOptions {
 	exportMode: ExportMode;
@@ -1465,6 +885,10 @@ function prepareRecord(record: ObservationRecord, options: PrepareOptions): Obse
 		},
 	};
 }
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §4 Encode — sanitized records → OTLP/HTTP JSON spans (default) or legacy ingestion events.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
 
 type OtlpValue =
 	| { stringValue: string }
@@ -1616,45 +1040,10 @@ function ingestionBody(events: string[]): string {
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 5. Transport — queue → sanitized batches → private spool file → POST with retry → delete.
+// §5 Transport — queue → sanitized batches → private spool file → POST with retry → delete.
 //    A batch is deleted from disk only after Langfuse confirmed it; anything else waits in the spool
 //    for a retry, for shutdown, or for the next process (any host) that starts.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-
-/** Diagnostics: warnings once per key, debug lines only with LANGFUSE_DEBUG; everything redacted. */
-class Logger {
-	private readonly warned = new Set<string>();
-	/** Set while a host UI is up: warnings become notifications instead of stderr under a TUI. */
-	notify?: (line: string) => void;
-	constructor(
-		private readonly redact: Redactor,
-		readonly debugEnabled: boolean,
-		private readonly write: (line: string) => void = line => process.stderr.write(`${line}\n`),
-	) {}
-
-	warnOnce(key: string, message: string): void {
-		if (this.warned.has(key)) return this.debug(message);
-		this.warned.add(key);
-		if (!this.notify) return this.out(message);
-		try {
-			this.notify(`langfuse: ${this.redact(message)}`);
-		} catch {
-			this.out(message);
-		}
-	}
-
-	debug(message: string): void {
-		if (this.debugEnabled) this.out(message);
-	}
-
-	private out(message: string): void {
-		try {
-			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
-		} catch {
-			// stderr closed: nothing left to tell
-		}
-	}
-}
 
 const SPOOL_SUFFIX = ".jsonl";
 
@@ -2361,8 +1750,8 @@ const ingestionBodies = (records: ObservationRecord[]) =>
 	);
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 6. Host adapters — thin translations of each host's events into the recorder. One process-wide
-//    runtime (config, exporter, session owners) is shared by every session and every module copy.
+// §6 Host kit — what every adapter shares: the process runtime, session claims, guarded hooks,
+//    host-content helpers, status bar, /langfuse, test trace. Adapters are mappings over this.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
 interface Runtime {
@@ -2516,8 +1905,6 @@ function guarded<A extends unknown[]>(log: Logger, label: string, handler: (...a
 	};
 }
 
-// ── omp and pi ──────────────────────────────────────────────────────────────────────────────────
-
 interface PiApi {
 	on(event: string, handler: (event: any, ctx: any) => unknown): void;
 	registerCommand?(name: string, options: { description?: string; handler: (args: string, ctx: any) => Promise<void> | void }): void;
@@ -2531,6 +1918,205 @@ function safeOn(pi: PiApi, log: Logger, event: string, handler: (event: any, ctx
 		log.debug(`could not subscribe to ${event}: ${errorText(error)}`);
 	}
 }
+
+/** The host's package name and version, found by walking up from the running script. */
+function findHostPackage(): { name: string; version: string } | null {
+	try {
+		let dir = path.dirname(fs.realpathSync(process.argv[1] ?? ""));
+		for (let depth = 0; depth < 6; depth++) {
+			const file = path.join(dir, "package.json");
+			if (fs.existsSync(file)) {
+				const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
+				if (typeof pkg.name === "string") return { name: pkg.name, version: String(pkg.version ?? "") };
+			}
+			dir = path.dirname(dir);
+		}
+	} catch {
+		// unknown host version is fine
+	}
+	return null;
+}
+
+/** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
+function requestMessages(payload: any): unknown {
+	// Copied (the array, not the messages): a host may append to its array after the request.
+	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
+	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
+	if (Array.isArray(payload.contents)) return [...payload.contents];
+	return payload;
+}
+
+const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
+
+/** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
+function modelParameters(payload: any): Record<string, string | number | boolean> | undefined {
+	const parameters: Record<string, string | number | boolean> = {};
+	for (const [key, value] of Object.entries(payload ?? {})) {
+		if (CONTENT_KEYS.has(key)) continue;
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
+		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
+	}
+	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+function toolNames(payload: any): string[] | undefined {
+	if (!Array.isArray(payload.tools)) return undefined;
+	return payload.tools.map((tool: any) => tool?.function?.name ?? tool?.name ?? "?").slice(0, 100);
+}
+
+/** Content part types that carry plain text, across the hosts' and providers' message formats. */
+const TEXT_PARTS = new Set(["text", "input_text", "output_text", "Text"]);
+
+/** Text parts joined; the plain text of a message or tool result. */
+function textOf(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return "";
+	return content
+		.filter(part => typeof part?.text === "string" && TEXT_PARTS.has(part.type))
+		.map(part => part.text)
+		.join("\n");
+}
+
+/** A content array of only text parts reads better in Langfuse as one string. */
+function simplifyContent(content: unknown): unknown {
+	if (Array.isArray(content) && content.length > 0 && content.every(part => part?.type === "text" && typeof part.text === "string")) {
+		return textOf(content);
+	}
+	return content;
+}
+
+/** Status-bar entry: on, events waiting, or the failure — only when the host has a UI. */
+function updateIndicator(runtime: Runtime, session: PiSession, ctx: any): void {
+	if (!runtime.config.uiIndicator || !runtime.exporter || !call(() => ctx?.hasUI)) return;
+	const status = runtime.exporter.status;
+	const waiting = status.queued + status.waitingBatches;
+	const text = status.blocked
+		? "langfuse ✗ export blocked (/langfuse)"
+		: status.lastError
+			? `langfuse ⚠ retrying, ${waiting} waiting`
+			: session.paused
+				? "langfuse ○ paused"
+				: waiting > 0
+					? `langfuse ● ${waiting} waiting`
+					: "langfuse ●";
+	if (text === session.lastIndicator) return;
+	session.lastIndicator = text;
+	call(() => ctx.ui?.setStatus?.("langfuse", text));
+}
+
+function clearIndicator(runtime: Runtime, ctx: any): void {
+	if (runtime.config.uiIndicator && call(() => ctx?.hasUI)) call(() => ctx.ui?.setStatus?.("langfuse", undefined));
+}
+
+/** `/langfuse [test|off|on]` in omp and pi. */
+async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session: PiSession | null): Promise<void> {
+	const notify = (text: string, level: "info" | "warning" | "error" = "info") => {
+		if (call(() => ctx?.hasUI)) call(() => ctx.ui?.notify?.(runtime.redact(text), level));
+		else process.stdout.write(`${runtime.redact(text)}\n`);
+	};
+	const { config, exporter } = runtime;
+	if (!exporter) return notify(`Langfuse tracing is off: ${config.disabledReason}`, "warning");
+	if (args === "off" || args === "on") {
+		if (session) session.paused = args === "off";
+		if (session) updateIndicator(runtime, session, ctx);
+		return notify(`Langfuse tracing ${args === "off" ? "paused" : "resumed"} for this session`);
+	}
+	if (args === "test") {
+		const result = await sendTestTrace(runtime);
+		return notify(result.ok ? `Test trace sent: ${result.detail}` : `Test trace failed: ${result.detail}`, result.ok ? "info" : "error");
+	}
+	const status = exporter.status;
+	const stats = await exporter.spool.stats();
+	const traceId = session?.recorder.lastTraceId;
+	const link = traceId ? await traceUrl(runtime, traceId) : undefined;
+	notify(
+		[
+			`Langfuse tracing ${session?.paused ? "paused" : "on"} → ${config.host} (${maskKey(config.publicKey)}, ${status.transport}, mode ${config.exportMode})`,
+			`queued ${status.queued}, waiting batches ${status.waitingBatches}, spool ${stats.files} file(s) ${formatBytes(stats.bytes)}, sent ${status.sentSpans}, dropped ${status.droppedSpans}`,
+			status.blocked ? `blocked: ${status.blocked}` : status.lastError ? `last error: ${status.lastError}` : "no errors",
+			link ? `trace: ${link}` : "no trace yet in this session",
+		].join("\n"),
+	);
+}
+
+/** The Langfuse UI address of a trace; the project id is looked up once. */
+async function traceUrl(runtime: Runtime, traceId: string): Promise<string> {
+	const projectId = await projectIdOf(runtime);
+	return projectId ? `${runtime.config.host}/project/${projectId}/traces/${traceId}` : `${runtime.config.host} (trace ${traceId})`;
+}
+
+const projectIds = new Map<string, Promise<string | undefined>>();
+
+function projectIdOf(runtime: Runtime): Promise<string | undefined> {
+	const { config } = runtime;
+	let lookup = projectIds.get(config.host + config.publicKey);
+	if (!lookup) {
+		lookup = langfuseGet(config, "/api/public/projects")
+			.then(answer => (answer.ok ? (answer.body as any)?.data?.[0]?.id : undefined))
+			.catch(() => undefined);
+		projectIds.set(config.host + config.publicKey, lookup);
+	}
+	return lookup;
+}
+
+async function langfuseGet(config: Config, pathname: string, authenticated = true): Promise<{ ok: boolean; status: number; body?: unknown; error?: string }> {
+	const controller = new AbortController();
+	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+	timer.unref?.();
+	try {
+		const response = await fetch(`${config.host}${pathname}`, {
+			headers: authenticated ? { Authorization: basicAuth(config) } : {},
+			signal: controller.signal,
+		});
+		const text = await response.text();
+		let body: unknown;
+		try {
+			body = JSON.parse(text);
+		} catch {
+			body = text.slice(0, 200);
+		}
+		return { ok: response.ok, status: response.status, body };
+	} catch (error) {
+		return { ok: false, status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/** Records one small trace and sends it straight away, bypassing the queue, to prove the setup. */
+async function sendTestTrace(runtime: Runtime): Promise<{ ok: boolean; detail: string; traceId?: string }> {
+	const records: ObservationRecord[] = [];
+	const recorder = new SessionRecorder(record => records.push(record), {
+		sessionId: `langfuse-ts-test-${Date.now()}`,
+		host: "langfuse.ts",
+		metadata: { test: true },
+		tags: ["langfuse.ts-test"],
+		userId: runtime.config.userId,
+		environment: runtime.config.environment,
+		release: runtime.config.release,
+		grouping: "prompt",
+		exportMode: "full",
+		tracePrefix: "",
+	});
+	const now = Date.now();
+	recorder.startPrompt(now, { input: "langfuse.ts test trace" });
+	recorder.event(now, { name: "hello from langfuse.ts" });
+	recorder.endPrompt(now + 1, { output: "ok" });
+	const traceId = records[0]!.traceId;
+	const exporter = new Exporter({ ...runtime.config, spoolDir: path.join(os.tmpdir(), `langfuse-ts-test-${process.pid}`) }, runtime.redact, runtime.log);
+	for (const record of records) exporter.enqueue(record);
+	await exporter.flush(Date.now() + REQUEST_TIMEOUT_MS);
+	const status = exporter.status;
+	await fsp.rm(exporter.spool.dir, { recursive: true, force: true }).catch(() => {});
+	if (status.sentSpans === records.length) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
+	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §7 Adapters — thin mappings of each host's events onto the recorder.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+// ── §7.1 omp and pi ───────────────────────────────────────────────────────────────────────────────
 
 interface PiSession {
 	recorder: SessionRecorder;
@@ -2787,62 +2373,8 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSessio
 	return session;
 }
 
-/** The host's package name and version, found by walking up from the running script. */
-function findHostPackage(): { name: string; version: string } | null {
-	try {
-		let dir = path.dirname(fs.realpathSync(process.argv[1] ?? ""));
-		for (let depth = 0; depth < 6; depth++) {
-			const file = path.join(dir, "package.json");
-			if (fs.existsSync(file)) {
-				const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
-				if (typeof pkg.name === "string") return { name: pkg.name, version: String(pkg.version ?? "") };
-			}
-			dir = path.dirname(dir);
-		}
-	} catch {
-		// unknown host version is fine
-	}
-	return null;
-}
-
-/** Reads a host getter that may throw or be missing. */
-function call<T>(read: () => T): T | undefined {
-	try {
-		return read();
-	} catch {
-		return undefined;
-	}
-}
-
 function modelMetadata(ctx: any): Metadata {
 	return { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) };
-}
-
-/** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
-function requestMessages(payload: any): unknown {
-	// Copied (the array, not the messages): a host may append to its array after the request.
-	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
-	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
-	if (Array.isArray(payload.contents)) return [...payload.contents];
-	return payload;
-}
-
-const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
-
-/** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
-function modelParameters(payload: any): Record<string, string | number | boolean> | undefined {
-	const parameters: Record<string, string | number | boolean> = {};
-	for (const [key, value] of Object.entries(payload ?? {})) {
-		if (CONTENT_KEYS.has(key)) continue;
-		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
-		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
-	}
-	return Object.keys(parameters).length ? parameters : undefined;
-}
-
-function toolNames(payload: any): string[] | undefined {
-	if (!Array.isArray(payload.tools)) return undefined;
-	return payload.tools.map((tool: any) => tool?.function?.name ?? tool?.name ?? "?").slice(0, 100);
 }
 
 function assistantGeneration(message: any, ctx: any): GenerationEnd {
@@ -2876,27 +2408,6 @@ function assistantGeneration(message: any, ctx: any): GenerationEnd {
 	};
 }
 
-/** Content part types that carry plain text, across the hosts' and providers' message formats. */
-const TEXT_PARTS = new Set(["text", "input_text", "output_text", "Text"]);
-
-/** Text parts joined; the plain text of a message or tool result. */
-function textOf(content: unknown): string {
-	if (typeof content === "string") return content;
-	if (!Array.isArray(content)) return "";
-	return content
-		.filter(part => typeof part?.text === "string" && TEXT_PARTS.has(part.type))
-		.map(part => part.text)
-		.join("\n");
-}
-
-/** A content array of only text parts reads better in Langfuse as one string. */
-function simplifyContent(content: unknown): unknown {
-	if (Array.isArray(content) && content.length > 0 && content.every(part => part?.type === "text" && typeof part.text === "string")) {
-		return textOf(content);
-	}
-	return content;
-}
-
 function lastAssistant(messages: unknown): any {
 	if (!Array.isArray(messages)) return undefined;
 	for (let index = messages.length - 1; index >= 0; index--) if (messages[index]?.role === "assistant") return messages[index];
@@ -2908,134 +2419,7 @@ function eventFields(event: any): Metadata {
 	return rest;
 }
 
-/** Status-bar entry: on, events waiting, or the failure — only when the host has a UI. */
-function updateIndicator(runtime: Runtime, session: PiSession, ctx: any): void {
-	if (!runtime.config.uiIndicator || !runtime.exporter || !call(() => ctx?.hasUI)) return;
-	const status = runtime.exporter.status;
-	const waiting = status.queued + status.waitingBatches;
-	const text = status.blocked
-		? "langfuse ✗ export blocked (/langfuse)"
-		: status.lastError
-			? `langfuse ⚠ retrying, ${waiting} waiting`
-			: session.paused
-				? "langfuse ○ paused"
-				: waiting > 0
-					? `langfuse ● ${waiting} waiting`
-					: "langfuse ●";
-	if (text === session.lastIndicator) return;
-	session.lastIndicator = text;
-	call(() => ctx.ui?.setStatus?.("langfuse", text));
-}
-
-function clearIndicator(runtime: Runtime, ctx: any): void {
-	if (runtime.config.uiIndicator && call(() => ctx?.hasUI)) call(() => ctx.ui?.setStatus?.("langfuse", undefined));
-}
-
-/** `/langfuse [test|off|on]` in omp and pi. */
-async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session: PiSession | null): Promise<void> {
-	const notify = (text: string, level: "info" | "warning" | "error" = "info") => {
-		if (call(() => ctx?.hasUI)) call(() => ctx.ui?.notify?.(runtime.redact(text), level));
-		else process.stdout.write(`${runtime.redact(text)}\n`);
-	};
-	const { config, exporter } = runtime;
-	if (!exporter) return notify(`Langfuse tracing is off: ${config.disabledReason}`, "warning");
-	if (args === "off" || args === "on") {
-		if (session) session.paused = args === "off";
-		if (session) updateIndicator(runtime, session, ctx);
-		return notify(`Langfuse tracing ${args === "off" ? "paused" : "resumed"} for this session`);
-	}
-	if (args === "test") {
-		const result = await sendTestTrace(runtime);
-		return notify(result.ok ? `Test trace sent: ${result.detail}` : `Test trace failed: ${result.detail}`, result.ok ? "info" : "error");
-	}
-	const status = exporter.status;
-	const stats = await exporter.spool.stats();
-	const traceId = session?.recorder.lastTraceId;
-	const link = traceId ? await traceUrl(runtime, traceId) : undefined;
-	notify(
-		[
-			`Langfuse tracing ${session?.paused ? "paused" : "on"} → ${config.host} (${maskKey(config.publicKey)}, ${status.transport}, mode ${config.exportMode})`,
-			`queued ${status.queued}, waiting batches ${status.waitingBatches}, spool ${stats.files} file(s) ${formatBytes(stats.bytes)}, sent ${status.sentSpans}, dropped ${status.droppedSpans}`,
-			status.blocked ? `blocked: ${status.blocked}` : status.lastError ? `last error: ${status.lastError}` : "no errors",
-			link ? `trace: ${link}` : "no trace yet in this session",
-		].join("\n"),
-	);
-}
-
-/** The Langfuse UI address of a trace; the project id is looked up once. */
-async function traceUrl(runtime: Runtime, traceId: string): Promise<string> {
-	const projectId = await projectIdOf(runtime);
-	return projectId ? `${runtime.config.host}/project/${projectId}/traces/${traceId}` : `${runtime.config.host} (trace ${traceId})`;
-}
-
-const projectIds = new Map<string, Promise<string | undefined>>();
-
-function projectIdOf(runtime: Runtime): Promise<string | undefined> {
-	const { config } = runtime;
-	let lookup = projectIds.get(config.host + config.publicKey);
-	if (!lookup) {
-		lookup = langfuseGet(config, "/api/public/projects")
-			.then(answer => (answer.ok ? (answer.body as any)?.data?.[0]?.id : undefined))
-			.catch(() => undefined);
-		projectIds.set(config.host + config.publicKey, lookup);
-	}
-	return lookup;
-}
-
-async function langfuseGet(config: Config, pathname: string, authenticated = true): Promise<{ ok: boolean; status: number; body?: unknown; error?: string }> {
-	const controller = new AbortController();
-	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-	timer.unref?.();
-	try {
-		const response = await fetch(`${config.host}${pathname}`, {
-			headers: authenticated ? { Authorization: basicAuth(config) } : {},
-			signal: controller.signal,
-		});
-		const text = await response.text();
-		let body: unknown;
-		try {
-			body = JSON.parse(text);
-		} catch {
-			body = text.slice(0, 200);
-		}
-		return { ok: response.ok, status: response.status, body };
-	} catch (error) {
-		return { ok: false, status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
-	} finally {
-		clearTimeout(timer);
-	}
-}
-
-/** Records one small trace and sends it straight away, bypassing the queue, to prove the setup. */
-async function sendTestTrace(runtime: Runtime): Promise<{ ok: boolean; detail: string; traceId?: string }> {
-	const records: ObservationRecord[] = [];
-	const recorder = new SessionRecorder(record => records.push(record), {
-		sessionId: `langfuse-ts-test-${Date.now()}`,
-		host: "langfuse.ts",
-		metadata: { test: true },
-		tags: ["langfuse.ts-test"],
-		userId: runtime.config.userId,
-		environment: runtime.config.environment,
-		release: runtime.config.release,
-		grouping: "prompt",
-		exportMode: "full",
-		tracePrefix: "",
-	});
-	const now = Date.now();
-	recorder.startPrompt(now, { input: "langfuse.ts test trace" });
-	recorder.event(now, { name: "hello from langfuse.ts" });
-	recorder.endPrompt(now + 1, { output: "ok" });
-	const traceId = records[0]!.traceId;
-	const exporter = new Exporter({ ...runtime.config, spoolDir: path.join(os.tmpdir(), `langfuse-ts-test-${process.pid}`) }, runtime.redact, runtime.log);
-	for (const record of records) exporter.enqueue(record);
-	await exporter.flush(Date.now() + REQUEST_TIMEOUT_MS);
-	const status = exporter.status;
-	await fsp.rm(exporter.spool.dir, { recursive: true, force: true }).catch(() => {});
-	if (status.sentSpans === records.length) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
-	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
-}
-
-// ── OpenCode ────────────────────────────────────────────────────────────────────────────────────
+// ── §7.2 OpenCode ─────────────────────────────────────────────────────────────────────────────────
 
 /** One assistant message = one LLM call of the agent loop (OpenCode's title call makes no message). */
 interface OcMessage {
@@ -3579,7 +2963,8 @@ function ocRequestInput(system: unknown, messages: unknown): unknown {
 	return out;
 }
 
-// ── Codex ───────────────────────────────────────────────────────────────────────────────────────
+// ── §7.3 Codex ────────────────────────────────────────────────────────────────────────────────────
+
 // Codex keeps no plugin API: `notify` (once per turn) or a Stop hook runs `bun langfuse.ts
 // codex-notify|codex-hook`, which reads the thread's rollout file from where the last run stopped
 // and records every finished turn through the same recorder, exporter and spool as the hosts.
@@ -3681,8 +3066,6 @@ function codexHookRequest(text: string): CodexRequest | undefined {
 		return undefined;
 	}
 }
-
-const stringOr = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
 
 function codexHomeDir(env: Env): string {
 	return env.CODEX_HOME?.trim() || path.join(env.HOME || os.homedir(), ".codex");
@@ -4195,7 +3578,7 @@ async function runCodexExport(request: CodexRequest | undefined, runtime: Runtim
 	}
 }
 
-// ── the one export ──────────────────────────────────────────────────────────────────────────────
+// ── §7.4 the one export ───────────────────────────────────────────────────────────────────────────
 
 /**
  * The only export (OpenCode calls every export as a plugin). omp and pi pass an API object with
@@ -4241,7 +3624,7 @@ Object.defineProperty(langfuse, "internals", {
 });
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 7. CLI — `bun langfuse.ts <command>`. import.meta.main is false when a host imports this file
+// §8 CLI — `bun langfuse.ts <command>`. import.meta.main is false when a host imports this file
 //    (and undefined under pi's jiti), so none of this runs inside an agent.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
@@ -4564,4 +3947,646 @@ if ((import.meta as { main?: boolean }).main) {
 			process.exit(1);
 		},
 	);
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// Appendix Secret redactor — the patterns of SECRETS.md-style formats and the engine that finds them.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+// Secret redaction: every string that leaves memory goes through makeRedactor(...)(text).
+//
+// Speed: one regex scan finds candidates. It starts with a class of a few rare-ish "lead" characters
+// (- _ : = A B J S W Y 9), and lookbehinds check the few characters around each one (sk-, ghp_, a key
+// ending in "token" before ":", AKIA, Bearer, …eyJ …); both engines scan such a class far faster than
+// an alternation of words or a case-insensitive keyword search. A small sticky regex or a few char
+// checks then confirm each candidate where it stands. Env literals join the scan the same way. Secrets
+// become edits (start, end, marker), applied once at the end; overlapping edits merge. No edit: the
+// very same string comes back, so callers can skip work.
+//
+// Output: a secret becomes "[REDACTED]" whatever its kind and the context stays
+// (`Authorization: Bearer [REDACTED]`, `OPENAI_API_KEY=[REDACTED]`, `postgres://app:[REDACTED]@db`);
+// a private key block becomes "[REDACTED PRIVATE KEY]"; a base64 image or blob becomes
+// "[image image/png 12.3 KB base64 omitted]". No rule matches a marker, so redaction is idempotent.
+// It never throws; if it ever failed it would return a marker, never the unredacted input.
+
+function makeRedactor(options: {
+	env?: Record<string, string | undefined>;
+	extraPatterns?: string[];
+	onInvalidPattern?: (pattern: string, error: string) => void;
+}): Redactor {
+	const MARK = "[REDACTED]";
+
+	// ── Rules, as sticky regexes run at a candidate position ──
+	const VENDOR = new RegExp(
+		[
+			String.raw`[sp]k-lf-[0-9a-fA-F][0-9a-fA-F-]{15,}`, // Langfuse
+			String.raw`sk-[\w-]{20,}`, // OpenAI (sk-, -proj-, -svcacct-, -admin-), Anthropic (sk-ant-…), DeepSeek, OpenRouter…
+			String.raw`[sr]k_(?:live|test|prod)_[A-Za-z0-9]{10,}`, // Stripe
+			String.raw`whsec_[A-Za-z0-9+/=]{20,}`, // Stripe webhook secret
+			String.raw`gh[pousr]_[A-Za-z0-9]{20,}`, // GitHub
+			String.raw`github_pat_\w{30,}`, // GitHub fine-grained
+			String.raw`gl(?:pat|dt|ptt|rt|cbt|imt|oas|soat|ffct|ft)-[\w-]{16,}`, // GitLab
+			String.raw`xox[abeoprs]-[A-Za-z0-9-]{10,}`, // Slack
+			String.raw`xapp-[A-Za-z0-9-]{10,}`, // Slack app-level
+			String.raw`GOCSPX-[\w-]{20,}`, // Google OAuth client secret
+			String.raw`hf_[A-Za-z0-9]{30,}`, // Hugging Face
+			String.raw`npm_[A-Za-z0-9]{30,}`, // npm
+			String.raw`pypi-Ag[\w-]{50,}`, // PyPI
+			String.raw`gsk_[A-Za-z0-9]{30,}`, // Groq
+			String.raw`xai-[A-Za-z0-9]{30,}`, // xAI
+			String.raw`pplx-[A-Za-z0-9]{30,}`, // Perplexity
+			String.raw`tvly-[\w-]{20,}`, // Tavily
+			String.raw`r8_[A-Za-z0-9]{30,}`, // Replicate
+			String.raw`lsv2_(?:pt|sk)_\w{30,}`, // LangSmith
+			String.raw`dop_v1_[a-f0-9]{40,}`, // DigitalOcean
+			String.raw`shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32,}`, // Shopify
+		].join("|"),
+		"y",
+	);
+	const JWT = /ey[\w-]{10,}\.ey[\w-]{10,}(?:\.[\w-]+){0,3}/y;
+	const GOOGLE_OAUTH = /ya29\.[\w.-]{20,}/y;
+	const SENDGRID = /SG\.[\w-]{16,}\.[\w-]{16,}/y;
+	const AWS_ID = /(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16,}/y;
+	const GOOGLE_KEY = /AIza[\w-]{30,}/y;
+	const AWS_SECRET = /(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])/g;
+	const AWS_CLI = /(?:secret_access_key|session_token)[ \t]+([A-Za-z0-9+/=]{16,})(?![\w+/=])/y;
+	const BEARER = /(?:earer|EARER)[ \t]+([\w.~+/-]{8,}=*)/y;
+	const BASIC = /asic[ \t]+([A-Za-z0-9+/]{6,}={0,2})(?![\w+/=])/y;
+	const PEM_HEAD = /-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/y;
+	const PEM_TAIL = /-----END[A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----/y;
+	const PEM_BODY = /(?:[A-Za-z0-9+/=:,. \t\r\n-]|\\[rn])*/y;
+	const FLAG = /--?[a-z0-9-]{0,40}?(?:password|passwd|passphrase|secret|token|api-?key|access-key|private-key)(?:=|[ \t]+)/y;
+	// `-u user:pass`, but not `-u scheme://user:pass@host` (URL_AUTH keeps scheme and host there)
+	const CURL_USER = /(?:-u|--user)(?:=|[ \t]*)(["']?)([^\s:"'@/]*):(?!\/\/)([^\s"']+)/y;
+	const URL_AUTH = /\/\/([^\s:@/?#"'<>\\]*):([^\s/?#"'<>\\]+)@/y;
+	const URL_TOKEN_USER = /\/\/([\w-]{20,})@/y;
+	const WEBHOOK = /\/\/(?:hooks\.slack\.com\/(?:services|workflows|triggers)\/|(?:canary\.|ptb\.)?discord(?:app)?\.com\/api\/webhooks\/\d+\/)([\w/+-]{8,})/y;
+	const DATA_URL = /:([\w.+-]+\/[\w.+-]+)(?:;[\w.+-]+=[^;,\s"']*)*;base64,([A-Za-z0-9+/=\r\n]*)/y;
+	const BASE64_BLOB = /[A-Za-z0-9+/]{64,}={0,2}/y;
+	const NETRC = /machine[ \t]+[^\s\\]+(?:(?:\s|\\[nrt])+(?:login|account|port)[ \t]+[^\s\\]+)*(?:\s|\\[nrt])+password[ \t]+([^\s"'`\\]+)/y;
+	const SQL_PASSWORD = /(?:PASSWORD|IDENTIFIED BY)[ \t]+'([^'\n]+)'/y;
+	const SCHEME = /(?:Bearer|Basic|Token|Bot|Digest|Negotiate|NTLM|ApiKey|Api-Key|JWT|DPoP|SSWS|GoogleLogin|AWS4-HMAC-SHA256)[ \t]+/iy;
+	const CREDENTIAL = /(?:[^\s"'`,\\]|\\(?![nrt"'\\]))+/y;
+
+	// ── The scan: one regex whose first character is one of a few "lead" characters; a lookbehind or
+	//    a short literal after it confirms a candidate. Engines find such a class quickly, whereas an
+	//    alternation of many words or a case-insensitive keyword search costs several times more.
+	//    JSON text escapes newlines as \n, so "\nsk-…" still counts as the start of a token.
+	const AFTER_BREAK = String.raw`(?:(?<![A-Za-z0-9])|(?<=\\[nrt]))`;
+	const FLAG_WORDS = "(?:password|passwd|passphrase|secret|token|api-?key|access-key|private-key)";
+	// how the key words end: passwORD, passSWD / PWD, passphrASE, pASS, credentIALS / credentIAL, imaGES, secRET, toKEN, authoriZATION, KEY, AUTH, dATA
+	const KEY_TAIL = String.raw`(?:[Oo][Rr][Dd]|[SsPp][Ww][Dd]|[Aa][Ss][EeSs]|[Ii][Aa][Ll][Ss]?|[Gg][Ee][Ss]|[Rr][Ee][Tt]|[Kk][Ee][NnYy]|[Zz][Aa][Tt][Ii][Oo][Nn]|[Uu][Tt][Hh]|[Aa][Tt][Aa])`;
+	const LEADS = "-_:=ABJSWY9";
+	const RULES = [
+		// ":" "=": after a key ending like a key word (password=, "token": …), or "://" before user:pass@ or a webhook host
+		String.raw`(?<=[:=])(?:(?<=${KEY_TAIL}(?:\\?["'\`])?[ \t]*[:=])|(?<=:)(?=\/\/(?:[^\s/?#@"'<>\\]{0,256}@|hooks\.slack\.com\/|(?:canary\.|ptb\.)?discord(?:app)?\.com\/)))`,
+		// "-": vendor prefixes (sk-, pk-lf-, glpat-, xoxb-…), --password x / -token x, curl -u / --user, -----BEGIN
+		String.raw`(?<=-)(?:(?<=[kptsbaeorXiy]-)(?<=${AFTER_BREAK}(?:sk|pk|gl(?:pat|dt|ptt|rt|cbt|imt|oas|soat|ffct|ft)|xox[abeoprs]|xapp|GOCSPX|pypi|xai|pplx|tvly)-)|-(?=[a-z])[a-z0-9-]{0,40}?${FLAG_WORDS}[= \t]|(?=[psta])${FLAG_WORDS}[= \t]|u[ \t]|-user[= \t]|----BEGIN)`,
+		// ya29. (Google OAuth access token), found by its 9
+		String.raw`(?<=ya29)\.`,
+		// "_": vendor prefixes (ghp_, github_pat_, sk_live_, hf_, npm_…), aws configure set aws_secret_access_key x
+		String.raw`(?<=_)(?:(?<=${AFTER_BREAK}(?:gh[pousr]|github|[sr]k|whsec|hf|npm|gsk|r8|lsv2|dop|shp(?:at|ss|ca|pa))_)|(?:secret_access_key|session_token)[ \t])`,
+		// capitals: AKIA… / AIza…, Bearer / Basic credentials, …eyJ (JWT), SG. (SendGrid), SQL PASSWORD '…' / IDENTIFIED BY '…'
+		String.raw`(?<=[ABJSWY])(?:(?<=A)(?:KIA|SIA|BIA|CCA|Iza|3T[A-Z0-9])|(?<=B)(?:earer|EARER|asic)[ \t]|(?<=eyJ)|(?<=S)G\.|(?<=PASSW)(?=ORD[ \t]+')|(?<=IDENTIFIED BY)(?=[ \t]+'))`,
+	].join("|");
+	/** The scan regex; each env literal joins it as a lookaround at one of its characters, with a capture group of its own. */
+	const buildFind = (envLiterals: string[], envLeads: number[]) => {
+		const escape = (part: string) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+		const env = envLiterals.map((literal, i) => `(?<=${escape(literal.slice(0, envLeads[i] + 1))})(?=${escape(literal.slice(envLeads[i] + 1))})()`);
+		const leads = [...new Set(LEADS + envLiterals.map((literal, i) => literal[envLeads[i]]).join(""))].map(c => escape(c).replace("-", "\\-")).join("");
+		return new RegExp(`[${leads}](?:${[...env, RULES].join("|")})`, "g");
+	};
+	let FIND = buildFind([], []);
+	let findLiterals: string[] = [];
+	let findLeads: number[] = [];
+
+	// ── Judging key = value ──
+	const PLACEHOLDER = /^(?:<[^>]*>?|\{\{.*|\$\{.*|\$\(.*|\$[A-Za-z_]\w*|%[A-Za-z_]\w*%?|#\{.*|\*+|[xX]{3,}|your[-_ ].*|(?:redacted|hidden|masked|none|null|nil|undefined|true|false|required|optional|string|password|secret|token|placeholder|example|dummy)|.*(?:\.\.\.|…).*)$/i;
+	const UPPER_WORD = /^[A-Z_]+$/;
+	const CALL = /^(?:(?:await|new|typeof|void)[ \t]|[A-Za-z_$][\w$]*[([])/;
+	const CHAIN = /^[A-Za-z_$][\w$]*(?:(?:\?\.|\.|::|->)[A-Za-z_$][\w$]*)+(?![\w$])/;
+	const IDENT = /^[A-Za-z_$][\w$]*$/;
+	const PATH = /^(?:(?:~|\.{1,2})\/[\w.@/-]*|\/(?:home|root|usr|etc|var|tmp|opt|run|Users|mnt|srv|app|proc|dev|workspaces?|data|private|Volumes|nix|snap|bin|sbin|lib)(?:\/[\w.@-]*)*)$/;
+	const IMAGE_MAGIC: Array<[string, string]> = [
+		["iVBORw0KGgo", "image/png"],
+		["/9j/", "image/jpeg"],
+		["R0lGOD", "image/gif"],
+		["UklGR", "image/webp"],
+		["PHN2Zy", "image/svg+xml"],
+	];
+
+	const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+	const isKeyChar = (c: number) => isAlnum(c) || c === 95 || c === 46 || c === 45; // _ . -
+	/** A name a programmer wrote (accessToken, Uint8Array, raw_password), not a random credential. */
+	const wordy = (name: string) => {
+		if (name.length <= 2) return true;
+		let digits = 0;
+		for (const chunk of name.match(/[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+[a-z]?/g) ?? []) {
+			if (chunk.charCodeAt(0) < 58) {
+				if (++digits > 1 || /[a-z]$/.test(chunk)) return false; // passw0rd, hunter2hunter2
+			} else if (chunk.length < 2) return false; // xK9q…
+		}
+		return true;
+	};
+	const looksLikeCode = (value: string, trimmed: boolean) => {
+		if (CALL.test(value)) return true;
+		const chain = CHAIN.exec(value);
+		if (chain) return chain[0].split(/\?\.|\.|::|->/).every(wordy);
+		return IDENT.test(value) && wordy(value) && (trimmed || /[a-z][A-Z]|_/.test(value));
+	};
+	/** Looks like a random credential rather than a word, a path or an identifier. */
+	const looksRandom = (value: string) =>
+		value.length >= 16 && /^[A-Za-z0-9+/=_-]+$/.test(value) && /\d/.test(value) && /[A-Za-z]/.test(value) && !/^[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(value);
+	const isPlaceholder = (value: string) => PLACEHOLDER.test(value) || UPPER_WORD.test(value) || /^[$<[{]/.test(value);
+	const sizeOf = (base64Chars: number, padding: number): string => {
+		const bytes = Math.max(0, Math.floor((base64Chars * 3) / 4) - padding);
+		if (bytes < 1024) return `${bytes} B`;
+		if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+		return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+	};
+	/** Does text[start, end) end with `word` (lower case, letters only), ignoring case? */
+	const endsWith = (text: string, start: number, end: number, word: string) => {
+		if (end - start < word.length) return false;
+		for (let i = 0, at = end - word.length; i < word.length; i++, at++) if ((text.charCodeAt(at) | 32) !== word.charCodeAt(i)) return false;
+		return true;
+	};
+	/** What the key text[start, end) names: 0 nothing, 1 a secret, 2 authorization, 3 some key or credentials, 4 data. */
+	const keyKind = (text: string, start: number, end: number): number => {
+		const last = text.charCodeAt(end - 1) | 32;
+		switch (last) {
+			case 100: // d
+				return endsWith(text, start, end, "password") || endsWith(text, start, end, "passwd") || endsWith(text, start, end, "pwd") ? 1 : 0;
+			case 101: // e
+				return endsWith(text, start, end, "passphrase") ? 1 : 0;
+			case 115: // s
+				if (endsWith(text, start, end, "pass")) return end - start === 4 || "_.-".includes(text[end - 5]) ? 1 : 0;
+				if (endsWith(text, start, end, "credentials")) return 3;
+				return endsWith(text, start, end, "images") ? 4 : 0;
+			case 116: // t
+				return endsWith(text, start, end, "secret") ? 1 : 0;
+			case 110: // n
+				if (endsWith(text, start, end, "token")) return 1;
+				return endsWith(text, start, end, "authorization") ? 2 : 0;
+			case 121: {
+				// y: api_key, apiKey, x-api-key, access_key, private-key, secret_key → a secret; any other key → maybe
+				if (!endsWith(text, start, end, "key")) return 0;
+				let e = end - 3;
+				if (e > start && (text[e - 1] === "_" || text[e - 1] === "-")) e--;
+				return endsWith(text, start, e, "api") || endsWith(text, start, e, "access") || endsWith(text, start, e, "private") || endsWith(text, start, e, "secret") ? 1 : 3;
+			}
+			case 104: // h
+				return endsWith(text, start, end, "auth") ? 1 : 0;
+			case 108: // l
+				return endsWith(text, start, end, "credential") ? 3 : 0;
+			case 97: // a
+				return endsWith(text, start, end, "data") ? 4 : 0;
+		}
+		return 0;
+	};
+
+	// Edits found in the current text: [start, end) → marker, the first `count` entries. Reused between calls.
+	const starts: number[] = [];
+	const ends: number[] = [];
+	const marks: string[] = [];
+	let count = 0;
+	let awsIds: number[] = [];
+	const add = (start: number, end: number, mark: string): number => {
+		if (end > start) {
+			starts[count] = start;
+			ends[count] = end;
+			marks[count++] = mark;
+		}
+		return end;
+	};
+
+	/** The value starting at `from`, quoted or bare; redacted if it is a secret. Returns the value's end once redacted, else 0. */
+	function judgeValue(text: string, from: number, strong: boolean, envStyle: boolean, flag: boolean, inQuery: boolean): number {
+		const n = Math.min(text.length, from + (strong ? 8192 : 256));
+		let at = from;
+		let code = text.charCodeAt(at);
+		if ((code === 98 || code === 114 || code === 117 || code === 102) && (text[at + 1] === '"' || text[at + 1] === "'")) code = text.charCodeAt(++at); // b"…" r'…'
+		let quote = 0; // the closing quote's char code; negative for \" inside JSON text
+		if (code === 34 || code === 39 || code === 96) quote = code;
+		else if (code === 92 && (text[at + 1] === '"' || text[at + 1] === "'")) quote = -text.charCodeAt(++at);
+		let start = at;
+		let end = at;
+		let value: string;
+		let trimmed = false;
+		if (quote) {
+			start = end = at + 1;
+			for (;;) {
+				if (end >= n) return 0;
+				const c = text.charCodeAt(end);
+				if (c === 10 || c === 13) return 0;
+				if (quote > 0 ? c === quote : c === -quote && text.charCodeAt(end - 1) === 92) break;
+				if (c === 92) {
+					if (quote > 0) end++;
+					else if (text[end + 1] === "n" || text[end + 1] === "r") return 0;
+				}
+				end++;
+			}
+			if (quote < 0) end--;
+			if (end - start < (strong ? 6 : 16)) return 0;
+			value = text.slice(start, end);
+			if (!strong) return looksRandom(value) ? add(start, end, MARK) : 0;
+			if (/^\s|\s$|\$\{|\{\{|#\{|%\(|\[REDACTED|\[image |\[data |^-----BEGIN/.test(value)) return 0;
+		} else {
+			while (end < n) {
+				const c = text.charCodeAt(end);
+				if (c <= 32 || c === 34 || c === 39 || c === 96 || (inQuery && c === 38)) break;
+				if (c === 92 && /[nrt"'\\]/.test(text[end + 1] ?? "")) break; // an escape in JSON text ends the value
+				end++;
+			}
+			while (end > start && ",;:)]}".includes(text[end - 1])) {
+				end--;
+				trimmed = true;
+			}
+			if (end - start < (flag ? 1 : strong ? 6 : 16)) return 0;
+			const first = text.charCodeAt(start);
+			if (first === 91 || first === 36 || first === 60 || first === 123 || first === 42) return 0; // [REDACTED…] $VAR <placeholder> {{…}} ***
+			value = text.slice(start, end);
+			if (!strong) return looksRandom(value) ? add(start, end, MARK) : 0;
+			if (value.includes("[REDACTED") || PATH.test(value)) return 0;
+			if (flag) {
+				if (value.startsWith("-") || /^\d{1,7}$/.test(value) || UPPER_WORD.test(value)) return 0;
+			} else if (!envStyle) {
+				if (looksLikeCode(value, trimmed)) return 0;
+				if (/^[a-z]+$/.test(value) && /^[ \t]+[^\s#]/.test(text.slice(end, end + 3))) return 0; // prose: "invalid token: expected 3 parts"
+			} else if (/^[$%]|^\{\{/.test(value)) return 0;
+		}
+		if (PLACEHOLDER.test(value) || UPPER_WORD.test(value)) return 0;
+		return flag || value.length >= 8 || (value.length >= 6 && /[^A-Za-z]/.test(value) && /[A-Za-z]/.test(value)) ? add(start, end, MARK) : 0;
+	}
+
+	/** A vendor token whose prefix ends just before `p` ("-" or "_"); returns where scanning may go on. */
+	function onVendor(text: string, p: number): number {
+		let s = p;
+		while (s > 0 && isAlnum(text.charCodeAt(s - 1)) && p - s < 8) s--;
+		if (text.charCodeAt(s - 1) === 92) s++; // the "n" of a \n escape is no prefix
+		VENDOR.lastIndex = s;
+		const v = VENDOR.exec(text);
+		if (!v) return p + 1;
+		if (v[0].startsWith("sk-") && !v[0].startsWith("sk-lf-") && !(/\d/.test(v[0]) && /[A-Za-z0-9]{10}/.test(v[0].slice(3)))) return VENDOR.lastIndex; // sk-spinner-fading-circle
+		add(s, VENDOR.lastIndex, MARK);
+		return VENDOR.lastIndex;
+	}
+
+	function onDash(text: string, p: number): number {
+		const next = text.charCodeAt(p + 1);
+		if (next === 45 && text.startsWith("-----BEGIN", p)) {
+			PEM_HEAD.lastIndex = p;
+			const head = PEM_HEAD.exec(text);
+			if (!head) return p + 1;
+			const bodyFrom = p + head[0].length;
+			const endAt = text.indexOf("-----END", bodyFrom);
+			let stop = -1;
+			if (endAt >= 0 && !/["'`]/.test(text.slice(bodyFrom, endAt))) {
+				PEM_TAIL.lastIndex = endAt;
+				if (PEM_TAIL.exec(text)) stop = PEM_TAIL.lastIndex;
+			}
+			if (stop < 0) {
+				// no END line (cut off): drop the base64 body that follows
+				PEM_BODY.lastIndex = bodyFrom;
+				PEM_BODY.exec(text);
+				stop = PEM_BODY.lastIndex;
+				while (stop > bodyFrom && /[\s-]/.test(text[stop - 1])) stop--;
+				if (stop - bodyFrom < 16) return p + 1; // only the marker line, e.g. a constant in code
+			}
+			add(p, stop, "[REDACTED PRIVATE KEY]");
+			return stop;
+		}
+		if (next !== 45 && !(next >= 97 && next <= 122)) return onVendor(text, p);
+		// a flag (--password x, --api-key=x, -token x) or curl -u / --user user:pass; else the end of a vendor prefix
+		const before = p > 0 ? text.charCodeAt(p - 1) : 32;
+		if (isAlnum(before) || before === 45 || before === 95) return onVendor(text, p);
+		if ((next === 117 && /^-u[ \t=]/.test(text.slice(p, p + 3))) || text.startsWith("--user", p)) {
+			CURL_USER.lastIndex = p;
+			const c = CURL_USER.exec(text);
+			if (c && !isPlaceholder(c[3])) add(CURL_USER.lastIndex - c[3].length, CURL_USER.lastIndex - (c[1] && c[3].endsWith(c[1]) ? 1 : 0), MARK);
+			return p + 1;
+		}
+		FLAG.lastIndex = p;
+		return Math.max(p + 1, FLAG.exec(text) ? judgeValue(text, FLAG.lastIndex, true, false, true, false) : 0);
+	}
+
+	/** Where an env literal joins the scan: its rarest character among the lead characters, or its first upper-case letter, digit or sign. */
+	const envLead = (literal: string): number => {
+		for (const c of "JYWBS9A_=:-") {
+			const at = literal.indexOf(c);
+			if (at >= 0) return at;
+		}
+		const at = literal.search(/[^a-z]/);
+		return at >= 0 ? at : 0;
+	};
+
+	/** A token that starts at s (AKIA…, AIza…, eyJ…, SG.…), if nothing alphanumeric runs into it. */
+	function onToken(text: string, s: number, re: RegExp): number {
+		const prev = text.charCodeAt(s - 1);
+		if (s > 0 && (isAlnum(prev) || prev === 95 || prev === 45) && !(text.charCodeAt(s - 2) === 92 && (prev === 110 || prev === 116 || prev === 114))) return s + 1;
+		re.lastIndex = s;
+		if (!re.exec(text)) return s + 1;
+		if (re === AWS_ID) awsIds.push(s);
+		add(s, re.lastIndex, MARK);
+		return re.lastIndex;
+	}
+
+	function onUpper(text: string, p: number): number {
+		switch (text.charCodeAt(p)) {
+			case 65: // A
+				return onToken(text, p, text.charCodeAt(p + 1) === 73 ? GOOGLE_KEY : AWS_ID);
+			case 74: // J of eyJ
+				return onToken(text, p - 2, JWT);
+			case 83: // S of SG.
+				return onToken(text, p, SENDGRID);
+			case 66: {
+				// Bearer <token> / Basic <base64 of user:pass>
+				const basic = text.charCodeAt(p + 1) === 97;
+				const re = basic ? BASIC : BEARER;
+				re.lastIndex = p + 1;
+				const b = re.exec(text);
+				if (!b) return p + 1;
+				let value = b[1];
+				if (basic) {
+					let decoded = "";
+					try {
+						decoded = atob(value);
+					} catch {
+						return p + 1;
+					}
+					if (!/^[\x20-\x7e]+:[\x20-\x7e]*$/.test(decoded)) return p + 1;
+				} else {
+					value = value.replace(/\.+$/, "");
+					if (!/\d/.test(value) && value.length < 20) return p + 1; // "Bearer authentication"
+				}
+				const from = re.lastIndex - b[1].length;
+				add(from, from + value.length, MARK);
+				return from + value.length;
+			}
+			default: {
+				// SQL: PASSWORD '…' / IDENTIFIED BY '…' (p is the W of PASSWORD or the Y of BY)
+				SQL_PASSWORD.lastIndex = text.charCodeAt(p) === 87 ? p - 4 : p - 12;
+				const m = SQL_PASSWORD.exec(text);
+				if (m && !isPlaceholder(m[1])) add(SQL_PASSWORD.lastIndex - 1 - m[1].length, SQL_PASSWORD.lastIndex - 1, MARK);
+				return p + 1;
+			}
+		}
+	}
+
+	function onGoogleOauth(text: string, p: number): number {
+		if (p > 0 && isAlnum(text.charCodeAt(p - 1)) && text.charCodeAt(p - 2) !== 92) return p + 1;
+		GOOGLE_OAUTH.lastIndex = p;
+		if (!GOOGLE_OAUTH.exec(text)) return p + 1;
+		let stop = GOOGLE_OAUTH.lastIndex;
+		while (text.charCodeAt(stop - 1) === 46) stop--;
+		add(p, stop, MARK);
+		return stop;
+	}
+
+	/** .netrc: machine <host> [login <user>] password <secret> — only in text with line breaks, real or JSON-escaped (a file's content). */
+	function onNetrc(text: string): void {
+		for (let at = text.indexOf("machine"); at >= 0; at = text.indexOf("machine", at + 7)) {
+			NETRC.lastIndex = at;
+			const m = NETRC.exec(text);
+			if (m && !isPlaceholder(m[1])) add(NETRC.lastIndex - m[1].length, NETRC.lastIndex, MARK);
+		}
+	}
+
+	/** scheme://user:password@host, https://<token>@host, Slack / Discord webhooks; p is the ":". */
+	function onUrl(text: string, p: number): void {
+		// most URLs have no "@" in their authority part: settle that with a few char checks
+		let at = -1;
+		for (let i = p + 3; i < text.length && i < p + 512; i++) {
+			const c = text.charCodeAt(i);
+			if (c === 64) at = i;
+			else if (c <= 32 || c === 47 || c === 63 || c === 35 || c === 34 || c === 39 || c === 60 || c === 62 || c === 92) break;
+		}
+		if (at < 0) {
+			if (text.startsWith("hooks.slack.com/", p + 3) || /^(?:canary\.|ptb\.)?discord(?:app)?\.com\//.test(text.slice(p + 3, p + 30))) {
+				WEBHOOK.lastIndex = p + 1;
+				const w = WEBHOOK.exec(text);
+				if (w) add(WEBHOOK.lastIndex - w[1].length, WEBHOOK.lastIndex, MARK);
+			}
+			return;
+		}
+		URL_AUTH.lastIndex = p + 1;
+		const u = URL_AUTH.exec(text);
+		if (u) {
+			if (!isPlaceholder(u[2])) add(URL_AUTH.lastIndex - 1 - u[2].length, URL_AUTH.lastIndex - 1, MARK);
+			return;
+		}
+		URL_TOKEN_USER.lastIndex = p + 1;
+		const t = URL_TOKEN_USER.exec(text);
+		if (t && looksRandom(t[1])) {
+			add(p + 3, p + 3 + t[1].length, MARK);
+			return;
+		}
+	}
+
+	/** data:<type>;base64,… and base64 images under a "data" / "images" key; p is the ":". Returns where to go on. */
+	function onData(text: string, p: number, bare: boolean): number {
+		if (bare && text.charCodeAt(p + 1) !== 32) {
+			DATA_URL.lastIndex = p;
+			const d = DATA_URL.exec(text);
+			if (d) {
+				const body = d[2].replace(/\r?\n/g, "");
+				const padding = body.endsWith("==") ? 2 : body.endsWith("=") ? 1 : 0;
+				add(p - 4, DATA_URL.lastIndex, `[${/^image\//i.test(d[1]) ? "image" : "data"} ${d[1]} ${sizeOf(body.length, padding)} base64 omitted]`);
+				return DATA_URL.lastIndex;
+			}
+		}
+		let q = p + 1;
+		while (q < text.length && q - p < 16 && /[\s[\\"'`]/.test(text[q])) q++;
+		BASE64_BLOB.lastIndex = q;
+		const b = BASE64_BLOB.exec(text);
+		if (!b) return p + 1;
+		const magic = IMAGE_MAGIC.find(([prefix]) => b[0].startsWith(prefix));
+		if (!magic && b[0].length < 256) return p + 1;
+		const padding = b[0].endsWith("==") ? 2 : b[0].endsWith("=") ? 1 : 0;
+		const size = sizeOf(b[0].length, padding);
+		add(q, BASE64_BLOB.lastIndex, magic ? `[image ${magic[1]} ${size} base64 omitted]` : `[data ${size} base64 omitted]`);
+		return BASE64_BLOB.lastIndex;
+	}
+
+	/** key = value / key: value at the separator p (":" or "="). Returns where to go on. */
+	function onSeparator(text: string, p: number, colon: boolean): number {
+		const after = text.charCodeAt(p + 1);
+		if (colon && after === 47 && text.charCodeAt(p + 2) === 47) {
+			onUrl(text, p);
+			return p + 1;
+		}
+		// the key: back over blanks and an optional (escaped) quote, then over key characters
+		let k = p;
+		let c = text.charCodeAt(k - 1);
+		while (c === 32 || c === 9) c = text.charCodeAt(--k - 1);
+		const spaced = k < p;
+		if (c === 34 || c === 39 || c === 96) {
+			c = text.charCodeAt(--k - 1);
+			if (c === 92) c = text.charCodeAt(--k - 1);
+		}
+		if (!isAlnum(c)) return p + 1;
+		const keyEnd = k;
+		while (k > 0 && isKeyChar(text.charCodeAt(k - 1)) && keyEnd - k < 128) k--;
+		if (text.charCodeAt(k - 1) === 92 && (text.charCodeAt(k) === 110 || text.charCodeAt(k) === 116 || text.charCodeAt(k) === 114)) k++; // "\nKEY=" in JSON text
+		const kind = keyKind(text, k, keyEnd);
+		if (kind === 0) return p + 1;
+		if (kind === 4) return colon ? onData(text, p, keyEnd === p && endsWith(text, k, keyEnd, "data") && keyEnd - k === 4) : p + 1;
+		if (colon ? after === 58 : after === 61 || "=!<>+-*/%&|^".includes(text[p - 1])) return p + 1; // ::, ==, !=, +=
+		// the value: after =, :, :=, =>
+		let v = p + (colon ? (after === 61 ? 2 : 1) : after === 62 ? 2 : 1);
+		while (v < text.length && (text.charCodeAt(v) === 32 || text.charCodeAt(v) === 9)) v++;
+		if (v >= text.length) return p + 1;
+		if (kind === 2 || (endsWith(text, k, keyEnd, "auth") && SCHEME.test(text.slice(v, v + 24).replace(/^\\?["'`]/, "")))) {
+			// Authorization: <scheme> <credentials> — keep the scheme, drop the credentials
+			if (text.charCodeAt(v) === 92) v++;
+			if (/["'`]/.test(text[v])) v++;
+			SCHEME.lastIndex = v;
+			if (SCHEME.exec(text)) v = SCHEME.lastIndex;
+			CREDENTIAL.lastIndex = v;
+			const cred = CREDENTIAL.exec(text);
+			if (cred && cred[0].length >= 4 && !isPlaceholder(cred[0])) add(v, CREDENTIAL.lastIndex, MARK);
+			return p + 1;
+		}
+		const key = text.slice(k, keyEnd);
+		const envStyle = /^[A-Z][A-Z0-9_]*$/.test(key) && (colon || !spaced) && !/(?:const|let|var|val)\s+$/.test(text.slice(Math.max(0, k - 8), k));
+		// in a query string (?token=abc&x=1) the value stops at "&"
+		return Math.max(p + 1, judgeValue(text, v, kind === 1 || envStyle, envStyle, false, k > 0 && (text[k - 1] === "?" || text[k - 1] === "&")));
+	}
+
+	function scan(text: string, literals: string[]): string {
+		count = 0;
+		if (awsIds.length) awsIds = [];
+
+		for (let m = (FIND.lastIndex = 0, FIND.exec(text)); m; m = FIND.exec(text)) {
+			const p = m.index;
+			let next = p + 1;
+			for (let i = 1; i < m.length; i++) {
+				if (m[i] === undefined) continue;
+				// an env literal; the rules below look at this position too
+				add(p - findLeads[i - 1], p - findLeads[i - 1] + findLiterals[i - 1].length, MARK);
+			}
+			switch (text.charCodeAt(p)) {
+				case 58: // :
+				case 61: // =
+					next = onSeparator(text, p, text.charCodeAt(p) === 58);
+					break;
+				case 45: // -
+					next = onDash(text, p);
+					break;
+				case 95: // _
+					if (!text.startsWith("_secret_access_key", p) && !text.startsWith("_session_token", p)) next = onVendor(text, p);
+					else {
+						// aws configure set aws_secret_access_key X
+						AWS_CLI.lastIndex = p + 1;
+						const t = AWS_CLI.exec(text);
+						if (t && (looksRandom(t[1]) || t[1].length >= 40)) add(AWS_CLI.lastIndex - t[1].length, AWS_CLI.lastIndex, MARK);
+					}
+					break;
+				case 57: // 9 of ya29.
+					next = onGoogleOauth(text, p - 3);
+					break;
+				case 65: // A
+				case 66: // B
+				case 74: // J
+				case 83: // S
+				case 87: // W
+				case 89: // Y
+					next = onUpper(text, p);
+			}
+			if (next > FIND.lastIndex) FIND.lastIndex = next;
+		}
+
+		if ((text.indexOf("\n") >= 0 || text.indexOf("\\") >= 0) && text.includes("machine")) onNetrc(text);
+		// AWS secret access keys near a key id (within 1,000 chars): 40 chars of base64 with upper, lower and digit
+		let awsDone = 0;
+		for (const id of awsIds) {
+			const from = Math.max(awsDone, id - 1000);
+			const near = text.slice(from, (awsDone = id + 1000));
+			AWS_SECRET.lastIndex = 0;
+			for (let m = AWS_SECRET.exec(near); m; m = AWS_SECRET.exec(near)) if (/[A-Z]/.test(m[0]) && /[a-z]/.test(m[0]) && /\d/.test(m[0])) add(from + m.index, from + m.index + 40, MARK);
+		}
+		// literal values of secret environment variables
+		for (const literal of literals) for (let at = text.indexOf(literal); at >= 0; at = text.indexOf(literal, at + literal.length)) add(at, at + literal.length, MARK);
+		// user patterns
+		for (const re of extras) {
+			re.lastIndex = 0;
+			for (let m = re.exec(text); m; m = re.exec(text)) {
+				if (m[0].length === 0) re.lastIndex++;
+				else if (!m[0].includes("REDACTED")) add(m.index, m.index + m[0].length, MARK);
+			}
+		}
+
+		if (!count) return text;
+		// apply by start, outer edit first; overlapping edits merge (a key or image marker wins)
+		const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => starts[a] - starts[b] || ends[b] - ends[a]);
+		let out = "";
+		let pos = 0;
+		let curStart = starts[order[0]];
+		let curEnd = ends[order[0]];
+		let curMark = marks[order[0]];
+		for (let i = 1; i < order.length; i++) {
+			const j = order[i];
+			if (starts[j] < curEnd) {
+				if (ends[j] > curEnd) curEnd = ends[j];
+				if (curMark === MARK) curMark = marks[j];
+				continue;
+			}
+			out += text.slice(pos, curStart) + curMark;
+			pos = curEnd;
+			curStart = starts[j];
+			curEnd = ends[j];
+			curMark = marks[j];
+		}
+		return out + text.slice(pos, curStart) + curMark + text.slice(curEnd);
+	}
+
+	// ── User patterns (LANGFUSE_REDACT_REGEX); a leading (?i) turns on case-insensitivity ──
+	const extras: RegExp[] = [];
+	for (const pattern of options.extraPatterns ?? []) {
+		if (!pattern) continue;
+		try {
+			const insensitive = pattern.startsWith("(?i)");
+			extras.push(new RegExp(insensitive ? pattern.slice(4) : pattern, insensitive ? "gi" : "g"));
+		} catch (error) {
+			try {
+				options.onInvalidPattern?.(pattern, error instanceof Error ? error.message : String(error));
+			} catch {
+				// a throwing reporter must not break construction
+			}
+		}
+	}
+
+	// ── Values of secret-looking environment variables, replaced wherever they appear ──
+	const SECRET_NAME = /(?:^|_)(?:KEY|TOKEN|SECRET|PAT|PASS|PASSWD|PWD|PASSPHRASE)(?:_|$)|PASSWORD|CREDENTIAL|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|^AUTH(?!OR)|KEY$/i;
+	const PLAIN_NAME = /_(?:URL|URI|HOST|HOSTNAME|DOMAIN|ENDPOINT|ISSUER|AUDIENCE|REGION|MODE|TYPE|METHOD|PROVIDER|ENABLED|DISABLED|USER|USERNAME|NAME|PATH|FILE|DIR|SOCK|HEADER|PREFIX|TTL|EXPIRY|TIMEOUT|VERSION|FORMAT|SCOPES?|LENGTH|SIZE|COUNT|LIMIT)$/i;
+	const PLAIN_VALUE = /^(?:true|false|yes|no|on|off|null|none|undefined|enabled|disabled|[-+]?[\d.,:_ ]+|(?:~|\.{1,2})?(?:\/[\w.@-]+)+\/?)$/i;
+	const literals: string[] = [];
+	for (const [name, raw] of Object.entries(options.env ?? {})) {
+		if (typeof raw !== "string" || !SECRET_NAME.test(name) || PLAIN_NAME.test(name)) continue;
+		const value = raw.trim();
+		if (value.length < 8 || value.length > 4096 || PLAIN_VALUE.test(value) || value.includes("[REDACTED")) continue;
+		const forms = [value, JSON.stringify(value).slice(1, -1)];
+		try {
+			forms.push(encodeURIComponent(value));
+		} catch {
+			// a lone surrogate has no URL form
+		}
+		for (const form of forms) {
+			// a value the rules already catch on their own (a vendor token) needs no literal search
+			if (!literals.includes(form) && scan(` ${form} `, []) !== ` ${MARK} `) literals.push(form);
+		}
+	}
+	literals.sort((a, b) => b.length - a.length);
+	// up to 8 literals ride along in the scan (an indexOf each costs as much as the scan on a short string)
+	findLiterals = literals.splice(0, Math.min(8, literals.length));
+	findLeads = findLiterals.map(envLead);
+	if (findLiterals.length) FIND = buildFind(findLiterals, findLeads);
+
+	return function redact(text: string): string {
+		if (typeof text !== "string" || text.length < (extras.length ? 1 : 6)) return text;
+		try {
+			return scan(text, literals);
+		} catch {
+			return "[REDACTED: redactor failed]";
+		}
+	};
 }
