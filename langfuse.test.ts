@@ -6,12 +6,12 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import langfuse from "./langfuse.ts";
+import langfuse, { type Internals } from "./langfuse.ts";
 import { readAgentSession, sumUsage } from "./test/support/hosts.ts";
 import { decodeAttributes } from "./test/support/receiver.ts";
 import { readRecording, replay } from "./test/support/replay.ts";
 
-const internals = (langfuse as any).internals;
+const internals = (langfuse as unknown as { internals: Internals }).internals;
 const { readConfig, sanitize, prepareRecord, encodeSpan, otlpBody, ingestionEvents, SessionRecorder, Exporter, Logger, createRuntime, attachPiHost } =
 	internals;
 
@@ -172,7 +172,7 @@ describe("config: environment variables only, bad values never stop the agent", 
 
 	test("debug output shows the config with keys masked, never the secret key", () => {
 		const lines: string[] = [];
-		createRuntime({ ...KEYS, LANGFUSE_DEBUG: "1", LANGFUSE_SPOOL_DIR: path.join(tmp, "s") }, { write: (line: string) => lines.push(line), exitHook: false }).exporter.stop();
+		createRuntime({ ...KEYS, LANGFUSE_DEBUG: "1", LANGFUSE_SPOOL_DIR: path.join(tmp, "s") }, { write: (line: string) => lines.push(line), exitHook: false }).exporter!.stop();
 		const text = lines.join("\n");
 		expect(text).toContain("config: host=https://cloud.langfuse.com");
 		expect(text).toContain("public_key=pk-lf-11…5555");
@@ -460,7 +460,7 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 		expect(text).not.toContain("exit code 1");
 		expect(text).toContain("mock-model");
 		expect(text).toContain('"input_cache_read":200');
-		expect(prepared.find((r: any) => r.type === "tool").name).toBe("bash");
+		expect(prepared.find((r: any) => r.type === "tool")!.name).toBe("bash");
 	});
 });
 
@@ -846,7 +846,7 @@ describe("omp/pi adapter: the host is never hurt", () => {
 		host.emit("session_start", {}, ctx);
 		host.emit("agent_start", {}, ctx);
 		host.emit("agent_end", { messages: [] }, ctx);
-		await host.runtime.exporter.flush();
+		await host.runtime.exporter!.flush();
 		expect(ctx.status.get("langfuse")).toBe("langfuse ✗ export blocked (/langfuse)");
 		expect(ctx.notes.join()).toContain("HTTP 401");
 	});
@@ -862,7 +862,7 @@ describe("omp/pi adapter: the host is never hurt", () => {
 		await command.handler("off", ctx);
 		host.emit("agent_start", {}, ctx);
 		host.emit("agent_end", { messages: [] }, ctx);
-		await host.runtime.exporter.flush();
+		await host.runtime.exporter!.flush();
 		expect(host.langfuseFake.requests).toHaveLength(0);
 		expect(ctx.status.get("langfuse")).toBe("langfuse ○ paused");
 	});
@@ -887,8 +887,8 @@ describe("recorded real omp and pi sessions become the traces a user expects", (
 			{ fetch: langfuseFake.fetch, write: () => {}, exitHook: false },
 		);
 		await replay(readRecording(fixture(name)), pi => attachPiHost(pi, runtime));
-		await runtime.exporter.flush();
-		runtime.exporter.stop();
+		await runtime.exporter!.flush();
+		runtime.exporter!.stop();
 		const spans = [...new Map(langfuseFake.spans().map((span: any) => [span.spanId, span])).values()] as any[];
 		const ofType = (type: string) => spans.filter(span => span.attrs["langfuse.observation.type"] === type);
 		const json = (span: any, key: string) => JSON.parse(span.attrs[key] ?? "{}");

@@ -500,14 +500,17 @@ class SessionRecorder {
 		if (text) this.lastOutput = text;
 	}
 
-	startTurn(at: number, options: StartOptions = {}): void {
+	/**
+	 * With `adoptOpenCalls`, calls still open between turns, or under the previous turn, move into this
+	 * one, which then starts when they did — for hosts that announce a turn's LLM request before the turn.
+	 */
+	startTurn(at: number, options: StartOptions & { adoptOpenCalls?: boolean } = {}): void {
 		this.ensurePrompt(at);
 		if (this.turn) this.endTurn(at);
 		const previousTurnId = this.lastTurnId;
 		const turn = (this.turn = this.draft("span", options.name ?? "turn", at, this.childOf(this.prompt!, options)));
 		this.lastTurnId = turn.id;
-		// pi announces a turn's LLM request before the turn starts (even before the previous one ends):
-		// calls still open between turns belong to this one, which then starts when they did.
+		if (!options.adoptOpenCalls) return;
 		for (const draft of this.drafts.values()) {
 			if ((previousTurnId && draft.parentId === previousTurnId) || draft.parentId === this.prompt!.id) {
 				draft.parentId = turn.id;
@@ -1046,6 +1049,49 @@ function ingestionBody(events: string[]): string {
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
 const SPOOL_SUFFIX = ".jsonl";
+/** `<ms>-<pid>-<sequence+random>.jsonl`, then `.<owner pid>` while a process has it claimed. */
+const SPOOL_NAME = /^\d+-\d+-[0-9a-f]+\.jsonl(?:\.(\d+))?$/;
+
+/** A spool file name's parts: is it one of ours, and which process owns it (0 = nobody). */
+function spoolName(name: string): { owner: number } | undefined {
+	const match = SPOOL_NAME.exec(name);
+	return match ? { owner: Number(match[1] ?? 0) } : undefined;
+}
+
+/**
+ * A lock file holding its owner's pid, for work one process at a time may do (spool replay, reading
+ * one Codex rollout). A lock whose owner is dead, or older than `staleMs`, is taken over. Returns the
+ * release, or undefined while someone else holds it.
+ */
+function tryLock(file: string, staleMs: number): (() => void) | undefined {
+	const release = () => fs.rmSync(file, { force: true });
+	for (let attempt = 0; attempt < 2; attempt++) {
+		try {
+			fs.writeFileSync(file, String(process.pid), { flag: "wx", mode: 0o600 });
+			return release;
+		} catch (error) {
+			if ((error as NodeJS.ErrnoException).code !== "EEXIST") return undefined;
+		}
+		try {
+			const owner = Number(fs.readFileSync(file, "utf8"));
+			if (owner > 0 && isAlive(owner) && Date.now() - fs.statSync(file).mtimeMs < staleMs) return undefined;
+			fs.rmSync(file, { force: true });
+		} catch {
+			// released meanwhile: try once more
+		}
+	}
+	return undefined; // another process took it over first
+}
+
+/** tryLock, waiting up to `waitMs` for the holder to finish. */
+async function waitForLock(file: string, staleMs: number, waitMs: number): Promise<(() => void) | undefined> {
+	const until = Date.now() + waitMs;
+	for (;;) {
+		const release = tryLock(file, staleMs);
+		if (release || Date.now() >= until) return release;
+		await new Promise(resolve => setTimeout(resolve, 25));
+	}
+}
 
 /**
  * Batches on disk, one JSON record per line, in a 0700 directory as 0600 files. A file is
@@ -1160,40 +1206,30 @@ class Spool {
 		for (const file of [...this.held]) this.releaseSync(file);
 	}
 
-	/** Claims every batch nobody alive owns, oldest first; drops files past retention. */
+	/**
+	 * Claims every batch nobody alive owns, oldest first; drops files past retention. One replayer at
+	 * a time: a single process claims every orphan and sends them oldest first, so a trace's later
+	 * version never reaches Langfuse before its earlier one.
+	 */
 	async claimOrphans(): Promise<string[]> {
-		if (!this.usable || !this.lockReplay()) return [];
+		const release = this.usable ? tryLock(path.join(this.dir, ".replay.lock"), 60_000) : undefined;
+		if (!release) return [];
 		try {
 			return await this.claimOrphansLocked();
 		} finally {
-			fs.rmSync(this.replayLock, { force: true });
+			release();
 		}
 	}
 
-	private get replayLock(): string {
-		return path.join(this.dir, ".replay.lock");
-	}
-
-	/**
-	 * One replayer at a time: a single process claims every orphan and sends them oldest first, so
-	 * a trace's later version never reaches Langfuse before its earlier one. A lock whose process is
-	 * gone, or older than a minute, is taken over.
-	 */
-	private lockReplay(): boolean {
-		const take = () => fs.writeFileSync(this.replayLock, String(process.pid), { flag: "wx", mode: 0o600 });
+	/** Files another live process has claimed: it is sending them. */
+	heldByOthers(): number {
 		try {
-			take();
-			return true;
+			return fs.readdirSync(this.dir).filter(name => {
+				const owner = spoolName(name)?.owner ?? 0;
+				return owner > 0 && owner !== process.pid && isAlive(owner);
+			}).length;
 		} catch {
-			try {
-				const holder = Number(fs.readFileSync(this.replayLock, "utf8"));
-				if (isAlive(holder) && Date.now() - fs.statSync(this.replayLock).mtimeMs < 60_000) return false;
-				fs.rmSync(this.replayLock, { force: true });
-				take();
-				return true;
-			} catch {
-				return false; // another process took it over first
-			}
+			return 0;
 		}
 	}
 
@@ -1206,8 +1242,8 @@ class Spool {
 				await fsp.rm(entry.file, { force: true }).catch(() => {});
 				continue;
 			}
-			const owner = entry.name.match(/\.jsonl\.(\d+)$/)?.[1];
-			if (owner && (Number(owner) === process.pid || isAlive(Number(owner)))) continue;
+			const owner = spoolName(entry.name)?.owner ?? 0;
+			if (owner && (owner === process.pid || isAlive(owner))) continue;
 			const base = entry.name.replace(/\.\d+$/, "");
 			const target = path.join(this.dir, `${base}.${process.pid}`);
 			try {
@@ -1248,7 +1284,7 @@ class Spool {
 			return [];
 		}
 		const entries = [];
-		for (const name of names.filter(name => /^\d+-\d+-[0-9a-f]+\.jsonl(\.\d+)?$/.test(name)).sort()) {
+		for (const name of names.filter(name => spoolName(name)).sort()) {
 			const file = path.join(this.dir, name);
 			try {
 				const stat = await fsp.stat(file);
@@ -1355,11 +1391,12 @@ class Exporter {
 		};
 	}
 
-	/** Starts the flush timer and picks up what earlier processes left in the spool. */
-	start(): void {
+	/** Starts the flush timer and (unless told not to) picks up what earlier processes left in the spool. */
+	start(options: { replaySpool?: boolean } = {}): void {
 		if (this.timer) return;
 		this.timer = setInterval(() => void this.flush(), this.config.flushMs);
 		this.timer.unref?.();
+		if (options.replaySpool === false) return;
 		const replay = setTimeout(() => void this.replaySpool(), 0);
 		replay.unref?.();
 	}
@@ -1604,30 +1641,11 @@ class Exporter {
 		return { kind: "ok" };
 	}
 
-	private async post(
-		transport: "otel" | "ingestion",
-		body: string,
-		deadline: number,
-	): Promise<PostOutcome> {
-		const url = `${this.config.host}${transport === "otel" ? "/api/public/otel/v1/traces" : "/api/public/ingestion"}`;
-		const controller = new AbortController();
-		const timer = setTimeout(() => controller.abort(), Math.max(1, Math.min(REQUEST_TIMEOUT_MS, deadline - Date.now())));
-		timer.unref?.();
-		try {
-			const response = await (this.io.fetch ?? fetch)(url, {
-				method: "POST",
-				headers: { Authorization: basicAuth(this.config), "Content-Type": "application/json", "User-Agent": `langfuse.ts/${VERSION}` },
-				body,
-				signal: controller.signal,
-			});
-			const text = await response.text().catch(() => "");
-			return interpretResponse(transport, response.status, response.headers.get("retry-after"), text);
-		} catch (error) {
-			const reason = controller.signal.aborted ? "timed out" : `network error: ${errorText(error)}`;
-			return { kind: "retry", reason };
-		} finally {
-			clearTimeout(timer);
-		}
+	private async post(transport: "otel" | "ingestion", body: string, deadline: number): Promise<PostOutcome> {
+		const path = transport === "otel" ? OTLP_PATH : INGESTION_PATH;
+		const answer = await httpRequest(this.config, path, { body, deadline, fetch: this.io.fetch });
+		if (answer.status === 0) return { kind: "retry", reason: answer.error ?? "no answer" };
+		return interpretResponse(transport, answer);
 	}
 
 	private rememberedTransport(): "otel" | "ingestion" | undefined {
@@ -1655,6 +1673,78 @@ class Exporter {
 	}
 }
 
+const OTLP_PATH = "/api/public/otel/v1/traces";
+const INGESTION_PATH = "/api/public/ingestion";
+/** Langfuse's answers are small JSON; a larger body (a proxy's page, a hostile server) is cut here. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** One exchange with Langfuse: status 0 means no answer (network error, timeout), with the reason. */
+interface HttpAnswer {
+	status: number;
+	text: string;
+	location?: string;
+	retryAfter?: string | null;
+	error?: string;
+}
+
+/**
+ * Every request to Langfuse goes through here: Basic auth (unless `anonymous`), aborted after
+ * REQUEST_TIMEOUT_MS or at the deadline, redirects never followed, at most MAX_RESPONSE_BYTES read.
+ */
+async function httpRequest(
+	config: Config,
+	pathname: string,
+	options: { body?: string; deadline?: number; anonymous?: boolean; fetch?: FetchLike } = {},
+): Promise<HttpAnswer> {
+	const controller = new AbortController();
+	const timeoutMs = Math.max(1, Math.min(REQUEST_TIMEOUT_MS, (options.deadline ?? Number.POSITIVE_INFINITY) - Date.now()));
+	const timer = setTimeout(() => controller.abort(), timeoutMs);
+	timer.unref?.();
+	const headers: Record<string, string> = { "User-Agent": `langfuse.ts/${VERSION}` };
+	if (!options.anonymous) headers.Authorization = basicAuth(config);
+	if (options.body !== undefined) headers["Content-Type"] = "application/json";
+	try {
+		const response = await (options.fetch ?? fetch)(`${config.host}${pathname}`, {
+			method: options.body === undefined ? "GET" : "POST",
+			headers,
+			body: options.body,
+			redirect: "manual",
+			signal: controller.signal,
+		});
+		return {
+			status: response.status,
+			text: await readBounded(response, MAX_RESPONSE_BYTES),
+			location: response.headers.get("location") ?? undefined,
+			retryAfter: response.headers.get("retry-after"),
+		};
+	} catch (error) {
+		return { status: 0, text: "", error: controller.signal.aborted ? "timed out" : `network error: ${errorText(error)}` };
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/** The first `maxBytes` of a response body; the rest is never read (the stream is cancelled). */
+async function readBounded(response: Response, maxBytes: number): Promise<string> {
+	const reader = response.body?.getReader();
+	if (!reader) return "";
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	try {
+		while (size < maxBytes) {
+			const { done, value } = await reader.read();
+			if (done) break;
+			chunks.push(value);
+			size += value.byteLength;
+		}
+	} catch {
+		// a body that breaks off mid-way: what arrived is all there is
+	} finally {
+		reader.cancel().catch(() => {});
+	}
+	return Buffer.concat(chunks).subarray(0, maxBytes).toString("utf8");
+}
+
 function basicAuth(config: Config): string {
 	return `Basic ${Buffer.from(`${config.publicKey}:${config.secretKey}`).toString("base64")}`;
 }
@@ -1665,19 +1755,15 @@ function backoffMs(attempt: number): number {
 	return Math.round(base * (0.5 + Math.random() / 2));
 }
 
-function retryAfterMs(header: string | null): number | undefined {
+function retryAfterMs(header: string | null | undefined): number | undefined {
 	if (!header) return undefined;
 	const seconds = Number(header);
 	const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
 	return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 300_000) : undefined;
 }
 
-function interpretResponse(
-	transport: "otel" | "ingestion",
-	status: number,
-	retryAfter: string | null,
-	text: string,
-): PostOutcome {
+function interpretResponse(transport: "otel" | "ingestion", answer: HttpAnswer): PostOutcome {
+	const { status, text } = answer;
 	if (status === 207 && transport === "ingestion") {
 		let errors: { id: string; status: number; message?: string; error?: unknown }[] = [];
 		try {
@@ -1700,7 +1786,12 @@ function interpretResponse(
 		return { kind: "blocked", reason: `Langfuse answered HTTP ${status}: check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY and LANGFUSE_HOST` };
 	}
 	if ((status === 404 || status === 405) && transport === "otel") return { kind: "switch" };
-	if (isRetriable(status)) return { kind: "retry", reason: `HTTP ${status}`, afterMs: retryAfterMs(retryAfter) };
+	if (status >= 300 && status < 400) {
+		// Never followed: a redirected POST arrives as a body-less GET or hands the body to another host.
+		const where = answer.location ? ` to ${answer.location.slice(0, 200)}` : "";
+		return { kind: "blocked", reason: `${transport === "otel" ? OTLP_PATH : INGESTION_PATH} redirects (HTTP ${status})${where}: set LANGFUSE_HOST to the address Langfuse really answers on` };
+	}
+	if (isRetriable(status)) return { kind: "retry", reason: `HTTP ${status}`, afterMs: retryAfterMs(answer.retryAfter) };
 	return { kind: "drop", reason: `HTTP ${status} ${text.slice(0, 200)}` };
 }
 
@@ -1773,8 +1864,12 @@ interface RuntimeOptions {
 	fetch?: FetchLike;
 	backoffMs?: (attempt: number) => number;
 	write?: (line: string) => void;
+	/** Hook commands (Codex, Claude Code) print nothing unless LANGFUSE_DEBUG: the host shows every line. */
+	quiet?: boolean;
 	/** Tests turn this off so no process-wide exit hook is left behind. */
 	exitHook?: boolean;
+	/** Send what earlier processes left in the spool (off inside a hook's short time budget). */
+	replaySpool?: boolean;
 }
 
 const RUNTIME_KEY = Symbol.for("langfuse.ts/runtime");
@@ -1785,16 +1880,22 @@ function processRuntime(): Runtime {
 	return (holder[RUNTIME_KEY] ??= createRuntime(process.env));
 }
 
-function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
+/** Config, redactor and logger: built here only, so every line any part of the file prints is redacted alike. */
+function diagnostics(env: Env, options: Pick<RuntimeOptions, "write" | "quiet"> = {}): ConfigResult & { redact: Redactor; log: Logger } {
 	const { config, problems } = readConfig(env);
 	const redact = makeRedactor({
 		env: { ...env, LANGFUSE_SECRET_KEY: config.secretKey },
 		extraPatterns: config.redactPatterns,
 		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${JSON.stringify(pattern)} (${error})`),
 	});
-	const log = new Logger(redact, config.debug, options.write);
-	for (const problem of problems) log.warnOnce(problem, problem);
+	const write = options.quiet && !config.debug ? () => {} : options.write;
+	return { config, problems, redact, log: new Logger(redact, config.debug, write) };
+}
+
+function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
+	const { config, problems, redact, log } = diagnostics(env, options);
 	const runtime: Runtime = { config, redact, log, owners: new Map(), sessionFiles: new Map(), recorders: new Map() };
+	for (const problem of problems) log.warnOnce(problem, problem);
 	if (!config.enabled) {
 		log.warnOnce("disabled", `tracing off: ${config.disabledReason}`);
 		return runtime;
@@ -1803,7 +1904,7 @@ function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
 		`config: host=${config.host} public_key=${maskKey(config.publicKey)} secret_key=${maskKey(config.secretKey)} transport=${config.transport} mode=${config.exportMode} grouping=${config.grouping} flush_ms=${config.flushMs} max_queue=${config.maxQueue} sample_rate=${config.sampleRate} spool=${config.spoolDir}`,
 	);
 	runtime.exporter = new Exporter(config, redact, log, { fetch: options.fetch, backoffMs: options.backoffMs });
-	runtime.exporter.start();
+	runtime.exporter.start({ replaySpool: options.replaySpool !== false });
 	if (options.exitHook !== false) {
 		const exporter = runtime.exporter;
 		// The process is going: what is still open ends here (marked), and everything unsent is spooled.
@@ -1877,6 +1978,52 @@ function newRecorder(runtime: Runtime, info: HostSessionInfo, extraTags: string[
 	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags));
 	runtime.recorders.set(info.sessionId, recorder);
 	return recorder;
+}
+
+/**
+ * Claims a session for one adapter instance (`owner`). False when another copy of langfuse.ts traces
+ * it already (a module loaded twice traces once) or when it is not to be traced (sampled out).
+ */
+function claimSession(runtime: Runtime, owner: object, sessionId: string, traced: boolean): boolean {
+	const holder = runtime.owners.get(sessionId);
+	if ((holder && holder !== owner) || !traced) {
+		runtime.log.debug(holder && holder !== owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
+		return false;
+	}
+	runtime.owners.set(sessionId, owner);
+	return true;
+}
+
+/** The session is over: its owner and recorder are forgotten, so a long-lived host's memory stays flat. */
+function releaseSession(runtime: Runtime, owner: object, sessionId: string): void {
+	if (runtime.owners.get(sessionId) !== owner) return;
+	runtime.owners.delete(sessionId);
+	runtime.recorders.delete(sessionId);
+}
+
+/** How a tool call ended, in the terms the hosts report it. */
+interface ToolOutcome {
+	output?: unknown;
+	isError?: boolean;
+	exitCode?: number;
+	error?: unknown;
+	name?: string;
+	metadata?: Metadata;
+}
+
+/** A tool's end as the recorder takes it: level and status message are decided here, for every host. */
+function toolEnd(outcome: ToolOutcome): EndOptions & { name?: string } {
+	const exitCode = typeof outcome.exitCode === "number" && Number.isFinite(outcome.exitCode) ? outcome.exitCode : undefined;
+	const failedExit = exitCode !== undefined && exitCode !== 0;
+	const failed = outcome.isError === true || outcome.error !== undefined || failedExit;
+	const errorText = outcome.error === undefined ? "" : typeof outcome.error === "string" ? outcome.error : textOf(outcome.error) || String(outcome.error);
+	return {
+		name: outcome.name,
+		output: outcome.output,
+		metadata: outcome.metadata,
+		level: failed ? "ERROR" : undefined,
+		statusMessage: !failed ? undefined : errorText ? oneLine(errorText, 300) : failedExit ? `exit code ${exitCode}` : oneLine(textOf(outcome.output) || "tool failed", 300),
+	};
 }
 
 /**
@@ -1985,8 +2132,15 @@ function simplifyContent(content: unknown): unknown {
 	return content;
 }
 
+/** What the status bar and /langfuse show of a session: its recorder, whether tracing is paused, the last text set. */
+interface TracedSession {
+	recorder: SessionRecorder;
+	paused: boolean;
+	lastIndicator?: string;
+}
+
 /** Status-bar entry: on, events waiting, or the failure — only when the host has a UI. */
-function updateIndicator(runtime: Runtime, session: PiSession, ctx: any): void {
+function updateIndicator(runtime: Runtime, session: TracedSession, ctx: any): void {
 	if (!runtime.config.uiIndicator || !runtime.exporter || !call(() => ctx?.hasUI)) return;
 	const status = runtime.exporter.status;
 	const waiting = status.queued + status.waitingBatches;
@@ -2009,7 +2163,7 @@ function clearIndicator(runtime: Runtime, ctx: any): void {
 }
 
 /** `/langfuse [test|off|on]` in omp and pi. */
-async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session: PiSession | null): Promise<void> {
+async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session: TracedSession | null): Promise<void> {
 	const notify = (text: string, level: "info" | "warning" | "error" = "info") => {
 		if (call(() => ctx?.hasUI)) call(() => ctx.ui?.notify?.(runtime.redact(text), level));
 		else process.stdout.write(`${runtime.redact(text)}\n`);
@@ -2040,14 +2194,14 @@ async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session
 }
 
 /** The Langfuse UI address of a trace; the project id is looked up once. */
-async function traceUrl(runtime: Runtime, traceId: string): Promise<string> {
+async function traceUrl(runtime: Pick<Runtime, "config">, traceId: string): Promise<string> {
 	const projectId = await projectIdOf(runtime);
 	return projectId ? `${runtime.config.host}/project/${projectId}/traces/${traceId}` : `${runtime.config.host} (trace ${traceId})`;
 }
 
 const projectIds = new Map<string, Promise<string | undefined>>();
 
-function projectIdOf(runtime: Runtime): Promise<string | undefined> {
+function projectIdOf(runtime: Pick<Runtime, "config">): Promise<string | undefined> {
 	const { config } = runtime;
 	let lookup = projectIds.get(config.host + config.publicKey);
 	if (!lookup) {
@@ -2059,32 +2213,20 @@ function projectIdOf(runtime: Runtime): Promise<string | undefined> {
 	return lookup;
 }
 
+/** A GET of Langfuse's public API, its JSON body parsed (or the start of its text). */
 async function langfuseGet(config: Config, pathname: string, authenticated = true): Promise<{ ok: boolean; status: number; body?: unknown; error?: string }> {
-	const controller = new AbortController();
-	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-	timer.unref?.();
+	const answer = await httpRequest(config, pathname, { anonymous: !authenticated });
+	let body: unknown;
 	try {
-		const response = await fetch(`${config.host}${pathname}`, {
-			headers: authenticated ? { Authorization: basicAuth(config) } : {},
-			signal: controller.signal,
-		});
-		const text = await response.text();
-		let body: unknown;
-		try {
-			body = JSON.parse(text);
-		} catch {
-			body = text.slice(0, 200);
-		}
-		return { ok: response.ok, status: response.status, body };
-	} catch (error) {
-		return { ok: false, status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
-	} finally {
-		clearTimeout(timer);
+		body = JSON.parse(answer.text);
+	} catch {
+		body = answer.text.slice(0, 200);
 	}
+	return { ok: answer.status >= 200 && answer.status < 300, status: answer.status, body, error: answer.error };
 }
 
 /** Records one small trace and sends it straight away, bypassing the queue, to prove the setup. */
-async function sendTestTrace(runtime: Runtime): Promise<{ ok: boolean; detail: string; traceId?: string }> {
+async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">): Promise<{ ok: boolean; detail: string; traceId?: string }> {
 	const records: ObservationRecord[] = [];
 	const recorder = new SessionRecorder(record => records.push(record), {
 		sessionId: `langfuse-ts-test-${Date.now()}`,
@@ -2118,8 +2260,7 @@ async function sendTestTrace(runtime: Runtime): Promise<{ ok: boolean; detail: s
 
 // ── §7.1 omp and pi ───────────────────────────────────────────────────────────────────────────────
 
-interface PiSession {
-	recorder: SessionRecorder;
+interface PiSession extends TracedSession {
 	/** The prompt text, from `input`/`before_agent_start`, until agent_start opens its trace. */
 	pendingPrompt?: string;
 	/** agent_end with willContinue: the host retries inside the same prompt. */
@@ -2127,24 +2268,33 @@ interface PiSession {
 	generationKey?: string;
 	generations: number;
 	endedTools: Set<string>;
-	paused: boolean;
 	/** Between auto_compaction_start and its end. */
 	compaction?: { startedAt: number; reason?: string; action?: string; recorded?: boolean };
-	/** After session_shutdown: pi may still deliver late events; they must not open a new trace. */
-	closed: boolean;
 	ctx: any;
-	lastIndicator?: string;
 	unsubscribe?: () => void;
 }
+
+/** Ended sessions remembered per extension instance, so their late events are recognised and ignored. */
+const PI_SESSIONS_KEPT = 1_000;
 
 function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	const { log, config } = runtime;
 	const self = {};
+	/** Session id → its state; null = not ours, sampled out, or ended (pi may deliver late events). */
 	const sessions = new Map<string, PiSession | null>();
+	/** An ended or foreign session is remembered as null, the oldest forgotten first: memory stays bounded. */
+	const forgetSession = (sessionId: string) => {
+		sessions.delete(sessionId);
+		sessions.set(sessionId, null);
+		for (const [id, known] of sessions) {
+			if (sessions.size <= PI_SESSIONS_KEPT) break;
+			if (known === null) sessions.delete(id);
+		}
+	};
 	const on = (event: string, handler: (event: any, ctx: any, session: PiSession) => unknown) =>
 		safeOn(pi, log, event, (event, ctx) => {
 			const session = sessionFor(ctx);
-			if (session && !session.paused && !session.closed) return handler(event ?? {}, ctx, session);
+			if (session && !session.paused) return handler(event ?? {}, ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -2156,13 +2306,10 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			if (known) known.ctx = ctx;
 			return known;
 		}
-		const owner = runtime.owners.get(sessionId);
-		if ((owner && owner !== self) || !sampled(config, sessionId)) {
-			log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
-			sessions.set(sessionId, null);
+		if (!claimSession(runtime, self, sessionId, sampled(config, sessionId))) {
+			forgetSession(sessionId);
 			return null;
 		}
-		runtime.owners.set(sessionId, self);
 		const session = startPiSession(runtime, sessionId, ctx);
 		sessions.set(sessionId, session);
 		return session;
@@ -2185,7 +2332,8 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("turn_start", (event, _ctx, session) => {
 		const index = typeof event.turnIndex === "number" ? event.turnIndex : undefined;
-		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index } });
+		// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
+		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index }, adoptOpenCalls: true });
 		session.endedTools.clear();
 	});
 	on("before_provider_request", (event, ctx, session) => {
@@ -2213,7 +2361,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
 		session.recorder.noteOutput(textOf(message.content));
 	});
-	const toolStart = (event: any, _ctx: any, session: PiSession) => {
+	const onToolStart = (event: any, _ctx: any, session: PiSession) => {
 		const id = String(event.toolCallId ?? "");
 		if (session.endedTools.has(id)) return;
 		session.recorder.startTool(`tool:${id}`, Date.now(), {
@@ -2222,24 +2370,26 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			metadata: { toolCallId: event.toolCallId, intent: event.intent },
 		});
 	};
-	const toolEnd = (event: any, _ctx: any, session: PiSession) => {
+	const onToolEnd = (event: any, _ctx: any, session: PiSession) => {
 		const id = String(event.toolCallId ?? "");
 		if (session.endedTools.has(id)) return;
 		session.endedTools.add(id);
 		const output = event.content ?? event.result?.content ?? event.result;
-		const failed = event.isError === true;
-		session.recorder.endTool(`tool:${id}`, Date.now(), {
-			name: event.toolName,
-			output: simplifyContent(output),
-			level: failed ? "ERROR" : undefined,
-			statusMessage: failed ? oneLine(textOf(output) || "tool failed", 300) : undefined,
-			metadata: { isError: failed, details: event.details ?? event.result?.details },
-		});
+		session.recorder.endTool(
+			`tool:${id}`,
+			Date.now(),
+			toolEnd({
+				name: typeof event.toolName === "string" ? event.toolName : undefined,
+				output: simplifyContent(output),
+				isError: event.isError === true,
+				metadata: { isError: event.isError === true, details: event.details ?? event.result?.details },
+			}),
+		);
 	};
-	on("tool_call", toolStart);
-	on("tool_execution_start", toolStart);
-	on("tool_result", toolEnd);
-	on("tool_execution_end", toolEnd);
+	on("tool_call", onToolStart);
+	on("tool_execution_start", onToolStart);
+	on("tool_result", onToolEnd);
+	on("tool_execution_end", onToolEnd);
 	on("turn_end", (event, ctx, session) => {
 		const usage = call(() => ctx.getContextUsage?.());
 		session.recorder.endTurn(Date.now(), {
@@ -2307,12 +2457,12 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	}
 	on("goal_updated", (event, _ctx, session) => session.recorder.rename(event.goal?.objective));
 	on("session_shutdown", (_event, ctx, session) => {
-		session.closed = true;
 		session.recorder.close(Date.now());
 		session.unsubscribe?.();
 		if (call(() => ctx.hasUI) === true) runtime.log.notify = undefined;
 		clearIndicator(runtime, ctx);
-		runtime.owners.delete(session.recorder.info.sessionId);
+		releaseSession(runtime, self, session.recorder.info.sessionId);
+		forgetSession(session.recorder.info.sessionId);
 		return runtime.exporter?.shutdown();
 	});
 
@@ -2366,7 +2516,7 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSessio
 		},
 		parentFile ? ["subagent"] : [],
 	);
-	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, closed: false, ctx };
+	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
 	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
 	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui.notify(line, "warning");
 	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
@@ -3599,29 +3749,29 @@ export default function langfuse(host: any, _options?: unknown): any {
 	}
 }
 
-/** Internals for langfuse.test.ts; a property, not an export, so hosts never see it as a plugin. */
-Object.defineProperty(langfuse, "internals", {
-	enumerable: false,
-	value: {
-		readConfig,
-		makeRedactor,
-		sanitize,
-		prepareRecord,
-		encodeSpan,
-		otlpBody,
-		ingestionEvents,
-		interpretResponse,
-		SessionRecorder,
-		Exporter,
-		Spool,
-		Logger,
-		createRuntime,
-		attachPiHost,
-		attachOpenCode,
-		usageDetails,
-		costDetails,
-	},
-});
+/** What langfuse.test.ts reaches: a property, not an export, so hosts never see it as a plugin. */
+const internals = {
+	readConfig,
+	makeRedactor,
+	sanitize,
+	prepareRecord,
+	encodeSpan,
+	otlpBody,
+	ingestionEvents,
+	interpretResponse,
+	SessionRecorder,
+	Exporter,
+	Spool,
+	Logger,
+	createRuntime,
+	attachPiHost,
+	attachOpenCode,
+	usageDetails,
+	costDetails,
+};
+Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
+/** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
+export type Internals = typeof internals;
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 // §8 CLI — `bun langfuse.ts <command>`. import.meta.main is false when a host imports this file
@@ -3669,13 +3819,12 @@ async function runCli(argv: string[]): Promise<number> {
 
 /** Codex's hooks: never a line on stdout/stderr (Codex shows them) unless LANGFUSE_DEBUG, always exit 0. */
 async function codexCli(request: () => CodexRequest | undefined | Promise<CodexRequest | undefined>): Promise<number> {
-	let debug = false;
+	let runtime: Runtime | undefined;
 	try {
-		debug = readConfig(process.env).config.debug;
-		const runtime = createRuntime(process.env, { write: line => debug && process.stderr.write(`${line}\n`) });
+		runtime = createRuntime(process.env, { quiet: true, replaySpool: false });
 		await runCodexExport(await request(), runtime);
 	} catch (error) {
-		if (debug) process.stderr.write(`${LOG_PREFIX} codex: ${errorText(error)}\n`);
+		runtime?.log.debug(`codex: ${errorText(error)}`);
 	}
 	return 0;
 }
@@ -3745,8 +3894,7 @@ type Mark = "ok" | "warn" | "fail" | "info";
 
 /** `doctor`: one line per check, each failure with its fix; exit 0 only when tracing will work. */
 async function doctor(): Promise<number> {
-	const { config, problems } = readConfig(process.env);
-	const redact = makeRedactor({ env: { ...process.env, LANGFUSE_SECRET_KEY: config.secretKey }, extraPatterns: config.redactPatterns });
+	const { config, problems, redact, log } = diagnostics(process.env, { quiet: true });
 	const marks: Record<Mark, string> = { ok: "✓", warn: "!", fail: "✗", info: "·" };
 	let healthy = true;
 	const line = (mark: Mark, label: string, text: string) => {
@@ -3818,9 +3966,7 @@ async function doctor(): Promise<number> {
 	codexLine(line);
 
 	if (healthy && config.enabled && transportOk) {
-		const log = new Logger(redact, config.debug, text => config.debug && process.stderr.write(`${text}\n`));
-		const runtime: Runtime = { config, redact, log, owners: new Map(), sessionFiles: new Map(), recorders: new Map() };
-		const result = await sendTestTrace(runtime);
+		const result = await sendTestTrace({ config, redact, log });
 		line(result.ok ? "ok" : "fail", "test", result.ok ? `test trace sent and confirmed: ${result.detail}` : `test trace not confirmed: ${result.detail}`);
 	}
 	return finish();
@@ -3828,23 +3974,8 @@ async function doctor(): Promise<number> {
 
 /** The transport probe: an empty OTLP export is accepted (200) by any Langfuse with the endpoint. */
 async function postEmptyOtlp(config: Config): Promise<{ status: number; error?: string }> {
-	const controller = new AbortController();
-	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-	timer.unref?.();
-	try {
-		const response = await fetch(`${config.host}/api/public/otel/v1/traces`, {
-			method: "POST",
-			headers: { Authorization: basicAuth(config), "Content-Type": "application/json", "User-Agent": `langfuse.ts/${VERSION}` },
-			body: '{"resourceSpans":[]}',
-			signal: controller.signal,
-		});
-		await response.text().catch(() => "");
-		return { status: response.status };
-	} catch (error) {
-		return { status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
-	} finally {
-		clearTimeout(timer);
-	}
+	const answer = await httpRequest(config, OTLP_PATH, { body: '{"resourceSpans":[]}' });
+	return { status: answer.status, error: answer.error };
 }
 
 async function spoolLine(config: Config, line: (mark: Mark, label: string, text: string) => void): Promise<void> {
@@ -3881,10 +4012,8 @@ function formatAge(ms: number): string {
 
 /** `flush`: claim every spooled batch no live process owns, send it now, report; exit 0 when none is left. */
 async function flushCli(): Promise<number> {
-	const { config } = readConfig(process.env);
-	const redact = makeRedactor({ env: { ...process.env, LANGFUSE_SECRET_KEY: config.secretKey }, extraPatterns: config.redactPatterns });
+	const { config, redact, log } = diagnostics(process.env);
 	const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
-	const log = new Logger(redact, config.debug);
 	const exporter = new Exporter(config, redact, log);
 	const before = await exporter.spool.stats();
 	if (before.files === 0) {
@@ -3917,7 +4046,7 @@ async function flushCli(): Promise<number> {
 	}
 	const status = exporter.status;
 	const left = (await exporter.spool.stats()).files;
-	const busy = heldByOthers(config.spoolDir);
+	const busy = exporter.spool.heldByOthers();
 	const unsent = status.waitingBatches ? `${status.waitingBatches} batch(es) not sent` : "none unsent";
 	out(
 		`flush: sent ${status.sentSpans} observation(s) from ${claimed} batch file(s); failed: ${status.droppedSpans} rejected, ${unsent}; left ${left - busy} batch file(s)` +
@@ -3925,18 +4054,6 @@ async function flushCli(): Promise<number> {
 			(status.blocked || status.lastError ? ` — ${status.blocked ?? status.lastError}` : ""),
 	);
 	return left - busy === 0 ? 0 : 1;
-}
-
-/** Spool files another live process has claimed: it is sending them, flush leaves them alone. */
-function heldByOthers(dir: string): number {
-	try {
-		return fs.readdirSync(dir).filter(name => {
-			const owner = Number(name.match(/^\d+-\d+-[0-9a-f]+\.jsonl\.(\d+)$/)?.[1]);
-			return owner > 0 && owner !== process.pid && isAlive(owner);
-		}).length;
-	} catch {
-		return 0;
-	}
 }
 
 if ((import.meta as { main?: boolean }).main) {
