@@ -52,6 +52,15 @@ function config(overrides: Record<string, string> = {}) {
 	return readConfig({ ...KEYS, LANGFUSE_HOST: "http://langfuse.test", LANGFUSE_SPOOL_DIR: path.join(tmp, "spool"), LANGFUSE_FLUSH_MS: "600000", ...overrides }).config;
 }
 
+/** Lets timers and I/O run until `done()` holds (fails the test after 5 s). */
+async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+	const give = Date.now() + timeoutMs;
+	while (!done()) {
+		if (Date.now() > give) throw new Error("condition not reached");
+		await new Promise(resolve => setTimeout(resolve, 5));
+	}
+}
+
 function exporterWith(langfuseFake: ReturnType<typeof fakeLangfuse>, overrides: Record<string, string> = {}) {
 	const lines: string[] = [];
 	const log = new Logger(noRedact, false, (line: string) => lines.push(line));
@@ -489,7 +498,8 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		const langfuseFake = fakeLangfuse();
 		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_QUEUE: "5" });
 		for (const record of someRecords()) exporter.enqueue(record);
-		await Bun.sleep(50);
+		// no flush() and a 600 s timer: only the queue threshold can have sent these
+		await until(() => langfuseFake.spans().length >= 5);
 		expect(langfuseFake.spans().length).toBeGreaterThanOrEqual(5);
 	});
 
@@ -828,7 +838,10 @@ describe("omp/pi adapter: the host is never hurt", () => {
 	test("a sampled-out session sends nothing", async () => {
 		const host = tracedHost({ LANGFUSE_SAMPLE_RATE: "0" });
 		await onePrompt(host);
+		await host.runtime.exporter!.flush();
 		expect(host.langfuseFake.requests).toHaveLength(0);
+		expect(host.runtime.exporter!.status).toMatchObject({ queued: 0, waitingBatches: 0, sentSpans: 0 });
+		expect(fs.readdirSync(path.join(tmp, "spool")).filter(name => name.includes(".jsonl"))).toEqual([]);
 	});
 
 	test("the status bar shows tracing, and clears at shutdown", async () => {
@@ -868,10 +881,14 @@ describe("omp/pi adapter: the host is never hurt", () => {
 	});
 
 	test("tracing off: the factory subscribes and stays silent", async () => {
-		const runtime = createRuntime({}, { write: () => {}, exitHook: false });
+		const lines: string[] = [];
+		const runtime = createRuntime({}, { write: (line: string) => lines.push(line), exitHook: false });
+		expect(lines).toEqual(["[langfuse] tracing off: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY not set"]);
 		const host = fakeHost();
 		attachPiHost(host.pi, runtime);
+		expect(host.handlers.size).toBeGreaterThan(10);
 		for (const [name] of host.handlers) expect(host.emit(name, {}, fakeCtx())).toEqual([undefined]);
+		expect(lines).toHaveLength(1);
 	});
 });
 
