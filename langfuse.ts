@@ -71,7 +71,10 @@ function oneLine(text: string, max: number): string {
 	return `${lastSpace > 0 ? head.slice(0, lastSpace) : ""}…`;
 }
 
+/** A non-empty string, or undefined: host fields are read through these, never trusted. */
 const stringOr = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
+/** A finite number, or undefined (NaN, Infinity and non-numbers are not data). */
+const finite = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
 
 /** Reads a host getter that may throw or be missing. */
 function call<T>(read: () => T): T | undefined {
@@ -679,15 +682,15 @@ class SessionRecorder {
 
 /** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
 function usageDetails(counts: {
-	input?: number;
-	output?: number;
-	cacheRead?: number;
-	cacheWrite?: number;
-	reasoning?: number;
-	total?: number;
+	input?: unknown;
+	output?: unknown;
+	cacheRead?: unknown;
+	cacheWrite?: unknown;
+	reasoning?: unknown;
+	total?: unknown;
 }): Record<string, number> | undefined {
 	const details: Record<string, number> = {};
-	const put = (key: string, value: number | undefined) => {
+	const put = (key: string, value: unknown) => {
 		if (typeof value === "number" && Number.isFinite(value) && value > 0) details[key] = Math.round(value);
 	};
 	put("input", counts.input);
@@ -700,9 +703,9 @@ function usageDetails(counts: {
 }
 
 /** Dollar costs in the same keys, so Langfuse shows the host's own prices instead of guessing. */
-function costDetails(costs: { input?: number; output?: number; cacheRead?: number; cacheWrite?: number; total?: number }) {
+function costDetails(costs: { input?: unknown; output?: unknown; cacheRead?: unknown; cacheWrite?: unknown; total?: unknown }) {
 	const details: Record<string, number> = {};
-	const put = (key: string, value: number | undefined) => {
+	const put = (key: string, value: unknown) => {
 		if (typeof value === "number" && Number.isFinite(value) && value >= 0) details[key] = value;
 	};
 	put("input", costs.input);
@@ -2084,8 +2087,19 @@ function findHostPackage(): { name: string; version: string } | null {
 	return null;
 }
 
+/** A provider request body as omp/pi hand it over (OpenAI chat or Responses, Anthropic, Google): the fields read. */
+interface ProviderRequest {
+	model?: unknown;
+	messages?: unknown;
+	system?: unknown;
+	input?: unknown;
+	instructions?: unknown;
+	contents?: unknown;
+	tools?: unknown;
+}
+
 /** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
-function requestMessages(payload: any): unknown {
+function requestMessages(payload: ProviderRequest): unknown {
 	// Copied (the array, not the messages): a host may append to its array after the request.
 	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
 	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
@@ -2096,7 +2110,7 @@ function requestMessages(payload: any): unknown {
 const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
 
 /** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
-function modelParameters(payload: any): Record<string, string | number | boolean> | undefined {
+function modelParameters(payload: object): Record<string, string | number | boolean> | undefined {
 	const parameters: Record<string, string | number | boolean> = {};
 	for (const [key, value] of Object.entries(payload ?? {})) {
 		if (CONTENT_KEYS.has(key)) continue;
@@ -2106,9 +2120,9 @@ function modelParameters(payload: any): Record<string, string | number | boolean
 	return Object.keys(parameters).length ? parameters : undefined;
 }
 
-function toolNames(payload: any): string[] | undefined {
+function toolNames(payload: ProviderRequest): string[] | undefined {
 	if (!Array.isArray(payload.tools)) return undefined;
-	return payload.tools.map((tool: any) => tool?.function?.name ?? tool?.name ?? "?").slice(0, 100);
+	return payload.tools.slice(0, 100).map(tool => stringOr(tool?.function?.name) ?? stringOr(tool?.name) ?? "?");
 }
 
 /** Content part types that carry plain text, across the hosts' and providers' message formats. */
@@ -2260,6 +2274,80 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 
 // ── §7.1 omp and pi ───────────────────────────────────────────────────────────────────────────────
 
+// Host shapes: only the fields read here, each optional and unchecked — a host (or a fuzzer) may send
+// anything, so every value is tested before use. Sources at the pinned versions:
+//   pi 0.73.1   @mariozechner/pi-coding-agent dist/core/extensions/types.d.ts (ExtensionContext, *Event)
+//   omp 18.2.3  @oh-my-pi/pi-coding-agent src/extensibility/extensions/types.ts (the same, plus goal_updated,
+//               ttsr_triggered, todo_reminder, credential_disabled, retry_fallback_*)
+
+/** ExtensionContext: the session, the model, the UI. */
+interface PiContext {
+	sessionManager?: { getSessionId?(): unknown; getSessionFile?(): unknown; getHeader?(): { parentSession?: unknown } | undefined };
+	model?: { id?: unknown; provider?: unknown; api?: unknown };
+	cwd?: unknown;
+	mode?: unknown;
+	hasUI?: unknown;
+	ui?: { notify?(text: string, level: string): void; setStatus?(key: string, text: string | undefined): void };
+	getContextUsage?(): { tokens?: unknown; contextWindow?: unknown; percent?: unknown } | undefined;
+}
+
+/** AgentMessage (pi-ai): user, assistant or toolResult; an assistant message carries usage and cost. */
+interface PiMessage {
+	role?: unknown;
+	content?: unknown;
+	model?: unknown;
+	provider?: unknown;
+	api?: unknown;
+	stopReason?: unknown;
+	errorMessage?: unknown;
+	errorStatus?: unknown;
+	responseId?: unknown;
+	duration?: unknown;
+	ttft?: unknown;
+	timestamp?: unknown;
+	usage?: {
+		input?: unknown;
+		output?: unknown;
+		cacheRead?: unknown;
+		cacheWrite?: unknown;
+		totalTokens?: unknown;
+		cost?: { input?: unknown; output?: unknown; cacheRead?: unknown; cacheWrite?: unknown; total?: unknown };
+	};
+}
+
+/** The fields of every event this adapter reads; each event type has a few of them. */
+interface PiEvent {
+	text?: unknown;
+	prompt?: unknown;
+	turnIndex?: unknown;
+	payload?: unknown;
+	message?: PiMessage;
+	messages?: unknown;
+	toolResults?: unknown;
+	toolCallId?: unknown;
+	toolName?: unknown;
+	input?: unknown;
+	args?: unknown;
+	content?: unknown;
+	result?: { content?: unknown; details?: unknown };
+	isError?: unknown;
+	details?: unknown;
+	intent?: unknown;
+	willContinue?: unknown;
+	attempt?: unknown;
+	maxAttempts?: unknown;
+	delayMs?: unknown;
+	errorMessage?: unknown;
+	success?: unknown;
+	finalError?: unknown;
+	reason?: unknown;
+	action?: unknown;
+	aborted?: unknown;
+	fromExtension?: unknown;
+	compactionEntry?: { summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
+	goal?: { objective?: unknown };
+}
+
 interface PiSession extends TracedSession {
 	/** The prompt text, from `input`/`before_agent_start`, until agent_start opens its trace. */
 	pendingPrompt?: string;
@@ -2269,8 +2357,8 @@ interface PiSession extends TracedSession {
 	generations: number;
 	endedTools: Set<string>;
 	/** Between auto_compaction_start and its end. */
-	compaction?: { startedAt: number; reason?: string; action?: string; recorded?: boolean };
-	ctx: any;
+	compaction?: { startedAt: number; reason?: unknown; action?: unknown; recorded?: boolean };
+	ctx: PiContext;
 	unsubscribe?: () => void;
 }
 
@@ -2291,16 +2379,19 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			if (known === null) sessions.delete(id);
 		}
 	};
-	const on = (event: string, handler: (event: any, ctx: any, session: PiSession) => unknown) =>
+	const on = (event: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
 		safeOn(pi, log, event, (event, ctx) => {
 			const session = sessionFor(ctx);
-			if (session && !session.paused) return handler(event ?? {}, ctx, session);
+			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
+			if (session && !session.paused) return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
-	const sessionFor = (ctx: any): PiSession | null => {
-		const sessionId = call(() => ctx?.sessionManager?.getSessionId?.());
-		if (typeof sessionId !== "string" || !sessionId || !runtime.exporter) return null;
+	const sessionFor = (value: unknown): PiSession | null => {
+		if (value === null || typeof value !== "object" || !runtime.exporter) return null;
+		const ctx = value as PiContext;
+		const sessionId = call(() => ctx.sessionManager?.getSessionId?.());
+		if (typeof sessionId !== "string" || !sessionId) return null;
 		const known = sessions.get(sessionId);
 		if (known !== undefined) {
 			if (known) known.ctx = ctx;
@@ -2327,7 +2418,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			session.continuing = false;
 			return;
 		}
-		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: modelMetadata(ctx) });
+		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } });
 		session.pendingPrompt = undefined;
 	});
 	on("turn_start", (event, _ctx, session) => {
@@ -2337,14 +2428,14 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		session.endedTools.clear();
 	});
 	on("before_provider_request", (event, ctx, session) => {
-		const payload = event.payload ?? {};
+		const payload = event.payload !== null && typeof event.payload === "object" ? (event.payload as ProviderRequest) : {};
 		// A second request with no answer to the first: the host's transport is retrying a failed call.
 		if (session.generationKey && session.recorder.hasDraft(session.generationKey)) {
 			session.recorder.endGeneration(session.generationKey, Date.now(), { level: "WARNING", statusMessage: "no response; the host retried the request" });
 		}
 		session.generationKey = `llm:${++session.generations}`;
 		session.recorder.startGeneration(session.generationKey, Date.now(), {
-			model: typeof payload.model === "string" ? payload.model : call(() => ctx.model?.id),
+			model: stringOr(payload.model) ?? stringOr(call(() => ctx.model?.id)),
 			input: requestMessages(payload),
 			modelParameters: modelParameters(payload),
 			metadata: { provider: call(() => ctx.model?.provider), api: call(() => ctx.model?.api), tools: toolNames(payload) },
@@ -2355,23 +2446,23 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("message_end", (event, ctx, session) => {
 		const message = event.message;
-		if (message?.role !== "assistant") return;
+		if (!message || message.role !== "assistant") return;
 		const key = session.generationKey ?? `llm:${++session.generations}`;
 		session.generationKey = undefined;
 		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
 		session.recorder.noteOutput(textOf(message.content));
 	});
-	const onToolStart = (event: any, _ctx: any, session: PiSession) => {
-		const id = String(event.toolCallId ?? "");
+	const onToolStart = (event: PiEvent, _ctx: PiContext, session: PiSession) => {
+		const id = stringOr(event.toolCallId) ?? "";
 		if (session.endedTools.has(id)) return;
 		session.recorder.startTool(`tool:${id}`, Date.now(), {
-			name: String(event.toolName ?? "tool"),
+			name: stringOr(event.toolName) ?? "tool",
 			input: event.input ?? event.args,
 			metadata: { toolCallId: event.toolCallId, intent: event.intent },
 		});
 	};
-	const onToolEnd = (event: any, _ctx: any, session: PiSession) => {
-		const id = String(event.toolCallId ?? "");
+	const onToolEnd = (event: PiEvent, _ctx: PiContext, session: PiSession) => {
+		const id = stringOr(event.toolCallId) ?? "";
 		if (session.endedTools.has(id)) return;
 		session.endedTools.add(id);
 		const output = event.content ?? event.result?.content ?? event.result;
@@ -2379,7 +2470,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			`tool:${id}`,
 			Date.now(),
 			toolEnd({
-				name: typeof event.toolName === "string" ? event.toolName : undefined,
+				name: stringOr(event.toolName),
 				output: simplifyContent(output),
 				isError: event.isError === true,
 				metadata: { isError: event.isError === true, details: event.details ?? event.result?.details },
@@ -2396,9 +2487,9 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			output: event.message?.stopReason === undefined ? undefined : { stopReason: event.message.stopReason },
 			metadata: {
 				toolResults: Array.isArray(event.toolResults) ? event.toolResults.length : undefined,
-				contextTokens: usage?.tokens ?? undefined,
-				contextWindow: usage?.contextWindow,
-				contextPercent: typeof usage?.percent === "number" ? Math.round(usage.percent * 10) / 10 : undefined,
+				contextTokens: finite(usage?.tokens),
+				contextWindow: finite(usage?.contextWindow),
+				contextPercent: finite(usage?.percent) === undefined ? undefined : Math.round(Number(usage!.percent) * 10) / 10,
 			},
 		});
 	});
@@ -2408,11 +2499,11 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			return;
 		}
 		const last = lastAssistant(event.messages);
-		const failed = last && (last.stopReason === "error" || last.stopReason === "aborted");
+		const failed = last?.stopReason === "error" || last?.stopReason === "aborted";
 		session.recorder.endPrompt(Date.now(), {
 			output: last ? textOf(last.content) || undefined : undefined,
 			level: failed ? "ERROR" : undefined,
-			statusMessage: failed ? String(last.errorMessage ?? last.stopReason) : undefined,
+			statusMessage: failed ? stringOr(last?.errorMessage) ?? String(last?.stopReason) : undefined,
 		});
 		void runtime.exporter?.flush();
 		updateIndicator(runtime, session, ctx);
@@ -2421,15 +2512,15 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		session.recorder.event(Date.now(), {
 			name: "auto-retry",
 			level: "WARNING",
-			statusMessage: event.errorMessage,
+			statusMessage: stringOr(event.errorMessage),
 			metadata: { attempt: event.attempt, maxAttempts: event.maxAttempts, delayMs: event.delayMs },
 		}),
 	);
 	on("auto_retry_end", (event, _ctx, session) =>
 		session.recorder.event(Date.now(), {
-			name: event.success ? "auto-retry succeeded" : "auto-retry gave up",
-			level: event.success ? "DEFAULT" : "ERROR",
-			statusMessage: event.finalError,
+			name: event.success === true ? "auto-retry succeeded" : "auto-retry gave up",
+			level: event.success === true ? "DEFAULT" : "ERROR",
+			statusMessage: stringOr(event.finalError),
 			metadata: { attempt: event.attempt, success: event.success },
 		}),
 	);
@@ -2447,7 +2538,8 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("auto_compaction_end", (event, _ctx, session) => {
 		if (!session.compaction) return;
-		if (event.errorMessage) recordCompaction(session, { level: "WARNING", statusMessage: event.errorMessage, metadata: { aborted: event.aborted } });
+		const error = stringOr(event.errorMessage);
+		if (error) recordCompaction(session, { level: "WARNING", statusMessage: error, metadata: { aborted: event.aborted } });
 		session.compaction = undefined;
 	});
 	for (const name of ["ttsr_triggered", "todo_reminder", "credential_disabled", "retry_fallback_applied", "retry_fallback_succeeded"]) {
@@ -2455,7 +2547,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			session.recorder.event(Date.now(), { name: name.replace(/_/g, " "), level: name === "credential_disabled" ? "WARNING" : undefined, metadata: eventFields(event) }),
 		);
 	}
-	on("goal_updated", (event, _ctx, session) => session.recorder.rename(event.goal?.objective));
+	on("goal_updated", (event, _ctx, session) => session.recorder.rename(stringOr(event.goal?.objective)));
 	on("session_shutdown", (_event, ctx, session) => {
 		session.recorder.close(Date.now());
 		session.unsubscribe?.();
@@ -2470,7 +2562,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		try {
 			pi.registerCommand("langfuse", {
 				description: "Langfuse tracing: status, link to the current trace; `/langfuse test|off|on`",
-				handler: guarded(log, "/langfuse", (args: string, ctx: any) => langfuseCommand(runtime, String(args ?? "").trim(), ctx, sessionFor(ctx))),
+				handler: guarded(log, "/langfuse", (args: unknown, ctx: unknown) => langfuseCommand(runtime, typeof args === "string" ? args.trim() : "", ctx, sessionFor(ctx))),
 			});
 		} catch (error) {
 			log.debug(`could not register /langfuse: ${errorText(error)}`);
@@ -2490,24 +2582,22 @@ function recordCompaction(session: PiSession, end: EndOptions): void {
 	if (session.compaction) session.compaction.recorded = true;
 }
 
-function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSession {
+function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): PiSession {
 	const hostPackage = (runtime.hostPackage ??= findHostPackage());
-	const host = hostPackage?.name.includes("oh-my-pi") ? "omp" : hostPackage ? "pi" : typeof (globalThis as any).Bun === "undefined" ? "pi" : "omp";
+	const host = hostPackage?.name.includes("oh-my-pi") ? "omp" : hostPackage ? "pi" : "Bun" in globalThis ? "omp" : "pi";
 	const sessionFile = call(() => ctx.sessionManager?.getSessionFile?.());
 	if (typeof sessionFile === "string") runtime.sessionFiles.set(sessionFile, sessionId);
-	const parentFile = call(() => ctx.sessionManager?.getHeader?.()?.parentSession);
-	const parentSessionId = typeof parentFile === "string" ? runtime.sessionFiles.get(parentFile) : undefined;
+	const parentFile = stringOr(call(() => ctx.sessionManager?.getHeader?.()?.parentSession));
+	const parentSessionId = parentFile ? runtime.sessionFiles.get(parentFile) : undefined;
 	const recorder = newRecorder(
 		runtime,
 		{
 			sessionId,
 			host,
-			hostVersion: hostPackage?.version,
-			cwd: call(() => ctx.cwd) ?? process.cwd(),
 			metadata: {
 				host,
 				hostVersion: hostPackage?.version,
-				cwd: call(() => ctx.cwd) ?? process.cwd(),
+				cwd: stringOr(call(() => ctx.cwd)) ?? process.cwd(),
 				sessionFile,
 				parentSessionId,
 				parentSessionFile: parentFile,
@@ -2518,21 +2608,19 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSessio
 	);
 	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
 	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
-	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui.notify(line, "warning");
+	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui?.notify?.(line, "warning");
 	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
 	return session;
 }
 
-function modelMetadata(ctx: any): Metadata {
-	return { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) };
-}
-
-function assistantGeneration(message: any, ctx: any): GenerationEnd {
+function assistantGeneration(message: PiMessage, ctx: PiContext): GenerationEnd {
 	const usage = message.usage ?? {};
 	const cost = usage.cost ?? {};
 	const failed = message.stopReason === "error" || message.stopReason === "aborted";
+	const timestamp = finite(message.timestamp);
+	const ttft = finite(message.ttft);
 	return {
-		model: message.model ?? call(() => ctx.model?.id),
+		model: stringOr(message.model) ?? stringOr(call(() => ctx.model?.id)),
 		output: simplifyContent(message.content),
 		usage: usageDetails({
 			input: usage.input,
@@ -2543,9 +2631,9 @@ function assistantGeneration(message: any, ctx: any): GenerationEnd {
 		}),
 		cost: costDetails({ input: cost.input, output: cost.output, cacheRead: cost.cacheRead, cacheWrite: cost.cacheWrite, total: cost.total }),
 		level: failed ? "ERROR" : undefined,
-		statusMessage: failed ? String(message.errorMessage ?? message.stopReason) : undefined,
+		statusMessage: failed ? stringOr(message.errorMessage) ?? String(message.stopReason) : undefined,
 		// omp measures time to first token itself; used when no streamed delta was seen
-		completionStartMs: typeof message.timestamp === "number" && typeof message.ttft === "number" ? message.timestamp + message.ttft : undefined,
+		completionStartMs: timestamp !== undefined && ttft !== undefined ? timestamp + ttft : undefined,
 		metadata: {
 			provider: message.provider,
 			api: message.api,
@@ -2558,14 +2646,15 @@ function assistantGeneration(message: any, ctx: any): GenerationEnd {
 	};
 }
 
-function lastAssistant(messages: unknown): any {
+function lastAssistant(messages: unknown): PiMessage | undefined {
 	if (!Array.isArray(messages)) return undefined;
-	for (let index = messages.length - 1; index >= 0; index--) if (messages[index]?.role === "assistant") return messages[index];
+	for (let index = messages.length - 1; index >= 0; index--) if (messages[index]?.role === "assistant") return messages[index] as PiMessage;
 	return undefined;
 }
 
-function eventFields(event: any): Metadata {
-	const { type: _type, ...rest } = event ?? {};
+/** An informational event's own fields, as metadata. */
+function eventFields(event: PiEvent): Metadata {
+	const { type: _type, ...rest } = event as PiEvent & { type?: unknown };
 	return rest;
 }
 
