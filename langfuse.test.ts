@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 import langfuse, { type Internals } from "./langfuse.ts";
 import { readAgentSession, sumUsage } from "./test/support/hosts.ts";
 import { decodeAttributes } from "./test/support/receiver.ts";
@@ -28,24 +29,53 @@ afterEach(() => {
 
 // ── a fake Langfuse: answers by script, decodes what arrives ────────────────────────────────────
 
+/** A request body as the server reads it: bytes (gunzipped when sent with Content-Encoding: gzip) → text. */
+function decodeBody(init: RequestInit): string {
+	const headers = (init.headers ?? {}) as Record<string, string>;
+	const raw = typeof init.body === "string" ? Buffer.from(init.body) : Buffer.from(init.body as Uint8Array);
+	return (headers["Content-Encoding"] === "gzip" ? zlib.gunzipSync(raw) : raw).toString("utf8");
+}
+
 type Answer = number | { status: number; body?: unknown; headers?: Record<string, string> } | "network-error";
 
-function fakeLangfuse(script: Answer[] = []) {
-	const requests: { url: string; body: any; headers: Record<string, string> }[] = [];
+function fakeLangfuse(script: Answer[] = [], rules: { reject?: (span: any) => boolean; status?: number; maxSpans?: number; refuseGzip?: boolean } = {}) {
+	const requests: { url: string; body: any; headers: Record<string, string>; raw: RequestInit["body"]; status?: number }[] = [];
 	const fetch = async (url: string, init: RequestInit) => {
-		const body = JSON.parse(String(init.body));
-		requests.push({ url, body, headers: init.headers as Record<string, string> });
+		const headers = init.headers as Record<string, string>;
+		if (rules.refuseGzip && headers["Content-Encoding"] === "gzip") {
+			requests.push({ url, body: undefined, headers, raw: init.body, status: 415 });
+			return new Response("unsupported content encoding", { status: 415 });
+		}
+		const body = JSON.parse(decodeBody(init));
+		const request: (typeof requests)[number] = { url, body, headers, raw: init.body };
+		requests.push(request);
+		const spansOf = () => (body.resourceSpans ?? []).flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans));
+		if (rules.reject && spansOf().some(rules.reject)) {
+			request.status = rules.status ?? 400;
+			return new Response(JSON.stringify({ message: "invalid span" }), { status: request.status });
+		}
+		if (rules.maxSpans && spansOf().length > rules.maxSpans) {
+			request.status = 413;
+			return new Response("payload too large", { status: 413 });
+		}
 		const answer = script.length ? script.shift()! : 200;
+		request.status = typeof answer === "number" ? answer : answer === "network-error" ? 0 : answer.status;
 		if (answer === "network-error") throw new TypeError("fetch failed");
-		const { status, body: answerBody, headers } = typeof answer === "number" ? { status: answer, body: {}, headers: {} } : answer;
-		return new Response(JSON.stringify(answerBody ?? {}), { status, headers });
+		const { status, body: answerBody, headers: answerHeaders } = typeof answer === "number" ? { status: answer, body: {}, headers: {} } : answer;
+		return new Response(JSON.stringify(answerBody ?? {}), { status, headers: answerHeaders });
 	};
 	const spans = () =>
 		requests
-			.filter(request => request.url.endsWith("/otel/v1/traces"))
+			.filter(request => request.body && request.url.endsWith("/otel/v1/traces"))
 			.flatMap(request => request.body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans)))
 			.map((span: any) => ({ ...span, attrs: decodeAttributes(span.attributes) as Record<string, any> }));
-	return { fetch, requests, spans };
+	/** Spans of requests answered 2xx: what Langfuse stored. */
+	const accepted = () =>
+		requests
+			.filter(request => request.body && request.url.endsWith("/otel/v1/traces") && request.status! >= 200 && request.status! < 300)
+			.flatMap(request => request.body.resourceSpans.flatMap((rs: any) => rs.scopeSpans.flatMap((ss: any) => ss.spans)))
+			.map((span: any) => ({ ...span, attrs: decodeAttributes(span.attributes) as Record<string, any> }));
+	return { fetch, requests, spans, accepted };
 }
 
 function config(overrides: Record<string, string> = {}) {
@@ -85,6 +115,11 @@ function recorderInto(records: any[], overrides: Record<string, unknown> = {}) {
 /** One prompt: a turn with an LLM call that asks for a tool, the tool, then the answer. Five records:
  *  the trace announced, the LLM call, the tool, the turn, the trace complete. */
 const RECORDS_PER_PROMPT = 5;
+/** What one flush of those sends: the trace's two versions share a span id, and a request carries
+ *  only the latest version of a span (a later emission is a superset of an earlier one). */
+const SPANS_PER_PROMPT = 4;
+/** Distinct spans among records, as the exporter sends them. */
+const distinctSpans = (records: any[]) => new Set(records.map(record => `${record.traceId}:${record.id}`)).size;
 
 function recordOnePrompt(recorder: any, t0 = 1_700_000_000_000) {
 	recorder.startPrompt(t0, { input: "Fix the failing test\nand explain" });
@@ -448,7 +483,8 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 	});
 
 	test("legacy ingestion: a trace-create for the root, typed creates with stable body ids", () => {
-		const events: any[] = records.flatMap(ingestionEvents);
+		// what is sent: the latest version of each span (the trace's announcement is folded into its end)
+		const events: any[] = [...new Map(records.map((r: any) => [`${r.traceId}:${r.id}`, r])).values()].flatMap(ingestionEvents);
 		expect(events.filter(e => e.type === "trace-create")).toHaveLength(2);
 		expect(events.filter(e => e.type === "generation-create")[0].body).toMatchObject({ model: "mock-model", usageDetails: { input: 1000 } });
 		expect(new Set(events.map(e => e.id)).size).toBe(events.length);
@@ -487,11 +523,11 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		const { exporter } = exporterWith(langfuseFake);
 		for (const record of someRecords()) exporter.enqueue(record);
 		await exporter.flush();
-		expect(langfuseFake.spans()).toHaveLength(RECORDS_PER_PROMPT);
+		expect(langfuseFake.spans()).toHaveLength(SPANS_PER_PROMPT);
 		expect(langfuseFake.requests[0].url).toBe("http://langfuse.test/api/public/otel/v1/traces");
 		expect(langfuseFake.requests[0].headers.Authorization).toBe(`Basic ${Buffer.from(`${KEYS.LANGFUSE_PUBLIC_KEY}:${KEYS.LANGFUSE_SECRET_KEY}`).toString("base64")}`);
 		expect((await exporter.spool.stats()).files).toBe(0);
-		expect(exporter.status).toMatchObject({ sentSpans: RECORDS_PER_PROMPT, queued: 0, waitingBatches: 0 });
+		expect(exporter.status).toMatchObject({ sentSpans: SPANS_PER_PROMPT, queued: 0, waitingBatches: 0 });
 	});
 
 	test("reaching LANGFUSE_MAX_QUEUE flushes without waiting for the timer", async () => {
@@ -499,8 +535,8 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_QUEUE: "5" });
 		for (const record of someRecords()) exporter.enqueue(record);
 		// no flush() and a 600 s timer: only the queue threshold can have sent these
-		await until(() => langfuseFake.spans().length >= 5);
-		expect(langfuseFake.spans().length).toBeGreaterThanOrEqual(5);
+		await until(() => langfuseFake.spans().length >= SPANS_PER_PROMPT);
+		expect(langfuseFake.spans()).toHaveLength(SPANS_PER_PROMPT);
 	});
 
 	test("queued work is on disk, private, before any request is made", async () => {
@@ -520,7 +556,7 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		for (const record of someRecords()) exporter.enqueue(record);
 		for (let i = 0; i < 6; i++) await exporter.flush();
 		expect(langfuseFake.requests).toHaveLength(6);
-		expect(exporter.status.sentSpans).toBe(RECORDS_PER_PROMPT);
+		expect(exporter.status.sentSpans).toBe(SPANS_PER_PROMPT);
 		expect((await exporter.spool.stats()).files).toBe(0);
 	});
 
@@ -534,12 +570,18 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		expect(exporter.status.lastError).toBe("HTTP 429");
 	});
 
-	test("400 drops the batch with a line; it would never succeed", async () => {
-		const { exporter, lines } = exporterWith(fakeLangfuse([{ status: 400, body: { message: "invalid span id" } }]));
-		for (const record of someRecords()) exporter.enqueue(record);
+	test("400: the request is split until the bad record stands alone; only it is dropped, counted and reported (issue 10.3)", async () => {
+		const records = someRecords(3);
+		const bad = records.find((r: any) => r.type === "tool")!;
+		const langfuseFake = fakeLangfuse([], { reject: span => span.spanId === bad.id, status: 400 });
+		const { exporter, lines } = exporterWith(langfuseFake);
+		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
-		expect(exporter.status.droppedSpans).toBe(RECORDS_PER_PROMPT);
-		expect(lines.join("\n")).toContain("HTTP 400");
+		const arrived = new Set(langfuseFake.accepted().map((s: any) => s.spanId));
+		expect(arrived.size).toBe(distinctSpans(records) - 1);
+		expect(arrived.has(bad.id)).toBe(false);
+		expect(exporter.status.droppedSpans).toBe(1);
+		expect(lines.filter(line => line.includes("HTTP 400")).length).toBe(1);
 		expect((await exporter.spool.stats()).files).toBe(0);
 	});
 
@@ -569,7 +611,7 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		recorder.endPrompt(4);
 		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
-		expect(langfuseFake.spans()).toHaveLength(records.length);
+		expect(langfuseFake.spans()).toHaveLength(distinctSpans(records));
 		for (const request of langfuseFake.requests) expect(JSON.stringify(request.body).length).toBeLessThan(3_500_000);
 		expect(langfuseFake.requests.length).toBeGreaterThan(1);
 	});
@@ -595,7 +637,8 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 
 	test("ingestion 207: failed retriable events are sent again, the rest reported and dropped", async () => {
 		const records = someRecords();
-		const events: any[] = records.flatMap(ingestionEvents);
+		// what is sent: the latest version of each span (the trace's announcement is folded into its end)
+		const events: any[] = [...new Map(records.map((r: any) => [`${r.traceId}:${r.id}`, r])).values()].flatMap(ingestionEvents);
 		const retriable = events.filter((_: unknown, i: number) => i % 2 === 0).map((e: any) => ({ id: e.id, status: 500 }));
 		const rejected = [{ id: events[1].id, status: 400, message: "bad" }];
 		const langfuseFake = fakeLangfuse([{ status: 207, body: { successes: [], errors: [...retriable, ...rejected] } }, { status: 207, body: { successes: [], errors: [] } }]);
@@ -622,9 +665,9 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		await Bun.sleep(100);
 		second.stop();
 		const spans = langfuseFake.spans();
-		expect(spans).toHaveLength(2 * RECORDS_PER_PROMPT);
+		expect(spans).toHaveLength(2 * SPANS_PER_PROMPT);
 		expect(spans[0].attrs["session.id"]).toBe("older");
-		expect(new Set(spans.map((s: any) => `${s.spanId}:${s.endTimeUnixNano}`)).size).toBe(2 * RECORDS_PER_PROMPT);
+		expect(new Set(spans.map((s: any) => `${s.spanId}:${s.endTimeUnixNano}`)).size).toBe(2 * SPANS_PER_PROMPT);
 		expect((await second.spool.stats()).files).toBe(0);
 	});
 
@@ -645,19 +688,22 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		exporterA.stop();
 		exporterB.stop();
 		const ids = [...a.spans(), ...b.spans()].map((s: any) => `${s.spanId}:${s.endTimeUnixNano}`);
-		expect(ids).toHaveLength(4 * RECORDS_PER_PROMPT);
-		expect(new Set(ids).size).toBe(4 * RECORDS_PER_PROMPT);
+		expect(ids).toHaveLength(4 * SPANS_PER_PROMPT);
+		expect(new Set(ids).size).toBe(4 * SPANS_PER_PROMPT);
 	});
 
 	test("a corrupt or truncated spool line is skipped, the rest delivered", async () => {
 		const dir = path.join(tmp, "spool");
 		fs.mkdirSync(dir, { recursive: true });
-		const good = someRecords().map(record => JSON.stringify(record));
-		fs.writeFileSync(path.join(dir, "00001700000000000-1-abcdef01.jsonl"), `${good[0]}\n{"traceId": "trunc\n${good[1]}\n`, { mode: 0o600 });
+		const c = config();
+		const { key } = internals.destinationOf(c);
+		const good = someRecords().slice(0, 2).map((record: any) => encodeSpan(record));
+		const header = JSON.stringify({ v: 2, wire: "otel", mode: "full", host: c.host, publicKey: c.publicKey });
+		fs.writeFileSync(path.join(dir, `00001700000000000-1-abcdef01.${key}.jsonl`), `${header}\n${good[0]}\n{"traceId": "trunc\n${good[1]}\n`, { mode: 0o600 });
 		const langfuseFake = fakeLangfuse();
 		const { exporter } = exporterWith(langfuseFake);
 		exporter.start();
-		await Bun.sleep(100);
+		await until(() => langfuseFake.requests.length > 0);
 		exporter.stop();
 		expect(langfuseFake.spans()).toHaveLength(2);
 	});

@@ -11,7 +11,7 @@
  *   §2 Record      host-neutral model: session → prompt (trace) → turn → generation | tool | span | event
  *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord)
  *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
- *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
+ *   §5 Transport   queue → encoded once, in slices → spool per project (write-ahead) → gzip POST, retry → delete
  *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
  *                  §7.4 the one default export
@@ -32,6 +32,7 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as zlib from "node:zlib";
 
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -349,8 +350,6 @@ interface ObservationRecord {
 	trace?: TraceFields;
 	/** Unique per emission and kept through spool replays: the ingestion event id. */
 	emissionId: string;
-	/** Ingestion only: after a 207, the event ids of this record still to send (the others were accepted). */
-	pendingEvents?: string[];
 }
 
 type RecordSink = (record: ObservationRecord) => void;
@@ -1046,20 +1045,215 @@ function ingestionBody(events: string[]): string {
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// §5 Transport — queue → sanitized batches → private spool file → POST with retry → delete.
-//    A batch is deleted from disk only after Langfuse confirmed it; anything else waits in the spool
-//    for a retry, for shutdown, or for the next process (any host) that starts.
+// §5 Transport — queue → encoded batches → POST (gzip) with retry; the spool is the write-ahead log.
+//    Each record is encoded once: those bytes are measured, spooled and sent. A batch goes to disk
+//    unless Langfuse confirmed it before its write was due, and leaves disk only once confirmed.
+//    The spool is keyed by destination (host + public key): a process sends only its own project's.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
-const SPOOL_SUFFIX = ".jsonl";
-/** `<ms>-<pid>-<sequence+random>.jsonl`, then `.<owner pid>` while a process has it claimed. */
-const SPOOL_NAME = /^\d+-\d+-[0-9a-f]+\.jsonl(?:\.(\d+))?$/;
+/** Work between two turns of the event loop: a flush never holds a host (or its TUI) longer. */
+const SLICE_MS = 2;
+/**
+ * A new batch waits this long for Langfuse's answer before it is written to the spool; a batch
+ * confirmed sooner never touches the disk. The flush timer runs this much earlier than
+ * LANGFUSE_FLUSH_MS, so a kill -9 still loses at most the last flush interval.
+ */
+const SPOOL_WRITE_DELAY_MS = 250;
+/** Spool file names: `<ms>-<pid>-<seq><random>.<destination>.jsonl`, `.<owner pid>` appended while a
+ *  live process has the file claimed. Files of langfuse.ts 0.1 have no destination (only `flush` sends them). */
+const SPOOL_NAME = /^\d+-\d+-[0-9a-f]+(?:\.([0-9a-f]{12}))?\.jsonl(?:\.(\d+))?$/;
 
-/** A spool file name's parts: is it one of ours, and which process owns it (0 = nobody). */
-function spoolName(name: string): { owner: number } | undefined {
-	const match = SPOOL_NAME.exec(name);
-	return match ? { owner: Number(match[1] ?? 0) } : undefined;
+type Wire = "otel" | "ingestion";
+
+/** The Langfuse project a batch belongs to. The secret key is never part of it, nor written anywhere. */
+interface Destination {
+	host: string;
+	publicKey: string;
+	/** 12 hex characters of sha256(host, public key): every spool file name carries it. */
+	key: string;
 }
+
+function destinationOf(config: Pick<Config, "host" | "publicKey">): Destination {
+	const key = createHash("sha256").update(`${config.host}\n${config.publicKey}`).digest("hex").slice(0, 12);
+	return { host: config.host, publicKey: config.publicKey, key };
+}
+
+/** A spool file's first line; every further line is one encoded item, exactly as it is sent. */
+interface BatchHeader {
+	v: 2;
+	/** otel: each item is one OTLP span; ingestion: one legacy ingestion event. */
+	wire: Wire;
+	/** The export mode the items were encoded under: a stricter mode later strips their content. */
+	mode: ExportMode;
+	host: string;
+	publicKey: string;
+}
+
+/** Gives the event loop a turn: timers, I/O and the host's own work run before the next slice. */
+const yieldToLoop = () => new Promise<void>(resolve => setImmediate(resolve));
+
+// ── encoding: once per record, never throwing ────────────────────────────────────────────────────
+
+/** A record's encoded items: one OTLP span, or its ingestion events. Undefined when it cannot be encoded. */
+function encodeItems(record: ObservationRecord, wire: Wire): Buffer[] | undefined {
+	try {
+		if (typeof record.traceId !== "string" || typeof record.id !== "string") return undefined;
+		if (!Number.isFinite(record.startMs) || !Number.isFinite(record.endMs)) return undefined;
+		if (wire === "otel") return [Buffer.from(encodeSpan(record))];
+		return ingestionEvents(record).map(event => Buffer.from(JSON.stringify(event)));
+	} catch {
+		return undefined;
+	}
+}
+
+const itemsBytes = (items: Buffer[]) => items.reduce((sum, item) => sum + item.length + 1, 0);
+
+/** The id Langfuse reports an item by: `traceId:spanId` of a span, or an ingestion event's id. */
+function itemKey(item: Buffer): string {
+	const match = /^\{"(?:id":"([^"]*)"|traceId":"([^"]*)","spanId":"([^"]*)")/.exec(item.subarray(0, 160).toString("latin1"));
+	return match ? match[1] ?? `${match[2]}:${match[3]}` : "";
+}
+
+let frameCache: Record<Wire, { head: Buffer; tail: Buffer }> | undefined;
+/** What comes before and after the items of a request body. */
+function frames(wire: Wire): { head: Buffer; tail: Buffer } {
+	const split = (empty: string, marker: string) => {
+		const at = empty.indexOf(marker) + marker.length;
+		return { head: Buffer.from(empty.slice(0, at)), tail: Buffer.from(empty.slice(at)) };
+	};
+	frameCache ??= { otel: split(otlpBody([]), '"spans":['), ingestion: split(ingestionBody([]), '"batch":[') };
+	return frameCache[wire];
+}
+
+const COMMA = 0x2c;
+const NEWLINE = 0x0a;
+
+/** A request body from encoded items: a copy of their bytes, never a re-encoding. */
+function requestBody(wire: Wire, items: Buffer[]): Buffer {
+	const { head, tail } = frames(wire);
+	const body = Buffer.allocUnsafe(head.length + tail.length + itemsBytes(items) - (items.length ? 1 : 0));
+	let at = head.copy(body, 0);
+	items.forEach((item, index) => {
+		if (index) body[at++] = COMMA;
+		at += item.copy(body, at);
+	});
+	tail.copy(body, at);
+	return body;
+}
+
+/**
+ * Runs of consecutive items whose request body stays under MAX_REQUEST_BYTES uncompressed: the limit
+ * Langfuse documents is on the batch, and a proxy in front of it may well count the inflated body.
+ */
+function packRequests(wire: Wire, items: Buffer[]): Buffer[][] {
+	const { head, tail } = frames(wire);
+	const overhead = head.length + tail.length;
+	const requests: Buffer[][] = [];
+	let current: Buffer[] = [];
+	let size = overhead;
+	for (const item of items) {
+		if (current.length && size + item.length + 1 > MAX_REQUEST_BYTES) {
+			requests.push(current);
+			current = [];
+			size = overhead;
+		}
+		current.push(item);
+		size += item.length + 1;
+	}
+	if (current.length) requests.push(current);
+	return requests;
+}
+
+/** Attributes that carry content (prompts, completions, tool input and output). */
+const CONTENT_ATTRIBUTE = /(?:^|\.)(?:input|output)$|^gen_ai\.(?:prompt|completion|input|output)/;
+
+/**
+ * An item encoded under `full`, to be sent while the user chose metadata_only: the content is taken
+ * out (as prepareRecord would have), so content recorded earlier never leaves. Undefined if unreadable.
+ */
+function withoutContent(wire: Wire, item: Buffer): Buffer | undefined {
+	try {
+		const value = JSON.parse(item.toString("utf8"));
+		if (wire === "otel") {
+			const attributes: { key: string; value: Record<string, unknown> }[] = value.attributes ?? [];
+			const isTool = attributes.some(a => a.key === "langfuse.observation.type" && a.value.stringValue === "tool");
+			value.attributes = attributes
+				.filter(a => !CONTENT_ATTRIBUTE.test(a.key))
+				.map(a => (isTool && a.key === "langfuse.observation.status_message" ? { key: a.key, value: { stringValue: "tool failed" } } : a));
+			if (isTool && value.status?.message) value.status.message = "tool failed";
+		} else if (value.body && typeof value.body === "object") {
+			delete value.body.input;
+			delete value.body.output;
+			if (value.body.metadata?.observationType === "tool" && value.body.statusMessage) value.body.statusMessage = "tool failed";
+		}
+		return Buffer.from(JSON.stringify(value));
+	} catch {
+		return undefined;
+	}
+}
+
+/** An OTLP span as legacy ingestion events (a server without OTLP, batches encoded before we knew). */
+function ingestionFromSpan(item: Buffer): Buffer[] | undefined {
+	try {
+		const span = JSON.parse(item.toString("utf8"));
+		const attrs: Record<string, unknown> = {};
+		for (const { key, value } of span.attributes ?? []) {
+			attrs[key] = value.stringValue ?? value.boolValue ?? value.doubleValue ?? (value.intValue !== undefined ? Number(value.intValue) : value.arrayValue?.values?.map((v: { stringValue?: string }) => v.stringValue));
+		}
+		const text = (key: string) => (typeof attrs[key] === "string" ? (attrs[key] as string) : undefined);
+		const parsed = (key: string): any => {
+			const raw = text(key);
+			if (raw === undefined) return undefined;
+			try {
+				return JSON.parse(raw);
+			} catch {
+				return raw;
+			}
+		};
+		const ms = (nanos: unknown) => Number(String(nanos).slice(0, -6));
+		const completion = parsed("langfuse.observation.completion_start_time");
+		const record: ObservationRecord = {
+			traceId: span.traceId,
+			id: span.spanId,
+			parentId: span.parentSpanId,
+			type: (text("langfuse.observation.type") ?? "span") as ObservationType,
+			name: String(span.name),
+			startMs: ms(span.startTimeUnixNano),
+			endMs: ms(span.endTimeUnixNano),
+			input: parsed("langfuse.observation.input"),
+			output: parsed("langfuse.observation.output"),
+			metadata: parsed("langfuse.observation.metadata"),
+			level: text("langfuse.observation.level") as Level | undefined,
+			statusMessage: text("langfuse.observation.status_message"),
+			model: text("langfuse.observation.model.name"),
+			modelParameters: parsed("langfuse.observation.model.parameters"),
+			usage: parsed("langfuse.observation.usage_details"),
+			cost: parsed("langfuse.observation.cost_details"),
+			completionStartMs: typeof completion === "string" ? Date.parse(completion) : undefined,
+			sessionId: text("session.id") ?? "",
+			userId: text("user.id"),
+			environment: text("langfuse.environment"),
+			release: text("langfuse.release"),
+			trace:
+				text("langfuse.trace.name") === undefined
+					? undefined
+					: {
+							name: text("langfuse.trace.name")!,
+							input: parsed("langfuse.trace.input"),
+							output: parsed("langfuse.trace.output"),
+							tags: Array.isArray(attrs["langfuse.trace.tags"]) ? (attrs["langfuse.trace.tags"] as string[]) : [],
+							metadata: parsed("langfuse.trace.metadata") ?? {},
+						},
+			// stable across replays, unique per emission: the same span sent twice is folded by Langfuse
+			emissionId: `${span.spanId}-${span.endTimeUnixNano}`,
+		};
+		return ingestionEvents(record).map(event => Buffer.from(JSON.stringify(event)));
+	} catch {
+		return undefined;
+	}
+}
+
+// ── the spool: files, names, claims, locks ──────────────────────────────────────────────────────
 
 /**
  * A lock file holding its owner's pid, for work one process at a time may do (spool replay, reading
@@ -1096,19 +1290,24 @@ async function waitForLock(file: string, staleMs: number, waitMs: number): Promi
 	}
 }
 
+/** What one spool file holds: encoded items under a header, or (langfuse.ts 0.1) raw records. */
+type SpoolContent = { header: BatchHeader; items: Buffer[] } | { legacy: ObservationRecord[] };
+
 /**
- * Batches on disk, one JSON record per line, in a 0700 directory as 0600 files. A file is
- * `<ms>-<pid>-<random>.jsonl` while anyone may send it, and gets `.<pid>` appended while a live
- * process owns it: claims are renames, so two processes never send the same file.
+ * Batches on disk in a 0700 directory as 0600 files: a header line, then one encoded item per line,
+ * byte for byte what is sent. Claims are renames (`.<pid>` appended), so two processes never send the
+ * same file; a process claims only files of its own destination. The spool alone knows its names.
  */
 class Spool {
 	private usable = false;
 	private bytes = 0;
 	/** Files this process claimed and has neither removed nor given back: released at exit. */
 	private readonly held = new Set<string>();
+	private static sequence = 0;
 
 	constructor(
 		readonly dir: string,
+		readonly destination: Destination,
 		private readonly maxBytes: number,
 		private readonly retentionMs: number,
 		private readonly log: Logger,
@@ -1122,24 +1321,44 @@ class Spool {
 		}
 	}
 
+	/** A spool file name's parts: its destination key ("" before 0.2) and owner pid (0 = nobody). */
+	static parse(name: string): { destination: string; owner: number } | undefined {
+		const match = SPOOL_NAME.exec(name);
+		return match ? { destination: match[1] ?? "", owner: Number(match[2] ?? 0) } : undefined;
+	}
+
 	get available(): boolean {
 		return this.usable;
 	}
 
-	/** Writes a batch already claimed by this process; returns its path. */
-	async write(records: ObservationRecord[]): Promise<string | undefined> {
+	header(wire: Wire, mode: ExportMode): BatchHeader {
+		return { v: 2, wire, mode, host: this.destination.host, publicKey: this.destination.publicKey };
+	}
+
+	private static data(header: BatchHeader, items: Buffer[]): Buffer {
+		const head = Buffer.from(`${JSON.stringify(header)}\n`);
+		const data = Buffer.allocUnsafe(head.length + itemsBytes(items));
+		let at = head.copy(data, 0);
+		for (const item of items) {
+			at += item.copy(data, at);
+			data[at++] = NEWLINE;
+		}
+		return data;
+	}
+
+	/** Writes a batch (asynchronously, off the main thread), already claimed by this process; returns its path. */
+	async write(header: BatchHeader, items: Buffer[], file?: string): Promise<string | undefined> {
 		if (!this.usable) return undefined;
-		const name = this.newName();
-		const claimed = path.join(this.dir, `${name}.${process.pid}`);
-		const temporary = path.join(this.dir, `.${name}.tmp`);
-		const data = records.map(record => JSON.stringify(record)).join("\n") + "\n";
+		const target = file ?? path.join(this.dir, `${this.newName()}.${process.pid}`);
+		const temporary = path.join(this.dir, `.${path.basename(target)}.tmp`);
+		const data = Spool.data(header, items);
 		try {
 			await fsp.writeFile(temporary, data, { mode: 0o600 });
-			await fsp.rename(temporary, claimed);
-			this.held.add(claimed);
+			await fsp.rename(temporary, target);
+			this.held.add(target);
 			this.bytes += data.length;
 			if (this.bytes > this.maxBytes) await this.enforceCap();
-			return claimed;
+			return target;
 		} catch (error) {
 			this.log.warnOnce("spool-write", `could not write the spool (${errorText(error)}); unsent data is kept in memory only`);
 			fsp.rm(temporary, { force: true }).catch(() => {});
@@ -1148,37 +1367,54 @@ class Spool {
 	}
 
 	/** At process exit only synchronous work runs: leave what is unsent for the next process. */
-	writeSync(records: ObservationRecord[]): void {
-		if (!this.usable || records.length === 0) return;
+	writeSync(header: BatchHeader, items: Buffer[]): void {
+		if (!this.usable || items.length === 0) return;
 		const file = path.join(this.dir, this.newName());
 		const temporary = path.join(this.dir, `.${path.basename(file)}.tmp`);
 		try {
-			fs.writeFileSync(temporary, records.map(record => JSON.stringify(record)).join("\n") + "\n", { mode: 0o600 });
+			fs.writeFileSync(temporary, Spool.data(header, items), { mode: 0o600 });
 			fs.renameSync(temporary, file);
 		} catch {
 			// the process is going away; nothing sensible is left to do
 		}
 	}
 
-	/** Reads a batch; corrupt or truncated lines (a kill mid-write) are skipped one by one. */
-	async read(file: string): Promise<ObservationRecord[]> {
-		let text: string;
+	/** Reads a batch; a truncated or corrupt line (a broken disk) is skipped alone. */
+	async read(file: string): Promise<SpoolContent | undefined> {
+		let data: Buffer;
 		try {
-			text = await fsp.readFile(file, "utf8");
+			data = await fsp.readFile(file);
 		} catch {
-			return [];
+			return undefined;
 		}
-		const records: ObservationRecord[] = [];
-		for (const line of text.split("\n")) {
-			if (!line.trim()) continue;
+		const lines: Buffer[] = [];
+		for (let start = 0; start < data.length; ) {
+			let end = data.indexOf(NEWLINE, start);
+			if (end < 0) end = data.length;
+			if (end > start) lines.push(data.subarray(start, end));
+			start = end + 1;
+		}
+		let header: BatchHeader | undefined;
+		try {
+			const first = JSON.parse(lines[0]?.toString("utf8") ?? "");
+			if (first?.v === 2 && (first.wire === "otel" || first.wire === "ingestion")) header = first;
+		} catch {}
+		const wellFormed = (line: Buffer) => line[0] === 0x7b && line[line.length - 1] === 0x7d;
+		if (header) {
+			const items = lines.slice(1).filter(wellFormed);
+			if (items.length < lines.length - 1) this.log.debug(`skipped ${lines.length - 1 - items.length} corrupt line(s) in ${path.basename(file)}`);
+			return { header, items };
+		}
+		const legacy: ObservationRecord[] = [];
+		for (const line of lines) {
 			try {
-				const record = JSON.parse(line) as ObservationRecord;
-				if (record && typeof record.traceId === "string" && typeof record.id === "string") records.push(record);
+				const record = JSON.parse(line.toString("utf8")) as ObservationRecord;
+				if (record && typeof record.traceId === "string" && typeof record.id === "string") legacy.push(record);
 			} catch {
 				this.log.debug(`skipped a corrupt line in ${path.basename(file)}`);
 			}
 		}
-		return records;
+		return { legacy };
 	}
 
 	async remove(file: string): Promise<void> {
@@ -1210,15 +1446,37 @@ class Spool {
 	}
 
 	/**
-	 * Claims every batch nobody alive owns, oldest first; drops files past retention. One replayer at
-	 * a time: a single process claims every orphan and sends them oldest first, so a trace's later
-	 * version never reaches Langfuse before its earlier one.
+	 * Claims every batch of this destination that nobody alive owns, oldest first, and removes files
+	 * (of any destination) past retention. One replayer per destination at a time, so a trace's later
+	 * version never reaches Langfuse before its earlier one. `legacy`: also files written before 0.2
+	 * (no destination recorded) — only the `flush` command, run by the user with their keys, sends those.
 	 */
-	async claimOrphans(): Promise<string[]> {
-		const release = this.usable ? tryLock(path.join(this.dir, ".replay.lock"), 60_000) : undefined;
+	async claimOrphans(options: { legacy?: boolean } = {}): Promise<string[]> {
+		const release = this.usable ? tryLock(path.join(this.dir, `.replay.${this.destination.key}.lock`), 60_000) : undefined;
 		if (!release) return [];
 		try {
-			return await this.claimOrphansLocked();
+			const now = Date.now();
+			const claimed: string[] = [];
+			for (const entry of await this.entries()) {
+				if (now - entry.mtimeMs > this.retentionMs) {
+					this.log.debug(`removing ${entry.name}: older than LANGFUSE_RETENTION_DAYS`);
+					await fsp.rm(entry.file, { force: true }).catch(() => {});
+					continue;
+				}
+				const { destination, owner } = Spool.parse(entry.name)!;
+				if (destination !== this.destination.key && !(options.legacy && destination === "")) continue;
+				if (owner && (owner === process.pid || isAlive(owner))) continue;
+				const target = path.join(this.dir, `${entry.name.replace(/\.\d+$/, "")}.${process.pid}`);
+				try {
+					await fsp.rename(entry.file, target);
+					claimed.push(target);
+					this.held.add(target);
+				} catch {
+					// another process claimed it first
+				}
+			}
+			this.bytes = (await this.entries()).reduce((sum, entry) => sum + entry.size, 0);
+			return claimed;
 		} finally {
 			release();
 		}
@@ -1228,56 +1486,56 @@ class Spool {
 	heldByOthers(): number {
 		try {
 			return fs.readdirSync(this.dir).filter(name => {
-				const owner = spoolName(name)?.owner ?? 0;
-				return owner > 0 && owner !== process.pid && isAlive(owner);
+				const parsed = Spool.parse(name);
+				const mine = parsed?.destination === this.destination.key || parsed?.destination === "";
+				return mine && parsed!.owner > 0 && parsed!.owner !== process.pid && isAlive(parsed!.owner);
 			}).length;
 		} catch {
 			return 0;
 		}
 	}
 
-	private async claimOrphansLocked(): Promise<string[]> {
-		const now = Date.now();
-		const claimed: string[] = [];
-		for (const entry of await this.entries()) {
-			if (now - entry.mtimeMs > this.retentionMs) {
-				this.log.debug(`removing ${entry.name}: older than LANGFUSE_RETENTION_DAYS`);
-				await fsp.rm(entry.file, { force: true }).catch(() => {});
-				continue;
-			}
-			const owner = spoolName(entry.name)?.owner ?? 0;
-			if (owner && (owner === process.pid || isAlive(owner))) continue;
-			const base = entry.name.replace(/\.\d+$/, "");
-			const target = path.join(this.dir, `${base}.${process.pid}`);
-			try {
-				await fsp.rename(entry.file, target);
-				claimed.push(target);
-				this.held.add(target);
-			} catch {
-				// another process claimed it first
-			}
-		}
-		this.bytes = (await this.entries()).reduce((sum, entry) => sum + entry.size, 0);
-		return claimed;
-	}
-
-	/** Spool contents for status lines: files, bytes, age of the oldest. */
-	async stats(): Promise<{ files: number; bytes: number; oldestMs?: number }> {
-		const entries = await this.entries();
+	/** Spool contents for status lines: files, bytes, age of the oldest; `mine`: this destination (and 0.1 files) only. */
+	async stats(options: { mine?: boolean } = {}): Promise<{ files: number; bytes: number; oldestMs?: number }> {
+		const entries = (await this.entries()).filter(entry => !options.mine || [this.destination.key, ""].includes(Spool.parse(entry.name)!.destination));
 		return {
 			files: entries.length,
 			bytes: entries.reduce((sum, entry) => sum + entry.size, 0),
-			oldestMs: entries.length ? Date.now() - entries[0]!.mtimeMs : undefined,
+			oldestMs: entries.length ? Date.now() - Math.min(...entries.map(entry => entry.mtimeMs)) : undefined,
 		};
+	}
+
+	/** Batches waiting for other destinations, with the host and public key their header names. */
+	async others(): Promise<{ host: string; publicKey: string; files: number }[]> {
+		const found = new Map<string, { host: string; publicKey: string; files: number }>();
+		for (const entry of await this.entries()) {
+			const key = Spool.parse(entry.name)!.destination;
+			if (!key || key === this.destination.key) continue;
+			const known = found.get(key);
+			if (known) {
+				known.files++;
+				continue;
+			}
+			let header: Partial<BatchHeader> = {};
+			try {
+				const handle = await fsp.open(entry.file, "r");
+				try {
+					const { buffer, bytesRead } = await handle.read(Buffer.alloc(4096), 0, 4096, 0);
+					header = JSON.parse(buffer.subarray(0, bytesRead).toString("utf8").split("\n", 1)[0]!);
+				} finally {
+					await handle.close();
+				}
+			} catch {}
+			found.set(key, { host: String(header.host ?? "?"), publicKey: String(header.publicKey ?? "?"), files: 1 });
+		}
+		return [...found.values()];
 	}
 
 	/** Names sort by age: milliseconds, then this process's sequence number. */
 	private newName(): string {
 		const sequence = (Spool.sequence++).toString(16).padStart(8, "0");
-		return `${Date.now().toString().padStart(14, "0")}-${process.pid}-${sequence}${crypto.randomUUID().slice(0, 4)}${SPOOL_SUFFIX}`;
+		return `${Date.now().toString().padStart(14, "0")}-${process.pid}-${sequence}${crypto.randomUUID().slice(0, 4)}.${this.destination.key}.jsonl`;
 	}
-
-	private static sequence = 0;
 
 	private async entries(): Promise<{ name: string; file: string; size: number; mtimeMs: number }[]> {
 		let names: string[];
@@ -1287,7 +1545,7 @@ class Spool {
 			return [];
 		}
 		const entries = [];
-		for (const name of names.filter(name => spoolName(name)).sort()) {
+		for (const name of names.filter(name => Spool.parse(name)).sort()) {
 			const file = path.join(this.dir, name);
 			try {
 				const stat = await fsp.stat(file);
@@ -1307,6 +1565,7 @@ class Spool {
 		for (const entry of entries) {
 			if (total <= this.maxBytes * 0.9) break;
 			await fsp.rm(entry.file, { force: true }).catch(() => {});
+			this.held.delete(entry.file);
 			total -= entry.size;
 			dropped++;
 		}
@@ -1324,24 +1583,40 @@ function isAlive(pid: number): boolean {
 	}
 }
 
+// ── the exporter ─────────────────────────────────────────────────────────────────────────────────
+
+/** One flush's worth of encoded items, in memory and/or in one spool file. */
 interface Batch {
-	/** In memory while small or when there is no spool; otherwise read back from `file`. */
-	records?: ObservationRecord[];
+	header: BatchHeader;
+	/** Items not yet confirmed; undefined while only on disk (read back when it is next to send). */
+	items?: Buffer[];
 	file?: string;
+	/** none → scheduled → writing → written (or failed: memory only). A batch done first is never written. */
+	write: "none" | "scheduled" | "writing" | "written" | "failed";
+	writeTimer?: ReturnType<typeof setTimeout>;
+	writing?: Promise<void>;
+	/** The file still lists items Langfuse has confirmed since (rewritten when the batch fails). */
+	stale?: boolean;
+	/** Legacy (0.1) records read from disk, encoded when the batch is next. */
+	legacy?: ObservationRecord[];
+	done?: boolean;
 	attempts: number;
 	notBefore: number;
 }
 
-type SendOutcome =
+/** What one request's answer means. */
+type PostOutcome =
 	| { kind: "ok" }
 	| { kind: "retry"; reason: string; afterMs?: number }
-	| { kind: "drop"; reason: string }
 	| { kind: "blocked"; reason: string }
-	| { kind: "partial"; retry: ObservationRecord[]; dropped: number; reason: string }
-	| { kind: "switch" };
+	| { kind: "switch" }
+	/** 400: some item is bad; 413: too large. Both are split to find what can go. */
+	| { kind: "split"; status: 400 | 413; reason: string }
+	/** Ingestion 207: these event ids failed and may be retried; `dropped` others were rejected. */
+	| { kind: "some-failed"; failedIds: string[]; dropped: number; reason: string };
 
-/** What one request's answer means; a 207 names the events that failed. */
-type PostOutcome = Exclude<SendOutcome, { kind: "partial" }> | { kind: "some-failed"; failedIds: string[]; dropped: number; reason: string };
+/** Why a batch stopped before all of it was confirmed (a deadline is no failure). */
+type StopOutcome = Extract<PostOutcome, { kind: "retry" | "blocked" | "switch" }> | { kind: "deadline" };
 
 interface ExporterStatus {
 	queued: number;
@@ -1361,17 +1636,41 @@ interface ExporterIo {
 	backoffMs?: (attempt: number) => number;
 }
 
-/** The queue and the sender: one per process, shared by every session and every copy of the module. */
+/**
+ * The queue and the sender: one per process, shared by every session and every copy of the module.
+ *
+ * State machine (all mutable state is in `state`; one loop, `run`, does all work):
+ *   idle       queue fills from hooks (enqueue: O(1)); flush() only schedules — it yields first, so no
+ *              hook runs any of it inline.
+ *   encoding   the loop takes the whole queue, keeps the latest version of each span, and encodes it
+ *              in slices of ≤ SLICE_MS with a yield between, into one Batch; its spool write is due
+ *              SPOOL_WRITE_DELAY_MS later (at once when it cannot be sent now, or while closing).
+ *   sending    the oldest batch goes out request by request (gzip, off the main thread); confirmed
+ *              items leave the batch, so a retry resends only what is unconfirmed. Done → file removed.
+ *   waiting    the oldest batch failed: it (and everything behind it) waits for `notBefore`; the timer
+ *              tries again. The loop ends; a later flush() starts it again.
+ *   blocked    401/403, a redirect, no OTLP: nothing more is sent by this process; all is written and kept.
+ * flush()/replay() only add work and join `run`; shutdown() sets `closing` and races a deadline;
+ * exitSync() writes whatever is not on disk yet, synchronously.
+ */
 class Exporter {
-	private queue: ObservationRecord[] = [];
-	/** A flush's batch between leaving the queue and landing on disk. */
-	private writing?: ObservationRecord[];
-	private batches: Batch[] = [];
-	private pumping?: Promise<void>;
-	private flushing?: Promise<void>;
-	private timer?: ReturnType<typeof setInterval>;
-	private soon?: ReturnType<typeof setTimeout>;
-	private activeTransport: "otel" | "ingestion";
+	private readonly state = {
+		queue: [] as ObservationRecord[],
+		/** Records taken from the queue and still being encoded (exitSync saves them). */
+		encoding: undefined as ObservationRecord[] | undefined,
+		/** Oldest first; only the first is ever being sent. */
+		batches: [] as Batch[],
+		/** The one work loop, while it runs; its deadline is the earliest any caller asked for. */
+		run: undefined as Promise<void> | undefined,
+		deadline: Number.POSITIVE_INFINITY,
+		wire: "otel" as Wire,
+		/** False once the host refused a gzip body (remembered per host). */
+		gzip: true,
+		/** Shutting down: spool writes no longer wait. */
+		closing: false,
+		timer: undefined as ReturnType<typeof setInterval> | undefined,
+		soon: undefined as ReturnType<typeof setTimeout> | undefined,
+	};
 	private readonly listeners = new Set<() => void>();
 	readonly spool: Spool;
 	readonly status: ExporterStatus;
@@ -1383,9 +1682,11 @@ class Exporter {
 		private readonly log: Logger,
 		private readonly io: ExporterIo = {},
 	) {
-		this.spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, log);
-		this.activeTransport = config.transport === "ingestion" ? "ingestion" : this.rememberedTransport() ?? "otel";
-		this.status = { queued: 0, waitingBatches: 0, sentSpans: 0, droppedSpans: 0, transport: this.activeTransport };
+		this.spool = new Spool(config.spoolDir, destinationOf(config), config.maxSpoolBytes, config.retentionDays * 86_400_000, log);
+		const remembered = this.remembered();
+		this.state.wire = config.transport === "ingestion" ? "ingestion" : config.transport === "auto" && remembered.transport === "ingestion" ? "ingestion" : "otel";
+		this.state.gzip = remembered.gzip !== false;
+		this.status = { queued: 0, waitingBatches: 0, sentSpans: 0, droppedSpans: 0, transport: this.state.wire };
 		this.prepareOptions = {
 			redact,
 			maxFieldChars: config.maxFieldChars,
@@ -1396,18 +1697,18 @@ class Exporter {
 
 	/** Starts the flush timer and (unless told not to) picks up what earlier processes left in the spool. */
 	start(options: { replaySpool?: boolean } = {}): void {
-		if (this.timer) return;
-		this.timer = setInterval(() => void this.flush(), this.config.flushMs);
-		this.timer.unref?.();
+		if (this.state.timer) return;
+		this.state.timer = setInterval(() => void this.flush(), Math.max(50, this.config.flushMs - SPOOL_WRITE_DELAY_MS));
+		this.state.timer.unref?.();
 		if (options.replaySpool === false) return;
-		const replay = setTimeout(() => void this.replaySpool(), 0);
+		const replay = setTimeout(() => void this.sendSpool(Number.POSITIVE_INFINITY).catch(error => this.log.debug(`spool replay failed: ${errorText(error)}`)), 0);
 		replay.unref?.();
 	}
 
 	stop(): void {
-		clearInterval(this.timer);
-		clearTimeout(this.soon);
-		this.timer = undefined;
+		clearInterval(this.state.timer);
+		clearTimeout(this.state.soon);
+		this.state.timer = undefined;
 	}
 
 	onChange(listener: () => void): () => void {
@@ -1417,32 +1718,45 @@ class Exporter {
 
 	/** Hooks call this: O(1), never throws, never waits. */
 	enqueue(record: ObservationRecord): void {
-		this.queue.push(record);
-		this.status.queued = this.queue.length;
-		if (this.queue.length >= this.config.maxQueue && !this.soon) {
-			this.soon = setTimeout(() => {
-				this.soon = undefined;
+		const { state } = this;
+		state.queue.push(record);
+		this.status.queued = state.queue.length;
+		if (state.queue.length >= this.config.maxQueue && !state.soon) {
+			state.soon = setTimeout(() => {
+				state.soon = undefined;
 				void this.flush();
 			}, 0);
-			this.soon.unref?.();
+			state.soon.unref?.();
 		}
 	}
 
-	/** Spools what is queued, then sends what is due; resolves by `deadline` at the latest. */
+	/**
+	 * Encodes what is queued, then sends what is due; resolves by `deadline` at the latest. Does nothing
+	 * before its first yield: a hook that calls it returns at once, the work runs in slices afterwards.
+	 */
 	async flush(deadline = Number.POSITIVE_INFINITY): Promise<void> {
+		await yieldToLoop();
+		const { state } = this;
 		try {
-			// A flush already under way spooled the queue as it was; what arrived since is ours to spool.
-			do {
-				this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
-				await this.flushing;
-			} while (this.queue.length > 0);
-			await this.pump(deadline);
+			state.deadline = Math.min(state.deadline, deadline);
+			for (;;) {
+				state.run ??= this.loop().finally(() => {
+					state.run = undefined;
+					state.deadline = Number.POSITIVE_INFINITY;
+				});
+				await state.run;
+				// the loop may have ended just before more arrived: go round once more for that
+				const head = state.batches[0];
+				const due = head && head.attempts === 0 && !this.status.blocked && head.notBefore <= Date.now();
+				if (!(state.queue.length > 0 || due) || Date.now() >= deadline - 50) return;
+				state.deadline = Math.min(state.deadline, deadline);
+			}
 		} catch (error) {
 			this.log.debug(`flush failed: ${errorText(error)}`);
 		}
 	}
 
-	/** Final flush within the host's budget; whatever is not confirmed stays in the spool. */
+	/** Final flush within the host's budget; whatever is not confirmed is on disk when it resolves. */
 	async shutdown(budgetMs = SHUTDOWN_BUDGET_MS): Promise<void> {
 		const deadline = Date.now() + budgetMs;
 		let timer: ReturnType<typeof setTimeout> | undefined;
@@ -1450,26 +1764,46 @@ class Exporter {
 			timer = setTimeout(resolve, budgetMs);
 			timer.unref?.();
 		});
-		await Promise.race([this.flush(deadline), timeout]);
+		this.state.closing = true;
+		for (const batch of this.state.batches) if (batch.write === "scheduled") void this.startWrite(batch);
+		await Promise.race([this.flush(deadline).then(() => this.writeAll()), timeout]);
 		clearTimeout(timer);
+		this.state.closing = false;
 	}
 
 	/** process 'exit': only synchronous work is possible. Hand everything unsent to the next process. */
 	exitSync(): void {
-		const queued = this.queue.splice(0).map(record => this.prepare(record));
-		const inMemory = this.batches.filter(batch => !batch.file && batch.records).flatMap(batch => batch.records!);
-		// A write still under way may or may not have landed: saving it again costs a duplicate at
-		// most, which Langfuse folds (same span and event ids); not saving it could lose it.
-		this.spool.writeSync([...inMemory, ...(this.writing ?? []), ...queued]);
-		this.writing = undefined;
+		const { state } = this;
+		for (const batch of state.batches) {
+			clearTimeout(batch.writeTimer);
+			// A write under way may or may not land: writing again costs a duplicate at most, which
+			// Langfuse folds (same span and event ids); not writing could lose it.
+			if (!batch.done && batch.items?.length && batch.write !== "written") this.spool.writeSync(batch.header, batch.items);
+		}
+		const records = [...(state.encoding ?? []), ...state.queue.splice(0)];
+		state.encoding = undefined;
+		const items = latestVersions(records).flatMap(record => this.encode(record, state.wire) ?? []);
+		this.spool.writeSync(this.spool.header(state.wire, this.config.exportMode), items);
 		this.spool.releaseAllSync();
-		this.batches = [];
+		state.batches = [];
+	}
+
+	/** Claims this destination's spooled batches no live process owns and sends them (at start, and `flush`); returns how many. */
+	async sendSpool(deadline: number, options: { legacy?: boolean } = {}): Promise<number> {
+		const files = await this.spool.claimOrphans(options);
+		if (files.length === 0) return 0;
+		this.log.debug(`replaying ${files.length} spooled batch(es) from earlier runs`);
+		const claimed: Batch[] = files.map(file => ({ header: this.spool.header(this.state.wire, "full"), file, write: "written", attempts: 0, notBefore: 0 }));
+		this.state.batches.unshift(...claimed);
+		this.notify();
+		await this.flush(deadline);
+		return files.length;
 	}
 
 	private notify(): void {
-		this.status.queued = this.queue.length;
-		this.status.waitingBatches = this.batches.length;
-		this.status.transport = this.activeTransport;
+		this.status.queued = this.state.queue.length;
+		this.status.waitingBatches = this.state.batches.length;
+		this.status.transport = this.state.wire;
 		for (const listener of this.listeners) {
 			try {
 				listener();
@@ -1479,201 +1813,315 @@ class Exporter {
 		}
 	}
 
-	private prepare(record: ObservationRecord): ObservationRecord {
-		let prepared = prepareRecord(record, this.prepareOptions);
-		// A single observation that would not fit a request is shrunk harder, never dropped.
-		for (let divisor = 4; Buffer.byteLength(encodeSpan(prepared)) > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
-			prepared = prepareRecord(record, {
-				...this.prepareOptions,
-				maxFieldChars: Math.max(1000, Math.floor(this.prepareOptions.maxFieldChars / divisor)),
-				budgetChars: Math.floor(this.prepareOptions.budgetChars / divisor),
-			});
-			prepared.metadata = { ...prepared.metadata, truncated: `shrunk to fit a ${formatBytes(MAX_REQUEST_BYTES)} request` };
-		}
-		return prepared;
-	}
-
-	private async spoolQueue(): Promise<void> {
-		if (this.queue.length === 0) return;
-		const raw = this.queue.splice(0);
-		const records = raw.map(record => this.prepare(record));
-		this.writing = records;
-		const file = await this.spool.write(records);
-		this.writing = undefined;
-		this.batches.push({ records: file && this.batches.length > 4 ? undefined : records, file, attempts: 0, notBefore: 0 });
-		this.log.debug(`queued ${records.length} observation(s)${file ? ` → spool ${path.basename(file)}` : " (memory only)"}`);
-		this.capMemory();
-		this.notify();
-	}
-
-	/** Without a spool, memory is the only buffer: keep it bounded, oldest out first. */
-	private capMemory(): void {
-		const limit = this.config.maxQueue * 20;
-		let held = this.batches.reduce((sum, batch) => sum + (batch.file ? 0 : batch.records?.length ?? 0), 0);
-		while (held > limit) {
-			const index = this.batches.findIndex(batch => !batch.file);
-			if (index < 0) break;
-			const [dropped] = this.batches.splice(index, 1);
-			held -= dropped!.records?.length ?? 0;
-			this.status.droppedSpans += dropped!.records?.length ?? 0;
-			this.log.warnOnce("memory-cap", "Langfuse unreachable and no spool: dropping the oldest unsent observations");
-		}
-	}
-
-	private async replaySpool(): Promise<void> {
-		try {
-			await this.sendSpool(Number.POSITIVE_INFINITY);
-		} catch (error) {
-			this.log.debug(`spool replay failed: ${errorText(error)}`);
-		}
-	}
-
-	/** Claims every spooled batch no live process owns and sends it (at start, and `flush`); returns how many. */
-	async sendSpool(deadline: number): Promise<number> {
-		const files = await this.spool.claimOrphans();
-		if (files.length === 0) return 0;
-		this.log.debug(`replaying ${files.length} spooled batch(es) from earlier runs`);
-		this.batches.unshift(...files.map(file => ({ file, attempts: 0, notBefore: 0 })));
-		this.notify();
-		await this.pump(deadline);
-		return files.length;
-	}
-
-	/**
-	 * Sends what is due. Joins a send loop already running, and goes round again when that loop ended
-	 * just before a new batch arrived (it had seen the list empty), so a flush never misses its batch.
-	 */
-	private async pump(deadline: number): Promise<void> {
+	/** The one work loop: encode what is queued, send the oldest batch while it is due. */
+	private async loop(): Promise<void> {
+		const { state } = this;
 		for (;;) {
-			this.pumping ??= this.sendDue(deadline).finally(() => (this.pumping = undefined));
-			await this.pumping;
-			const next = this.batches[0];
-			// a batch that already failed waits for its backoff and the timer; only a fresh one goes now
-			if (!next || next.attempts > 0 || this.status.blocked || next.notBefore > Date.now() || Date.now() >= deadline - 50) return;
-		}
-	}
-
-	private async sendDue(deadline: number): Promise<void> {
-		while (this.batches.length > 0 && !this.status.blocked && Date.now() < deadline - 50) {
-			const batch = this.batches[0]!;
-			if (batch.notBefore > Date.now()) return;
-			const records = batch.records ?? (batch.file ? await this.spool.read(batch.file) : []);
-			const outcome = records.length ? await this.send(records, deadline) : ({ kind: "ok" } as const);
-			switch (outcome.kind) {
-				case "ok":
-					this.status.sentSpans += records.length;
-					this.status.lastError = undefined;
-					await this.finishBatch(batch);
-					break;
-				case "switch":
-					break; // same batch again, on the other transport
-				case "drop":
-					this.status.droppedSpans += records.length;
-					this.status.lastError = outcome.reason;
-					this.log.warnOnce(`drop:${outcome.reason}`, `Langfuse rejected ${records.length} observation(s): ${outcome.reason}; dropped (retrying cannot help)`);
-					await this.finishBatch(batch);
-					break;
-				case "partial": {
-					this.status.sentSpans += records.length - outcome.retry.length - outcome.dropped;
-					this.status.droppedSpans += outcome.dropped;
-					if (outcome.dropped) this.log.warnOnce("partial-drop", `Langfuse rejected ${outcome.dropped} event(s): ${outcome.reason}`);
-					await this.finishBatch(batch);
-					if (outcome.retry.length) {
-						const file = await this.spool.write(outcome.retry);
-						this.batches.unshift({ records: outcome.retry, file, attempts: batch.attempts + 1, notBefore: Date.now() + this.backoff(batch.attempts) });
-					}
-					break;
-				}
-				case "blocked":
-					this.status.blocked = this.status.lastError = outcome.reason;
-					this.log.warnOnce("blocked", `${outcome.reason}; tracing keeps spooling to ${this.spool.dir} and sends nothing more from this process`);
-					break;
-				case "retry":
-					batch.attempts++;
-					batch.notBefore = Date.now() + (outcome.afterMs ?? this.backoff(batch.attempts));
-					this.status.lastError = outcome.reason;
-					this.log.debug(`send failed (${outcome.reason}); retry #${batch.attempts} in ${batch.notBefore - Date.now()} ms`);
-					this.notify();
-					return;
-			}
-			this.notify();
-		}
-	}
-
-	private backoff(attempt: number): number {
-		return (this.io.backoffMs ?? backoffMs)(attempt);
-	}
-
-	private async finishBatch(batch: Batch): Promise<void> {
-		this.batches.splice(this.batches.indexOf(batch), 1);
-		if (batch.file) await this.spool.remove(batch.file);
-	}
-
-	/** One batch, split into as many requests as its size needs; all must succeed. */
-	private async send(records: ObservationRecord[], deadline: number): Promise<SendOutcome> {
-		const transport = this.activeTransport;
-		const retry: ObservationRecord[] = [];
-		let dropped = 0;
-		let reason = "";
-		for (const body of transport === "otel" ? otlpBodies(records) : ingestionBodies(records)) {
-			const started = Date.now();
-			const outcome = await this.post(transport, body.text, deadline);
-			this.log.debug(`POST ${transport} ${body.records.length} observation(s), ${body.text.length} bytes → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
-			if (outcome.kind === "some-failed") {
-				const failed = new Set(outcome.failedIds);
-				for (const record of body.records) {
-					const pending = [`${record.emissionId}-t`, `${record.emissionId}-o`].filter(id => failed.has(id));
-					if (pending.length) retry.push({ ...record, pendingEvents: pending });
-				}
-				dropped += outcome.dropped;
-				reason = outcome.reason;
+			if (state.queue.length > 0) {
+				await this.encodeQueue();
 				continue;
 			}
-			if (outcome.kind === "switch") {
-				if (this.config.transport !== "auto") {
-					return { kind: "blocked", reason: `${this.config.host} has no OTLP endpoint (HTTP 404; Langfuse older than v3.22?) — set LANGFUSE_TRANSPORT=ingestion or auto` };
-				}
-				this.log.warnOnce("switch", `${this.config.host} has no OTLP endpoint; using the legacy ingestion API from now on`);
-				this.activeTransport = "ingestion";
-				this.rememberTransport("ingestion");
-				return { kind: "switch" };
-			}
-			if (outcome.kind !== "ok") return outcome;
+			const head = state.batches[0];
+			if (!head || this.status.blocked || head.notBefore > Date.now() || Date.now() >= state.deadline - 50) return;
+			const attempts = head.attempts;
+			await this.sendBatch(head);
+			// a failed batch waits for its backoff and the timer; the deadline ends the loop too
+			if (state.batches[0] === head && (head.attempts > attempts || Date.now() >= state.deadline - 50)) return;
 		}
-		if (retry.length || dropped) return { kind: "partial", retry, dropped, reason };
-		return { kind: "ok" };
 	}
 
-	private async post(transport: "otel" | "ingestion", body: string, deadline: number): Promise<PostOutcome> {
-		const path = transport === "otel" ? OTLP_PATH : INGESTION_PATH;
-		const answer = await httpRequest(this.config, path, { body, deadline, fetch: this.io.fetch });
-		if (answer.status === 0) return { kind: "retry", reason: answer.error ?? "no answer" };
-		return interpretResponse(transport, answer);
-	}
-
-	private rememberedTransport(): "otel" | "ingestion" | undefined {
-		if (this.config.transport !== "auto") return undefined;
+	/** Sanitizes and encodes a record once; a record too large for a request is shrunk harder, never dropped. */
+	private encode(record: ObservationRecord, wire: Wire): Buffer[] | undefined {
 		try {
-			const saved = JSON.parse(fs.readFileSync(path.join(this.config.spoolDir, "transport.json"), "utf8"));
-			return saved?.[this.config.host] === "ingestion" ? "ingestion" : undefined;
+			let prepared = prepareRecord(record, this.prepareOptions);
+			let items = encodeItems(prepared, wire);
+			for (let divisor = 4; items && itemsBytes(items) > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
+				prepared = prepareRecord(record, {
+					...this.prepareOptions,
+					maxFieldChars: Math.max(1000, Math.floor(this.prepareOptions.maxFieldChars / divisor)),
+					budgetChars: Math.floor(this.prepareOptions.budgetChars / divisor),
+				});
+				prepared.metadata = { ...prepared.metadata, truncated: `shrunk to fit a ${formatBytes(MAX_REQUEST_BYTES)} request` };
+				items = encodeItems(prepared, wire);
+			}
+			return items;
 		} catch {
 			return undefined;
 		}
 	}
 
-	private rememberTransport(transport: "otel" | "ingestion"): void {
+	/** The queue → one batch, in slices of ≤ SLICE_MS of work with a yield between. */
+	private async encodeQueue(): Promise<void> {
+		const { state } = this;
+		const records = latestVersions(state.queue.splice(0));
+		state.encoding = records;
+		const wire = state.wire;
+		const items: Buffer[] = [];
+		let unencodable = 0;
+		let sliceEnd = performance.now() + SLICE_MS;
+		for (const record of records) {
+			const encoded = this.encode(record, wire);
+			if (encoded) for (const item of encoded) items.push(item);
+			else unencodable++;
+			if (performance.now() >= sliceEnd) {
+				await yieldToLoop();
+				if (state.encoding !== records) return; // exitSync saved them meanwhile
+				sliceEnd = performance.now() + SLICE_MS;
+			}
+		}
+		state.encoding = undefined;
+		if (unencodable) this.dropped(unencodable, "could not be encoded (bad values)");
+		if (items.length === 0) return this.notify();
+		const batch: Batch = { header: this.spool.header(wire, this.config.exportMode), items, write: "none", attempts: 0, notBefore: 0 };
+		state.batches.push(batch);
+		this.log.debug(`queued ${records.length} observation(s) as ${items.length} item(s), ${formatBytes(itemsBytes(items))}`);
+		this.capMemory();
+		this.notify();
+		// nothing will confirm it soon: on disk now, before the flush resolves
+		const waits = this.status.blocked || state.closing || state.batches[0]!.attempts > 0;
+		if (waits) await this.startWrite(batch);
+		else this.scheduleWrite(batch);
+	}
+
+	private scheduleWrite(batch: Batch): void {
+		if (batch.write !== "none" || !this.spool.available) return;
+		batch.write = "scheduled";
+		batch.writeTimer = setTimeout(() => void this.startWrite(batch), SPOOL_WRITE_DELAY_MS);
+		batch.writeTimer.unref?.();
+	}
+
+	/** Writes the batch's unconfirmed items now (or rewrites its file without the confirmed ones). */
+	private startWrite(batch: Batch): Promise<void> {
+		clearTimeout(batch.writeTimer);
+		if (batch.writing) return batch.writing;
+		if (batch.done || !batch.items || !this.spool.available) return Promise.resolve();
+		if (batch.write === "written" && !batch.stale) return Promise.resolve();
+		const items = batch.items;
+		const rewrite = batch.write === "written" ? batch.file : undefined;
+		batch.write = "writing";
+		batch.stale = false;
+		batch.writing = this.spool.write(batch.header, items, rewrite).then(async file => {
+			batch.writing = undefined;
+			batch.file = file ?? batch.file;
+			batch.write = file ? "written" : "failed";
+			if (batch.done && file) return this.spool.remove(file); // confirmed while it was being written
+			if (batch.items !== items) batch.stale = true; // some were confirmed meanwhile
+			// far from its turn: keep it on disk only
+			if (file && this.state.batches.indexOf(batch) > 4) batch.items = undefined;
+		});
+		return batch.writing;
+	}
+
+	/** Everything unconfirmed, on disk (shutdown). */
+	private async writeAll(): Promise<void> {
+		await Promise.all(this.state.batches.map(batch => this.startWrite(batch)));
+	}
+
+	/** Without a spool, memory is the only buffer: keep it bounded, oldest out first. */
+	private capMemory(): void {
+		if (this.spool.available) return;
+		const limit = this.config.maxQueue * 20;
+		const { batches } = this.state;
+		let held = batches.reduce((sum, batch) => sum + (batch.items?.length ?? 0), 0);
+		while (held > limit && batches.length > 1) {
+			const [dropped] = batches.splice(1, 1);
+			held -= dropped!.items?.length ?? 0;
+			this.status.droppedSpans += dropped!.items?.length ?? 0;
+			this.log.warnOnce("memory-cap", "Langfuse unreachable and no spool: dropping the oldest unsent observations");
+		}
+	}
+
+	private dropped(count: number, reason: string): void {
+		this.status.droppedSpans += count;
+		this.log.warnOnce(`drop:${reason}`, `${count} observation(s) ${reason}; dropped, the rest of the batch goes`);
+	}
+
+	/** The items of the oldest batch as this process may send them: read back, converted, stripped. */
+	private async load(batch: Batch): Promise<Buffer[]> {
+		if (!batch.items && batch.file) {
+			const content = await this.spool.read(batch.file);
+			if (content && "legacy" in content) {
+				batch.header = this.spool.header(this.state.wire, this.config.exportMode);
+				batch.items = latestVersions(content.legacy).flatMap(record => encodeItems(record, batch.header.wire) ?? []);
+				batch.stale = true;
+			} else {
+				if (content) batch.header = content.header;
+				batch.items = content?.items ?? [];
+			}
+		}
+		let items = batch.items ?? [];
+		// A stricter export mode applies to what was recorded before it, too.
+		if (batch.header.mode === "full" && this.config.exportMode !== "full") {
+			items = items.flatMap(item => withoutContent(batch.header.wire, item) ?? []);
+			batch.header = { ...batch.header, mode: this.config.exportMode };
+			batch.stale = batch.write === "written";
+		}
+		// A server without OTLP: spans encoded before we knew go as ingestion events.
+		if (batch.header.wire === "otel" && this.state.wire === "ingestion") {
+			items = items.flatMap(item => ingestionFromSpan(item) ?? []);
+			batch.header = { ...batch.header, wire: "ingestion" };
+			batch.stale = batch.write === "written";
+		}
+		batch.items = items;
+		return items;
+	}
+
+	/** Sends the oldest batch, request by request; confirmed items leave it, the rest waits. */
+	private async sendBatch(batch: Batch): Promise<void> {
+		const items = await this.load(batch);
+		const wire = batch.header.wire;
+		const left: Buffer[] = [];
+		let stop: StopOutcome | undefined;
+		for (const request of packRequests(wire, items)) {
+			if (stop) {
+				for (const item of request) left.push(item);
+				continue;
+			}
+			const result = await this.deliver(wire, request);
+			for (const item of result.left) left.push(item);
+			stop = result.stop;
+		}
+		if (stop?.kind === "switch") {
+			if (this.config.transport !== "auto") {
+				stop = { kind: "blocked", reason: `${this.config.host} has no OTLP endpoint (HTTP 404; Langfuse older than v3.22?) — set LANGFUSE_TRANSPORT=ingestion or auto` };
+			} else {
+				this.log.warnOnce("switch", `${this.config.host} has no OTLP endpoint; using the legacy ingestion API from now on`);
+				this.state.wire = "ingestion";
+				this.remember({ transport: "ingestion" });
+				batch.items = left;
+				return this.notify(); // the loop sends it again, as ingestion events
+			}
+		}
+		if (left.length < items.length && batch.write === "written") batch.stale = true;
+		batch.items = left;
+		if (left.length === 0) return this.finish(batch);
+		switch (stop?.kind) {
+			case "blocked":
+				this.status.blocked = this.status.lastError = stop.reason;
+				this.log.warnOnce("blocked", `${stop.reason}; tracing keeps spooling to ${this.spool.dir} and sends nothing more from this process`);
+				await this.startWrite(batch);
+				break;
+			case "retry":
+				batch.attempts++;
+				batch.notBefore = Date.now() + (stop.afterMs ?? (this.io.backoffMs ?? backoffMs)(batch.attempts));
+				this.status.lastError = stop.reason;
+				this.log.debug(`send failed (${stop.reason}); retry #${batch.attempts} in ${batch.notBefore - Date.now()} ms`);
+				await this.startWrite(batch);
+				break;
+		}
+		this.notify();
+	}
+
+	private async finish(batch: Batch): Promise<void> {
+		batch.done = true;
+		clearTimeout(batch.writeTimer);
+		this.state.batches.splice(this.state.batches.indexOf(batch), 1);
+		if (!batch.attempts) this.status.lastError = undefined;
+		this.notify();
+		if (batch.file && !batch.writing) await this.spool.remove(batch.file);
+	}
+
+	/**
+	 * One request's items to Langfuse. 400 and 413 split the items in halves until what is wrong
+	 * stands alone: a single item Langfuse still rejects is dropped, counted and reported.
+	 */
+	private async deliver(wire: Wire, items: Buffer[]): Promise<{ left: Buffer[]; stop?: StopOutcome }> {
+		if (Date.now() >= this.state.deadline - 50) return { left: items, stop: { kind: "deadline" } };
+		const outcome = await this.post(wire, items);
+		switch (outcome.kind) {
+			case "ok":
+				this.status.sentSpans += items.length;
+				this.status.lastError = undefined;
+				return { left: [] };
+			case "some-failed": {
+				const failed = new Set(outcome.failedIds);
+				const left = items.filter(item => failed.has(itemKey(item)));
+				this.status.sentSpans += items.length - left.length - outcome.dropped;
+				if (outcome.dropped) this.dropped(outcome.dropped, `rejected by Langfuse (${outcome.reason})`);
+				return { left, stop: left.length ? { kind: "retry", reason: outcome.reason } : undefined };
+			}
+			case "split": {
+				if (items.length === 1) {
+					this.dropped(1, `rejected by Langfuse (${outcome.reason}) — span ${itemKey(items[0]!)}`);
+					this.status.lastError = outcome.reason;
+					return { left: [] };
+				}
+				const half = Math.ceil(items.length / 2);
+				const first = await this.deliver(wire, items.slice(0, half));
+				if (first.stop) return { left: [...first.left, ...items.slice(half)], stop: first.stop };
+				return this.deliver(wire, items.slice(half));
+			}
+			default:
+				return { left: items, stop: outcome };
+		}
+	}
+
+	/** One POST; gzip-compressed off the main thread, once plain again if the server refuses gzip. */
+	private async post(wire: Wire, items: Buffer[]): Promise<PostOutcome> {
+		const pathname = wire === "otel" ? OTLP_PATH : INGESTION_PATH;
+		const body = requestBody(wire, items);
+		const gzip = this.state.gzip && wire === "otel";
+		const started = Date.now();
+		const send = async (compressed: boolean) => {
+			const payload = compressed ? await gzipAsync(body) : body;
+			const answer = await httpRequest(this.config, pathname, {
+				body: payload,
+				headers: compressed ? { "Content-Encoding": "gzip" } : undefined,
+				deadline: this.state.deadline,
+				fetch: this.io.fetch,
+			});
+			return answer;
+		};
+		let answer = await send(gzip);
+		if (gzip && (answer.status === 415 || answer.status === 400)) {
+			const plain = await send(false);
+			if (plain.status !== answer.status) {
+				this.log.warnOnce("gzip", `${this.config.host} refused a gzip body (HTTP ${answer.status}); sending uncompressed from now on`);
+				this.state.gzip = false;
+				this.remember({ gzip: false });
+			}
+			answer = plain;
+		}
+		const outcome: PostOutcome = answer.status === 0 ? { kind: "retry", reason: answer.error ?? "no answer" } : interpretResponse(wire, answer, this.config);
+		this.log.debug(`POST ${wire} ${items.length} item(s), ${body.length} bytes${gzip && this.state.gzip ? " gzip" : ""} → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
+		return outcome;
+	}
+
+	/** What this host taught an earlier process: no OTLP endpoint, no gzip. Per host, in the spool dir. */
+	private remembered(): { transport?: Wire; gzip?: boolean } {
+		try {
+			const saved = JSON.parse(fs.readFileSync(path.join(this.config.spoolDir, "transport.json"), "utf8"));
+			return { transport: saved?.[this.config.host] === "ingestion" ? "ingestion" : undefined, gzip: saved?.[`${this.config.host} gzip`] === false ? false : undefined };
+		} catch {
+			return {};
+		}
+	}
+
+	private remember(facts: { transport?: Wire; gzip?: boolean }): void {
 		const file = path.join(this.config.spoolDir, "transport.json");
 		try {
-			let saved: Record<string, string> = {};
+			let saved: Record<string, unknown> = {};
 			try {
 				saved = JSON.parse(fs.readFileSync(file, "utf8"));
 			} catch {}
-			saved[this.config.host] = transport;
+			if (facts.transport) saved[this.config.host] = facts.transport;
+			if (facts.gzip !== undefined) saved[`${this.config.host} gzip`] = facts.gzip;
 			fs.writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
 		} catch {
 			// remembered for this process only
 		}
 	}
+}
+
+/** One version per span, the latest (a later emission is a superset of an earlier one), in first-seen order. */
+function latestVersions(records: ObservationRecord[]): ObservationRecord[] {
+	const latest = new Map<string, ObservationRecord>();
+	for (const record of records) latest.set(`${record?.traceId}:${record?.id}`, record);
+	return latest.size === records.length ? records : [...latest.values()];
+}
+
+function gzipAsync(data: Uint8Array): Promise<Buffer> {
+	return new Promise((resolve, reject) => zlib.gzip(data, (error, result) => (error ? reject(error) : resolve(result))));
 }
 
 const OTLP_PATH = "/api/public/otel/v1/traces";
@@ -1693,24 +2141,26 @@ interface HttpAnswer {
 /**
  * Every request to Langfuse goes through here: Basic auth (unless `anonymous`), aborted after
  * REQUEST_TIMEOUT_MS or at the deadline, redirects never followed, at most MAX_RESPONSE_BYTES read.
+ * OTLP requests name the ingestion version Langfuse should apply (4: observations written directly).
  */
 async function httpRequest(
 	config: Config,
 	pathname: string,
-	options: { body?: string; deadline?: number; anonymous?: boolean; fetch?: FetchLike } = {},
+	options: { body?: string | Uint8Array; headers?: Record<string, string>; deadline?: number; anonymous?: boolean; fetch?: FetchLike } = {},
 ): Promise<HttpAnswer> {
 	const controller = new AbortController();
 	const timeoutMs = Math.max(1, Math.min(REQUEST_TIMEOUT_MS, (options.deadline ?? Number.POSITIVE_INFINITY) - Date.now()));
 	const timer = setTimeout(() => controller.abort(), timeoutMs);
 	timer.unref?.();
-	const headers: Record<string, string> = { "User-Agent": `langfuse.ts/${VERSION}` };
+	const headers: Record<string, string> = { "User-Agent": `langfuse.ts/${VERSION}`, ...options.headers };
 	if (!options.anonymous) headers.Authorization = basicAuth(config);
 	if (options.body !== undefined) headers["Content-Type"] = "application/json";
+	if (pathname === OTLP_PATH) headers["x-langfuse-ingestion-version"] = "4";
 	try {
 		const response = await (options.fetch ?? fetch)(`${config.host}${pathname}`, {
 			method: options.body === undefined ? "GET" : "POST",
 			headers,
-			body: options.body,
+			body: options.body as BodyInit | undefined,
 			redirect: "manual",
 			signal: controller.signal,
 		});
@@ -1765,7 +2215,22 @@ function retryAfterMs(header: string | null | undefined): number | undefined {
 	return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 300_000) : undefined;
 }
 
-function interpretResponse(transport: "otel" | "ingestion", answer: HttpAnswer): PostOutcome {
+/** The base address a redirect points at: what LANGFUSE_HOST should be (the API path taken off). */
+function redirectHost(location: string, config: Pick<Config, "host">): string {
+	try {
+		const url = new URL(location, config.host);
+		const base = url.pathname.replace(/\/api\/public\/.*$/, "").replace(/\/+$/, "");
+		return `${url.origin}${base}`;
+	} catch {
+		return location.slice(0, 200);
+	}
+}
+
+/**
+ * What an answer means. 2xx sent · 207 (ingestion) per event · 400 and 413 split · 401/403 blocked ·
+ * 404/405 on OTLP: no endpoint · 3xx blocked, never followed · anything else retried with backoff.
+ */
+function interpretResponse(transport: Wire, answer: HttpAnswer, config: Pick<Config, "host"> = { host: "" }): PostOutcome {
 	const { status, text } = answer;
 	if (status === 207 && transport === "ingestion") {
 		let errors: { id: string; status: number; message?: string; error?: unknown }[] = [];
@@ -1791,11 +2256,12 @@ function interpretResponse(transport: "otel" | "ingestion", answer: HttpAnswer):
 	if ((status === 404 || status === 405) && transport === "otel") return { kind: "switch" };
 	if (status >= 300 && status < 400) {
 		// Never followed: a redirected POST arrives as a body-less GET or hands the body to another host.
-		const where = answer.location ? ` to ${answer.location.slice(0, 200)}` : "";
-		return { kind: "blocked", reason: `${transport === "otel" ? OTLP_PATH : INGESTION_PATH} redirects (HTTP ${status})${where}: set LANGFUSE_HOST to the address Langfuse really answers on` };
+		const where = answer.location ? ` to ${oneLine(answer.location, 200)}` : "";
+		const fix = answer.location ? `set LANGFUSE_HOST=${redirectHost(answer.location, config)}` : "set LANGFUSE_HOST to the address Langfuse really answers on";
+		return { kind: "blocked", reason: `Langfuse redirects (HTTP ${status})${where}: ${fix}; data stays spooled` };
 	}
-	if (isRetriable(status)) return { kind: "retry", reason: `HTTP ${status}`, afterMs: retryAfterMs(answer.retryAfter) };
-	return { kind: "drop", reason: `HTTP ${status} ${text.slice(0, 200)}` };
+	if (status === 400 || status === 413) return { kind: "split", status, reason: `HTTP ${status} ${oneLine(text, 200)}`.trim() };
+	return { kind: "retry", reason: `HTTP ${status}`, afterMs: retryAfterMs(answer.retryAfter) };
 }
 
 const isRetriable = (status: number) => status === 408 || status === 429 || status >= 500;
@@ -1803,45 +2269,6 @@ const isRetriable = (status: number) => status === 408 || status === 429 || stat
 function describeOutcome(outcome: { kind: string; reason?: string }): string {
 	return outcome.kind === "ok" ? "ok" : `${outcome.kind}${outcome.reason ? ` (${outcome.reason})` : ""}`;
 }
-
-/** Packs encoded items into request bodies under MAX_REQUEST_BYTES. */
-function packBodies<T>(
-	items: T[],
-	encode: (item: T) => string[],
-	wrap: (parts: string[]) => string,
-): { text: string; records: T[] }[] {
-	const overhead = wrap([]).length;
-	const bodies: { text: string; records: T[] }[] = [];
-	let parts: string[] = [];
-	let records: T[] = [];
-	let size = overhead;
-	for (const item of items) {
-		const encoded = encode(item);
-		const itemSize = encoded.reduce((sum, part) => sum + Buffer.byteLength(part) + 1, 0);
-		if (records.length && size + itemSize > MAX_REQUEST_BYTES) {
-			bodies.push({ text: wrap(parts), records });
-			parts = [];
-			records = [];
-			size = overhead;
-		}
-		parts.push(...encoded);
-		records.push(item);
-		size += itemSize;
-	}
-	if (records.length) bodies.push({ text: wrap(parts), records });
-	return bodies;
-}
-
-const otlpBodies = (records: ObservationRecord[]) => packBodies(records, record => [encodeSpan(record)], otlpBody);
-const ingestionBodies = (records: ObservationRecord[]) =>
-	packBodies(
-		records,
-		record =>
-			ingestionEvents(record)
-				.filter(event => !record.pendingEvents || record.pendingEvents.includes(String(event.id)))
-				.map(event => JSON.stringify(event)),
-		ingestionBody,
-	);
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 // §6 Host kit — what every adapter shares: the process runtime, session claims, guarded hooks,
@@ -2264,7 +2691,7 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 	await exporter.flush(Date.now() + REQUEST_TIMEOUT_MS);
 	const status = exporter.status;
 	await fsp.rm(exporter.spool.dir, { recursive: true, force: true }).catch(() => {});
-	if (status.sentSpans === records.length) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
+	if (status.sentSpans > 0 && status.waitingBatches === 0 && status.droppedSpans === 0 && !status.lastError) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
 	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
 }
 
@@ -3356,32 +3783,12 @@ function writeCodexCursor(file: string, cursor: CodexCursor): void {
 
 /** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
 async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
-	const lock = `${file}.lock`;
-	const until = Date.now() + waitMs;
 	try {
 		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
 	} catch {
 		return () => {}; // no spool directory: nothing to protect either
 	}
-	for (;;) {
-		try {
-			fs.writeFileSync(lock, String(process.pid), { flag: "wx", mode: 0o600 });
-			return () => fs.rmSync(lock, { force: true });
-		} catch (error) {
-			if ((error as NodeJS.ErrnoException).code !== "EEXIST") return () => {};
-		}
-		try {
-			const owner = Number(fs.readFileSync(lock, "utf8"));
-			if ((owner > 0 && !isAlive(owner)) || Date.now() - fs.statSync(lock).mtimeMs > 30_000) {
-				fs.rmSync(lock, { force: true });
-				continue;
-			}
-		} catch {
-			continue; // released meanwhile
-		}
-		if (Date.now() >= until) return undefined;
-		await new Promise(resolve => setTimeout(resolve, 25));
-	}
+	return waitForLock(`${file}.lock`, 30_000, waitMs);
 }
 
 /** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
@@ -3851,6 +4258,7 @@ const internals = {
 	SessionRecorder,
 	Exporter,
 	Spool,
+	destinationOf,
 	Logger,
 	createRuntime,
 	attachPiHost,
@@ -4068,7 +4476,7 @@ async function postEmptyOtlp(config: Config): Promise<{ status: number; error?: 
 }
 
 async function spoolLine(config: Config, line: (mark: Mark, label: string, text: string) => void): Promise<void> {
-	const spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, new Logger(text => text, false, () => {}));
+	const spool = new Spool(config.spoolDir, destinationOf(config), config.maxSpoolBytes, config.retentionDays * 86_400_000, new Logger(text => text, false, () => {}));
 	if (!spool.available) return line("warn", "spool", `${config.spoolDir} is not writable: unsent data would live in memory only — set LANGFUSE_SPOOL_DIR`);
 	const stats = await spool.stats();
 	if (stats.files === 0) return line("ok", "spool", `${config.spoolDir}: empty`);
@@ -4099,14 +4507,26 @@ function formatAge(ms: number): string {
 	return hours < 48 ? `${hours} h` : `${Math.round(hours / 24)} days`;
 }
 
-/** `flush`: claim every spooled batch no live process owns, send it now, report; exit 0 when none is left. */
+/**
+ * `flush`: claim every spooled batch of this destination (and of langfuse.ts 0.1, which recorded none)
+ * that no live process owns, send it now, report; batches of other Langfuse projects are only named.
+ * Exit 0 when none of ours is left.
+ */
 async function flushCli(): Promise<number> {
 	const { config, redact, log } = diagnostics(process.env);
 	const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
 	const exporter = new Exporter(config, redact, log);
-	const before = await exporter.spool.stats();
+	const before = await exporter.spool.stats({ mine: true });
+	const others = await exporter.spool.others();
+	const reportOthers = () => {
+		if (others.length === 0) return;
+		const count = others.reduce((sum, other) => sum + other.files, 0);
+		const list = others.map(other => `${other.host} (${maskKey(other.publicKey)}): ${other.files}`).join(", ");
+		out(`flush: ${count} batch file(s) belong to other Langfuse projects and wait for their keys (LANGFUSE_HOST + LANGFUSE_PUBLIC_KEY/SECRET_KEY): ${list}`);
+	};
 	if (before.files === 0) {
-		out(`flush: nothing waiting in ${config.spoolDir}`);
+		out(`flush: nothing waiting in ${config.spoolDir}${config.enabled ? ` for ${config.host}` : ""}`);
+		reportOthers();
 		return 0;
 	}
 	if (!config.enabled) {
@@ -4122,7 +4542,7 @@ async function flushCli(): Promise<number> {
 	const stop = exporter.onChange(progress);
 	const deadline = Date.now() + 60_000;
 	try {
-		claimed = await exporter.sendSpool(deadline);
+		claimed = await exporter.sendSpool(deadline, { legacy: true });
 		// Retriable failures back off 1 s, then 2 s (the exporter's own schedule); two more rounds.
 		for (let round = 1; round <= 2 && exporter.status.waitingBatches > 0 && !exporter.status.blocked && Date.now() < deadline; round++) {
 			await new Promise(resolve => setTimeout(resolve, 1000 * round));
@@ -4134,7 +4554,7 @@ async function flushCli(): Promise<number> {
 		exporter.exitSync(); // give back what was not sent, for the next run or host
 	}
 	const status = exporter.status;
-	const left = (await exporter.spool.stats()).files;
+	const left = (await exporter.spool.stats({ mine: true })).files;
 	const busy = exporter.spool.heldByOthers();
 	const unsent = status.waitingBatches ? `${status.waitingBatches} batch(es) not sent` : "none unsent";
 	out(
@@ -4142,6 +4562,7 @@ async function flushCli(): Promise<number> {
 			(busy ? ` (+${busy} held by running agents, which send them)` : "") +
 			(status.blocked || status.lastError ? ` — ${status.blocked ?? status.lastError}` : ""),
 	);
+	reportOthers();
 	return left - busy === 0 ? 0 : 1;
 }
 
