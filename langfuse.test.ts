@@ -483,8 +483,7 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 	});
 
 	test("legacy ingestion: a trace-create for the root, typed creates with stable body ids", () => {
-		// what is sent: the latest version of each span (the trace's announcement is folded into its end)
-		const events: any[] = [...new Map(records.map((r: any) => [`${r.traceId}:${r.id}`, r])).values()].flatMap(ingestionEvents);
+		const events: any[] = records.flatMap(ingestionEvents);
 		expect(events.filter(e => e.type === "trace-create")).toHaveLength(2);
 		expect(events.filter(e => e.type === "generation-create")[0].body).toMatchObject({ model: "mock-model", usageDetails: { input: 1000 } });
 		expect(new Set(events.map(e => e.id)).size).toBe(events.length);
