@@ -738,15 +738,232 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		expect(fs.existsSync(file)).toBe(false);
 	});
 
-	test("shutdown never takes longer than its budget, even against a black hole", async () => {
+	test("shutdown ends at its deadline even against a black hole, the batch on disk", async () => {
+		let aborted = false;
 		const blackHole = (_url: string, init: RequestInit) =>
-			new Promise<Response>((_resolve, reject) => init.signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+			new Promise<Response>((_resolve, reject) => init.signal?.addEventListener("abort", () => ((aborted = true), reject(new Error("aborted")))));
 		const exporter = new Exporter(config(), noRedact, new Logger(noRedact, false, () => {}), { fetch: blackHole });
 		for (const record of someRecords()) exporter.enqueue(record);
-		const started = Date.now();
+		// the black hole never answers: shutdown resolves at its deadline, which also aborts the request
 		await exporter.shutdown(500);
-		expect(Date.now() - started).toBeLessThan(800);
+		await until(() => aborted);
 		expect((await exporter.spool.stats()).files).toBe(1);
+	});
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+describe("transport: per-project spool, status handling, encode once, gzip, slices (issues 10, 11)", () => {
+	function someRecords(count = 1, sessionId = "s") {
+		const records: any[] = [];
+		const recorder = recorderInto(records, { sessionId });
+		for (let i = 0; i < count; i++) recordOnePrompt(recorder, 1000 + i * 1000);
+		return records;
+	}
+	const spoolDir = () => path.join(tmp, "spool");
+	const spoolFiles = () => fs.readdirSync(spoolDir()).filter(name => /\.jsonl(\.\d+)?$/.test(name));
+	const spoolText = () => spoolFiles().map(name => fs.readFileSync(path.join(spoolDir(), name), "utf8")).join("\n");
+
+	test("10.1 a batch spooled for project A is sent only by a process with A's host and key, never to B", async () => {
+		const a = exporterWith(fakeLangfuse(["network-error"]), { LANGFUSE_PUBLIC_KEY: "pk-lf-project-a" }).exporter;
+		for (const record of someRecords(1, "session-of-a")) a.enqueue(record);
+		await a.flush();
+		a.exitSync();
+		expect(spoolText()).not.toContain(KEYS.LANGFUSE_SECRET_KEY);
+		// project B (other key), then project A on another host: neither sends A's batch
+		for (const overrides of [{ LANGFUSE_PUBLIC_KEY: "pk-lf-project-b" }, { LANGFUSE_PUBLIC_KEY: "pk-lf-project-a", LANGFUSE_HOST: "http://other.test" }]) {
+			const fake = fakeLangfuse();
+			const other = exporterWith(fake, overrides).exporter;
+			await other.sendSpool(Date.now() + 5000);
+			expect(fake.requests).toHaveLength(0);
+			other.exitSync();
+		}
+		expect(spoolFiles()).toHaveLength(1);
+		const fakeA = fakeLangfuse();
+		const again = exporterWith(fakeA, { LANGFUSE_PUBLIC_KEY: "pk-lf-project-a" }).exporter;
+		await again.sendSpool(Date.now() + 5000);
+		expect(fakeA.spans().map((s: any) => s.attrs["session.id"])).toEqual(Array(SPANS_PER_PROMPT).fill("session-of-a"));
+		expect(fakeA.requests[0]!.headers.Authorization).toContain(Buffer.from("pk-lf-project-a:").toString("base64").slice(0, 16));
+		expect(spoolFiles()).toHaveLength(0);
+	});
+
+	test("10.1 a stricter LANGFUSE_EXPORT_MODE applies to batches spooled before: metadata_only sends no earlier content", async () => {
+		const full = exporterWith(fakeLangfuse(["network-error"])).exporter;
+		for (const record of someRecords()) full.enqueue(record);
+		await full.flush();
+		full.exitSync();
+		expect(spoolText()).toContain("Fix the failing test");
+		const fake = fakeLangfuse();
+		const strict = exporterWith(fake, { LANGFUSE_EXPORT_MODE: "metadata_only" }).exporter;
+		await strict.sendSpool(Date.now() + 5000);
+		expect(fake.spans()).toHaveLength(SPANS_PER_PROMPT);
+		const sent = JSON.stringify(fake.requests.map(request => request.body));
+		for (const content of ["Fix the failing test", "calling bash", "bun test", "1 fail", "exit code 1"]) expect(sent).not.toContain(content);
+		expect(fake.spans().find((s: any) => s.attrs["langfuse.observation.type"] === "tool").attrs["langfuse.observation.status_message"]).toBe("tool failed");
+	});
+
+	test("10.2 a record that cannot be encoded (NaN time) is dropped alone and counted; the rest of its queue goes", async () => {
+		const fake = fakeLangfuse();
+		const { exporter } = exporterWith(fake);
+		const records = someRecords();
+		const broken = { ...records.find((r: any) => r.type === "generation"), id: "0123456789abcdef", endMs: Number.NaN, emissionId: "broken" };
+		for (const record of [...records, broken]) exporter.enqueue(record);
+		await exporter.flush();
+		expect(fake.spans()).toHaveLength(SPANS_PER_PROMPT);
+		expect(exporter.status).toMatchObject({ sentSpans: SPANS_PER_PROMPT, droppedSpans: 1, queued: 0, waitingBatches: 0 });
+	});
+
+	test("10.4 any other status (431) is retried with the data kept, never dropped", async () => {
+		const fake = fakeLangfuse([431]);
+		const { exporter } = exporterWith(fake);
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		expect(exporter.status.droppedSpans).toBe(0);
+		expect(exporter.status.lastError).toBe("HTTP 431");
+		expect(spoolFiles()).toHaveLength(1);
+		await exporter.flush();
+		expect(fake.accepted()).toHaveLength(SPANS_PER_PROMPT);
+		expect(spoolFiles()).toHaveLength(0);
+	});
+
+	test("10.5 a redirect is never followed: one line names Location and the LANGFUSE_HOST to set; data stays spooled", async () => {
+		const location = "https://langfuse.example.com/api/public/otel/v1/traces";
+		const fake = fakeLangfuse([{ status: 301, headers: { location } }]);
+		const inits: RequestInit[] = [];
+		const { exporter, lines } = exporterWith({ ...fake, fetch: (url: string, init: RequestInit) => (inits.push(init), fake.fetch(url, init)) });
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		for (const record of someRecords(1, "later")) exporter.enqueue(record);
+		await exporter.flush();
+		expect(inits.map(init => init.redirect)).toEqual(["manual"]);
+		const said = lines.filter(line => line.includes("redirect"));
+		expect(said).toHaveLength(1);
+		expect(said[0]).toContain(location);
+		expect(said[0]).toContain("LANGFUSE_HOST=https://langfuse.example.com");
+		expect(said[0]!.split("\n")).toHaveLength(1);
+		expect(exporter.status.droppedSpans).toBe(0);
+		expect(spoolFiles()).toHaveLength(2);
+	});
+
+	test("413 splits the request until each part is accepted; nothing is dropped", async () => {
+		const fake = fakeLangfuse([], { maxSpans: 3 });
+		const { exporter } = exporterWith(fake);
+		const records = someRecords(4);
+		for (const record of records) exporter.enqueue(record);
+		await exporter.flush();
+		expect(new Set(fake.accepted().map((s: any) => s.spanId)).size).toBe(distinctSpans(records));
+		expect(fake.accepted()).toHaveLength(distinctSpans(records));
+		expect(exporter.status.droppedSpans).toBe(0);
+	});
+
+	test("a request never carries two versions of one span: the latest wins", async () => {
+		const fake = fakeLangfuse();
+		const { exporter } = exporterWith(fake);
+		const records = someRecords();
+		for (const record of records) exporter.enqueue(record);
+		await exporter.flush();
+		const root = records.filter((r: any) => !r.parentId);
+		expect(root.length).toBe(2); // announced, then complete
+		const sent = fake.spans().filter((s: any) => s.spanId === root[0].id);
+		expect(sent).toHaveLength(1);
+		expect(sent[0].endTimeUnixNano).toBe(`${root[1].endMs}000000`);
+	});
+
+	test("a multi-request batch that fails half-way resends only the requests not yet confirmed", async () => {
+		const fake = fakeLangfuse([200, 500]);
+		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1, { input: "big" });
+		for (let i = 0; i < 6; i++) {
+			recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
+			recorder.endTool(`t${i}`, 3, { output: "x".repeat(900_000) });
+		}
+		recorder.endPrompt(4);
+		for (const record of records) exporter.enqueue(record);
+		await exporter.flush();
+		expect(fake.requests.length).toBe(2);
+		const first = new Set(fake.accepted().map((s: any) => s.spanId));
+		await exporter.flush();
+		const resent = fake.requests.slice(2).flatMap(request => request.body.resourceSpans[0].scopeSpans[0].spans.map((s: any) => s.spanId));
+		expect(resent.filter((id: string) => first.has(id))).toEqual([]);
+		expect(new Set(fake.accepted().map((s: any) => s.spanId)).size).toBe(distinctSpans(records));
+		expect(spoolFiles()).toHaveLength(0);
+	});
+
+	test("encode once: the spooled lines are byte for byte the spans sent; fetch gets bytes, gzip, ingestion version 4", async () => {
+		const fake = fakeLangfuse(["network-error"]);
+		const { exporter } = exporterWith(fake);
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		const [header, ...lines] = spoolText().trim().split("\n");
+		expect(JSON.parse(header!)).toMatchObject({ v: 2, wire: "otel", mode: "full", host: "http://langfuse.test", publicKey: KEYS.LANGFUSE_PUBLIC_KEY });
+		await exporter.flush();
+		const last = fake.requests.at(-1)!;
+		expect(typeof last.raw).not.toBe("string");
+		expect(last.headers["Content-Encoding"]).toBe("gzip");
+		expect(last.headers["x-langfuse-ingestion-version"]).toBe("4");
+		const text = decodeBody({ body: last.raw as Uint8Array, headers: last.headers });
+		expect(text).toContain(`"spans":[${lines.join(",")}]`);
+		expect(spoolFiles()).toHaveLength(0);
+	});
+
+	test("gzip refused (415): the same request goes once plain, and plain is remembered for this host", async () => {
+		const fake = fakeLangfuse([], { refuseGzip: true });
+		const { exporter, lines } = exporterWith(fake);
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		for (const record of someRecords(1, "next")) exporter.enqueue(record);
+		await exporter.flush();
+		expect(fake.requests.map(request => request.headers["Content-Encoding"] ?? "plain")).toEqual(["gzip", "plain", "plain"]);
+		expect(fake.accepted()).toHaveLength(2 * SPANS_PER_PROMPT);
+		expect(lines.filter(line => line.includes("gzip"))).toHaveLength(1);
+		const nextProcess = exporterWith(fake).exporter;
+		for (const record of someRecords(1, "third")) nextProcess.enqueue(record);
+		await nextProcess.flush();
+		expect(fake.requests.at(-1)!.headers["Content-Encoding"]).toBeUndefined();
+	});
+
+	test("a batch Langfuse confirms before its write is due never touches the disk; an unanswered one is written meanwhile", async () => {
+		const fake = fakeLangfuse();
+		const seen: string[][] = [];
+		const { exporter } = exporterWith({ ...fake, fetch: (url: string, init: RequestInit) => (seen.push(spoolFiles()), fake.fetch(url, init)) });
+		const created: string[] = [];
+		const watcher = fs.watch(spoolDir(), (_event, name) => name && created.push(String(name)));
+		for (const record of someRecords()) exporter.enqueue(record);
+		await exporter.flush();
+		await new Promise(resolve => setTimeout(resolve, 300)); // past the write's due time
+		watcher.close();
+		expect(seen).toEqual([[]]);
+		expect(created).toEqual([]);
+		expect(spoolFiles()).toEqual([]);
+
+		let answer: (response: Response) => void = () => {};
+		const slow = exporterWith({ ...fake, fetch: () => new Promise<Response>(resolve => (answer = resolve)) }).exporter;
+		for (const record of someRecords(1, "slow")) slow.enqueue(record);
+		const flushed = slow.flush();
+		await until(() => spoolFiles().length === 1); // written while the request is still unanswered
+		answer(new Response("{}", { status: 200 }));
+		await flushed;
+		await until(() => spoolFiles().length === 0); // confirmed: removed
+	});
+
+	test("hooks only record: flush() does nothing before it yields, and 10k records are encoded in slices a timer gets between", async () => {
+		const fake = fakeLangfuse();
+		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_QUEUE: "100000" });
+		const records = someRecords(2000);
+		for (const record of records) exporter.enqueue(record);
+		expect(records.length).toBe(10_000);
+		let timerFired = false;
+		let flushEnded = false;
+		setTimeout(() => (timerFired = true), 0);
+		const flushing = exporter.flush().then(() => (flushEnded = true));
+		expect(exporter.status.queued).toBe(10_000); // nothing ran inline
+		let firedBeforeEnd = false;
+		await new Promise<void>(resolve => setTimeout(() => ((firedBeforeEnd = !flushEnded), resolve()), 0));
+		await flushing;
+		expect(timerFired).toBe(true);
+		expect(firedBeforeEnd).toBe(true);
+		expect(fake.accepted()).toHaveLength(distinctSpans(records));
 	});
 });
 

@@ -1176,14 +1176,25 @@ function withoutContent(wire: Wire, item: Buffer): Buffer | undefined {
 		const value = JSON.parse(item.toString("utf8"));
 		if (wire === "otel") {
 			const attributes: { key: string; value: Record<string, unknown> }[] = value.attributes ?? [];
-			const isTool = attributes.some(a => a.key === "langfuse.observation.type" && a.value.stringValue === "tool");
+			const type = attributes.find(a => a.key === "langfuse.observation.type")?.value.stringValue;
+			const isTool = type === "tool";
+			// a prompt's name is its text: the name metadata_only would have given it instead
+			const isPrompt = type === "agent" || type === "chain";
 			value.attributes = attributes
 				.filter(a => !CONTENT_ATTRIBUTE.test(a.key))
-				.map(a => (isTool && a.key === "langfuse.observation.status_message" ? { key: a.key, value: { stringValue: "tool failed" } } : a));
+				.map(a =>
+					isTool && a.key === "langfuse.observation.status_message"
+						? { key: a.key, value: { stringValue: "tool failed" } }
+						: a.key === "langfuse.trace.name"
+							? { key: a.key, value: { stringValue: "prompt" } }
+							: a,
+				);
+			if (isPrompt) value.name = "prompt";
 			if (isTool && value.status?.message) value.status.message = "tool failed";
 		} else if (value.body && typeof value.body === "object") {
 			delete value.body.input;
 			delete value.body.output;
+			if (value.type === "trace-create" || ["agent", "chain"].includes(value.body.metadata?.observationType)) value.body.name = "prompt";
 			if (value.body.metadata?.observationType === "tool" && value.body.statusMessage) value.body.statusMessage = "tool failed";
 		}
 		return Buffer.from(JSON.stringify(value));
