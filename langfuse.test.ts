@@ -902,7 +902,7 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 		expect(typeof last.raw).not.toBe("string");
 		expect(last.headers["Content-Encoding"]).toBe("gzip");
 		expect(last.headers["x-langfuse-ingestion-version"]).toBe("4");
-		const text = decodeBody({ body: last.raw as Uint8Array, headers: last.headers });
+		const text = decodeBody({ body: last.raw as BodyInit, headers: last.headers });
 		expect(text).toContain(`"spans":[${lines.join(",")}]`);
 		expect(spoolFiles()).toHaveLength(0);
 	});
