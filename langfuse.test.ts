@@ -770,7 +770,7 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 		a.exitSync();
 		expect(spoolText()).not.toContain(KEYS.LANGFUSE_SECRET_KEY);
 		// project B (other key), then project A on another host: neither sends A's batch
-		for (const overrides of [{ LANGFUSE_PUBLIC_KEY: "pk-lf-project-b" }, { LANGFUSE_PUBLIC_KEY: "pk-lf-project-a", LANGFUSE_HOST: "http://other.test" }]) {
+		for (const overrides of <Record<string, string>[]>[{ LANGFUSE_PUBLIC_KEY: "pk-lf-project-b" }, { LANGFUSE_PUBLIC_KEY: "pk-lf-project-a", LANGFUSE_HOST: "http://other.test" }]) {
 			const fake = fakeLangfuse();
 			const other = exporterWith(fake, overrides).exporter;
 			await other.sendSpool(Date.now() + 5000);
