@@ -6,6 +6,7 @@
  *
  * LANGFUSE_TS=<path> tests another copy of langfuse.ts (default: the one in the repository root).
  */
+import { gunzipSync } from "node:zlib";
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -59,7 +60,8 @@ function harness(env: Record<string, string> = {}, fetchImpl?: (url: string, ini
 	const fetch =
 		fetchImpl ??
 		(async (_url: string, init: RequestInit) => {
-			bodies.push(String(init.body));
+			const raw = Buffer.from(init.body as Uint8Array);
+			bodies.push(((init.headers as Record<string, string>)["Content-Encoding"] === "gzip" ? gunzipSync(raw) : raw).toString("utf8"));
 			return new Response("{}", { status: 200 });
 		});
 	const runtime = createRuntime(

@@ -153,7 +153,8 @@ interface SpooledRecord {
 	metadata?: Record<string, unknown>;
 }
 
-const SPOOL_FILE = /^\d+-\d+-[0-9a-f]+\.jsonl(\.\d+)?$/;
+/** `<ms>-<pid>-<seq>.<destination>.jsonl`, `.<pid>` while claimed (files of 0.1 had no destination). */
+const SPOOL_FILE = /^\d+-\d+-[0-9a-f]+(\.[0-9a-f]{12})?\.jsonl(\.\d+)?$/;
 
 function spoolFiles(dir: string): string[] {
 	try {
@@ -165,13 +166,59 @@ function spoolFiles(dir: string): string[] {
 	}
 }
 
-/** Every record in the spool (the private format: one JSON observation record per line). */
+/**
+ * One spooled item as a record. The private format: a header line, then per line one encoded item
+ * exactly as it is sent — an OTLP span, or a legacy ingestion event (trace-create events are skipped).
+ */
+function spooledRecord(line: string): (SpooledRecord & { level?: string; statusMessage?: string }) | undefined {
+	const value = JSON.parse(line);
+	if (value.v === 2) return undefined; // the header
+	if (value.spanId) {
+		const attrs: Record<string, any> = {};
+		for (const { key, value: v } of value.attributes ?? []) attrs[key] = v.stringValue ?? v.boolValue ?? v.doubleValue ?? v.intValue ?? v.arrayValue;
+		const parse = (text: unknown) => (typeof text === "string" ? JSON.parse(text) : undefined);
+		return {
+			id: value.spanId,
+			traceId: value.traceId,
+			parentId: value.parentSpanId,
+			type: attrs["langfuse.observation.type"],
+			name: value.name,
+			startMs: Number(BigInt(value.startTimeUnixNano) / 1_000_000n),
+			endMs: Number(BigInt(value.endTimeUnixNano) / 1_000_000n),
+			sessionId: attrs["session.id"],
+			emissionId: `${value.spanId}-${value.endTimeUnixNano}`,
+			trace: attrs["langfuse.trace.name"] === undefined ? undefined : { name: attrs["langfuse.trace.name"] },
+			metadata: parse(attrs["langfuse.observation.metadata"]),
+			level: attrs["langfuse.observation.level"],
+			statusMessage: attrs["langfuse.observation.status_message"],
+		};
+	}
+	if (value.type === "trace-create" || !value.body) return undefined;
+	const body = value.body;
+	return {
+		id: body.id,
+		traceId: body.traceId,
+		parentId: body.parentObservationId,
+		type: body.metadata?.observationType ?? "span",
+		name: body.name,
+		startMs: Date.parse(body.startTime),
+		endMs: Date.parse(body.endTime ?? body.startTime),
+		sessionId: "",
+		emissionId: String(value.id).replace(/-o$/, ""),
+		metadata: body.metadata,
+		level: body.level,
+		statusMessage: body.statusMessage,
+	};
+}
+
+/** Every record in the spool. */
 function spoolRecords(dir: string): SpooledRecord[] {
 	const records: SpooledRecord[] = [];
 	for (const name of spoolFiles(dir)) {
 		for (const line of readFileSync(join(dir, name), "utf8").split("\n")) {
 			if (!line.trim()) continue;
-			records.push(JSON.parse(line) as SpooledRecord);
+			const record = spooledRecord(line);
+			if (record) records.push(record);
 		}
 	}
 	return records;
@@ -183,9 +230,10 @@ function leftovers(dir: string): string[] {
 		readFileSync(join(dir, name), "utf8")
 			.split("\n")
 			.filter(line => line.trim())
-			.map(line => {
-				const record = JSON.parse(line) as SpooledRecord & { level?: string; statusMessage?: string };
-				return `${name}: ${record.type} "${record.name}" session=${record.sessionId} start=${record.startMs} end=${record.endMs} ${record.level ?? ""} ${record.statusMessage ?? ""}`.trim();
+			.flatMap(line => {
+				const record = spooledRecord(line);
+				if (!record) return [];
+				return [`${name}: ${record.type} "${record.name}" session=${record.sessionId} start=${record.startMs} end=${record.endMs} ${record.level ?? ""} ${record.statusMessage ?? ""}`.trim()];
 			}),
 	);
 }
