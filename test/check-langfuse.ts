@@ -53,6 +53,10 @@ for (const name of only) if (!RUNS.includes(name)) throw new Error(`--only: unkn
 const MODES = ["v3", "v3-rev", "v4", "dual"] as const;
 type Mode = (typeof MODES)[number];
 for (const f of ["map.sh", "chat.sh"]) if (!existsSync(join(HARNESS, f))) throw new Error(`no ${join(HARNESS, f)} (set LANGFUSE_SERVER_HARNESS)`);
+if (!existsSync(join(SRC, "packages/shared/src/server/otel/OtelIngestionProcessor.ts")) || !existsSync(join(SRC, "web/src"))) {
+	console.error(`check:langfuse: LANGFUSE_SRC=${SRC} lacks packages/shared/src/server/otel/OtelIngestionProcessor.ts or web/src (see ../shared/langfuse-server/README.md)`);
+	process.exit(2);
+}
 
 /** Two tool calls, the second failing (OpenCode: denied by a permission rule, its own way for a tool to fail). */
 const TWO_TOOLS = "Run two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>>";
@@ -106,9 +110,13 @@ async function runHosts(): Promise<void> {
 				...extra,
 			});
 			const t0 = performance.now();
+			rmSync(join(OUT, `${run}.host.json`), { force: true });
 			let record: HostRecord;
 			try {
 				record = await runOne(run, receiver, env);
+			} catch (error) {
+				console.error(`!! ${run}: ${error instanceof Error ? error.message : String(error)}`);
+				continue;
 			} finally {
 				await receiver.close();
 			}
@@ -498,9 +506,13 @@ if (!replayDir) {
 	}
 }
 const hosts: HostRecord[] = [];
+const missing: string[] = [];
 for (const run of only) {
 	const file = join(OUT, `${run}.host.json`);
-	if (!existsSync(file)) throw new Error(`no ${file}`);
+	if (!existsSync(file)) {
+		missing.push(run);
+		continue;
+	}
 	hosts.push(JSON.parse(readFileSync(file, "utf8")));
 	const t0 = performance.now();
 	replay(run);
@@ -515,6 +527,7 @@ const RUN_COL = 30;
 lines.push(`${pad("property", 38)}${pad("runs", RUN_COL)}${MODES.map(m => pad(m, 7)).join("")}`);
 const results = hosts.map(h => ({ h, byMode: Object.fromEntries(MODES.map(m => [m, checkMode(h, m)])) as Record<Mode, Record<Property, Verdict>> }));
 for (const h of hosts) if (h.exitCode !== 0) lines.push(`!! ${h.run}: the host exited ${h.exitCode}`);
+for (const run of missing) lines.push(`!! ${run}: no run to check (no ${run}.host.json: the run failed, see above)`);
 for (const p of PROPERTIES) {
 	// runs with the same PASS/FAIL cells share a row; a reason shared by several runs and modes is printed once
 	const rows = new Map<string, string[]>();
@@ -542,6 +555,7 @@ for (const p of PROPERTIES) {
 	for (const r of reasons.values()) lines.push(`    ${r.runs.join(",")} ${r.modes}: ${r.why}`);
 }
 for (const h of hosts) if (h.exitCode !== 0) failures++;
+failures += missing.length;
 console.log(lines.join("\n"));
 console.log(`\ncheck:langfuse: ${failures ? `${failures} FAIL` : "all PASS"} (property × run × mode; "-" = not applicable) — logs, host records, map JSON/text and chat JSON in ${OUT}`);
 process.exit(failures ? 1 : 0);
