@@ -398,8 +398,26 @@ const PROPERTIES = [
 	"chat: every generation as chat",
 	"chat: tool calls recognised",
 	"chat: tool definitions present",
+	// issue 9 "What to build" items the runs can show; informational, not counted in the exit code
+	"info: version field not ours",
+	"info: no placeholder user id",
+	"info: usage keys Langfuse prices",
+	"info: cost split input/output",
 ] as const;
 type Property = (typeof PROPERTIES)[number];
+const isInfo = (p: Property) => p.startsWith("info: ");
+
+/** Every usage key Langfuse's shipped price list prices (any model, any tier), plus `total`. */
+const PRICED_KEYS = (() => {
+	const keys = new Set<string>(["total"]);
+	const file = join(SRC, "worker/src/constants/default-model-prices.json");
+	if (!existsSync(file)) return keys;
+	for (const model of JSON.parse(readFileSync(file, "utf8")) as Json[]) {
+		for (const k of Object.keys(model.prices ?? {})) keys.add(k);
+		for (const tier of model.pricingTiers ?? []) for (const k of Object.keys(tier.prices ?? {})) keys.add(k);
+	}
+	return keys;
+})();
 
 function checkMode(host: HostRecord, mode: Mode): Record<Property, Verdict> {
 	const out = {} as Record<Property, Verdict>;
@@ -424,11 +442,11 @@ function checkMode(host: HostRecord, mode: Mode): Record<Property, Verdict> {
 	if (mode === "dual") {
 		const notDirect = requests.filter(r => !String(r.writePath).startsWith("direct") && !String(r.verdict).startsWith("empty"));
 		// map.sh replays every request with the FIRST logged request's x-langfuse-* headers: they must not vary
-		const logged = readFileSync(join(OUT, `${host.run}.requests.jsonl`), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Json).filter(l => l.path === "/api/public/otel/v1/traces");
+		const sent = logged(host.run);
 		const lf = (l: Json) => JSON.stringify(Object.entries(l.headers ?? {}).filter(([k]) => k.startsWith("x-langfuse-")).sort());
-		const varying = logged.filter(l => lf(l) !== lf(logged[0]!)).length;
+		const varying = sent.filter(l => lf(l) !== lf(sent[0]!)).length;
 		out["dual: direct write path"] = check(notDirect.length === 0 && varying === 0, () =>
-			varying ? `${varying}/${logged.length} requests' x-langfuse-* headers differ from the first's (map.sh replays the first's)` : `${notDirect.length}/${requests.length} requests took "${notDirect[0].writePath}" (v4 UI sees them after a batch job)`,
+			varying ? `${varying}/${sent.length} requests' x-langfuse-* headers differ from the first's (map.sh replays the first's)` : `${notDirect.length}/${requests.length} requests took "${notDirect[0].writePath}" (v4 UI sees them after a batch job)`,
 		);
 	} else out["dual: direct write path"] = { skip: "dual only" };
 
@@ -493,7 +511,32 @@ function checkMode(host: HostRecord, mode: Mode): Record<Property, Verdict> {
 		const withDefs = chat.filter(r => r.allTools > 0).length;
 		out["chat: tool definitions present"] = check(chat.length > 0 && withDefs === chat.length, () => `${withDefs}/${chat.length} generations list tool definitions`);
 	}
+
+	// ---- informational (issue 9 "What to build")
+	const ours = logged(host.run)[0]?.body?.resourceSpans?.[0]?.scopeSpans?.[0]?.scope?.version;
+	const versionRows: Json[] = isV4 ? obs.map(o => o.row) : [...(map.committed?.traces ?? []), ...(map.committed?.observations ?? [])];
+	const withOurs = versionRows.filter(r => ours && r.version === ours).length;
+	out["info: version field not ours"] = check(withOurs === 0, () => `version=${ours} (our own) on ${withOurs}/${versionRows.length} ${isV4 ? "rows" : "traces+observations"}`);
+	const userRows: Json[] = isV4 ? obs.map(o => o.row) : (map.committed?.traces ?? []);
+	const unknown = userRows.filter(r => r.user_id === "unknown").length;
+	out["info: no placeholder user id"] = check(unknown === 0, () => `user_id "unknown" on ${unknown}/${userRows.length} ${isV4 ? "rows" : "traces"}`);
+	const unpriced = [...new Set(gens.flatMap(g => Object.keys(g.usage)).filter(k => !PRICED_KEYS.has(k)))];
+	out["info: usage keys Langfuse prices"] = check(unpriced.length === 0, () => `not in default-model-prices.json: ${unpriced.join(", ")}`);
+	const noSplit = gens.filter(g => {
+		const keys = Object.keys(g.row.cost_details ?? {});
+		return keys.length > 0 && !(keys.some(k => k.includes("input")) && keys.some(k => k.includes("output")));
+	});
+	out["info: cost split input/output"] = check(noSplit.length === 0, () => `${noSplit.length}/${gens.length} generations carry cost_details ${short(noSplit[0]!.row.cost_details)} only`);
 	return out;
+}
+
+/** The logged OTLP requests of a run. */
+function logged(run: string): Json[] {
+	return readFileSync(join(OUT, `${run}.requests.jsonl`), "utf8")
+		.split("\n")
+		.filter(Boolean)
+		.map(l => JSON.parse(l) as Json)
+		.filter(l => l.path === "/api/public/otel/v1/traces");
 }
 
 // ---------------------------------------------------------------- main
@@ -523,12 +566,13 @@ let failures = 0;
 const cellOf = (v: Verdict) => ("skip" in v ? "-" : v.ok ? "PASS" : "FAIL");
 const lines: string[] = [];
 const pad = (s: string, n: number) => s.padEnd(n);
-const RUN_COL = 30;
+const RUN_COL = 32;
 lines.push(`${pad("property", 38)}${pad("runs", RUN_COL)}${MODES.map(m => pad(m, 7)).join("")}`);
 const results = hosts.map(h => ({ h, byMode: Object.fromEntries(MODES.map(m => [m, checkMode(h, m)])) as Record<Mode, Record<Property, Verdict>> }));
 for (const h of hosts) if (h.exitCode !== 0) lines.push(`!! ${h.run}: the host exited ${h.exitCode}`);
 for (const run of missing) lines.push(`!! ${run}: no run to check (no ${run}.host.json: the run failed, see above)`);
 for (const p of PROPERTIES) {
+	if (p === PROPERTIES.find(isInfo)) lines.push(`-- informational (issue 9 "What to build"; not counted in the exit code):`);
 	// runs with the same PASS/FAIL cells share a row; a reason shared by several runs and modes is printed once
 	const rows = new Map<string, string[]>();
 	const reasons = new Map<string, { runs: string[]; modes: string; why: string }>();
@@ -541,7 +585,7 @@ for (const p of PROPERTIES) {
 		for (const m of MODES) {
 			const v = byMode[m][p];
 			if ("ok" in v && !v.ok) {
-				failures++;
+				if (!isInfo(p)) failures++;
 				byWhy.set(v.why, [...(byWhy.get(v.why) ?? []), m]);
 			}
 		}
