@@ -43,6 +43,15 @@ const flag = (name: string) => {
 const HARNESS = resolve(process.env.LANGFUSE_SERVER_HARNESS ?? join(REPO_ROOT, "../shared/langfuse-server"));
 const LANGFUSE_TS = resolve(process.env.LANGFUSE_TS ?? join(REPO_ROOT, "langfuse.ts"));
 const BUN = process.execPath;
+if (!existsSync(join(SRC, "packages/shared/src/server/otel/OtelIngestionProcessor.ts")) || !existsSync(join(SRC, "web/src"))) {
+	console.error(`check:langfuse: LANGFUSE_SRC=${SRC} lacks packages/shared/src/server/otel/OtelIngestionProcessor.ts or web/src (see ../shared/langfuse-server/README.md)`);
+	process.exit(2);
+}
+for (const f of ["map.sh", "chat.sh"]) {
+	if (existsSync(join(HARNESS, f))) continue;
+	console.error(`check:langfuse: no ${join(HARNESS, f)} (Langfuse's server harness; set LANGFUSE_SERVER_HARNESS to its folder)`);
+	process.exit(2);
+}
 const replayDir = flag("--replay");
 const OUT = resolve(replayDir ?? flag("--out") ?? mkdtempSync(join(tmpdir(), "lf-check-langfuse-")));
 mkdirSync(OUT, { recursive: true });
@@ -52,11 +61,6 @@ const only = (flag("--only")?.split(",") ?? RUNS) as RunName[];
 for (const name of only) if (!RUNS.includes(name)) throw new Error(`--only: unknown run ${name} (known: ${RUNS.join(",")})`);
 const MODES = ["v3", "v3-rev", "v4", "dual"] as const;
 type Mode = (typeof MODES)[number];
-for (const f of ["map.sh", "chat.sh"]) if (!existsSync(join(HARNESS, f))) throw new Error(`no ${join(HARNESS, f)} (set LANGFUSE_SERVER_HARNESS)`);
-if (!existsSync(join(SRC, "packages/shared/src/server/otel/OtelIngestionProcessor.ts")) || !existsSync(join(SRC, "web/src"))) {
-	console.error(`check:langfuse: LANGFUSE_SRC=${SRC} lacks packages/shared/src/server/otel/OtelIngestionProcessor.ts or web/src (see ../shared/langfuse-server/README.md)`);
-	process.exit(2);
-}
 
 /** Two tool calls, the second failing (OpenCode: denied by a permission rule, its own way for a tool to fail). */
 const TWO_TOOLS = "Run two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>>";
