@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
 import { attr } from "./support/spans.ts";
+import type { Internals } from "../langfuse.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -465,15 +466,15 @@ describe("whatever Langfuse does", () => {
 
 // ── parseRollout: the pure half (rollout text → RecordedPrompt), on the same recorded fixtures ─────────
 
-const { parseRollout } = ((await import(LF)).default as any).internals as {
-	parseRollout: (text: string, request?: { threadId?: string; turnId?: string; lastMessage?: string }) => { thread?: Json; prompts: Json[] };
-};
+const { parseRollout } = ((await import(LF)).default as unknown as { internals: Internals }).internals;
+type Prompt = ReturnType<Internals["parseRollout"]>["prompts"][number];
+type Step = Prompt["steps"][number];
 
 /** The raw payloads of one type (response_item / event_msg kinds go by payload.type). */
 const payloads = (f: Fixture, type: string, payloadType?: string) =>
 	f.lines.filter(line => line.type === type && (payloadType === undefined || line.payload?.type === payloadType)).map(line => ({ at: Date.parse(line.timestamp), ...line.payload }));
-const kinds = (prompt: Json) => prompt.steps.map((step: Json) => step.kind);
-const stepsOf = (prompt: Json, kind: string) => prompt.steps.filter((step: Json) => step.kind === kind);
+const kinds = (prompt: Prompt) => prompt.steps.map(step => step.kind);
+const stepsOf = <K extends Step["kind"]>(prompt: Prompt, kind: K) => prompt.steps.filter((step): step is Extract<Step, { kind: K }> => step.kind === kind);
 /** Codex's usage in the model's non-overlapping counts. */
 const counts = (usage: Json) => ({
 	input: usage.input_tokens - usage.cached_input_tokens - usage.cache_write_input_tokens,
@@ -490,7 +491,7 @@ describe("parseRollout (pure)", () => {
 		const { thread, prompts } = parseRollout(f.text);
 		expect(thread).toMatchObject({ threadId: f.threadId, sessionId: f.threadId, cliVersion: "0.169.0", provider: "mock" });
 		expect(prompts).toHaveLength(1);
-		const [prompt] = prompts as [Json];
+		const [prompt] = prompts as [Prompt];
 		const complete = payloads(f, "event_msg", "task_complete")[0]!;
 		expect(prompt).toMatchObject({ id: f.turns[0]!.id, sessionId: f.threadId, text: "ONE: run echo hi", answer: "The command printed `hi`. Done." });
 		expect(prompt.startMs).toBe(f.turns[0]!.startedAt);
@@ -498,10 +499,10 @@ describe("parseRollout (pure)", () => {
 		expect(prompt.aborted).toBeUndefined();
 		expect(prompt.warning).toBeUndefined();
 		expect(kinds(prompt)).toEqual(["llm", "tool", "llm"]);
-		const [first, second] = stepsOf(prompt, "llm");
-		const [tool] = stepsOf(prompt, "tool");
+		const [first, second] = stepsOf(prompt, "llm") as [Extract<Step, { kind: "llm" }>, Extract<Step, { kind: "llm" }>];
+		const [tool] = stepsOf(prompt, "tool") as [Extract<Step, { kind: "tool" }>];
 		expect([first.id, second.id]).toEqual(["resp_mock_1", "resp_mock_2"]);
-		expect(stepsOf(prompt, "llm").map((step: Json) => step.usage)).toEqual(f.usages.map(counts));
+		expect(stepsOf(prompt, "llm").map(step => step.usage)).toEqual(f.usages.map(counts));
 		expect(first.usage).toEqual({ input: 1001, cacheRead: 200, cacheWrite: 0, output: 21, reasoning: 0, total: 1222 });
 		expect(first.model).toBe("mock-model");
 		expect(first.completionStartMs).toBe(prompt.startMs + f.turns[0]!.ttft!);
@@ -511,27 +512,27 @@ describe("parseRollout (pure)", () => {
 		expect(tool).toMatchObject({ id: "call_mock_1_0", name: "exec_command", input: { cmd: "echo hi" }, isError: false, exitCode: 0 });
 		expect(tool.output).toContain("Process exited with code 0");
 		expect(tool.output).toContain("\nhi\n");
-		expect(tool.metadata.command).toEqual(["/bin/bash", "-lc", "echo hi"]);
+		expect(tool.metadata?.command).toEqual(["/bin/bash", "-lc", "echo hi"]);
 		expect(tool.endMs).toBe(payloads(f, "response_item", "function_call_output")[0]!.at);
-		expect(second.input).toEqual([{ role: "tool", tool_call_id: "call_mock_1_0", content: tool.output }]);
+		expect(second.input).toEqual([{ role: "tool", tool_call_id: "call_mock_1_0", content: tool.output as string }]);
 		expect(second.output).toEqual({ role: "assistant", content: "The command printed `hi`. Done." });
-		expect(second.startMs).toBe(tool.endMs);
+		expect(second.startMs).toBe(tool.endMs!);
 		expect(prompt.endMetadata).toMatchObject({ responses: 2, durationMs: complete.duration_ms, ttftMs: complete.time_to_first_token_ms });
 	});
 
 	test("parallel calls: both in one response, paired by call id; the failing one is an error with its exit code", () => {
 		const f = fixture("codex-two-tools.rollout.jsonl");
-		const [prompt] = parseRollout(f.text).prompts as [Json];
+		const [prompt] = parseRollout(f.text).prompts as [Prompt];
 		expect(kinds(prompt)).toEqual(["llm", "tool", "tool", "llm"]);
-		const [first] = stepsOf(prompt, "llm");
+		const first = stepsOf(prompt, "llm")[0]!;
 		const tools = stepsOf(prompt, "tool");
-		expect(first.output.tool_calls.map((call: Json) => call.id)).toEqual(tools.map((tool: Json) => tool.id));
-		expect(tools.map((tool: Json) => [tool.input.cmd, tool.isError, tool.exitCode])).toEqual([
+		expect(first.output.tool_calls?.map(call => call.id)).toEqual(tools.map(tool => tool.id));
+		expect(tools.map(tool => [(tool.input as Json).cmd, tool.isError, tool.exitCode])).toEqual([
 			["echo one", false, 0],
 			["cat /nonexistent-file", true, 1],
 		]);
-		expect(tools[1].output).toContain("No such file or directory");
-		expect(stepsOf(prompt, "llm")[1].input.map((message: Json) => [message.role, message.tool_call_id])).toEqual([
+		expect(tools[1]!.output).toContain("No such file or directory");
+		expect(stepsOf(prompt, "llm")[1]!.input.map(message => [message.role, message.tool_call_id])).toEqual([
 			["tool", "call_mock_1_0"],
 			["tool", "call_mock_1_1"],
 		]);
@@ -547,7 +548,7 @@ describe("parseRollout (pure)", () => {
 		expect(prompts.map(kinds)).toEqual([["llm", "tool", "llm"], ["llm"]]);
 		const llms = prompts.flatMap(prompt => stepsOf(prompt, "llm"));
 		expect(llms.map(step => step.id)).toEqual(["resp_mock_1", "resp_mock_2", "resp_mock_3"]);
-		expect(llms.reduce((sum, step) => sum + step.usage.total, 0)).toBe(sumUsage(f.usages).total);
+		expect(llms.reduce((sum, step) => sum + (step.usage?.total ?? 0), 0)).toBe(sumUsage(f.usages).total);
 		expect(llms.map(step => step.usage)).toEqual(f.usages.map(counts));
 	});
 
@@ -556,25 +557,25 @@ describe("parseRollout (pure)", () => {
 		const child = fixture("codex-subagent.child.rollout.jsonl");
 		const parsedChild = parseRollout(child.text);
 		expect(parsedChild.thread).toMatchObject({ threadId: child.threadId, sessionId: parent.threadId, parentThreadId: parent.threadId, nickname: "Sartre", depth: 1 });
-		const [childPrompt] = parsedChild.prompts as [Json];
+		const [childPrompt] = parsedChild.prompts as [Prompt];
 		expect(childPrompt.sessionId).toBe(parent.threadId);
-		expect(childPrompt.metadata.parentTurnId).toBe(parent.turns[0]!.id);
-		expect(childPrompt.metadata.parentTraceId).toMatch(/^[0-9a-f]{32}$/);
-		const [parentPrompt] = parseRollout(parent.text).prompts as [Json];
+		expect(childPrompt.metadata?.parentTurnId).toBe(parent.turns[0]!.id);
+		expect(childPrompt.metadata?.parentTraceId).toMatch(/^[0-9a-f]{32}$/);
+		const [parentPrompt] = parseRollout(parent.text).prompts as [Prompt];
 		expect(kinds(parentPrompt)).toEqual(["llm", "tool", "llm", "tool", "llm"]);
-		expect(stepsOf(parentPrompt, "tool").map((tool: Json) => [tool.name, tool.metadata.namespace, tool.metadata.childThreadIds])).toEqual([
+		expect(stepsOf(parentPrompt, "tool").map(tool => [tool.name, tool.metadata?.namespace, tool.metadata?.childThreadIds])).toEqual([
 			["spawn_agent", "multi_agent_v1", [child.threadId]],
 			["wait_agent", "multi_agent_v1", [child.threadId]],
 		]);
-		expect(stepsOf(parentPrompt, "llm").map((step: Json) => step.usage.total)).toEqual(parent.usages.map(usage => usage.total_tokens));
-		expect(parentPrompt.endMetadata.responses).toBe(3);
+		expect(stepsOf(parentPrompt, "llm").map(step => step.usage?.total)).toEqual(parent.usages.map(usage => usage.total_tokens));
+		expect(parentPrompt.endMetadata?.responses).toBe(3);
 	});
 
 	test("an unfinished turn is not a prompt until the caller says it ended (Stop hook), then it takes the hook's answer", () => {
 		const f = fixture("codex-one-tool.rollout.jsonl");
 		const beforeComplete = f.text.split("\n").filter(row => row && !row.includes('"task_complete"')).join("\n") + "\n";
 		expect(parseRollout(beforeComplete).prompts).toEqual([]);
-		const [prompt] = parseRollout(beforeComplete, { turnId: f.turns[0]!.id, lastMessage: "from the hook" }).prompts as [Json];
+		const [prompt] = parseRollout(beforeComplete, { turnId: f.turns[0]!.id, lastMessage: "from the hook" }).prompts as [Prompt];
 		expect(prompt.answer).toBe("from the hook");
 		expect(prompt.warning).toBeUndefined();
 		expect(kinds(prompt)).toEqual(["llm", "tool", "llm"]);
@@ -596,17 +597,17 @@ describe("parseRollout (pure)", () => {
 			{ timestamp: at(20), type: "event_msg", payload: { type: "turn_aborted", turn_id: turn, reason: "interrupted" } },
 		].map(line => JSON.stringify(line));
 		const text = [...rows.slice(0, startIndex + 1), ...extra].join("\n") + "\n";
-		const [prompt] = parseRollout(text).prompts as [Json];
+		const [prompt] = parseRollout(text).prompts as [Prompt];
 		expect(prompt).toMatchObject({ aborted: true, warning: "turn aborted: interrupted", endMs: f.turns[0]!.startedAt + 20 });
 		expect(kinds(prompt)).toEqual(["llm", "tool", "event", "event", "compaction", "tool"]);
-		const [llm] = stepsOf(prompt, "llm");
+		const llm = stepsOf(prompt, "llm")[0]!;
 		expect(llm.output).toMatchObject({ role: "assistant", content: "", reasoning: "thinking it over", tool_calls: [{ id: "call_never" }] });
 		expect(llm.usage).toBeUndefined();
-		const [never, orphan] = stepsOf(prompt, "tool");
+		const [never, orphan] = stepsOf(prompt, "tool") as [Extract<Step, { kind: "tool" }>, Extract<Step, { kind: "tool" }>];
 		expect(never).toMatchObject({ id: "call_never", input: { cmd: "sleep 99" } });
 		expect(never.endMs).toBeUndefined();
 		expect(orphan).toMatchObject({ id: "call_orphan", name: "tool", output: "late", isError: false, endMs: f.turns[0]!.startedAt + 15 });
-		expect(stepsOf(prompt, "event").map((event: Json) => [event.name, event.level, event.message])).toEqual([
+		expect(stepsOf(prompt, "event").map(event => [event.name, event.level, event.message])).toEqual([
 			["stream error", "WARNING", "reconnecting 1/5"],
 			["error", "ERROR", "boom"],
 		]);
@@ -616,11 +617,11 @@ describe("parseRollout (pure)", () => {
 	test("rollouts without token_usage_record: a response closes at each token_count's last usage", () => {
 		const f = fixture("codex-one-tool.rollout.jsonl");
 		const rows = f.text.split("\n").filter(row => row && JSON.parse(row).type !== "token_usage_record");
-		const [prompt] = parseRollout(rows.join("\n") + "\n").prompts as [Json];
+		const [prompt] = parseRollout(rows.join("\n") + "\n").prompts as [Prompt];
 		const tokenCounts = payloads(f, "event_msg", "token_count").filter(count => count.info?.last_token_usage);
 		const llms = stepsOf(prompt, "llm");
-		expect(llms.map((step: Json) => step.id)).toEqual(["0", "1"]);
-		expect(llms.map((step: Json) => step.usage)).toEqual(tokenCounts.map(count => counts(count.info.last_token_usage)));
-		expect(prompt.endMetadata.turnUsage).toEqual(tokenCounts.at(-1)!.info.total_token_usage);
+		expect(llms.map(step => step.id)).toEqual(["0", "1"]);
+		expect(llms.map(step => step.usage)).toEqual(tokenCounts.map(count => counts(count.info.last_token_usage)));
+		expect(prompt.endMetadata?.turnUsage).toEqual(tokenCounts.at(-1)!.info.total_token_usage);
 	});
 });
