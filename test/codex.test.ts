@@ -440,8 +440,30 @@ describe("whatever Langfuse does", () => {
 		writeFileSync(file, f.text);
 		expectQuietSuccess(await notify(f, 1));
 		await receiver.waitFor(spans => roots(spans).length === 2, 5000);
+		// The first run's batch goes with a detached `flush` the second run starts (outside Codex's budget):
+		// it deletes its file once Langfuse has answered, a moment after the spans arrive.
+		const spoolFiles = () => readdirSync(spoolDir).filter(name => name.includes(".jsonl"));
+		for (const until = Date.now() + 5000; spoolFiles().length > 0 && Date.now() < until; ) await Bun.sleep(20);
 		expectEachSpanOnce();
-		expect(readdirSync(spoolDir).filter(name => name.includes(".jsonl"))).toEqual([]);
+		expect(spoolFiles()).toEqual([]);
+	});
+
+	test("spool files of earlier runs are not replayed inside the run: a detached flush sends them after it", async () => {
+		const f = fixture("codex-two-turns.rollout.jsonl");
+		const file = install(f, upTo(f, isEvent("task_complete")));
+		await receiver.setMode("down");
+		expectQuietSuccess(await notify(f, 0));
+		await receiver.setMode("ok");
+		writeFileSync(file, f.text);
+		const second = await notify(f, 1, { LANGFUSE_DEBUG: "true" });
+		expect(second.code).toBe(0);
+		expect(second.stderr).toContain("spooled batch(es) from earlier runs: handing them to a background flush");
+		expect(second.stderr).not.toContain("replaying");
+		await receiver.waitFor(spans => roots(spans).length === 2, 5000);
+		const spoolFiles = () => readdirSync(spoolDir).filter(name => name.includes(".jsonl"));
+		for (const until = Date.now() + 5000; spoolFiles().length > 0 && Date.now() < until; ) await Bun.sleep(20);
+		expectEachSpanOnce();
+		expect(spoolFiles()).toEqual([]);
 	});
 
 	test("a stalled Langfuse: still returns within 2 s", async () => {
