@@ -479,7 +479,7 @@ interface RecordedLlmCall {
 	model?: string;
 	provider?: string;
 	parameters?: Record<string, string | number | boolean>;
-	/** The messages the model received: the full history where the record has it; Codex records only what is new since the previous call. */
+	/** The messages the model received: the full history where the record has it (the Codex parser gives only what is new since the previous call, as Codex traces always had). */
 	input: ChatMessage[];
 	/** Tool definitions offered, when the record has them. */
 	tools?: ToolDefinition[];
