@@ -27,6 +27,7 @@
  * in a log line, an error, a payload or the spool.
  */
 
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -401,6 +402,134 @@ interface GenerationEnd extends EndOptions {
 	usage?: Record<string, number>;
 	cost?: Record<string, number>;
 	completionStartMs?: number;
+}
+
+// ── recorded transcripts: a host's OWN record of a session (Codex rollout, Claude Code transcript, session
+//    files), parsed by pure functions into this shape; recordTranscript (§6) turns it into recorder calls.
+//    One shape for every host, so the mapping to traces is written once.
+
+/** OpenAI-style ChatML: the message shape Langfuse's chat view renders. */
+interface ChatMessage {
+	role: "system" | "user" | "assistant" | "tool";
+	/** Text, or content parts (images → an omitted marker). */
+	content: string | unknown[];
+	tool_calls?: ChatToolCall[];
+	/** On role "tool": the id of the call this answers. */
+	tool_call_id?: string;
+	/** Assistant thinking, where the host records it. */
+	reasoning?: string;
+}
+
+interface ChatToolCall {
+	id: string;
+	type: "function";
+	function: { name: string; arguments: string };
+}
+
+interface ToolDefinition {
+	type: "function";
+	function: { name: string; description?: string; parameters?: unknown };
+}
+
+/** Token counts, non-overlapping (Langfuse sums keys): input EXCLUDES cache read/write, output EXCLUDES reasoning. */
+interface TokenCounts {
+	input?: number;
+	output?: number;
+	cacheRead?: number;
+	cacheWrite?: number;
+	cacheWrite5m?: number;
+	cacheWrite1h?: number;
+	reasoning?: number;
+	total?: number;
+}
+
+/** One user prompt and everything it caused. Ids are the HOST's ids: deterministic span ids derive from them. */
+interface RecordedPrompt {
+	/** Host id of the prompt (user message uuid, Codex turn id). */
+	id: string;
+	/** Host session id: the Langfuse session. */
+	sessionId: string;
+	startMs: number;
+	endMs: number;
+	/** The prompt as typed; "" when the record has none. */
+	text: string;
+	/** The final assistant text. */
+	answer?: string;
+	aborted?: boolean;
+	/** The prompt failed: an ERROR on the trace. */
+	error?: string;
+	/** Did not finish normally (aborted, or the record ends mid-prompt): a WARNING with this message. */
+	warning?: string;
+	steps: RecordedStep[];
+	/** Host-specific metadata, on the trace and the prompt's observation. */
+	metadata?: Metadata;
+	/** Known only at the end (durations, totals): on the prompt's observation, not on the trace. */
+	endMetadata?: Metadata;
+}
+
+type RecordedStep = RecordedLlmCall | RecordedToolCall | RecordedCompaction | RecordedEvent;
+
+interface RecordedLlmCall {
+	kind: "llm";
+	/** Host id of the response/message (dedupe key). */
+	id: string;
+	startMs: number;
+	endMs: number;
+	completionStartMs?: number;
+	model?: string;
+	provider?: string;
+	parameters?: Record<string, string | number | boolean>;
+	/** The messages the model received: the full history where the record has it (the Codex parser gives only what is new since the previous call, as Codex traces always had). */
+	input: ChatMessage[];
+	/** Tool definitions offered, when the record has them. */
+	tools?: ToolDefinition[];
+	/** Role "assistant": text, reasoning, tool_calls. */
+	output: ChatMessage;
+	usage?: TokenCounts;
+	/** ONLY if the host records it per call; never zeros. */
+	costUsd?: { input?: number; output?: number; total: number };
+	stopReason?: string;
+	error?: string;
+	metadata?: Metadata;
+}
+
+interface RecordedToolCall {
+	kind: "tool";
+	/** Host tool-call id (= the tool_calls[].id of the generation that asked). */
+	id: string;
+	name: string;
+	startMs: number;
+	/** Absent: the record has no result (still running when it ends); the prompt's end closes it, marked. */
+	endMs?: number;
+	input: unknown;
+	output: unknown;
+	isError: boolean;
+	/** A failed command's exit code: the status message says it, unless `error` says more. */
+	exitCode?: number;
+	error?: string;
+	/** A subagent run this tool started. */
+	subagent?: { sessionId?: string; prompts: RecordedPrompt[] };
+	metadata?: Metadata;
+}
+
+interface RecordedCompaction {
+	kind: "compaction";
+	id: string;
+	/** startMs === endMs: the host recorded only that it happened (an event, not a span). */
+	startMs: number;
+	endMs: number;
+	summary?: string;
+	tokensBefore?: number;
+}
+
+interface RecordedEvent {
+	kind: "event";
+	id: string;
+	at: number;
+	name: string;
+	level?: "WARNING" | "ERROR";
+	message?: string;
+	metadata?: Metadata;
 }
 
 /**
@@ -2268,6 +2397,84 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
 }
 
+// ── transcripts → recorder ───────────────────────────────────────────────────────────────────────
+// A host's own record, parsed into a RecordedPrompt (§2), becomes observations here, for every host
+// that reads a record instead of live events (Codex rollouts, Claude Code transcripts, history import).
+
+/** Deterministic ids for one recorded prompt, so re-reading a record updates its traces, never duplicates them. */
+interface TranscriptIds {
+	traceId: string;
+	/** kind "prompt" with the prompt's id, or a step's kind with the step's id. */
+	observation(kind: "prompt" | RecordedStep["kind"], key: string): string;
+}
+
+/** Ids hashed from one scope string (host, session, prompt): the default for a host without an older scheme. */
+function transcriptIds(scope: string): TranscriptIds {
+	return { traceId: hashId(scope, 32), observation: (kind, key) => hashId(`${scope}:${kind}:${key}`, 16) };
+}
+
+/** An assistant message of text only reads best as that text; with tool calls or reasoning, as the message. */
+function assistantOutput(message: ChatMessage): unknown {
+	const empty = message.content.length === 0;
+	if (message.tool_calls?.length || message.reasoning) {
+		return { role: "assistant", content: empty ? null : message.content, tool_calls: message.tool_calls?.length ? message.tool_calls : undefined, reasoning: message.reasoning || undefined };
+	}
+	return empty ? undefined : message.content;
+}
+
+/** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
+function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds): void {
+	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
+	for (const step of prompt.steps) {
+		switch (step.kind) {
+			case "llm": {
+				const key = `llm:${step.id}`;
+				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
+				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input: step.input.length ? step.input : undefined, modelParameters: parameters });
+				recorder.endGeneration(key, step.endMs, {
+					model: step.model,
+					output: assistantOutput(step.output),
+					usage: step.usage && usageDetails(step.usage),
+					cost: step.costUsd && costDetails(step.costUsd),
+					completionStartMs: step.completionStartMs,
+					level: step.error ? "ERROR" : undefined,
+					statusMessage: step.error,
+					metadata: { ...step.metadata, provider: step.provider, ...(step.stopReason !== undefined && { stopReason: step.stopReason }) },
+				});
+				break;
+			}
+			case "tool": {
+				const key = `tool:${step.id}`;
+				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata });
+				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
+				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
+				break;
+			}
+			case "compaction": {
+				const details = step.summary !== undefined || step.tokensBefore !== undefined ? { summary: step.summary, tokensBefore: step.tokensBefore } : undefined;
+				const id = ids.observation("compaction", step.id);
+				if (step.endMs <= step.startMs) {
+					recorder.event(step.startMs, { name: "compaction", id, metadata: details });
+					break;
+				}
+				const key = `compaction:${step.id}`;
+				recorder.startSpan(key, step.startMs, { name: "compaction", id, metadata: step.tokensBefore !== undefined ? { tokensBefore: step.tokensBefore } : undefined });
+				recorder.endSpan(key, step.endMs, { output: step.summary });
+				break;
+			}
+			case "event":
+				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata });
+				break;
+		}
+	}
+	recorder.endPrompt(prompt.endMs, {
+		output: prompt.answer,
+		level: prompt.error ? "ERROR" : prompt.aborted || prompt.warning ? "WARNING" : undefined,
+		statusMessage: prompt.error ?? prompt.warning ?? (prompt.aborted ? "aborted" : undefined),
+		metadata: prompt.endMetadata,
+	});
+}
+
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 // §7 Adapters — thin mappings of each host's events onto the recorder.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -3240,10 +3447,95 @@ interface CodexCursor {
 	copying?: boolean;
 }
 
+/**
+ * The rollout payload fields read here. A rollout line is `{timestamp, type, payload}`: type session_meta,
+ * turn_context, response_item, event_msg, compacted or token_usage_record, i.e. Codex's RolloutItem with
+ * ResponseItem / EventMsg payloads (openai/codex, codex-rs/protocol/src/protocol.rs and models.rs). Field
+ * names as observed in test/fixtures, recorded from codex-cli 0.169.0 (the pinned devDependency). Every
+ * field is optional and checked before use: versions differ, and a missing field is skipped.
+ */
+interface CodexPayload {
+	/** response_item / event_msg kind (message, function_call, task_started, token_count, …). */
+	type?: string;
+	id?: string;
+	thread_id?: string;
+	turn_id?: string;
+	// session_meta
+	session_id?: string;
+	parent_thread_id?: string;
+	agent_nickname?: string;
+	agent_role?: string;
+	cli_version?: string;
+	originator?: string;
+	model_provider?: string;
+	cwd?: string;
+	source?: { subagent?: { thread_spawn?: { parent_thread_id?: string; agent_nickname?: string; agent_role?: string; depth?: number } } };
+	// task_started, task_complete, turn_aborted
+	turn_attribution?: { parent_turn_id?: string; turn_trigger?: unknown };
+	collaboration_mode_kind?: unknown;
+	last_agent_message?: string;
+	time_to_first_token_ms?: number;
+	duration_ms?: number;
+	reason?: string;
+	// turn_context
+	model?: string;
+	effort?: unknown;
+	reasoning_effort?: unknown;
+	collaboration_mode?: { settings?: { model?: string; reasoning_effort?: unknown } };
+	/** turn_context: the reasoning summary setting (a string); reasoning item: its summary parts. */
+	summary?: unknown;
+	approval_policy?: unknown;
+	sandbox_policy?: { type?: unknown };
+	// token_usage_record, token_count
+	response_id?: string;
+	usage?: CodexUsage;
+	turn_token_usage?: unknown;
+	info?: { last_token_usage?: CodexUsage; total_token_usage?: unknown };
+	// item_started, item_completed, user_message, error, stream_error
+	item?: CodexItem;
+	started_at_ms?: number;
+	message?: unknown;
+	// response_item: message, reasoning, *_call, *_call_output, web_search_call
+	role?: string;
+	content?: unknown;
+	call_id?: string;
+	name?: string;
+	namespace?: unknown;
+	arguments?: unknown;
+	input?: unknown;
+	action?: unknown;
+	status?: unknown;
+	/** A string, or `{content, success}`. */
+	output?: unknown;
+}
+
+/** Token usage as Codex counts it: cached inside input, reasoning inside output. */
+interface CodexUsage {
+	input_tokens?: number;
+	cached_input_tokens?: number;
+	cache_write_input_tokens?: number;
+	output_tokens?: number;
+	reasoning_output_tokens?: number;
+	total_tokens?: number;
+}
+
+/** item_completed's item (UserMessage, AgentMessage, Reasoning, CommandExecution, collab calls, …). */
+interface CodexItem {
+	type?: string;
+	id?: string;
+	content?: unknown;
+	exit_code?: number;
+	status?: string;
+	command?: unknown;
+	duration?: { secs?: number; nanos?: number };
+	receiver_thread_ids?: unknown;
+}
+
 interface RolloutLine {
 	at: number;
 	type: string;
-	payload: any;
+	payload: CodexPayload;
+	/** Byte offsets of the line in its file: cursor positions and stable event ids. */
 	start: number;
 	end: number;
 }
@@ -3356,32 +3648,12 @@ function writeCodexCursor(file: string, cursor: CodexCursor): void {
 
 /** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
 async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
-	const lock = `${file}.lock`;
-	const until = Date.now() + waitMs;
 	try {
 		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
 	} catch {
 		return () => {}; // no spool directory: nothing to protect either
 	}
-	for (;;) {
-		try {
-			fs.writeFileSync(lock, String(process.pid), { flag: "wx", mode: 0o600 });
-			return () => fs.rmSync(lock, { force: true });
-		} catch (error) {
-			if ((error as NodeJS.ErrnoException).code !== "EEXIST") return () => {};
-		}
-		try {
-			const owner = Number(fs.readFileSync(lock, "utf8"));
-			if ((owner > 0 && !isAlive(owner)) || Date.now() - fs.statSync(lock).mtimeMs > 30_000) {
-				fs.rmSync(lock, { force: true });
-				continue;
-			}
-		} catch {
-			continue; // released meanwhile
-		}
-		if (Date.now() >= until) return undefined;
-		await new Promise(resolve => setTimeout(resolve, 25));
-	}
+	return waitForLock(`${file}.lock`, 30_000, waitMs);
 }
 
 /** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
@@ -3398,25 +3670,30 @@ async function readRolloutLines(file: string, offset: number): Promise<{ lines: 
 			if (bytesRead === 0) break;
 			filled += bytesRead;
 		}
-		const lines: RolloutLine[] = [];
-		let lastAt = Date.now();
-		for (let start = 0, end = buffer.indexOf(10, 0); end >= 0 && end < filled; start = end + 1, end = buffer.indexOf(10, start)) {
-			if (end === start) continue;
-			let record: any;
-			try {
-				record = JSON.parse(buffer.toString("utf8", start, end));
-			} catch {
-				continue; // a corrupt line is skipped, never fatal
-			}
-			if (!record || typeof record !== "object" || typeof record.type !== "string") continue;
-			const at = Date.parse(record.timestamp);
-			if (Number.isFinite(at)) lastAt = at;
-			lines.push({ at: Number.isFinite(at) ? at : lastAt, type: record.type, payload: record.payload ?? {}, start: from + start, end: from + end + 1 });
-		}
-		return { lines, size, restarted };
+		return { lines: rolloutLines(buffer.subarray(0, filled), from), size, restarted };
 	} finally {
 		await handle.close();
 	}
+}
+
+/** The complete lines of a rollout chunk that starts at byte `from` of its file. */
+function rolloutLines(buffer: Buffer, from: number): RolloutLine[] {
+	const lines: RolloutLine[] = [];
+	let lastAt = Date.now();
+	for (let start = 0, end = buffer.indexOf(10, 0); end >= 0; start = end + 1, end = buffer.indexOf(10, start)) {
+		if (end === start) continue;
+		let record: { timestamp?: unknown; type?: unknown; payload?: CodexPayload } | null;
+		try {
+			record = JSON.parse(buffer.toString("utf8", start, end));
+		} catch {
+			continue; // a corrupt line is skipped, never fatal
+		}
+		if (!record || typeof record !== "object" || typeof record.type !== "string") continue;
+		const at = typeof record.timestamp === "string" ? Date.parse(record.timestamp) : Number.NaN;
+		if (Number.isFinite(at)) lastAt = at;
+		lines.push({ at: Number.isFinite(at) ? at : lastAt, type: record.type, payload: record.payload ?? {}, start: from + start, end: from + end + 1 });
+	}
+	return lines;
 }
 
 const isTurnStart = (line: RolloutLine) => line.type === "event_msg" && line.payload?.type === "task_started";
@@ -3533,45 +3810,51 @@ function parseJsonText(text: unknown): unknown {
 }
 
 /** Codex counts cached tokens inside input and reasoning inside output; Langfuse's keys must not overlap. */
-function codexUsage(usage: any): Record<string, number> | undefined {
+function codexUsage(usage: CodexUsage | undefined): TokenCounts | undefined {
 	if (!usage || typeof usage !== "object") return undefined;
 	const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0);
 	const cached = count(usage.cached_input_tokens);
 	const cacheWrite = count(usage.cache_write_input_tokens);
 	const reasoning = count(usage.reasoning_output_tokens);
-	return usageDetails({
+	return {
 		input: Math.max(0, count(usage.input_tokens) - cached - cacheWrite),
 		cacheRead: cached,
 		cacheWrite,
 		output: Math.max(0, count(usage.output_tokens) - reasoning),
 		reasoning,
 		total: count(usage.total_tokens) || count(usage.input_tokens) + count(usage.output_tokens),
-	});
+	};
 }
 
+/** A model response being read: it ends at its token record (or the next token_count, or the turn's end). */
 interface PendingResponse {
-	input: unknown[];
+	/** Where its step goes in the turn's steps: before the tool calls it made. */
+	at: number;
+	input: ChatMessage[];
 	text: string[];
 	reasoning: string[];
-	toolCalls: { id: string; type: "function"; function: { name: string; arguments: string } }[];
+	toolCalls: ChatToolCall[];
 	firstTokenAt?: number;
 }
 
-const emptyResponse = (): PendingResponse => ({ input: [], text: [], reasoning: [], toolCalls: [] });
+const CODEX_TOOL_CALLS = new Set(["function_call", "custom_tool_call", "local_shell_call", "tool_search_call"]);
+const CODEX_TOOL_OUTPUTS = new Set(["function_call_output", "custom_tool_call_output", "tool_search_output"]);
 
-/** One finished turn → one trace: the prompt, a generation per model response, a tool per call. */
-function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: CodexTurn): void {
-	const ids = (kind: string, key: string | number) => hashId(`codex:${thread.threadId}:${turn.id}:${kind}:${key}`, 16);
+/**
+ * One finished turn → one RecordedPrompt, pure: the prompt, a step per model response (closed at its
+ * token record), a step per tool call (ended by its output), and compactions, web searches and errors.
+ */
+function parseCodexTurn(turn: CodexTurn, thread: CodexThread): RecordedPrompt {
 	const startAt = turn.started.at;
 	const started = turn.started.payload;
 	const attribution = started.turn_attribution ?? {};
 	const finish = turn.finish?.payload ?? {};
 
-	// First pass: what the trace needs up front, and what tool results are completed by.
+	// First pass: what the prompt needs up front, and the items tool results are completed by.
 	const userTexts: string[] = [];
 	const fallbackTexts: string[] = [];
-	const items = new Map<string, any>();
-	let context: any = {};
+	const items = new Map<string, CodexItem>();
+	let context: CodexPayload = {};
 	let hasUsageRecords = false;
 	for (const line of turn.lines) {
 		const payload = line.payload;
@@ -3588,19 +3871,144 @@ function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: C
 			if (text && !injectedText(text) && !text.startsWith("<subagent_notification>")) fallbackTexts.push(text);
 		}
 	}
-	const prompt = (userTexts.length ? userTexts : fallbackTexts).filter(Boolean).join("\n\n") || undefined;
+	const text = (userTexts.length ? userTexts : fallbackTexts).filter(Boolean).join("\n\n");
 	const model = stringOr(context.model) ?? stringOr(context.collaboration_mode?.settings?.model);
 	const effort = context.effort ?? context.reasoning_effort ?? context.collaboration_mode?.settings?.reasoning_effort;
-	const modelParameters: Record<string, string> = {};
-	if (typeof effort === "string") modelParameters.reasoning_effort = effort;
-	if (typeof context.summary === "string") modelParameters.reasoning_summary = context.summary;
+	const parameters: Record<string, string> = {};
+	if (typeof effort === "string") parameters.reasoning_effort = effort;
+	if (typeof context.summary === "string") parameters.reasoning_summary = context.summary;
 	const parentTurnId = stringOr(attribution.parent_turn_id);
 	const ttft = typeof finish.time_to_first_token_ms === "number" ? finish.time_to_first_token_ms : undefined;
 
-	recorder.startPrompt(startAt, {
-		traceId: codexTraceId(thread.threadId, turn.id),
-		id: ids("turn", 0),
-		input: prompt,
+	// Second pass, in file order: responses close at their token record, tools at their output.
+	const steps: RecordedStep[] = [];
+	const openTools = new Map<string, RecordedToolCall>();
+	const newResponse = (): PendingResponse => ({ at: steps.length, input: [], text: [], reasoning: [], toolCalls: [] });
+	let pending = newResponse();
+	let inputAt = startAt;
+	let responses = 0;
+	let lastTurnUsage: unknown;
+	let lastText: string | undefined;
+	const hasOutput = () => pending.text.length > 0 || pending.toolCalls.length > 0 || pending.reasoning.length > 0;
+	const closeResponse = (at: number, usage: CodexUsage | undefined, responseId?: string) => {
+		const index = responses++;
+		const firstToken = index === 0 && ttft !== undefined ? startAt + ttft : pending.firstTokenAt;
+		const step: RecordedLlmCall = {
+			kind: "llm",
+			id: responseId ?? String(index),
+			startMs: inputAt,
+			endMs: Math.max(at, inputAt),
+			completionStartMs: firstToken !== undefined && firstToken >= inputAt && firstToken <= at ? firstToken : undefined,
+			model,
+			provider: thread.provider,
+			parameters,
+			input: pending.input,
+			output: { role: "assistant", content: pending.text.join("\n"), tool_calls: pending.toolCalls.length ? pending.toolCalls : undefined, reasoning: pending.reasoning.join("\n") || undefined },
+			usage: codexUsage(usage),
+			metadata: { responseId },
+		};
+		steps.splice(pending.at, 0, step);
+		pending = newResponse();
+		inputAt = at;
+	};
+	const event = (line: RolloutLine, name: string, fields: Partial<RecordedEvent> = {}) =>
+		steps.push({ kind: "event", id: String(line.start), at: line.at, name, ...fields });
+	const compaction = (line: RolloutLine) => steps.push({ kind: "compaction", id: String(line.start), startMs: line.at, endMs: line.at });
+	for (const line of turn.lines) {
+		const payload = line.payload;
+		const at = line.at;
+		const type = payload.type ?? "";
+		if (line.type === "response_item") {
+			if (type === "message") {
+				const content = textOf(payload.content);
+				if (payload.role === "assistant") {
+					if (content) pending.text.push(content);
+					if (content) lastText = content;
+				} else if (payload.role === "user" && content && !injectedText(content)) {
+					pending.input.push({ role: "user", content });
+					inputAt = at;
+				}
+			} else if (type === "reasoning") {
+				const summary = Array.isArray(payload.summary) ? payload.summary.map(part => part?.text).filter(Boolean).join("\n") : "";
+				if (summary) pending.reasoning.push(summary);
+			} else if (CODEX_TOOL_CALLS.has(type)) {
+				const callId = stringOr(payload.call_id) ?? stringOr(payload.id) ?? `${line.start}`;
+				const name = stringOr(payload.name) ?? type.replace(/_call$/, "");
+				const raw = payload.arguments ?? payload.input ?? payload.action;
+				pending.toolCalls.push({ id: callId, type: "function", function: { name, arguments: typeof raw === "string" ? raw : JSON.stringify(raw ?? {}) } });
+				if (!openTools.has(callId)) {
+					const tool: RecordedToolCall = { kind: "tool", id: callId, name, startMs: at, input: parseJsonText(raw), output: undefined, isError: false, metadata: { callId, namespace: payload.namespace, toolType: type } };
+					openTools.set(callId, tool);
+					steps.push(tool);
+				}
+			} else if (CODEX_TOOL_OUTPUTS.has(type)) {
+				const callId = stringOr(payload.call_id) ?? "";
+				const raw = payload.output as { content?: unknown; success?: unknown } | string | undefined;
+				const output = raw && typeof raw === "object" && !Array.isArray(raw) && "content" in raw ? raw.content : raw;
+				const item = items.get(callId);
+				const exitCode =
+					typeof item?.exit_code === "number" ? item.exit_code : typeof output === "string" ? Number(output.match(/Process exited with code (-?\d+)/)?.[1] ?? Number.NaN) : Number.NaN;
+				let tool = openTools.get(callId);
+				openTools.delete(callId);
+				if (!tool) {
+					// a result whose call is not in this turn: a tool of its own, at the result
+					tool = { kind: "tool", id: callId, name: "tool", startMs: at, input: undefined, output: undefined, isError: false };
+					steps.push(tool);
+				}
+				tool.endMs = at;
+				tool.output = output;
+				tool.isError = (typeof raw === "object" && raw?.success === false) || (Number.isFinite(exitCode) && exitCode !== 0) || item?.status === "failed";
+				tool.exitCode = Number.isFinite(exitCode) ? exitCode : undefined;
+				tool.metadata = {
+					...tool.metadata,
+					command: Array.isArray(item?.command) ? item.command : undefined,
+					durationMs: item?.duration ? Math.round((item.duration.secs ?? 0) * 1000 + (item.duration.nanos ?? 0) / 1e6) : undefined,
+					childThreadIds: Array.isArray(item?.receiver_thread_ids) ? item.receiver_thread_ids : undefined,
+				};
+				// Codex records the output as the tool gave it: a string, or content parts
+				pending.input.push({ role: "tool", tool_call_id: callId, content: output as ChatMessage["content"] });
+				inputAt = at;
+			} else if (type === "web_search_call") {
+				event(line, "web search", { metadata: { action: payload.action, status: payload.status } });
+			} else if (type === "compaction" || type === "compaction_summary") {
+				compaction(line);
+			}
+		} else if (line.type === "token_usage_record") {
+			lastTurnUsage = payload.turn_token_usage ?? lastTurnUsage;
+			closeResponse(at, payload.usage, stringOr(payload.response_id));
+		} else if (line.type === "compacted") {
+			compaction(line);
+		} else if (line.type === "event_msg") {
+			if (type === "token_count") {
+				// Versions without token_usage_record: the last_token_usage after each response.
+				const last = payload.info?.last_token_usage;
+				if (!hasUsageRecords && last && hasOutput()) closeResponse(at, last);
+				if (payload.info?.total_token_usage && !hasUsageRecords) lastTurnUsage = payload.info.total_token_usage;
+			} else if (type === "item_completed" || type === "item_started") {
+				const item = payload.item;
+				if ((item?.type === "AgentMessage" || item?.type === "Reasoning") && typeof payload.started_at_ms === "number") pending.firstTokenAt ??= payload.started_at_ms;
+			} else if (type === "error" || type === "stream_error") {
+				const error = type === "error";
+				event(line, error ? "error" : "stream error", { level: error ? "ERROR" : "WARNING", message: stringOr(payload.message) });
+			} else if (type === "context_compacted") {
+				compaction(line);
+			}
+		}
+	}
+	const endAt = turn.finish?.at ?? turn.lines.at(-1)?.at ?? startAt;
+	if (hasOutput()) closeResponse(endAt, undefined);
+	const aborted = turn.finish?.payload.type === "turn_aborted";
+	const unfinished = !turn.finish && turn.forcedOutput === undefined;
+	return {
+		id: turn.id,
+		sessionId: thread.sessionId,
+		startMs: startAt,
+		endMs: endAt,
+		text,
+		answer: stringOr(finish.last_agent_message) ?? turn.forcedOutput ?? lastText,
+		aborted: aborted || undefined,
+		warning: aborted ? `turn aborted${finish.reason ? `: ${finish.reason}` : ""}` : unfinished ? "turn did not finish in the rollout" : undefined,
+		steps,
 		metadata: {
 			turnId: turn.id,
 			parentTurnId,
@@ -3612,153 +4020,32 @@ function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: C
 			sandbox: context.sandbox_policy?.type,
 			collaborationMode: started.collaboration_mode_kind,
 		},
-	});
-
-	// Second pass, in file order: responses close at their token record, tools at their output.
-	let pending = emptyResponse();
-	let inputAt = startAt;
-	let responses = 0;
-	let lastTurnUsage: unknown;
-	const closeResponse = (at: number, usage: unknown, responseId?: string) => {
-		const index = responses++;
-		const key = `llm:${index}`;
-		const text = pending.text.join("\n");
-		const output =
-			pending.toolCalls.length || pending.reasoning.length
-				? { role: "assistant", content: text || null, tool_calls: pending.toolCalls.length ? pending.toolCalls : undefined, reasoning: pending.reasoning.join("\n") || undefined }
-				: text || undefined;
-		const firstToken = index === 0 && ttft !== undefined ? startAt + ttft : pending.firstTokenAt;
-		recorder.startGeneration(key, inputAt, { id: ids("response", responseId ?? index), model, input: pending.input.length ? pending.input : undefined, modelParameters: Object.keys(modelParameters).length ? modelParameters : undefined });
-		recorder.endGeneration(key, Math.max(at, inputAt), {
-			model,
-			output,
-			usage: codexUsage(usage),
-			completionStartMs: firstToken !== undefined && firstToken >= inputAt && firstToken <= at ? firstToken : undefined,
-			metadata: { responseId, provider: thread.provider },
-		});
-		pending = emptyResponse();
-		inputAt = at;
+		endMetadata: { durationMs: finish.duration_ms, ttftMs: ttft, responses, turnUsage: lastTurnUsage },
 	};
-	for (const line of turn.lines) {
-		const payload = line.payload;
-		const at = line.at;
-		if (line.type === "response_item") {
-			switch (payload.type) {
-				case "message": {
-					const text = textOf(payload.content);
-					if (payload.role === "assistant") {
-						if (text) pending.text.push(text);
-						recorder.noteOutput(text || undefined);
-					} else if (payload.role === "user" && text && !injectedText(text)) {
-						pending.input.push({ role: "user", content: text });
-						inputAt = at;
-					}
-					break;
-				}
-				case "reasoning": {
-					const summary = Array.isArray(payload.summary) ? payload.summary.map((part: any) => part?.text).filter(Boolean).join("\n") : "";
-					if (summary) pending.reasoning.push(summary);
-					break;
-				}
-				case "function_call":
-				case "custom_tool_call":
-				case "local_shell_call":
-				case "tool_search_call": {
-					const callId = stringOr(payload.call_id) ?? stringOr(payload.id) ?? `${line.start}`;
-					const name = stringOr(payload.name) ?? payload.type.replace(/_call$/, "");
-					const raw = payload.arguments ?? payload.input ?? payload.action;
-					pending.toolCalls.push({ id: callId, type: "function", function: { name, arguments: typeof raw === "string" ? raw : JSON.stringify(raw ?? {}) } });
-					recorder.startTool(`tool:${callId}`, at, {
-						name,
-						id: hashId(`codex-call:${thread.threadId}:${callId}`, 16),
-						input: parseJsonText(raw),
-						metadata: { callId, namespace: payload.namespace, toolType: payload.type },
-					});
-					break;
-				}
-				case "function_call_output":
-				case "custom_tool_call_output":
-				case "tool_search_output": {
-					const callId = stringOr(payload.call_id) ?? "";
-					const raw = payload.output;
-					const output = raw && typeof raw === "object" && !Array.isArray(raw) && "content" in raw ? raw.content : raw;
-					const item = items.get(callId);
-					const exitCode =
-						typeof item?.exit_code === "number" ? item.exit_code : typeof output === "string" ? Number(output.match(/Process exited with code (-?\d+)/)?.[1] ?? Number.NaN) : Number.NaN;
-					const failed = raw?.success === false || (Number.isFinite(exitCode) && exitCode !== 0) || item?.status === "failed";
-					recorder.endTool(`tool:${callId}`, at, {
-						output,
-						level: failed ? "ERROR" : undefined,
-						statusMessage: failed ? (Number.isFinite(exitCode) && exitCode !== 0 ? `exit code ${exitCode}` : "tool failed") : undefined,
-						metadata: {
-							exitCode: Number.isFinite(exitCode) ? exitCode : undefined,
-							command: Array.isArray(item?.command) ? item.command : undefined,
-							durationMs: item?.duration ? Math.round((item.duration.secs ?? 0) * 1000 + (item.duration.nanos ?? 0) / 1e6) : undefined,
-							childThreadIds: Array.isArray(item?.receiver_thread_ids) ? item.receiver_thread_ids : undefined,
-						},
-					});
-					pending.input.push({ role: "tool", tool_call_id: callId, content: output });
-					inputAt = at;
-					break;
-				}
-				case "web_search_call":
-					recorder.event(at, { name: "web search", id: ids("event", line.start), metadata: { action: payload.action, status: payload.status } });
-					break;
-				case "compaction":
-				case "compaction_summary":
-					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-					break;
-			}
-		} else if (line.type === "token_usage_record") {
-			lastTurnUsage = payload.turn_token_usage ?? lastTurnUsage;
-			closeResponse(at, payload.usage, stringOr(payload.response_id));
-		} else if (line.type === "compacted") {
-			recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-		} else if (line.type === "event_msg") {
-			switch (payload.type) {
-				case "token_count": {
-					// Versions without token_usage_record: the last_token_usage after each response.
-					const last = payload.info?.last_token_usage;
-					if (!hasUsageRecords && last && (pending.text.length || pending.toolCalls.length || pending.reasoning.length)) closeResponse(at, last);
-					if (payload.info?.total_token_usage && !hasUsageRecords) lastTurnUsage = payload.info.total_token_usage;
-					break;
-				}
-				case "item_completed":
-				case "item_started": {
-					const item = payload.item;
-					if ((item?.type === "AgentMessage" || item?.type === "Reasoning") && typeof payload.started_at_ms === "number") pending.firstTokenAt ??= payload.started_at_ms;
-					break;
-				}
-				case "error":
-				case "stream_error":
-					recorder.event(at, {
-						name: payload.type === "error" ? "error" : "stream error",
-						id: ids("event", line.start),
-						level: payload.type === "error" ? "ERROR" : "WARNING",
-						statusMessage: stringOr(payload.message),
-					});
-					break;
-				case "context_compacted":
-					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-					break;
-			}
-		}
-	}
-	const endAt = turn.finish?.at ?? turn.lines.at(-1)?.at ?? startAt;
-	if (pending.text.length || pending.toolCalls.length || pending.reasoning.length) closeResponse(endAt, undefined);
-	const aborted = turn.finish?.payload?.type === "turn_aborted";
-	const unfinished = !turn.finish && turn.forcedOutput === undefined;
-	recorder.endPrompt(endAt, {
-		output: stringOr(finish.last_agent_message) ?? turn.forcedOutput,
-		level: aborted || unfinished ? "WARNING" : undefined,
-		statusMessage: aborted ? `turn aborted${finish.reason ? `: ${finish.reason}` : ""}` : unfinished ? "turn did not finish in the rollout" : undefined,
-		metadata: {
-			durationMs: finish.duration_ms,
-			ttftMs: ttft,
-			responses,
-			turnUsage: lastTurnUsage,
+}
+
+/** The ids Codex traces have always had, so a turn exported by an older version is updated, not duplicated. */
+function codexIds(threadId: string, turnId: string): TranscriptIds {
+	const scope = `codex:${threadId}:${turnId}`;
+	return {
+		traceId: codexTraceId(threadId, turnId),
+		observation: (kind, key) => {
+			if (kind === "tool") return hashId(`codex-call:${threadId}:${key}`, 16);
+			if (kind === "prompt") return hashId(`${scope}:turn:0`, 16);
+			return hashId(`${scope}:${kind === "llm" ? "response" : "event"}:${key}`, 16);
 		},
-	});
+	};
+}
+
+/**
+ * A whole rollout (or the part of it from a session_meta on) → its thread and finished turns, pure.
+ * With `request.turnId`, that turn counts as finished even without its task_complete (as the Stop hook says).
+ */
+function parseRollout(text: string, request: CodexRequest = {}): { thread?: CodexThread; prompts: RecordedPrompt[] } {
+	const cursor: CodexCursor = { file: "", offset: 0, done: [] };
+	const { turns } = collectCodexTurns(rolloutLines(Buffer.from(text, "utf8"), 0), cursor, request);
+	const thread = cursor.thread ?? (request.threadId ? { threadId: request.threadId, sessionId: request.threadId } : undefined);
+	return { thread, prompts: thread ? turns.map(turn => parseCodexTurn(turn, thread)) : [] };
 }
 
 /**
@@ -3780,7 +4067,7 @@ async function readCodexRollout(
 	const records = new Map<string, ObservationRecord>();
 	if (thread && sampled(runtime.config, thread.sessionId)) {
 		const recorder = codexRecorder(runtime, thread, rollout, records);
-		for (const turn of turns) recordCodexTurn(recorder, thread, turn);
+		for (const turn of turns) recordTranscript(recorder, parseCodexTurn(turn, thread), codexIds(thread.threadId, turn.id));
 	}
 	return {
 		records: [...records.values()],
@@ -3814,6 +4101,30 @@ async function runCodexExport(request: CodexRequest | undefined, runtime: Runtim
 		log.debug(`codex: ${result.turns} turn(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
 	} finally {
 		unlock();
+	}
+	await handOnSpool(runtime);
+}
+
+/**
+ * Spool files earlier runs left (Langfuse was down then) go with a detached `flush` that outlives this
+ * run: replaying them here could spend Codex's budget, and Codex waits for this process. Only when
+ * Langfuse took this run's own batch: otherwise they wait for a run that gets through.
+ */
+async function handOnSpool(runtime: Runtime): Promise<void> {
+	const { exporter, log } = runtime;
+	const script = process.argv[1];
+	if (!exporter || !script || !exporter.spool.available) return;
+	const status = exporter.status;
+	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
+	const { files } = await exporter.spool.stats();
+	if (files === 0) return;
+	log.debug(`codex: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
+	try {
+		const child = spawn(process.execPath, [...process.execArgv, script, "flush"], { detached: true, stdio: "ignore", env: process.env });
+		child.on("error", () => {});
+		child.unref();
+	} catch (error) {
+		log.debug(`codex: could not start the background flush: ${errorText(error)}`);
 	}
 }
 
@@ -3857,6 +4168,8 @@ const internals = {
 	attachOpenCode,
 	usageDetails,
 	costDetails,
+	parseRollout,
+	recordTranscript,
 };
 Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
 /** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
