@@ -2688,7 +2688,7 @@ function ocTraceMetadata(session: OcSession): Metadata {
  * The session's recorder with a prompt open. A recorder call outside a prompt would open one by
  * itself, without the session's trace metadata; opening it here keeps a late-learned version or parent.
  */
-function ocPrompt(session: OcSession, at: number): SessionRecorder {
+function ocPromptRecorder(session: OcSession, at: number): SessionRecorder {
 	if (!session.recorder.promptOpen) session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
 	return session.recorder;
 }
@@ -2810,7 +2810,7 @@ function ocOnMessage(plugin: OcPlugin, info: OcMessageInfo | undefined): void {
 		message.provider = info.providerID;
 		session.messages.set(info.id, message);
 		session.awaiting = message;
-		ocPrompt(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+		ocPromptRecorder(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
 		return;
 	}
 	message.model = info.modelID ?? message.model;
@@ -2839,8 +2839,10 @@ function ocOnPart(plugin: OcPlugin, part: OcPart | undefined): void {
 			message.stepTokens = part.tokens;
 			if (typeof part.cost === "number") message.stepCost += part.cost;
 			return;
-		case "retry":
-			return ocPrompt(session, Date.now()).event(Date.now(), { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
+		case "retry": {
+			const now = Date.now();
+			return ocPromptRecorder(session, now).event(now, { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
+		}
 	}
 }
 
@@ -2861,7 +2863,7 @@ function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | und
 	// bash reports a failing command as completed with its exit code; pi and omp call that an error
 	// KIT: the failure level and status from {exitCode, error} belong to the host kit's tool end.
 	const failed = state.status === "error" || (typeof exit === "number" && exit !== 0);
-	ocPrompt(session, endMs).endTool(`tool:${callID}`, endMs, {
+	ocPromptRecorder(session, endMs).endTool(`tool:${callID}`, endMs, {
 		name: tool.name,
 		output: state.status === "error" ? state.error : state.output,
 		level: failed ? "ERROR" : undefined,
@@ -2883,7 +2885,7 @@ function ocToolEntry(session: OcSession, callID: string, name: string, messageId
 function ocStartTool(session: OcSession, tool: OcTool, at: number, args: unknown): void {
 	if (tool.started) return;
 	tool.started = true;
-	ocPrompt(session, at).startTool(`tool:${tool.callID}`, at, {
+	ocPromptRecorder(session, at).startTool(`tool:${tool.callID}`, at, {
 		name: tool.name,
 		id: tool.spanId,
 		input: args,
@@ -2898,7 +2900,7 @@ function ocStartGeneration(session: OcSession, message: OcMessage): void {
 	message.started = true;
 	if (session.awaiting === message) session.awaiting = undefined;
 	const at = message.requestMs ?? message.createdMs;
-	ocPrompt(session, at).startGeneration(message.key, at, {
+	ocPromptRecorder(session, at).startGeneration(message.key, at, {
 		model: message.model,
 		modelParameters: message.modelParameters,
 		input: ocRequestInput(message.requestSystem, message.requestMessages),
@@ -2984,7 +2986,8 @@ function ocOnSessionError(plugin: OcPlugin, properties: OcEventProperties): void
 	const level: Level = errorName === "MessageAbortedError" ? "WARNING" : "ERROR";
 	const message = ocErrorMessage(error) ?? "session error";
 	session.promptError = { level, message };
-	ocPrompt(session, Date.now()).event(Date.now(), { name: errorName === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName } });
+	const now = Date.now();
+	ocPromptRecorder(session, now).event(now, { name: errorName === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName } });
 }
 
 /** A subagent's trace names the parent's trace and the task tool call that spawned it. */
