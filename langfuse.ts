@@ -2866,6 +2866,88 @@ function eventFields(event: PiEvent): Metadata {
 }
 
 // ── §7.2 OpenCode ─────────────────────────────────────────────────────────────────────────────────
+//
+// OpenCode calls the default export once per plugin instance and gets a hooks object back. Each hook
+// is a thin guarded call into the module-level functions below, which work on two kinds of state:
+// OcPlugin (one per instance: its sessions, its project) and OcSession (one per traced session).
+// Bus events are dispatched by type through OC_EVENTS.
+
+// What we read of OpenCode's payloads: shapes as observed in test/fixtures/opencode-*.jsonl (recorded from
+// opencode-ai 1.18.33). Every field is optional: nothing OpenCode passes is trusted to be there.
+
+/** The plugin factory's input (the fixtures' `__factory__` line): shape as observed in test/fixtures. */
+interface OcPluginInput { directory?: string; worktree?: string; project?: { id?: string } }
+/** A bus event `{id, type, properties}`: shape as observed in test/fixtures. */
+interface OcEvent { type?: string; properties?: OcEventProperties }
+/** Every `properties` field a handler reads (session.* carry an OcSessionInfo, message.updated an OcMessageInfo): shape as observed in test/fixtures. */
+interface OcEventProperties {
+	sessionID?: string;
+	messageID?: string;
+	info?: OcSessionInfo & OcMessageInfo;
+	part?: OcPart;
+	status?: OcStatus;
+	error?: OcError;
+}
+/** session.status `{type: "busy" | "idle" | "retry", …}`: shape as observed in test/fixtures. */
+interface OcStatus { type?: string; message?: string; attempt?: number; next?: number }
+/** A session: shape as observed in test/fixtures. */
+interface OcSessionInfo { id?: string; parentID?: string; title?: string; version?: string }
+/** A message (parentID: the user message an assistant message answers): shape as observed in test/fixtures. */
+interface OcMessageInfo {
+	id?: string;
+	sessionID?: string;
+	role?: string;
+	agent?: string;
+	mode?: string;
+	modelID?: string;
+	providerID?: string;
+	parentID?: string;
+	time?: { created?: number; completed?: number };
+	tokens?: OcTokens;
+	cost?: number;
+	finish?: string;
+	error?: OcError;
+}
+/** Tokens on messages and step-finish parts: shape as observed in test/fixtures. */
+interface OcTokens { input?: number; output?: number; reasoning?: number; total?: number; cache?: { read?: number; write?: number } }
+/** `{name, data: {message}}`, or a plain string: shape as observed in test/fixtures. */
+type OcError = string | { name?: string; message?: string; data?: { message?: string } };
+/** A message part (text, reasoning, tool, step-start, step-finish, retry, file): shape as observed in test/fixtures. */
+interface OcPart {
+	id?: string;
+	type?: string;
+	sessionID?: string;
+	messageID?: string;
+	text?: string;
+	synthetic?: boolean;
+	tool?: string;
+	callID?: string;
+	state?: OcToolState;
+	tokens?: OcTokens;
+	cost?: number;
+	attempt?: number;
+	error?: OcError;
+	mime?: string;
+	filename?: string;
+}
+/** A tool part's state, pending → running → completed | error: shape as observed in test/fixtures. */
+interface OcToolState {
+	status?: string;
+	input?: unknown;
+	output?: unknown;
+	error?: unknown;
+	title?: string;
+	metadata?: Record<string, unknown> & { sessionId?: string; exit?: number };
+	time?: { start?: number; end?: number };
+}
+/** chat.message's input and output: shape as observed in test/fixtures. */
+interface OcChatMessageInput { sessionID?: string; agent?: string; messageID?: string; model?: OcModelRef }
+interface OcChatMessageOutput { message?: { id?: string; sessionID?: string; agent?: string; model?: OcModelRef }; parts?: OcPart[] }
+interface OcModelRef { providerID?: string; modelID?: string }
+/** chat.params' output: the call's settings; `options` also holds the provider's (API key!): shape as observed in test/fixtures. */
+type OcChatParams = Record<string, unknown> & { options?: Record<string, unknown> };
+/** One message of experimental.chat.messages.transform's output: shape as observed in test/fixtures. */
+interface OcRequestMessage { info?: OcMessageInfo; parts?: OcPart[] }
 
 /** One assistant message = one LLM call of the agent loop (OpenCode's title call makes no message). */
 interface OcMessage {
@@ -2883,8 +2965,8 @@ interface OcMessage {
 	requestSystem?: unknown;
 	started: boolean;
 	/** Text, reasoning and tool parts by id (latest version), in the order they appeared. */
-	parts: Map<string, any>;
-	stepTokens?: any;
+	parts: Map<string, OcPart>;
+	stepTokens?: OcTokens;
 	stepCost: number;
 }
 
@@ -2900,10 +2982,29 @@ interface OcTool {
 	childSessionId?: string;
 }
 
+/** One plugin instance (OpenCode may load the plugin more than once; each copy has its own). */
+interface OcPlugin {
+	runtime: Runtime;
+	/** Session id → its state; null = not ours (another copy traces it, or sampled out). */
+	sessions: Map<string, OcSession | null>;
+	directory: string;
+	worktree?: string;
+	projectId?: string;
+	/** The OpenCode version, from the latest session info: a session first seen without one starts with it. */
+	hostVersion?: string;
+	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
+	disposed: boolean;
+}
+
 interface OcSession {
 	id: string;
 	recorder: SessionRecorder;
+	/**
+	 * From session info, possibly learned after the claim; recorder.info keeps what was known then and
+	 * is never changed: ocTraceMetadata puts what changed since on each prompt.
+	 */
 	parentId?: string;
+	hostVersion?: string;
 	title?: string;
 	/** Assistant messages in flight; a finished one is removed, so late re-updates are ignored. */
 	messages: Map<string, OcMessage>;
@@ -2930,405 +3031,441 @@ const OC_MAX_SESSIONS = 500;
 const OC_IDLE_GRACE_MS = 2_000;
 
 /** OpenCode calls the default export with {client, project, directory, …} and needs hooks back. */
-function attachOpenCode(input: any, runtime: Runtime): Record<string, unknown> {
+function attachOpenCode(input: OcPluginInput | undefined, runtime: Runtime): Record<string, unknown> {
 	if (!runtime.exporter) return {};
-	const { log, config } = runtime;
-	const self = {};
-	const sessions = new Map<string, OcSession | null>();
-	const directory = call(() => (typeof input?.directory === "string" ? input.directory : undefined)) ?? process.cwd();
-	const worktree = call(() => (typeof input?.worktree === "string" ? input.worktree : undefined));
-	const projectId = call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined));
-	let hostVersion: string | undefined;
-	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
-	let disposed = false;
-
-	/** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
-	const sessionFor = (sessionId: unknown, info?: any): OcSession | null => {
-		if (typeof sessionId !== "string" || !sessionId) return null;
-		const known = sessions.get(sessionId);
-		if (known !== undefined || disposed) return known ?? null;
-		const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
-		const parent = parentId ? sessions.get(parentId) : undefined;
-		const owner = runtime.owners.get(sessionId);
-		// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
-		const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
-		if ((owner && owner !== self) || !traced) {
-			log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
-			sessions.set(sessionId, null);
-			return null;
-		}
-		runtime.owners.set(sessionId, self);
-		if (typeof info?.version === "string") hostVersion = info.version;
-		const recorder = newRecorder(
-			runtime,
-			{
-				sessionId,
-				host: "opencode",
-				hostVersion,
-				cwd: directory,
-				metadata: { host: "opencode", hostVersion, cwd: directory, worktree, projectId, parentSessionId: parentId },
-			},
-			parentId ? ["subagent"] : [],
-		);
-		const session: OcSession = { id: sessionId, recorder, parentId, messages: new Map(), tools: new Map(), turns: 0 };
-		sessions.set(sessionId, session);
-		evictSessions();
-		log.debug(`tracing opencode session ${sessionId}${parentId ? ` (subagent of ${parentId})` : ""}`);
-		return session;
+	const plugin: OcPlugin = {
+		runtime,
+		sessions: new Map(),
+		directory: call(() => (typeof input?.directory === "string" ? input.directory : undefined)) ?? process.cwd(),
+		worktree: call(() => (typeof input?.worktree === "string" ? input.worktree : undefined)),
+		projectId: call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined)),
+		disposed: false,
 	};
-
-	/** A long-running `opencode serve` sees many sessions: forget the oldest idle ones. */
-	const evictSessions = () => {
-		if (sessions.size <= OC_MAX_SESSIONS) return;
-		for (const [id, session] of sessions) {
-			if (sessions.size <= OC_MAX_SESSIONS * 0.9) break;
-			if (session?.recorder.promptOpen) continue;
-			forget(id);
-		}
-	};
-
-	const forget = (sessionId: string) => {
-		const session = sessions.get(sessionId);
-		sessions.delete(sessionId);
-		if (!session) return;
-		if (runtime.owners.get(sessionId) === self) runtime.owners.delete(sessionId);
-		if (runtime.recorders.get(sessionId) === session.recorder) runtime.recorders.delete(sessionId);
-	};
-
-	// ── awaited inline by OpenCode: O(1) bookkeeping only ──
-
-	const onChatMessage = (hookInput: any, output: any) => {
-		const session = sessionFor(hookInput?.sessionID ?? output?.message?.sessionID);
-		if (!session) return;
-		const text = ocPromptText(output?.parts);
-		if (session.idleTimer) finishPrompt(session);
-		if (session.recorder.promptOpen) {
-			// Sent while the agent is busy: OpenCode feeds it into the running loop, so it joins that trace.
-			return session.recorder.event(Date.now(), { name: "user message", input: text });
-		}
-		const message = output?.message ?? {};
-		const model = hookInput?.model ?? message.model ?? {};
-		session.promptError = undefined;
-		session.turns = 0;
-		session.recorder.startPrompt(Date.now(), {
-			input: text,
-			metadata: {
-				agent: hookInput?.agent ?? message.agent,
-				model: model.modelID,
-				provider: model.providerID,
-				userMessageId: hookInput?.messageID ?? message.id,
-				...subagentLink(session),
-			},
-		});
-	};
-
-	const onChatParams = (hookInput: any, output: any) => {
-		const session = sessions.get(hookInput?.sessionID);
-		const message = session?.awaiting;
-		// The title call (agent "title") and other side calls create no message: not a generation.
-		if (!session || !message || hookInput?.agent !== message.agent) return;
-		session.awaiting = undefined;
-		message.requestMs = Date.now();
-		message.modelParameters = ocModelParameters(output);
-		message.requestMessages = session.pendingMessages;
-		message.requestSystem = session.pendingSystem;
-		session.pendingMessages = session.pendingSystem = undefined;
-	};
-
-	const onMessagesTransform = (_hookInput: any, output: any) => {
-		const messages = output?.messages;
-		if (!Array.isArray(messages) || messages.length === 0) return;
-		const session = sessions.get(messages[messages.length - 1]?.info?.sessionID);
-		if (session) session.pendingMessages = messages;
-	};
-
-	const onSystemTransform = (hookInput: any, output: any) => {
-		const session = sessions.get(hookInput?.sessionID);
-		if (session) session.pendingSystem = output?.system;
-	};
-
-	// ── the event stream (not awaited) ──
-
-	const onEvent = (event: any) => {
-		const properties = event?.properties ?? {};
-		switch (event?.type) {
-			case "message.part.delta": {
-				// Per streamed delta: two map look-ups, nothing else.
-				const session = sessions.get(properties.sessionID);
-				if (session) session.recorder.markFirstToken(`msg:${properties.messageID}`, Date.now());
-				return;
-			}
-			case "message.part.updated":
-				return onPart(properties.part);
-			case "message.updated":
-				return onMessage(properties.info);
-			case "session.created":
-			case "session.updated":
-				return onSessionInfo(properties.info);
-			case "session.status":
-				if (properties.status?.type === "idle") return onIdle(properties.sessionID);
-				if (properties.status?.type === "retry") return onRetry(properties.sessionID, properties.status);
-				return;
-			case "session.idle":
-				return onIdle(properties.sessionID);
-			case "session.error":
-				return onSessionError(properties);
-			case "session.compacted": {
-				const session = sessions.get(properties.sessionID);
-				if (session?.recorder.promptOpen) session.recorder.event(Date.now(), { name: "compacted" });
-				return;
-			}
-			case "session.deleted": {
-				const id = properties.info?.id ?? properties.sessionID;
-				sessions.get(id)?.recorder.close(Date.now());
-				if (typeof id === "string") forget(id);
-				return;
-			}
-		}
-	};
-
-	const onSessionInfo = (info: any) => {
-		if (!info || typeof info.id !== "string") return;
-		const session = sessionFor(info.id, info);
-		if (!session) return;
-		if (typeof info.version === "string" && session.recorder.info.metadata.hostVersion !== info.version) {
-			hostVersion = info.version;
-			session.recorder.info.metadata.hostVersion = info.version;
-		}
-		if (typeof info.parentID === "string" && !session.parentId) session.parentId = session.recorder.info.metadata.parentSessionId = info.parentID;
-		const title = typeof info.title === "string" ? info.title.trim() : "";
-		if (title && title !== session.title && !OC_PLACEHOLDER_TITLE.test(title)) {
-			session.title = title;
-			// OpenCode generates the title alongside the first LLM call: it may come after a quick answer
-			session.recorder.rename(title, { includeLast: true });
-		}
-	};
-
-	const onMessage = (info: any) => {
-		if (info?.role !== "assistant" || typeof info.id !== "string") return;
-		const session = sessionFor(info.sessionID);
-		if (!session) return;
-		let message = session.messages.get(info.id);
-		if (!message) {
-			// A message first seen completed is an old one being re-saved (compaction, summaries): skip.
-			if (info.time?.completed) return;
-			const createdMs = typeof info.time?.created === "number" ? info.time.created : Date.now();
-			message = { id: info.id, key: `msg:${info.id}`, createdMs, agent: info.agent ?? info.mode, started: false, parts: new Map(), stepCost: 0 };
-			message.model = info.modelID;
-			message.provider = info.providerID;
-			session.messages.set(info.id, message);
-			session.awaiting = message;
-			session.recorder.startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
-			return;
-		}
-		message.model = info.modelID ?? message.model;
-		message.provider = info.providerID ?? message.provider;
-		if (info.time?.completed || info.error) endMessage(session, message, info);
-	};
-
-	const onPart = (part: any) => {
-		if (!part || typeof part.messageID !== "string") return;
-		const session = sessions.get(part.sessionID);
-		if (!session) return;
-		const message = session.messages.get(part.messageID);
-		if (part.type === "tool") {
-			if (message) message.parts.set(part.id, part);
-			return onToolPart(session, part, message);
-		}
-		if (!message) return;
-		switch (part.type) {
-			case "text":
-			case "reasoning":
-				message.parts.set(part.id, part);
-				return startGeneration(session, message);
-			case "step-start":
-				return startGeneration(session, message);
-			case "step-finish":
-				message.stepTokens = part.tokens;
-				if (typeof part.cost === "number") message.stepCost += part.cost;
-				return;
-			case "retry":
-				return session.recorder.event(Date.now(), { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
-		}
-	};
-
-	const onToolPart = (session: OcSession, part: any, message: OcMessage | undefined) => {
-		const state = part.state ?? {};
-		const callID = typeof part.callID === "string" ? part.callID : part.id;
-		const known = session.tools.get(callID);
-		// Completed parts of messages no longer in flight are re-saves (e.g. compaction pruning outputs).
-		if (!known && !message) return;
-		const tool = known ?? toolEntry(session, callID, String(part.tool ?? "tool"), part.messageID, Date.now());
-		if (typeof state.metadata?.sessionId === "string" && state.metadata.sessionId !== session.id) tool.childSessionId = state.metadata.sessionId;
-		const startMs = typeof state.time?.start === "number" ? state.time.start : tool.startMs;
-		if (state.status === "pending") return;
-		startTool(session, tool, startMs, state.input);
-		if (state.status !== "completed" && state.status !== "error") return;
-		const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
-		const exit = state.metadata?.exit;
-		// bash reports a failing command as completed with its exit code; pi and omp call that an error
-		const failed = state.status === "error" || (typeof exit === "number" && exit !== 0);
-		session.recorder.endTool(`tool:${callID}`, endMs, {
-			name: tool.name,
-			output: state.status === "error" ? state.error : state.output,
-			level: failed ? "ERROR" : undefined,
-			statusMessage: failed ? (state.status === "error" ? oneLine(String(state.error ?? "tool failed"), 300) : `exit code ${exit}`) : undefined,
-			metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
-		});
-		session.tools.delete(callID);
-	};
-
-	const toolEntry = (session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool => {
-		let tool = session.tools.get(callID);
-		if (!tool) {
-			tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
-			session.tools.set(callID, tool);
-		}
-		return tool;
-	};
-
-	const startTool = (session: OcSession, tool: OcTool, at: number, args: unknown) => {
-		if (tool.started) return;
-		tool.started = true;
-		session.recorder.startTool(`tool:${tool.callID}`, at, {
-			name: tool.name,
-			id: tool.spanId,
-			input: args,
-			metadata: { callID: tool.callID, messageId: tool.messageId },
-		});
-		tool.traceId = session.recorder.traceId;
-	};
-
-	/** The generation starts when the request is under way (step-start), with the request it sent. */
-	const startGeneration = (session: OcSession, message: OcMessage) => {
-		if (message.started) return;
-		message.started = true;
-		if (session.awaiting === message) session.awaiting = undefined;
-		session.recorder.startGeneration(message.key, message.requestMs ?? message.createdMs, {
-			model: message.model,
-			modelParameters: message.modelParameters,
-			input: ocRequestInput(message.requestSystem, message.requestMessages),
-			metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
-		});
-		message.requestMessages = message.requestSystem = undefined;
-	};
-
-	const endMessage = (session: OcSession, message: OcMessage, info: any) => {
-		startGeneration(session, message);
-		session.messages.delete(message.id);
-		if (session.awaiting === message) session.awaiting = undefined;
-		const endMs = typeof info.time?.completed === "number" ? info.time.completed : Date.now();
-		const tokens = info.tokens && ocTokenSum(info.tokens) > 0 ? info.tokens : message.stepTokens ?? info.tokens ?? {};
-		const cost = typeof info.cost === "number" && info.cost > 0 ? info.cost : message.stepCost;
-		const error = info.error;
-		const aborted = error?.name === "MessageAbortedError";
-		const output = ocOutput(message.parts);
-		session.recorder.endGeneration(message.key, endMs, {
-			model: info.modelID,
-			output,
-			usage: usageDetails({
-				input: tokens.input,
-				output: tokens.output,
-				reasoning: tokens.reasoning,
-				cacheRead: tokens.cache?.read,
-				cacheWrite: tokens.cache?.write,
-				total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
-			}),
-			cost: costDetails({ total: cost }),
-			level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
-			statusMessage: error ? ocErrorMessage(error) : undefined,
-			metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName: error?.name },
-		});
-		session.recorder.noteOutput(textOf([...message.parts.values()]) || undefined);
-		session.recorder.endTurn(endMs, { output: info.finish === undefined ? undefined : { finish: info.finish } });
-		if (session.idleTimer && session.messages.size === 0) finishPrompt(session);
-	};
-
-	const onIdle = (sessionId: unknown) => {
-		const session = sessions.get(sessionId as string);
-		if (!session || session.idleTimer) return;
-		if (session.messages.size > 0 && session.recorder.promptOpen) {
-			session.idleTimer = setTimeout(
-				guarded(log, "opencode idle", () => finishPrompt(session)),
-				OC_IDLE_GRACE_MS,
-			);
-			session.idleTimer.unref?.();
-			return;
-		}
-		finishPrompt(session);
-	};
-
-	const finishPrompt = (session: OcSession) => {
-		clearTimeout(session.idleTimer);
-		session.idleTimer = undefined;
-		const error = session.promptError;
-		session.promptError = undefined;
-		session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
-		session.messages.clear();
-		session.tools.clear();
-		session.awaiting = undefined;
-		void runtime.exporter?.flush();
-	};
-
-	const onRetry = (sessionId: unknown, status: any) => {
-		const session = sessions.get(sessionId as string);
-		if (!session?.recorder.promptOpen) return;
-		session.recorder.event(Date.now(), {
-			name: "retry",
-			level: "WARNING",
-			statusMessage: typeof status.message === "string" ? status.message : undefined,
-			metadata: { attempt: status.attempt, nextMs: status.next },
-		});
-	};
-
-	const onSessionError = (properties: any) => {
-		const session = sessions.get(properties.sessionID);
-		if (!session) return;
-		const error = properties.error;
-		const level: Level = error?.name === "MessageAbortedError" ? "WARNING" : "ERROR";
-		const message = ocErrorMessage(error) ?? "session error";
-		session.promptError = { level, message };
-		session.recorder.event(Date.now(), { name: error?.name === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName: error?.name } });
-	};
-
-	/** A subagent's trace names the parent's trace and the task tool call that spawned it. */
-	const subagentLink = (session: OcSession): Metadata => {
-		if (!session.parentId) return {};
-		const parent = sessions.get(session.parentId);
-		let task: OcTool | undefined;
-		for (const tool of parent?.tools.values() ?? []) {
-			if (tool.childSessionId === session.id) task = tool;
-			else if (!task && tool.name === "task" && !tool.childSessionId) task = tool;
-		}
-		return { parentSessionId: session.parentId, parentTraceId: task?.traceId ?? parent?.recorder.traceId, parentObservationId: task?.spanId };
-	};
-
-	const dispose = async () => {
-		disposed = true;
-		const now = Date.now();
-		for (const [id, session] of sessions) {
-			if (!session) continue;
-			clearTimeout(session.idleTimer);
-			session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
-			forget(id);
-		}
-		await runtime.exporter?.shutdown();
-	};
-
+	const { log } = runtime;
 	return {
-		event: guarded(log, "opencode event", (arg: any) => onEvent(arg?.event)),
-		"chat.message": guarded(log, "chat.message", onChatMessage),
-		"chat.params": guarded(log, "chat.params", onChatParams),
-		"experimental.chat.messages.transform": guarded(log, "experimental.chat.messages.transform", onMessagesTransform),
-		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", onSystemTransform),
-		dispose: guarded(log, "dispose", dispose),
+		event: guarded(log, "opencode event", (arg?: { event?: OcEvent }) => ocOnEvent(plugin, arg?.event)),
+		// awaited inline by OpenCode: O(1) bookkeeping only
+		"chat.message": guarded(log, "chat.message", (hookInput?: OcChatMessageInput, output?: OcChatMessageOutput) => ocOnChatMessage(plugin, hookInput, output)),
+		"chat.params": guarded(log, "chat.params", (hookInput?: { sessionID?: string; agent?: string }, output?: OcChatParams) => ocOnChatParams(plugin, hookInput, output)),
+		"experimental.chat.messages.transform": guarded(log, "experimental.chat.messages.transform", (_hookInput: unknown, output?: { messages?: OcRequestMessage[] }) =>
+			ocOnMessagesTransform(plugin, output),
+		),
+		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", (hookInput?: { sessionID?: string }, output?: { system?: string[] }) =>
+			ocOnSystemTransform(plugin, hookInput, output),
+		),
+		dispose: guarded(log, "dispose", () => ocDispose(plugin)),
 	};
 }
+
+// ── sessions: claim on first sight, forget at the end ──
+
+// KIT: the claim (owner check, sampling, runtime.owners) is attachPiHost's sessionFor over again.
+/** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
+function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo): OcSession | null {
+	const { runtime, sessions } = plugin;
+	const { log, config } = runtime;
+	if (typeof sessionId !== "string" || !sessionId) return null;
+	const known = sessions.get(sessionId);
+	if (known !== undefined || plugin.disposed) return known ?? null;
+	const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
+	const parent = parentId ? sessions.get(parentId) : undefined;
+	const owner = runtime.owners.get(sessionId);
+	// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
+	const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
+	if ((owner && owner !== plugin) || !traced) {
+		log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
+		sessions.set(sessionId, null);
+		return null;
+	}
+	runtime.owners.set(sessionId, plugin);
+	if (typeof info?.version === "string") plugin.hostVersion = info.version;
+	const { hostVersion, directory } = plugin;
+	const recorder = newRecorder(
+		runtime,
+		{
+			sessionId,
+			host: "opencode",
+			hostVersion,
+			cwd: directory,
+			metadata: { host: "opencode", hostVersion, cwd: directory, worktree: plugin.worktree, projectId: plugin.projectId, parentSessionId: parentId },
+		},
+		parentId ? ["subagent"] : [],
+	);
+	const session: OcSession = { id: sessionId, recorder, parentId, hostVersion, messages: new Map(), tools: new Map(), turns: 0 };
+	sessions.set(sessionId, session);
+	ocEvictSessions(plugin);
+	log.debug(`tracing opencode session ${sessionId}${parentId ? ` (subagent of ${parentId})` : ""}`);
+	return session;
+}
+
+/** A long-running `opencode serve` sees many sessions: forget the oldest idle ones. */
+function ocEvictSessions(plugin: OcPlugin): void {
+	const { sessions } = plugin;
+	if (sessions.size <= OC_MAX_SESSIONS) return;
+	for (const [id, session] of sessions) {
+		if (sessions.size <= OC_MAX_SESSIONS * 0.9) break;
+		if (session?.recorder.promptOpen) continue;
+		ocForget(plugin, id);
+	}
+}
+
+function ocForget(plugin: OcPlugin, sessionId: string): void {
+	const { runtime, sessions } = plugin;
+	const session = sessions.get(sessionId);
+	sessions.delete(sessionId);
+	if (!session) return;
+	if (runtime.owners.get(sessionId) === plugin) runtime.owners.delete(sessionId);
+	if (runtime.recorders.get(sessionId) === session.recorder) runtime.recorders.delete(sessionId);
+}
+
+/**
+ * recorder.info is set once, at the claim; what session info taught us since (OpenCode's version, the
+ * parent of a session first seen without it) rides along on every trace as prompt metadata.
+ */
+function ocTraceMetadata(session: OcSession): Metadata {
+	const known = session.recorder.info.metadata;
+	const metadata: Metadata = {};
+	if (session.hostVersion !== known.hostVersion) metadata.hostVersion = session.hostVersion;
+	if (session.parentId !== known.parentSessionId) metadata.parentSessionId = session.parentId;
+	return metadata;
+}
+
+/**
+ * The session's recorder with a prompt open. A recorder call outside a prompt would open one by
+ * itself, without the session's trace metadata; opening it here keeps a late-learned version or parent.
+ */
+function ocPromptRecorder(session: OcSession, at: number): SessionRecorder {
+	if (!session.recorder.promptOpen) session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
+	return session.recorder;
+}
+
+// ── hooks awaited inline by OpenCode: O(1) bookkeeping only ──
+
+function ocOnChatMessage(plugin: OcPlugin, hookInput: OcChatMessageInput | undefined, output: OcChatMessageOutput | undefined): void {
+	const session = ocSessionFor(plugin, hookInput?.sessionID ?? output?.message?.sessionID);
+	if (!session) return;
+	const text = ocPromptText(output?.parts);
+	if (session.idleTimer) ocFinishPrompt(plugin, session);
+	if (session.recorder.promptOpen) {
+		// Sent while the agent is busy: OpenCode feeds it into the running loop, so it joins that trace.
+		return session.recorder.event(Date.now(), { name: "user message", input: text });
+	}
+	const message = output?.message ?? {};
+	const model = hookInput?.model ?? message.model ?? {};
+	session.promptError = undefined;
+	session.turns = 0;
+	session.recorder.startPrompt(Date.now(), {
+		input: text,
+		metadata: {
+			...ocTraceMetadata(session),
+			agent: hookInput?.agent ?? message.agent,
+			model: model.modelID,
+			provider: model.providerID,
+			userMessageId: hookInput?.messageID ?? message.id,
+			...ocSubagentLink(plugin, session),
+		},
+	});
+}
+
+function ocOnChatParams(plugin: OcPlugin, hookInput: { sessionID?: string; agent?: string } | undefined, output: OcChatParams | undefined): void {
+	const session = plugin.sessions.get(hookInput?.sessionID as string);
+	const message = session?.awaiting;
+	// The title call (agent "title") and other side calls create no message: not a generation.
+	if (!session || !message || hookInput?.agent !== message.agent) return;
+	session.awaiting = undefined;
+	message.requestMs = Date.now();
+	message.modelParameters = ocModelParameters(output);
+	message.requestMessages = session.pendingMessages;
+	message.requestSystem = session.pendingSystem;
+	session.pendingMessages = session.pendingSystem = undefined;
+}
+
+function ocOnMessagesTransform(plugin: OcPlugin, output: { messages?: OcRequestMessage[] } | undefined): void {
+	const messages = output?.messages;
+	if (!Array.isArray(messages) || messages.length === 0) return;
+	const session = plugin.sessions.get(messages[messages.length - 1]?.info?.sessionID as string);
+	if (session) session.pendingMessages = messages;
+}
+
+function ocOnSystemTransform(plugin: OcPlugin, hookInput: { sessionID?: string } | undefined, output: { system?: string[] } | undefined): void {
+	const session = plugin.sessions.get(hookInput?.sessionID as string);
+	if (session) session.pendingSystem = output?.system;
+}
+
+// ── the event stream (not awaited) ──
+
+/** OpenCode bus event type → its handler; other types are ignored. */
+const OC_EVENTS: Record<string, (plugin: OcPlugin, properties: OcEventProperties) => void> = {
+	"message.part.delta": (plugin, properties) => {
+		// Per streamed delta: two map look-ups, nothing else.
+		const session = plugin.sessions.get(properties.sessionID as string);
+		if (session) session.recorder.markFirstToken(`msg:${properties.messageID}`, Date.now());
+	},
+	"message.part.updated": (plugin, properties) => ocOnPart(plugin, properties.part),
+	"message.updated": (plugin, properties) => ocOnMessage(plugin, properties.info),
+	"session.created": (plugin, properties) => ocOnSessionInfo(plugin, properties.info),
+	"session.updated": (plugin, properties) => ocOnSessionInfo(plugin, properties.info),
+	"session.status": (plugin, properties) => {
+		if (properties.status?.type === "idle") return ocOnIdle(plugin, properties.sessionID);
+		if (properties.status?.type === "retry") return ocOnRetry(plugin, properties.sessionID, properties.status);
+	},
+	"session.idle": (plugin, properties) => ocOnIdle(plugin, properties.sessionID),
+	"session.error": (plugin, properties) => ocOnSessionError(plugin, properties),
+	"session.compacted": (plugin, properties) => {
+		const session = plugin.sessions.get(properties.sessionID as string);
+		if (session?.recorder.promptOpen) session.recorder.event(Date.now(), { name: "compacted" });
+	},
+	"session.deleted": (plugin, properties) => {
+		const id = properties.info?.id ?? properties.sessionID;
+		plugin.sessions.get(id as string)?.recorder.close(Date.now());
+		if (typeof id === "string") ocForget(plugin, id);
+	},
+};
+
+function ocOnEvent(plugin: OcPlugin, event: OcEvent | undefined): void {
+	const properties = event?.properties ?? {};
+	const type = event?.type;
+	if (typeof type === "string" && Object.hasOwn(OC_EVENTS, type)) OC_EVENTS[type]!(plugin, properties);
+}
+
+function ocOnSessionInfo(plugin: OcPlugin, info: OcSessionInfo | undefined): void {
+	if (!info || typeof info.id !== "string") return;
+	const session = ocSessionFor(plugin, info.id, info);
+	if (!session) return;
+	if (typeof info.version === "string") plugin.hostVersion = session.hostVersion = info.version;
+	if (typeof info.parentID === "string" && !session.parentId) session.parentId = info.parentID;
+	const title = typeof info.title === "string" ? info.title.trim() : "";
+	if (title && title !== session.title && !OC_PLACEHOLDER_TITLE.test(title)) {
+		session.title = title;
+		// OpenCode generates the title alongside the first LLM call: it may come after a quick answer
+		session.recorder.rename(title, { includeLast: true });
+	}
+}
+
+function ocOnMessage(plugin: OcPlugin, info: OcMessageInfo | undefined): void {
+	if (info?.role !== "assistant" || typeof info.id !== "string") return;
+	const session = ocSessionFor(plugin, info.sessionID);
+	if (!session) return;
+	let message = session.messages.get(info.id);
+	if (!message) {
+		// A message first seen completed is an old one being re-saved (compaction, summaries): skip.
+		if (info.time?.completed) return;
+		const createdMs = typeof info.time?.created === "number" ? info.time.created : Date.now();
+		message = { id: info.id, key: `msg:${info.id}`, createdMs, agent: info.agent ?? info.mode, started: false, parts: new Map(), stepCost: 0 };
+		message.model = info.modelID;
+		message.provider = info.providerID;
+		session.messages.set(info.id, message);
+		session.awaiting = message;
+		ocPromptRecorder(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+		return;
+	}
+	message.model = info.modelID ?? message.model;
+	message.provider = info.providerID ?? message.provider;
+	if (info.time?.completed || info.error) ocEndMessage(plugin, session, message, info);
+}
+
+function ocOnPart(plugin: OcPlugin, part: OcPart | undefined): void {
+	if (!part || typeof part.messageID !== "string") return;
+	const session = plugin.sessions.get(part.sessionID as string);
+	if (!session) return;
+	const message = session.messages.get(part.messageID);
+	if (part.type === "tool") {
+		if (message) message.parts.set(part.id as string, part);
+		return ocOnToolPart(session, part, message);
+	}
+	if (!message) return;
+	switch (part.type) {
+		case "text":
+		case "reasoning":
+			message.parts.set(part.id as string, part);
+			return ocStartGeneration(session, message);
+		case "step-start":
+			return ocStartGeneration(session, message);
+		case "step-finish":
+			message.stepTokens = part.tokens;
+			if (typeof part.cost === "number") message.stepCost += part.cost;
+			return;
+		case "retry": {
+			const now = Date.now();
+			return ocPromptRecorder(session, now).event(now, { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
+		}
+	}
+}
+
+function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | undefined): void {
+	const state = part.state ?? {};
+	const callID = (typeof part.callID === "string" ? part.callID : part.id) as string;
+	const known = session.tools.get(callID);
+	// Completed parts of messages no longer in flight are re-saves (e.g. compaction pruning outputs).
+	if (!known && !message) return;
+	const tool = known ?? ocToolEntry(session, callID, String(part.tool ?? "tool"), part.messageID, Date.now());
+	if (typeof state.metadata?.sessionId === "string" && state.metadata.sessionId !== session.id) tool.childSessionId = state.metadata.sessionId;
+	const startMs = typeof state.time?.start === "number" ? state.time.start : tool.startMs;
+	if (state.status === "pending") return;
+	ocStartTool(session, tool, startMs, state.input);
+	if (state.status !== "completed" && state.status !== "error") return;
+	const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
+	const exit = state.metadata?.exit;
+	// bash reports a failing command as completed with its exit code; pi and omp call that an error
+	// KIT: the failure level and status from {exitCode, error} belong to the host kit's tool end.
+	const failed = state.status === "error" || (typeof exit === "number" && exit !== 0);
+	ocPromptRecorder(session, endMs).endTool(`tool:${callID}`, endMs, {
+		name: tool.name,
+		output: state.status === "error" ? state.error : state.output,
+		level: failed ? "ERROR" : undefined,
+		statusMessage: failed ? (state.status === "error" ? oneLine(String(state.error ?? "tool failed"), 300) : `exit code ${exit}`) : undefined,
+		metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
+	});
+	session.tools.delete(callID);
+}
+
+function ocToolEntry(session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool {
+	let tool = session.tools.get(callID);
+	if (!tool) {
+		tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
+		session.tools.set(callID, tool);
+	}
+	return tool;
+}
+
+function ocStartTool(session: OcSession, tool: OcTool, at: number, args: unknown): void {
+	if (tool.started) return;
+	tool.started = true;
+	ocPromptRecorder(session, at).startTool(`tool:${tool.callID}`, at, {
+		name: tool.name,
+		id: tool.spanId,
+		input: args,
+		metadata: { callID: tool.callID, messageId: tool.messageId },
+	});
+	tool.traceId = session.recorder.traceId;
+}
+
+/** The generation starts when the request is under way (step-start), with the request it sent. */
+function ocStartGeneration(session: OcSession, message: OcMessage): void {
+	if (message.started) return;
+	message.started = true;
+	if (session.awaiting === message) session.awaiting = undefined;
+	const at = message.requestMs ?? message.createdMs;
+	ocPromptRecorder(session, at).startGeneration(message.key, at, {
+		model: message.model,
+		modelParameters: message.modelParameters,
+		input: ocRequestInput(message.requestSystem, message.requestMessages),
+		metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
+	});
+	message.requestMessages = message.requestSystem = undefined;
+}
+
+function ocEndMessage(plugin: OcPlugin, session: OcSession, message: OcMessage, info: OcMessageInfo): void {
+	ocStartGeneration(session, message);
+	session.messages.delete(message.id);
+	if (session.awaiting === message) session.awaiting = undefined;
+	const endMs = typeof info.time?.completed === "number" ? info.time.completed : Date.now();
+	const tokens: OcTokens = info.tokens && ocTokenSum(info.tokens) > 0 ? info.tokens : message.stepTokens ?? info.tokens ?? {};
+	const cost = typeof info.cost === "number" && info.cost > 0 ? info.cost : message.stepCost;
+	const error = info.error;
+	const errorName = typeof error === "object" ? error?.name : undefined;
+	const aborted = errorName === "MessageAbortedError";
+	const output = ocOutput(message.parts);
+	session.recorder.endGeneration(message.key, endMs, {
+		model: info.modelID,
+		output,
+		usage: usageDetails({
+			input: tokens.input,
+			output: tokens.output,
+			reasoning: tokens.reasoning,
+			cacheRead: tokens.cache?.read,
+			cacheWrite: tokens.cache?.write,
+			total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
+		}),
+		cost: costDetails({ total: cost }),
+		level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
+		statusMessage: error ? ocErrorMessage(error) : undefined,
+		metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName },
+	});
+	session.recorder.noteOutput(textOf([...message.parts.values()]) || undefined);
+	session.recorder.endTurn(endMs, { output: info.finish === undefined ? undefined : { finish: info.finish } });
+	if (session.idleTimer && session.messages.size === 0) ocFinishPrompt(plugin, session);
+}
+
+function ocOnIdle(plugin: OcPlugin, sessionId: unknown): void {
+	const session = plugin.sessions.get(sessionId as string);
+	if (!session || session.idleTimer) return;
+	if (session.messages.size > 0 && session.recorder.promptOpen) {
+		session.idleTimer = setTimeout(
+			guarded(plugin.runtime.log, "opencode idle", () => ocFinishPrompt(plugin, session)),
+			OC_IDLE_GRACE_MS,
+		);
+		session.idleTimer.unref?.();
+		return;
+	}
+	ocFinishPrompt(plugin, session);
+}
+
+function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
+	clearTimeout(session.idleTimer);
+	session.idleTimer = undefined;
+	const error = session.promptError;
+	session.promptError = undefined;
+	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+	session.messages.clear();
+	session.tools.clear();
+	session.awaiting = undefined;
+	void plugin.runtime.exporter?.flush();
+}
+
+function ocOnRetry(plugin: OcPlugin, sessionId: unknown, status: OcStatus): void {
+	const session = plugin.sessions.get(sessionId as string);
+	if (!session?.recorder.promptOpen) return;
+	session.recorder.event(Date.now(), {
+		name: "retry",
+		level: "WARNING",
+		statusMessage: typeof status.message === "string" ? status.message : undefined,
+		metadata: { attempt: status.attempt, nextMs: status.next },
+	});
+}
+
+function ocOnSessionError(plugin: OcPlugin, properties: OcEventProperties): void {
+	const session = plugin.sessions.get(properties.sessionID as string);
+	if (!session) return;
+	const error = properties.error;
+	const errorName = typeof error === "object" ? error?.name : undefined;
+	const level: Level = errorName === "MessageAbortedError" ? "WARNING" : "ERROR";
+	const message = ocErrorMessage(error) ?? "session error";
+	session.promptError = { level, message };
+	const now = Date.now();
+	ocPromptRecorder(session, now).event(now, { name: errorName === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName } });
+}
+
+/** A subagent's trace names the parent's trace and the task tool call that spawned it. */
+function ocSubagentLink(plugin: OcPlugin, session: OcSession): Metadata {
+	if (!session.parentId) return {};
+	const parent = plugin.sessions.get(session.parentId);
+	let task: OcTool | undefined;
+	for (const tool of parent?.tools.values() ?? []) {
+		if (tool.childSessionId === session.id) task = tool;
+		else if (!task && tool.name === "task" && !tool.childSessionId) task = tool;
+	}
+	return { parentSessionId: session.parentId, parentTraceId: task?.traceId ?? parent?.recorder.traceId, parentObservationId: task?.spanId };
+}
+
+async function ocDispose(plugin: OcPlugin): Promise<void> {
+	plugin.disposed = true;
+	const now = Date.now();
+	for (const [id, session] of plugin.sessions) {
+		if (!session) continue;
+		clearTimeout(session.idleTimer);
+		session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
+		ocForget(plugin, id);
+	}
+	await plugin.runtime.exporter?.shutdown();
+}
+
+// ── OpenCode payloads → record fields (pure) ──
 
 /** The user's words: the text parts that are not synthetic (file contents OpenCode inlines). */
 function ocPromptText(parts: unknown): string | undefined {
 	if (!Array.isArray(parts)) return undefined;
-	const texts = parts.filter(part => part?.type === "text" && typeof part.text === "string");
+	const texts = (parts as OcPart[]).filter(part => part?.type === "text" && typeof part.text === "string");
 	const typed = texts.filter(part => !part.synthetic);
 	const text = (typed.length ? typed : texts).map(part => part.text).join("\n");
 	return text || undefined;
@@ -3345,20 +3482,21 @@ function ocToolMetadata(metadata: unknown): Metadata {
 	return out;
 }
 
-function ocModelParameters(output: any): Record<string, string | number | boolean> | undefined {
+/** The call's settings from chat.params, scalars only; of `options` only OC_OPTION_KEYS (it also holds the API key). */
+function ocModelParameters(output: OcChatParams | undefined): Record<string, string | number | boolean> | undefined {
 	const parameters: Record<string, string | number | boolean> = {};
 	const scalar = (value: unknown) => typeof value === "string" || typeof value === "number" || typeof value === "boolean";
-	for (const key of OC_PARAM_KEYS) if (scalar(output?.[key])) parameters[key] = output[key];
-	for (const key of OC_OPTION_KEYS) if (scalar(output?.options?.[key])) parameters[key] = output.options[key];
+	for (const key of OC_PARAM_KEYS) if (scalar(output?.[key])) parameters[key] = output![key] as string | number | boolean;
+	for (const key of OC_OPTION_KEYS) if (scalar(output?.options?.[key])) parameters[key] = output!.options![key] as string | number | boolean;
 	return Object.keys(parameters).length ? parameters : undefined;
 }
 
-function ocTokenSum(tokens: any): number {
+function ocTokenSum(tokens: OcTokens | undefined): number {
 	const n = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : 0);
 	return n(tokens?.input) + n(tokens?.output) + n(tokens?.reasoning) + n(tokens?.cache?.read) + n(tokens?.cache?.write);
 }
 
-function ocErrorMessage(error: any): string | undefined {
+function ocErrorMessage(error: OcError | undefined): string | undefined {
 	if (!error) return undefined;
 	if (typeof error === "string") return oneLine(error, 300);
 	const message = error.data?.message ?? error.message ?? error.name;
@@ -3366,7 +3504,7 @@ function ocErrorMessage(error: any): string | undefined {
 }
 
 /** One message's parts as the generation output: plain text, or reasoning and tool calls next to it. */
-function ocOutput(parts: Map<string, any>): unknown {
+function ocOutput(parts: Map<string, OcPart>): unknown {
 	const content: unknown[] = [];
 	for (const part of parts.values()) {
 		if (part.type === "tool") content.push({ type: "tool_call", name: part.tool, id: part.callID, arguments: part.state?.input });
@@ -3380,7 +3518,7 @@ function ocRequestInput(system: unknown, messages: unknown): unknown {
 	const out: unknown[] = [];
 	if (Array.isArray(system) && system.length) out.push({ role: "system", content: system.filter(line => typeof line === "string").join("\n") });
 	if (!Array.isArray(messages)) return out.length ? out : undefined;
-	for (const message of messages.slice(-MAX_ARRAY_ITEMS)) {
+	for (const message of (messages as OcRequestMessage[]).slice(-MAX_ARRAY_ITEMS)) {
 		const role = message?.info?.role ?? "unknown";
 		const content: unknown[] = [];
 		for (const part of Array.isArray(message?.parts) ? message.parts : []) {
