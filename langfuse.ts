@@ -1183,9 +1183,9 @@ function ingestionBody(events: string[]): string {
 /** Work between two turns of the event loop: a flush never holds a host (or its TUI) longer. */
 const SLICE_MS = 2;
 /**
- * A new batch waits this long for Langfuse's answer before it is written to the spool; a batch
- * confirmed sooner never touches the disk. The flush timer runs this much earlier than
- * LANGFUSE_FLUSH_MS, so a kill -9 still loses at most the last flush interval.
+ * A new batch waits this long (at most a quarter of LANGFUSE_FLUSH_MS) for Langfuse's answer before
+ * it is written to the spool; a batch confirmed sooner never touches the disk. The flush timer runs
+ * that much earlier than LANGFUSE_FLUSH_MS, so a kill -9 still loses at most the last flush interval.
  */
 const SPOOL_WRITE_DELAY_MS = 250;
 /** Spool file names: `<ms>-<pid>-<seq><random>.<destination>.jsonl`, `.<owner pid>` appended while a
@@ -1815,6 +1815,8 @@ class Exporter {
 	readonly spool: Spool;
 	readonly status: ExporterStatus;
 	private readonly prepareOptions: PrepareOptions;
+	/** How long a new batch waits for Langfuse before it is written (a quarter of the interval at most). */
+	private readonly writeDelayMs: number;
 
 	constructor(
 		readonly config: Config,
@@ -1822,6 +1824,7 @@ class Exporter {
 		private readonly log: Logger,
 		private readonly io: ExporterIo = {},
 	) {
+		this.writeDelayMs = Math.min(SPOOL_WRITE_DELAY_MS, Math.floor(config.flushMs / 4));
 		this.spool = new Spool(config.spoolDir, destinationOf(config), config.maxSpoolBytes, config.retentionDays * 86_400_000, log);
 		const remembered = this.remembered();
 		this.state.wire = config.transport === "ingestion" ? "ingestion" : config.transport === "auto" && remembered.transport === "ingestion" ? "ingestion" : "otel";
@@ -1838,7 +1841,7 @@ class Exporter {
 	/** Starts the flush timer and (unless told not to) picks up what earlier processes left in the spool. */
 	start(options: { replaySpool?: boolean } = {}): void {
 		if (this.state.timer) return;
-		this.state.timer = setInterval(() => void this.flush(), Math.max(50, this.config.flushMs - SPOOL_WRITE_DELAY_MS));
+		this.state.timer = setInterval(() => void this.flush(), this.config.flushMs - this.writeDelayMs);
 		this.state.timer.unref?.();
 		if (options.replaySpool === false) return;
 		const replay = setTimeout(() => void this.sendSpool(Number.POSITIVE_INFINITY).catch(error => this.log.debug(`spool replay failed: ${errorText(error)}`)), 0);
@@ -2026,7 +2029,7 @@ class Exporter {
 	private scheduleWrite(batch: Batch): void {
 		if (batch.write !== "none" || !this.spool.available) return;
 		batch.write = "scheduled";
-		batch.writeTimer = setTimeout(() => void this.startWrite(batch), SPOOL_WRITE_DELAY_MS);
+		batch.writeTimer = setTimeout(() => void this.startWrite(batch), this.writeDelayMs);
 		batch.writeTimer.unref?.();
 	}
 
