@@ -216,6 +216,22 @@ describe("flush", () => {
 		expect(result.stdout).toContain("left 0 batch file(s) (+1 held by running agents");
 	});
 
+	test("batches of another Langfuse project are named, never sent with these keys (issue 10.1)", async () => {
+		await spoolWhileDown();
+		const mine = spoolFiles();
+		const other = `${String(Date.now()).padStart(14, "0")}-1-abcdef03.0123456789ab.jsonl`;
+		const header = JSON.stringify({ v: 2, wire: "otel", mode: "full", host: "https://eu.example.test", publicKey: "pk-lf-other-project-1234" });
+		writeFileSync(join(spoolDir, other), `${header}\n{"traceId":"00000000000000000000000000000001","spanId":"0000000000000001","name":"other"}\n`);
+		const result = await cli(["flush"]);
+		expect(result.code).toBe(0);
+		expect(result.stdout).toMatch(new RegExp(`^flush: ${mine.length} batch file\\(s\\)`));
+		expect(result.stdout).toContain("1 batch file(s) belong to other Langfuse projects");
+		expect(result.stdout).toContain("https://eu.example.test");
+		expect(result.stdout).not.toContain("pk-lf-other-project-1234");
+		expect(receiver.spans.filter(span => span.name === "other")).toEqual([]);
+		expect(spoolFiles()).toEqual([other]);
+	});
+
 	test("nothing in the spool: exit 0", async () => {
 		const result = await cli(["flush"]);
 		expect(result.code).toBe(0);
