@@ -1444,6 +1444,8 @@ class Spool {
 	/** Files this process claimed and has neither removed nor given back: released at exit. */
 	private readonly held = new Set<string>();
 	private static sequence = 0;
+	/** Told which of this process's files the size cap removed. */
+	onCapped?: (file: string) => void;
 
 	constructor(
 		readonly dir: string,
@@ -1705,7 +1707,7 @@ class Spool {
 		for (const entry of entries) {
 			if (total <= this.maxBytes * 0.9) break;
 			await fsp.rm(entry.file, { force: true }).catch(() => {});
-			this.held.delete(entry.file);
+			if (this.held.delete(entry.file)) this.onCapped?.(entry.file);
 			total -= entry.size;
 			dropped++;
 		}
@@ -1740,6 +1742,8 @@ interface Batch {
 	/** Legacy (0.1) records read from disk, encoded when the batch is next. */
 	legacy?: ObservationRecord[];
 	done?: boolean;
+	/** How many items the file holds while they are not in memory. */
+	count?: number;
 	attempts: number;
 	notBefore: number;
 }
@@ -1829,6 +1833,18 @@ class Exporter {
 		const remembered = this.remembered();
 		this.state.wire = config.transport === "ingestion" ? "ingestion" : config.transport === "auto" && remembered.transport === "ingestion" ? "ingestion" : "otel";
 		this.state.gzip = remembered.gzip !== false;
+		// the cap removed a batch file of ours: still in memory, it stays (memory only); else it is gone, counted
+		this.spool.onCapped = file => {
+			const batch = this.state.batches.find(candidate => candidate.file === file);
+			if (!batch) return;
+			batch.file = undefined;
+			batch.write = "failed";
+			if (batch.items) return;
+			this.state.batches.splice(this.state.batches.indexOf(batch), 1);
+			batch.done = true;
+			this.status.droppedSpans += batch.count ?? 0;
+			this.notify();
+		};
 		this.status = { queued: 0, waitingBatches: 0, sentSpans: 0, droppedSpans: 0, transport: this.state.wire };
 		this.prepareOptions = {
 			redact,
@@ -2050,7 +2066,10 @@ class Exporter {
 			if (batch.done && file) return this.spool.remove(file); // confirmed while it was being written
 			if (batch.items !== items) batch.stale = true; // some were confirmed meanwhile
 			// far from its turn: keep it on disk only
-			if (file && this.state.batches.indexOf(batch) > 4) batch.items = undefined;
+			if (file && this.state.batches.indexOf(batch) > 4) {
+				batch.count = batch.items?.length;
+				batch.items = undefined;
+			}
 		});
 		return batch.writing;
 	}
@@ -2089,6 +2108,8 @@ class Exporter {
 				batch.stale = true;
 			} else {
 				if (content) batch.header = content.header;
+				// a file gone meanwhile (another process's size cap): what it held is lost, and counted
+				else this.status.droppedSpans += batch.count ?? 0;
 				batch.items = content?.items ?? [];
 			}
 		}
