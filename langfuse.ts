@@ -1221,6 +1221,22 @@ interface BatchHeader {
 /** Gives the event loop a turn: timers, I/O and the host's own work run before the next slice. */
 const yieldToLoop = () => new Promise<void>(resolve => setImmediate(resolve));
 
+/** `map` over items in slices of ≤ SLICE_MS with a yield between; undefined results are left out. */
+async function sliced<T, R>(items: T[], map: (item: T) => R | R[] | undefined): Promise<R[]> {
+	const out: R[] = [];
+	let sliceEnd = performance.now() + SLICE_MS;
+	for (const item of items) {
+		const result = map(item);
+		if (Array.isArray(result)) for (const part of result) out.push(part);
+		else if (result !== undefined) out.push(result);
+		if (performance.now() >= sliceEnd) {
+			await yieldToLoop();
+			sliceEnd = performance.now() + SLICE_MS;
+		}
+	}
+	return out;
+}
+
 // ── encoding: once per record, never throwing ────────────────────────────────────────────────────
 
 /** A record's encoded items: one OTLP span, or its ingestion events. Undefined when it cannot be encoded. */
@@ -1477,8 +1493,8 @@ class Spool {
 		return { v: 2, wire, mode, host: this.destination.host, publicKey: this.destination.publicKey };
 	}
 
-	private static data(header: BatchHeader, items: Buffer[]): Buffer {
-		const head = Buffer.from(`${JSON.stringify(header)}\n`);
+	private static data(header: BatchHeader | undefined, items: Buffer[]): Buffer {
+		const head = Buffer.from(header ? `${JSON.stringify(header)}\n` : "");
 		const data = Buffer.allocUnsafe(head.length + itemsBytes(items));
 		let at = head.copy(data, 0);
 		for (const item of items) {
@@ -1488,17 +1504,34 @@ class Spool {
 		return data;
 	}
 
-	/** Writes a batch (asynchronously, off the main thread), already claimed by this process; returns its path. */
+	/**
+	 * Writes a batch, already claimed by this process; returns its path. The writes run off the main
+	 * thread, in chunks of ≤ 1 MB copied between them, so no step holds the event loop.
+	 */
 	async write(header: BatchHeader, items: Buffer[], file?: string): Promise<string | undefined> {
 		if (!this.usable) return undefined;
 		const target = file ?? path.join(this.dir, `${this.newName()}.${process.pid}`);
 		const temporary = path.join(this.dir, `.${path.basename(target)}.tmp`);
-		const data = Spool.data(header, items);
+		let size = 0;
 		try {
-			await fsp.writeFile(temporary, data, { mode: 0o600 });
+			const handle = await fsp.open(temporary, "w", 0o600);
+			try {
+				for (let start = 0; start < items.length || start === 0; ) {
+					let end = start;
+					let bytes = 0;
+					while (end < items.length && (end === start || bytes + items[end]!.length < 1 << 20)) bytes += items[end++]!.length + 1;
+					const chunk = Spool.data(start === 0 ? header : undefined, items.slice(start, end));
+					await handle.write(chunk, 0, chunk.length);
+					size += chunk.length;
+					if (end >= items.length) break;
+					start = end;
+				}
+			} finally {
+				await handle.close();
+			}
 			await fsp.rename(temporary, target);
 			this.held.add(target);
-			this.bytes += data.length;
+			this.bytes += size;
 			if (this.bytes > this.maxBytes) await this.enforceCap();
 			return target;
 		} catch (error) {
@@ -2116,13 +2149,14 @@ class Exporter {
 		let items = batch.items ?? [];
 		// A stricter export mode applies to what was recorded before it, too.
 		if (batch.header.mode === "full" && this.config.exportMode !== "full") {
-			items = items.flatMap(item => withoutContent(batch.header.wire, item) ?? []);
+			const wire = batch.header.wire;
+			items = await sliced(items, item => withoutContent(wire, item));
 			batch.header = { ...batch.header, mode: this.config.exportMode };
 			batch.stale = batch.write === "written";
 		}
 		// A server without OTLP: spans encoded before we knew go as ingestion events.
 		if (batch.header.wire === "otel" && this.state.wire === "ingestion") {
-			items = items.flatMap(item => ingestionFromSpan(item) ?? []);
+			items = await sliced(items, ingestionFromSpan);
 			batch.header = { ...batch.header, wire: "ingestion" };
 			batch.stale = batch.write === "written";
 		}
