@@ -1178,6 +1178,9 @@ function ingestionBody(events: string[]): string {
 //    Each record is encoded once: those bytes are measured, spooled and sent. A batch goes to disk
 //    unless Langfuse confirmed it before its write was due, and leaves disk only once confirmed.
 //    The spool is keyed by destination (host + public key): a process sends only its own project's.
+//    Duplicates are harmless: a batch split over several requests resends only the unconfirmed ones;
+//    a kill between Langfuse's answer and the file's deletion resends the batch with the same span
+//    and event ids, which Langfuse upserts.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
 /** Work between two turns of the event loop: a flush never holds a host (or its TUI) longer. */
