@@ -786,6 +786,23 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 		expect(spoolFiles()).toHaveLength(0);
 	});
 
+	test("10.1 files of langfuse.ts 0.1 (no destination recorded) are never sent by an agent, only by `flush` with the user's keys", async () => {
+		fs.mkdirSync(spoolDir(), { recursive: true });
+		const records = someRecords(1, "old-version");
+		const prepared = records.map((r: any) => prepareRecord(r, { redact: noRedact, maxFieldChars: 1000, budgetChars: 100_000, exportMode: "full" }));
+		fs.writeFileSync(path.join(spoolDir(), "00001700000000000-1-abcdef09.jsonl"), prepared.map((r: any) => JSON.stringify(r)).join("\n") + "\n");
+		const agentFake = fakeLangfuse();
+		const agent = exporterWith(agentFake).exporter;
+		await agent.sendSpool(Date.now() + 5000);
+		expect(agentFake.requests).toHaveLength(0);
+		agent.exitSync();
+		const flushFake = fakeLangfuse();
+		const flush = exporterWith(flushFake).exporter;
+		await flush.sendSpool(Date.now() + 5000, { legacy: true });
+		expect(flushFake.spans().map((s: any) => s.attrs["session.id"])).toEqual(Array(SPANS_PER_PROMPT).fill("old-version"));
+		expect(spoolFiles()).toEqual([]);
+	});
+
 	test("10.1 a stricter LANGFUSE_EXPORT_MODE applies to batches spooled before: metadata_only sends no earlier content", async () => {
 		const full = exporterWith(fakeLangfuse(["network-error"])).exporter;
 		for (const record of someRecords()) full.enqueue(record);
