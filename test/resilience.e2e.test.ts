@@ -360,6 +360,35 @@ afterAll(() => {
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
+describe("omp: two Langfuse projects on one machine, one spool (issue 10.1)", () => {
+	test("after project A's outage each project receives exactly its own traces", async () => {
+		const a = await newReceiver("down");
+		const b = await newReceiver();
+		const spool = newSpoolDir();
+		const projectA = { LANGFUSE_PUBLIC_KEY: "pk-lf-project-a-0000" };
+		const projectB = { LANGFUSE_PUBLIC_KEY: "pk-lf-project-b-0000" };
+		const first = await runAgent({ prompt: HELLO, env: tracingEnv(a, spool, projectA) });
+		expect(first.code).toBe(0);
+		expect(spoolRecords(spool).some(record => record.sessionId === first.sessionId)).toBe(true);
+		// project B's agent starts while A's batches wait in the same spool: it sends only its own
+		const second = await runAgent({ prompt: HELLO, env: tracingEnv(b, spool, projectB) });
+		expect(second.code).toBe(0);
+		await b.waitFor(spans => ofSession(spans, second.sessionId).some(span => !span.parentSpanId && span.endNs !== span.startNs), 5000).catch(() => {});
+		expect(ofSession(b.spans, second.sessionId).length).toBeGreaterThan(0);
+		expect(ofSession(b.spans, first.sessionId)).toEqual([]);
+		expect(new Set(b.spans.map(span => span.attributes["session.id"]))).toEqual(new Set([second.sessionId]));
+		// A is back: A's next agent delivers A's spooled session, once, to A only
+		await a.setMode("ok");
+		const third = await runAgent({ prompt: HELLO, env: tracingEnv(a, spool, projectA) });
+		expect(third.code).toBe(0);
+		await a.waitFor(spans => ofSession(spans, first.sessionId).some(span => !span.parentSpanId && span.endNs !== span.startNs), 5000).catch(() => {});
+		expectExactlyOnce(ofSession(a.spans, first.sessionId), 2);
+		expect(new Set(a.spans.map(span => span.attributes["session.id"]))).toEqual(new Set([first.sessionId, third.sessionId]));
+		expect(ofSession(b.spans, first.sessionId)).toEqual([]);
+		expect(leftovers(spool)).toEqual([]);
+	}, 90_000);
+});
+
 describe("omp: Langfuse down for a whole session, then up", () => {
 	let receiver: Receiver;
 	let spool: string;
