@@ -1,0 +1,282 @@
+// Unit tests of the Claude Code transcript parser (drafts/claude.ts, issue 14) on transcripts of the real
+// `claude -p` 2.1.332: the probe's sample (test/fixtures/claude-probe) and our own recordings
+// (test/support/record-claude.ts → test/fixtures/claude-{tool,subagent-resume-fork,background}).
+// mock.jsonl in each fixture lists the API calls the mock answered, with the usage it reported.
+import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { nextClaudeCursor, parseClaudeTranscript, type ClaudeSubagentFile, type LlmStep, type RecordedPrompt, type ToolStep } from "../drafts/claude.ts";
+
+const FIX = join(import.meta.dir, "fixtures");
+const PROBE = { dir: "claude-probe", sid: "4e5b83e2-fd59-4b4c-ae97-458448df205d" };
+const TOOL = { dir: "claude-tool", sid: "450b2925-bb80-4be5-918d-19ed1c2d49ae" };
+const SRF = { dir: "claude-subagent-resume-fork", sid: "507b4785-438c-4d25-8de2-35f0a8130b29" };
+const FORK = { dir: "claude-subagent-resume-fork", sid: "a20d8bd6-71d3-4e9f-8dd5-152b93a121f2" };
+const BG = { dir: "claude-background", sid: "5d8278f2-0cd2-40d7-b686-33b6d3e4b300" };
+type Fx = { dir: string; sid: string };
+
+const text = (f: Fx) => readFileSync(join(FIX, f.dir, `${f.sid}.jsonl`), "utf8");
+const lines = (f: Fx) => text(f).split("\n");
+function subagents(f: Fx): ClaudeSubagentFile[] {
+	const d = join(FIX, f.dir, f.sid, "subagents");
+	if (!existsSync(d)) return [];
+	return readdirSync(d)
+		.filter(n => n.endsWith(".jsonl"))
+		.map(n => {
+			const agentId = n.slice("agent-".length, -".jsonl".length);
+			const meta = join(d, `agent-${agentId}.meta.json`);
+			return { agentId, lines: readFileSync(join(d, n), "utf8").split("\n"), meta: existsSync(meta) ? JSON.parse(readFileSync(meta, "utf8")) : undefined };
+		});
+}
+type MockCall = { n: number; kind: string; messageId: string; toolUseId?: string; usage: { input_tokens: number; output_tokens: number; cache_read_input_tokens: number; cache_creation_input_tokens: number; cache_creation: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number } } };
+const mockCalls = (f: Fx): MockCall[] =>
+	readFileSync(join(FIX, f.dir, "mock.jsonl"), "utf8")
+		.split("\n")
+		.filter(Boolean)
+		.map(l => JSON.parse(l) as MockCall);
+
+const llms = (p: RecordedPrompt): LlmStep[] => p.steps.filter((s): s is LlmStep => s.kind === "llm");
+const tools = (p: RecordedPrompt): ToolStep[] => p.steps.filter((s): s is ToolStep => s.kind === "tool");
+/** every generation, subagents included */
+function allLlms(ps: RecordedPrompt[]): LlmStep[] {
+	return ps.flatMap(p => [...llms(p), ...tools(p).flatMap(t => allLlms(t.subagent?.prompts ?? []))]);
+}
+/** Langfuse's rule: input total = input + cache read + cache write */
+const inputTotal = (g: LlmStep) => (g.usage?.input ?? 0) + (g.usage?.cacheRead ?? 0) + (g.usage?.cacheWrite ?? 0);
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+describe("one tool call (claude-tool)", () => {
+	const ps = parseClaudeTranscript(lines(TOOL));
+	test("one prompt, two generations, one Bash tool, answer", () => {
+		expect(ps.length).toBe(1);
+		const p = ps[0];
+		expect(p.sessionId).toBe(TOOL.sid);
+		expect(p.text).toBe("Run a shell command that prints hi, then tell me what it printed.");
+		expect(p.answer).toBe("Done. The tool said: hi");
+		expect(p.steps.map(s => s.kind)).toEqual(["llm", "tool", "llm"]);
+		const [t] = tools(p);
+		expect(t).toMatchObject({ name: "Bash", input: { command: "echo hi", description: "Print hi" }, output: "hi", isError: false });
+		expect(t.endMs).toBeGreaterThan(t.startMs);
+		expect(p.aborted).toBeUndefined();
+	});
+	test("usage counted once per message.id, equal to what the mock sent; 5m/1h split; no cost", () => {
+		const calls = mockCalls(TOOL);
+		const gens = llms(ps[0]);
+		expect(gens.map(g => g.id)).toEqual(calls.map(c => c.messageId));
+		for (const [i, g] of gens.entries()) {
+			const u = calls[i].usage;
+			expect(g.usage).toEqual({
+				input: u.input_tokens,
+				output: u.output_tokens,
+				cacheRead: u.cache_read_input_tokens,
+				cacheWrite: u.cache_creation_input_tokens,
+				cacheWrite5m: u.cache_creation.ephemeral_5m_input_tokens,
+				cacheWrite1h: u.cache_creation.ephemeral_1h_input_tokens,
+				total: u.input_tokens + u.output_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens,
+			});
+			expect(g.costUsd).toBeUndefined();
+		}
+		// (11+2001+1001) + (12+2002+1002)
+		expect(sum(gens.map(inputTotal))).toBe(6029);
+		expect(sum(gens.map(g => g.usage?.output ?? 0))).toBe(43);
+		expect(gens[0].usage?.cacheWrite5m).toBe(300);
+		expect(gens[0].usage?.cacheWrite1h).toBe(701);
+	});
+	test("generation: model, start from api-request, tools and ChatML input/output", () => {
+		const all = lines(TOOL).filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
+		const reqs = all.filter(l => l.type === "api-request");
+		const [g1, g2] = llms(ps[0]);
+		expect(g1.model).toBe("claude-opus-5-5");
+		expect(g1.provider).toBe("anthropic");
+		expect(g1.startMs).toBe(Date.parse(reqs[0].timestamp));
+		expect(g2.startMs).toBe(Date.parse(reqs[1].timestamp));
+		expect(g1.parameters).toEqual({ max_tokens: 128000, thinking: "adaptive", effort: "medium" });
+		expect(g1.stopReason).toBe("tool_use");
+		expect(g2.stopReason).toBe("end_turn");
+		expect(g1.tools?.map(t => t.function.name)).toContain("Bash");
+		expect(g1.tools?.find(t => t.function.name === "Bash")?.function.parameters).toMatchObject({ type: "object" });
+		expect(g1.input[0].role).toBe("system");
+		expect(g1.input.at(-1)).toEqual({ role: "user", content: "Run a shell command that prints hi, then tell me what it printed." });
+		const toolId = tools(ps[0])[0].id;
+		expect(g1.output).toEqual({
+			role: "assistant",
+			content: "I'll run the command.",
+			tool_calls: [{ id: toolId, type: "function", function: { name: "Bash", arguments: JSON.stringify({ command: "echo hi", description: "Print hi" }) } }],
+		});
+		expect(g2.input.map(m => m.role)).toEqual(["system", "user", "assistant", "tool"]);
+		expect(g2.input.at(-1)).toEqual({ role: "tool", tool_call_id: toolId, content: "hi" });
+		expect(g2.output).toEqual({ role: "assistant", content: "Done. The tool said: hi" });
+	});
+	test("at Stop the transcript holds the finished prompt; the cursor then skips everything", () => {
+		const hooks = readFileSync(join(FIX, TOOL.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
+		const seen: number = hooks.find(h => h.stdin.hook_event_name === "Stop")!.seen.transcript_path;
+		const atStop = lines(TOOL).slice(0, seen).concat([""]);
+		const got = parseClaudeTranscript(atStop);
+		expect(got.length).toBe(1);
+		expect(got[0].id).toBe(ps[0].id);
+		const cur = nextClaudeCursor(atStop, 0);
+		expect(cur).toEqual({ offset: Buffer.byteLength(atStop.join("\n")), done: [] });
+		// SessionEnd: the rest (bookkeeping lines) holds no prompt
+		const rest = text(TOOL).slice(cur.offset).split("\n");
+		expect(parseClaudeTranscript(rest, { sessionId: TOOL.sid })).toEqual([]);
+	});
+	test("a half-written last line keeps the prompt open", () => {
+		const ls = lines(TOOL).filter(Boolean);
+		const lastAssistant = ls.findLastIndex(l => l.includes('"type":"assistant"'));
+		const partial = ls.slice(0, lastAssistant).concat([ls[lastAssistant].slice(0, 100)]);
+		expect(parseClaudeTranscript(partial)).toEqual([]);
+		const cur = nextClaudeCursor(partial, 0);
+		const promptLine = ls.findIndex(l => l.includes('"type":"user"'));
+		expect(cur.offset).toBe(Buffer.byteLength(ls.slice(0, promptLine).join("\n")) + 1);
+		// SessionEnd / import (final): an open prompt is sent as aborted
+		const fin = parseClaudeTranscript(ls.slice(0, lastAssistant - 0).concat([""]), { final: true });
+		expect(fin.length).toBe(1);
+		expect(fin[0].aborted).toBe(true);
+	});
+});
+
+describe("subagent + resume (probe sample and our recording)", () => {
+	for (const f of [PROBE, SRF]) {
+		const ps = parseClaudeTranscript(lines(f), { subagents: subagents(f) });
+		test(`${f.dir}: two prompts; the subagent hangs off the Agent call`, () => {
+			expect(ps.length).toBe(2);
+			const [p1, p2] = ps;
+			expect(p1.text).toBe("SPAWN a subagent that runs echo hi, then tell me what it said.");
+			expect(p2.text).toBe("Now run echo hi yourself.");
+			expect(p1.steps.map(s => s.kind)).toEqual(["llm", "tool", "llm"]);
+			const agent = tools(p1)[0];
+			expect(agent.name).toBe("Agent");
+			const meta = subagents(f)[0].meta!;
+			expect(agent.id).toBe(meta.toolUseId!);
+			expect(agent.subagent?.sessionId).toBe(f.sid);
+			expect(agent.subagent?.prompts.length).toBe(1);
+			const child = agent.subagent!.prompts[0];
+			expect(child.text).toBe("Run the shell command `echo hi` with Bash and report what it printed.");
+			expect(child.steps.map(s => s.kind)).toEqual(["llm", "tool", "llm"]);
+			expect(tools(child)[0]).toMatchObject({ name: "Bash", output: "hi", isError: false });
+			expect(child.answer).toBe("Done. The tool said: hi");
+			expect(child.metadata?.agentId).toBe(subagents(f)[0].agentId);
+			// call order: main 1, subagent 2 and 3, main 4, then after --resume main 1 and 2 of a new mock
+			const ids = allLlms(ps).map(g => g.id.replace(/^msg_mock_[a-z0-9]+_/, ""));
+			expect(ids).toEqual(["1", "4", "2", "3", "1", "2"]);
+			expect(p2.steps.map(s => s.kind)).toEqual(["llm", "tool", "llm"]);
+			// the resumed turn's input carries the first turn's history
+			expect(llms(p2)[0].input.map(m => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant", "user"]);
+		});
+		test(`${f.dir}: token totals (Langfuse's rule) equal the mock's usage, each call once`, () => {
+			const gens = allLlms(ps);
+			expect(gens.length).toBe(6);
+			expect(new Set(gens.map(g => g.id)).size).toBe(6);
+			// inputs per call n: 10+n + 2000+n + 1000+n; turn 1: n=1..4, turn 2: n=1..2
+			expect(sum(gens.map(inputTotal))).toBe(3 * (1 + 2 + 3 + 4 + 1 + 2) + 6 * 3010);
+			expect(sum(gens.map(g => g.usage?.output ?? 0))).toBe(6 * 20 + 13);
+			if (f === SRF) {
+				const calls = mockCalls(f).filter(c => gens.some(g => g.id === c.messageId));
+				expect(calls.length).toBe(6);
+				expect(sum(gens.map(g => g.usage?.cacheWrite1h ?? 0))).toBe(sum(calls.map(c => c.usage.cache_creation.ephemeral_1h_input_tokens)));
+				expect(sum(gens.map(g => g.usage?.cacheWrite5m ?? 0))).toBe(6 * 300);
+			} else {
+				// the probe's mock wrote everything as 1-hour cache
+				expect(sum(gens.map(g => g.usage?.cacheWrite5m ?? 0))).toBe(0);
+				expect(sum(gens.map(g => g.usage?.cacheWrite1h ?? 0))).toBe(6 * 1000 + 13);
+			}
+		});
+	}
+	test("resume: the first run's cursor, then only the resumed turn is new", () => {
+		const all = text(SRF);
+		const hooks = readFileSync(join(FIX, SRF.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
+		const ends = hooks.filter(h => h.stdin.hook_event_name === "SessionEnd" && h.stdin.session_id === SRF.sid).map(h => h.seen.transcript_path as number);
+		const run1 = all.split("\n").slice(0, ends[0]).concat([""]);
+		const first = parseClaudeTranscript(run1, { subagents: subagents(SRF) });
+		expect(first.map(p => p.text)).toEqual(["SPAWN a subagent that runs echo hi, then tell me what it said."]);
+		const cur = nextClaudeCursor(run1, 0, { subagents: subagents(SRF) });
+		expect(cur.offset).toBe(Buffer.byteLength(run1.join("\n")));
+		const next = parseClaudeTranscript(Buffer.from(all).subarray(cur.offset).toString("utf8").split("\n"), { sessionId: SRF.sid, subagents: subagents(SRF), done: cur.done });
+		expect(next.map(p => p.text)).toEqual(["Now run echo hi yourself."]);
+		expect(next[0].steps.map(s => s.kind)).toEqual(["llm", "tool", "llm"]);
+		// read from the cursor alone, the first turn's history and the shape (system prompt, tools) are missing:
+		// Claude Code writes each api-request-shape once per file, so the resumed calls point at run 1's shape
+		expect(llms(next[0])[0].input.map(m => m.role)).toEqual(["user"]);
+		expect(llms(next[0])[0].tools).toBeUndefined();
+		// with the earlier lines as context, both come back, and still only the new prompt is returned
+		const context = Buffer.from(all).subarray(0, cur.offset).toString("utf8").split("\n").slice(0, -1);
+		const withCtx = parseClaudeTranscript(Buffer.from(all).subarray(cur.offset).toString("utf8").split("\n"), { sessionId: SRF.sid, subagents: subagents(SRF), done: cur.done, context });
+		expect(withCtx.map(p => p.id)).toEqual(next.map(p => p.id));
+		expect(llms(withCtx[0])[0].input.map(m => m.role)).toEqual(["system", "user", "assistant", "tool", "assistant", "user"]);
+		expect(llms(withCtx[0])[0].tools?.length).toBe(12);
+		// shape lines alone are enough for the tools
+		const shapesOnly = context.filter(l => l.includes('"api-request-shape"'));
+		const withShapes = parseClaudeTranscript(Buffer.from(all).subarray(cur.offset).toString("utf8").split("\n"), { sessionId: SRF.sid, done: cur.done, context: shapesOnly });
+		expect(llms(withShapes[0])[0].tools?.length).toBe(12);
+		expect(nextClaudeCursor(Buffer.from(all).subarray(cur.offset).toString("utf8").split("\n"), cur.offset, { sessionId: SRF.sid, subagents: subagents(SRF), context })).toEqual({ offset: Buffer.byteLength(all), done: [] });
+	});
+});
+
+describe("fork (--resume --fork-session)", () => {
+	const ps = parseClaudeTranscript(lines(FORK));
+	const parent = parseClaudeTranscript(lines(SRF), { subagents: subagents(SRF) });
+	test("copied history is skipped: one new prompt under the new session id", () => {
+		expect(ps.length).toBe(1);
+		expect(ps[0].sessionId).toBe(FORK.sid);
+		expect(ps[0].text).toBe("THINK then FAIL: read the missing file.");
+		const parentIds = new Set([...parent.map(p => p.id), ...allLlms(parent).map(g => g.id)]);
+		for (const id of [ps[0].id, ...allLlms(ps).map(g => g.id), ...tools(ps[0]).map(t => t.id)]) expect(parentIds.has(id)).toBe(false);
+		// the cursor covers the copied prompts too
+		expect(nextClaudeCursor(lines(FORK), 0).offset).toBe(Buffer.byteLength(text(FORK)));
+	});
+	test("the failing tool is an ERROR; thinking lands in reasoning; history comes along as input", () => {
+		const p = ps[0];
+		expect(p.steps.map(s => s.kind)).toEqual(["llm", "tool", "llm"]);
+		const t = tools(p)[0];
+		expect(t.name).toBe("Bash");
+		expect(t.isError).toBe(true);
+		expect(String(t.output)).toContain("No such file or directory");
+		const [g1, g2] = llms(p);
+		expect(g1.output.reasoning).toBe("Let me think about this.");
+		expect(g1.output.content).toBe("I'll run the command.");
+		// copied turns (2 prompts) + this prompt: system, 2×(user, assistant, tool, assistant), user
+		expect(g1.input.length).toBe(10);
+		expect(g2.input.at(-1)).toMatchObject({ role: "tool", tool_call_id: t.id });
+		expect(sum(llms(p).map(inputTotal))).toBe(6029);
+	});
+});
+
+describe("background subagent + <task-notification> turn", () => {
+	const subs = subagents(BG);
+	test("at the first Stop the subagent is not finished: nothing sent, cursor stays at the prompt", () => {
+		const hooks = readFileSync(join(FIX, BG.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
+		const stop1: number = hooks.find(h => h.stdin.hook_event_name === "Stop")!.seen.transcript_path;
+		const atStop = lines(BG).slice(0, stop1).concat([""]);
+		const running = subs.map(s => ({ ...s, meta: { ...s.meta, finished: false } }));
+		expect(parseClaudeTranscript(atStop, { subagents: running })).toEqual([]);
+		const cur = nextClaudeCursor(atStop, 0, { subagents: running });
+		const promptLine = atStop.findIndex(l => l.includes('"type":"user"'));
+		expect(cur).toEqual({ offset: Buffer.byteLength(atStop.slice(0, promptLine).join("\n")) + 1, done: [] });
+	});
+	test("later: the background prompt with its subagent, and the notification turn", () => {
+		const ps = parseClaudeTranscript(lines(BG), { subagents: subs });
+		expect(ps.map(p => p.text.slice(0, 19))).toEqual(["SPAWN a background ", "<task-notification>"]);
+		const agent = tools(ps[0])[0];
+		expect(agent.name).toBe("Agent");
+		expect(String(agent.output)).toStartWith("Async agent launched");
+		expect(agent.subagent?.prompts.length).toBe(1);
+		expect(tools(agent.subagent!.prompts[0]).map(t => t.name)).toEqual(["Bash"]);
+		// the prompt lasts until its background child ended
+		expect(ps[0].endMs).toBe(Math.max(ps[0].endMs, agent.subagent!.prompts[0].endMs));
+		expect(ps[1].answer).toBe("Noted: the background agent finished.");
+		const gens = allLlms(ps);
+		expect(gens.length).toBe(5);
+		expect(sum(gens.map(inputTotal))).toBe(sum(mockCalls(BG).map(c => c.usage.input_tokens + c.usage.cache_read_input_tokens + c.usage.cache_creation_input_tokens)));
+	});
+	test("a prompt sent after an unfinished one is listed in done; the next run does not send it again", () => {
+		const ls = lines(BG);
+		const running = subs.map(s => ({ ...s, meta: { ...s.meta, finished: false } }));
+		const sent = parseClaudeTranscript(ls, { subagents: running });
+		expect(sent.map(p => p.text.slice(0, 19))).toEqual(["<task-notification>"]);
+		const cur = nextClaudeCursor(ls, 0, { subagents: running });
+		expect(cur.done).toEqual([sent[0].id]);
+		const later = parseClaudeTranscript(Buffer.from(text(BG)).subarray(cur.offset).toString("utf8").split("\n"), { sessionId: BG.sid, subagents: subs, done: cur.done });
+		expect(later.map(p => p.text.slice(0, 19))).toEqual(["SPAWN a background "]);
+		expect(nextClaudeCursor(ls, 0, { subagents: subs })).toEqual({ offset: Buffer.byteLength(text(BG)), done: [] });
+	});
+});
