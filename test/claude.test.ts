@@ -122,7 +122,7 @@ describe("one tool call (claude-tool)", () => {
 	});
 	test("a half-written last line keeps the prompt open", () => {
 		const ls = lines(TOOL).filter(Boolean);
-		const lastAssistant = ls.findLastIndex(l => l.includes('"type":"assistant"'));
+		const lastAssistant = ls.length - 1 - [...ls].reverse().findIndex(l => l.includes('"type":"assistant"'));
 		const partial = ls.slice(0, lastAssistant).concat([ls[lastAssistant].slice(0, 100)]);
 		expect(parseClaudeTranscript(partial)).toEqual([]);
 		const cur = nextClaudeCursor(partial, 0);

@@ -71,3 +71,39 @@ test("runClaude: one Bash call; hooks fire with payloads; the transcript holds t
 	expect(usages.length).toBe(2);
 	expect(new Set(usages)).toEqual(new Set([calls[0].usage!.input_tokens]));
 }, 60_000);
+
+test("runClaude + parser: a live subagent run, then --resume and --fork-session, parse to the mock's calls", async () => {
+	const { parseClaudeTranscript } = await import("../../drafts/claude.ts");
+	const { readdirSync } = await import("node:fs");
+	const subs = (r: ClaudeRunResult) =>
+		r.subagentFiles.map(f => {
+			const agentId = f.replace(/^.*agent-/, "").replace(/\.jsonl$/, "");
+			return { agentId, lines: readFileSync(f, "utf8").split("\n"), meta: JSON.parse(readFileSync(f.replace(/\.jsonl$/, ".meta.json"), "utf8")) };
+		});
+	const before = mock.messageCalls().length;
+	const r1 = await runClaude({ prompt: "SPAWN a subagent that runs echo hi.", mockUrl: mock.url });
+	runs.push(r1);
+	expect(r1.code).toBe(0);
+	expect(r1.subagentFiles.length).toBe(1);
+	const p1 = parseClaudeTranscript(readFileSync(r1.transcriptFile!, "utf8").split("\n"), { subagents: subs(r1) });
+	expect(p1.length).toBe(1);
+	const agent = p1[0].steps.find(s => s.kind === "tool");
+	expect(agent?.kind === "tool" && agent.name).toBe("Agent");
+	const childGens = agent?.kind === "tool" ? (agent.subagent?.prompts[0].steps.filter(s => s.kind === "llm").map(s => s.id) ?? []) : [];
+	const mainGens = p1[0].steps.filter(s => s.kind === "llm").map(s => s.id);
+	expect([...mainGens, ...childGens].sort()).toEqual(mock.messageCalls().slice(before).map(c => c.messageId!).sort());
+	// --resume appends to the same file; the fork writes a new one whose copied prompt is skipped
+	const r2 = await runClaude({ prompt: "Now FAIL once.", mockUrl: mock.url, home: r1.home, cwd: r1.cwd, resume: r1.sessionId });
+	runs.push(r2);
+	expect(r2.sessionId).toBe(r1.sessionId);
+	const p2 = parseClaudeTranscript(readFileSync(r2.transcriptFile!, "utf8").split("\n"), { subagents: subs(r2) });
+	expect(p2.map(p => p.text)).toEqual(["SPAWN a subagent that runs echo hi.", "Now FAIL once."]);
+	const r3 = await runClaude({ prompt: "Run echo hi again.", mockUrl: mock.url, home: r1.home, cwd: r1.cwd, resume: r1.sessionId, forkSession: true });
+	runs.push(r3);
+	expect(r3.sessionId).not.toBe(r1.sessionId);
+	expect(readdirSync(r3.projectDir).filter(f => f.endsWith(".jsonl")).length).toBe(2);
+	const p3 = parseClaudeTranscript(readFileSync(r3.transcriptFile!, "utf8").split("\n"));
+	expect(p3.map(p => [p.text, p.sessionId])).toEqual([["Run echo hi again.", r3.sessionId ?? "?"]]);
+	const failed = p2[1].steps.find(s => s.kind === "tool");
+	expect(failed?.kind === "tool" && failed.isError).toBe(true);
+}, 90_000);
