@@ -442,6 +442,41 @@ function llmStep(ix: Index, g: Gen, prevMs: number): LlmStep {
 	return step;
 }
 
+/** The failed call(s) before a synthetic API-error line: the attempts are the api-request lines no response refers to. */
+function errorStep(ix: Index, seg: Segment, line: Line, error: string): LlmStep {
+	const answered = new Set<string>();
+	let after = seg.first;
+	for (let i = seg.first; i < line.i; i++) {
+		const r = ix.lines[i];
+		if (r?.type === "assistant" && r.requestRef) {
+			answered.add(r.requestRef);
+			after = i;
+		}
+	}
+	const attempts: Line[] = [];
+	for (let i = after; i < line.i; i++) {
+		const r = ix.lines[i];
+		if (r?.type === "api-request" && r.id && !answered.has(r.id)) attempts.push({ i, raw: r, ms: ms(r.timestamp) });
+	}
+	const first = attempts[0];
+	const shape = first?.raw.shapeHash ? ix.shapes.get(first.raw.shapeHash) : undefined;
+	const input = historyBefore(ix, line.raw.parentUuid);
+	if (shape?.system) input.unshift({ role: "system", content: textOf(shape.system) });
+	const step: LlmStep = {
+		kind: "llm",
+		id: line.raw.message?.id ?? line.raw.uuid ?? String(line.i),
+		startMs: first?.ms ?? line.ms,
+		endMs: line.ms,
+		model: first?.raw.params?.model,
+		provider: "anthropic",
+		parameters: { attempts: attempts.length },
+		input,
+		output: { role: "assistant", content: error },
+		error,
+	};
+	return step;
+}
+
 /** The subagent transcripts started by the Agent call `toolUseId`, parsed as their own prompts. */
 function subagentOf(toolUseId: string, result: unknown, o: ClaudeParseOptions, sessionId: string): ToolStep["subagent"] {
 	const agentId = result && typeof result === "object" ? (result as { agentId?: unknown }).agentId : undefined;
@@ -454,7 +489,8 @@ function subagentOf(toolUseId: string, result: unknown, o: ClaudeParseOptions, s
 
 function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boolean): RecordedPrompt {
 	const p = seg.prompt.raw;
-	const steps: RecordedStep[] = [];
+	// generations and tools in the order their first line appears; generations are built once all their lines are in
+	const order: (Gen | ToolStep | LlmStep)[] = [];
 	const gens = new Map<string, Gen>();
 	const tools = new Map<string, ToolStep>();
 	let endMs = seg.prompt.ms;
@@ -465,9 +501,11 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 		const line: Line = { i, raw: r, ms: ms(r.timestamp) };
 		if (line.ms) endMs = Math.max(endMs, line.ms);
 		if (r.type === "assistant") {
-			// API errors are written as assistant lines with the model "<synthetic>": no call was billed
+			// API errors are written as assistant lines with the model "<synthetic>" and zero usage, after
+			// Claude Code's retries (one api-request line per attempt): a generation with an error, no usage
 			if (r.isApiErrorMessage || r.message.model === "<synthetic>") {
 				error = textOf(r.message.content) || "API error";
+				order.push(errorStep(ix, seg, line, error));
 				continue;
 			}
 			const id = r.message.id ?? r.uuid ?? String(i);
@@ -475,7 +513,7 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 			if (!g) {
 				g = { id, lines: [] };
 				gens.set(id, g);
-				steps.push({ kind: "llm", id } as LlmStep); // placeholder keeps time order; filled below
+				order.push(g);
 			}
 			g.lines.push(line);
 			for (const b of blocks(r.message.content))
@@ -483,7 +521,7 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 					// the tool_use line is written when its block finished streaming: the tool starts then
 					const t: ToolStep = { kind: "tool", id: b.id, name: b.name ?? "", startMs: line.ms, endMs: line.ms, input: b.input ?? {}, output: undefined, isError: false };
 					tools.set(b.id, t);
-					steps.push(t);
+					order.push(t);
 				}
 		} else if (r.type === "user") {
 			for (const b of blocks(r.message.content)) {
@@ -497,23 +535,16 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 			}
 		}
 	}
-	// fill generation placeholders (start falls back to the line before the first block)
+	// a generation without its api-request line started at the latest when the step before it ended
 	let lastEnd = seg.prompt.ms;
-	for (let k = 0; k < steps.length; k++) {
-		const s = steps[k];
-		if (s.kind === "tool") {
-			lastEnd = s.endMs;
-			continue;
-		}
-		if (s.kind !== "llm") continue;
-		const g = gens.get(s.id) as Gen;
-		const full = llmStep(ix, g, lastEnd);
-		steps[k] = full;
-		lastEnd = Math.max(lastEnd, full.endMs);
-	}
+	const steps: RecordedStep[] = order.map(x => {
+		const step = "kind" in x ? x : llmStep(ix, x, lastEnd);
+		lastEnd = Math.max(lastEnd, step.endMs);
+		return step;
+	});
 	// background subagents end after the parent's turn: the prompt ends with its last child
 	for (const s of steps) if (s.kind === "tool" && s.subagent) for (const c of s.subagent.prompts) endMs = Math.max(endMs, c.endMs);
-	const lastGen = [...steps].reverse().find((s): s is LlmStep => s.kind === "llm");
+	const lastGen = [...steps].reverse().find((s): s is LlmStep => s.kind === "llm" && !s.error);
 	const answer = lastGen && typeof lastGen.output.content === "string" && lastGen.output.content ? lastGen.output.content : undefined;
 	const prompt: RecordedPrompt = {
 		id: p.uuid ?? String(seg.prompt.i),

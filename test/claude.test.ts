@@ -280,3 +280,21 @@ describe("background subagent + <task-notification> turn", () => {
 		expect(nextClaudeCursor(ls, 0, { subagents: subs })).toEqual({ offset: Buffer.byteLength(text(BG)), done: [] });
 	});
 });
+
+describe("API error (mock answers 400 to every call)", () => {
+	const ERR = { dir: "claude-api-error", sid: readdirSync(join(FIX, "claude-api-error")).find(f => f.endsWith(".jsonl") && f !== "hooks.jsonl" && f !== "mock.jsonl")!.slice(0, -6) };
+	test("one prompt whose only generation carries the error, the attempts, and no usage", () => {
+		const ps = parseClaudeTranscript(lines(ERR));
+		expect(ps.length).toBe(1);
+		expect(ps[0].error).toBe("API Error: 400 mock: invalid_request_error");
+		expect(ps[0].answer).toBeUndefined();
+		const gens = llms(ps[0]);
+		expect(gens.length).toBe(1);
+		expect(gens[0]).toMatchObject({ error: "API Error: 400 mock: invalid_request_error", model: "claude-opus-5-5", parameters: { attempts: 6 } });
+		expect(gens[0].usage).toBeUndefined();
+		const reqs = lines(ERR).filter(Boolean).map(l => JSON.parse(l) as Record<string, any>).filter(l => l.type === "api-request");
+		expect(reqs.length).toBe(6);
+		expect(gens[0].startMs).toBe(Date.parse(reqs[0].timestamp));
+		expect(gens[0].input.map(m => m.role)).toEqual(["system", "user"]);
+	});
+});

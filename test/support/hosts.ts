@@ -765,7 +765,7 @@ export async function runCodex(o: CodexRunOptions): Promise<CodexRunResult> {
 // ---------------------------------------------------------------- Claude Code
 
 /** Hook events Claude Code fires in `-p` mode (all of them reach a hook; see the probe README). */
-export const CLAUDE_HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure", "Stop", "SubagentStart", "SubagentStop", "SessionEnd"] as const;
+export const CLAUDE_HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure", "Stop", "StopFailure", "SubagentStart", "SubagentStop", "SessionEnd"] as const;
 
 export interface ClaudeRunOptions extends Omit<RunOptions, "mockUrl"> {
 	/** ANTHROPIC_BASE_URL, i.e. MockAnthropic.url (no /v1). */

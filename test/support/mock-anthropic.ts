@@ -34,9 +34,11 @@ export interface MockAnthropicOptions {
 	agentBackground?: boolean;
 	/** Append one JSON line per request to this file. */
 	logFile?: string;
+	/** The next `times` (default 1) /v1/messages calls WITH tools answer this HTTP error (e.g. 400 invalid_request_error, 529 overloaded_error). */
+	failNext?: { status: number; type?: string; message?: string; times?: number };
 }
 
-export type AnthropicKind = "side" | "final" | "notification" | "agent" | "bash" | "fail" | "nobash" | "count_tokens" | "404";
+export type AnthropicKind = "error" | "side" | "final" | "notification" | "agent" | "bash" | "fail" | "nobash" | "count_tokens" | "404";
 
 export interface AnthropicUsage {
 	input_tokens: number;
@@ -269,6 +271,13 @@ export async function startMockAnthropic(opts: MockAnthropicOptions = {}): Promi
 			if (req.method !== "POST" || path !== "/v1/messages") {
 				log({ ...base, kind: "404" });
 				return Response.json({ type: "error", error: { type: "not_found_error", message: "mock: not found" } }, { status: 404 });
+			}
+			const fail = o.failNext;
+			if (fail && (fail.times ?? 1) > 0 && Array.isArray(body.tools) && body.tools.length) {
+				o.failNext = { ...fail, times: (fail.times ?? 1) - 1 };
+				log({ ...base, kind: "error" });
+				const type = fail.type ?? (fail.status === 529 ? "overloaded_error" : fail.status >= 500 ? "api_error" : "invalid_request_error");
+				return Response.json({ type: "error", error: { type, message: fail.message ?? `mock: ${type}` } }, { status: fail.status, headers: { "request-id": `req_mock_${runId}_err` } });
 			}
 			n++;
 			const p = plan(body);

@@ -65,7 +65,7 @@ async function scenario(name: string, steps: { prompt: string; resume?: "prev"; 
 			forkSession: s.fork,
 		});
 		runs.push(r);
-		if (r.code !== 0) console.error(name, "failed", r.code, r.stderr.slice(0, 500));
+		if (r.code !== 0 && name !== "api-error") console.error(name, "failed", r.code, r.stderr.slice(0, 500));
 		await Bun.sleep(300);
 		mock.close();
 		if (s === steps.at(-1)) save(name, runs, mocks, hookLog);
@@ -83,4 +83,6 @@ if (want("subagent-resume-fork"))
 		{ prompt: "Now run echo hi yourself.", resume: "prev" },
 		{ prompt: "THINK then FAIL: read the missing file.", resume: "prev", fork: true },
 	]);
+// Claude Code retries a 400 five times (6 api-request lines), then writes a "<synthetic>" assistant error line and exits 1
+if (want("api-error")) await scenario("api-error", [{ prompt: "Run a shell command that prints hi." }], { failNext: { status: 400, times: 20 } });
 if (want("background")) await scenario("background", [{ prompt: "SPAWN a background subagent that runs echo hi." }], { agentBackground: true });
