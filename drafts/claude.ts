@@ -97,8 +97,14 @@ export type RecordedStep =
 export interface ClaudeSubagentFile {
 	agentId: string;
 	lines: string[];
-	/** Parsed agent-<id>.meta.json: `toolUseId` links it to the parent's Agent call, `finished` says it ended. */
+	/**
+	 * Parsed agent-<id>.meta.json: `toolUseId` links it to the parent's Agent call, `finished` says it ended.
+	 * Claude Code writes this file only when the agent ENDS (after SubagentStop ran), so a missing meta means
+	 * "still running" — or "just ended" when this run is the SubagentStop hook: then set `finished`.
+	 */
 	meta?: { toolUseId?: string; agentType?: string; description?: string; finished?: boolean; requestShape?: string; model?: string };
+	/** The caller knows the agent ended (SubagentStop named its agent_id), whatever meta says. */
+	finished?: boolean;
 }
 
 export interface ClaudeParseOptions {
@@ -319,6 +325,7 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 	let sawAssistant = false;
 	const pending = new Set<string>();
 	const agentCalls: string[] = [];
+	const agentIds = new Map<string, string>();
 	for (let i = seg.first; i < seg.end; i++) {
 		const r = ix.lines[i];
 		if (!r) {
@@ -335,13 +342,19 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 					if (b.name === "Agent" || b.name === "Task") agentCalls.push(b.id);
 				}
 		}
-		if (r.type === "user") for (const b of blocks(r.message?.content)) if (b.type === "tool_result" && b.tool_use_id) pending.delete(b.tool_use_id);
+		if (r.type === "user")
+			for (const b of blocks(r.message?.content))
+				if (b.type === "tool_result" && b.tool_use_id) {
+					pending.delete(b.tool_use_id);
+					const agentId = agentIdOf(r.toolUseResult);
+					if (agentId) agentIds.set(b.tool_use_id, agentId);
+				}
 	}
 	if (!sawAssistant || lastStop === "tool_use" || lastStop == null || pending.size) return false;
 	for (const id of agentCalls) {
-		const sub = o.subagents?.find(s => s.meta?.toolUseId === id);
-		// no file yet or not finished: wait for a later hook run (a foreground agent is always finished here)
-		if (!sub || sub.meta?.finished !== true) return false;
+		const sub = findSubagent(id, agentIds.get(id), o);
+		// not there or not finished: wait for a later hook run (a foreground agent is always finished here)
+		if (!sub || (sub.meta?.finished !== true && sub.finished !== true)) return false;
 	}
 	return true;
 }
@@ -478,11 +491,21 @@ function errorStep(ix: Index, seg: Segment, line: Line, error: string): LlmStep 
 }
 
 /** The subagent transcripts started by the Agent call `toolUseId`, parsed as their own prompts. */
+/** The Agent tool's structured result names the agent (`agentId`), also while it still runs in the background. */
+function agentIdOf(result: unknown): string | undefined {
+	const id = result && typeof result === "object" ? (result as { agentId?: unknown }).agentId : undefined;
+	return typeof id === "string" ? id : undefined;
+}
+
+/** meta.toolUseId is the sure link; the agentId from the tool result works before the meta file exists. */
+function findSubagent(toolUseId: string, agentId: string | undefined, o: ClaudeParseOptions): ClaudeSubagentFile | undefined {
+	return o.subagents?.find(s => s.meta?.toolUseId === toolUseId) ?? (agentId ? o.subagents?.find(s => s.agentId === agentId) : undefined);
+}
+
 function subagentOf(toolUseId: string, result: unknown, o: ClaudeParseOptions, sessionId: string): ToolStep["subagent"] {
-	const agentId = result && typeof result === "object" ? (result as { agentId?: unknown }).agentId : undefined;
-	const sub = o.subagents?.find(s => s.meta?.toolUseId === toolUseId) ?? o.subagents?.find(s => s.agentId === agentId);
+	const sub = findSubagent(toolUseId, agentIdOf(result), o);
 	if (!sub) return undefined;
-	const prompts = parsePrompts(sub.lines, { sessionId, final: sub.meta?.finished === true || o.final }, true);
+	const prompts = parsePrompts(sub.lines, { sessionId, subagents: o.subagents, final: sub.meta?.finished === true || sub.finished === true || o.final }, true);
 	for (const p of prompts) p.metadata = { ...p.metadata, agentId: sub.agentId, agentType: sub.meta?.agentType, description: sub.meta?.description };
 	return { sessionId, prompts };
 }

@@ -12,7 +12,7 @@ const PROBE = { dir: "claude-probe", sid: "4e5b83e2-fd59-4b4c-ae97-458448df205d"
 const TOOL = { dir: "claude-tool", sid: "450b2925-bb80-4be5-918d-19ed1c2d49ae" };
 const SRF = { dir: "claude-subagent-resume-fork", sid: "507b4785-438c-4d25-8de2-35f0a8130b29" };
 const FORK = { dir: "claude-subagent-resume-fork", sid: "a20d8bd6-71d3-4e9f-8dd5-152b93a121f2" };
-const BG = { dir: "claude-background", sid: "5d8278f2-0cd2-40d7-b686-33b6d3e4b300" };
+const BG = { dir: "claude-background", sid: "c8bb4037-dc37-40af-9670-ef955af1796f" };
 type Fx = { dir: string; sid: string };
 
 const text = (f: Fx) => readFileSync(join(FIX, f.dir, `${f.sid}.jsonl`), "utf8");
@@ -243,11 +243,20 @@ describe("fork (--resume --fork-session)", () => {
 
 describe("background subagent + <task-notification> turn", () => {
 	const subs = subagents(BG);
+	const hooks = readFileSync(join(FIX, BG.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
+	test("Claude Code writes the subagent's meta file only after SubagentStop; Stop lists the agent as running", () => {
+		const stop1 = hooks.find(h => h.stdin.hook_event_name === "Stop")!;
+		expect(stop1.subagentsFinished).toEqual({});
+		expect(stop1.stdin.background_tasks.map((t: Record<string, unknown>) => t.status)).toEqual(["running"]);
+		const subStop = hooks.find(h => h.stdin.hook_event_name === "SubagentStop")!;
+		expect(subStop.subagentsFinished).toEqual({});
+		expect(hooks.filter(h => h.stdin.hook_event_name === "Stop").at(-1)!.subagentsFinished).toEqual({ [`agent-${subs[0].agentId}.meta.json`]: true });
+	});
 	test("at the first Stop the subagent is not finished: nothing sent, cursor stays at the prompt", () => {
-		const hooks = readFileSync(join(FIX, BG.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
 		const stop1: number = hooks.find(h => h.stdin.hook_event_name === "Stop")!.seen.transcript_path;
 		const atStop = lines(BG).slice(0, stop1).concat([""]);
-		const running = subs.map(s => ({ ...s, meta: { ...s.meta, finished: false } }));
+		// as at that Stop: the subagent transcript exists, its meta file does not yet
+		const running = subs.map(s => ({ agentId: s.agentId, lines: s.lines }));
 		expect(parseClaudeTranscript(atStop, { subagents: running })).toEqual([]);
 		const cur = nextClaudeCursor(atStop, 0, { subagents: running });
 		const promptLine = atStop.findIndex(l => l.includes('"type":"user"'));
@@ -268,9 +277,17 @@ describe("background subagent + <task-notification> turn", () => {
 		expect(gens.length).toBe(5);
 		expect(sum(gens.map(inputTotal))).toBe(sum(mockCalls(BG).map(c => c.usage.input_tokens + c.usage.cache_read_input_tokens + c.usage.cache_creation_input_tokens)));
 	});
+	test("SubagentStop (meta not written yet) may declare the agent finished", () => {
+		const subStop: number = hooks.find(h => h.stdin.hook_event_name === "SubagentStop")!.seen.transcript_path;
+		const at = lines(BG).slice(0, subStop).concat([""]);
+		const ps = parseClaudeTranscript(at, { subagents: subs.map(s => ({ agentId: s.agentId, lines: s.lines, finished: true })) });
+		expect(ps.length).toBe(1);
+		const agent = tools(ps[0])[0];
+		expect(agent.subagent?.prompts.length).toBe(1);
+	});
 	test("a prompt sent after an unfinished one is listed in done; the next run does not send it again", () => {
 		const ls = lines(BG);
-		const running = subs.map(s => ({ ...s, meta: { ...s.meta, finished: false } }));
+		const running = subs.map(s => ({ agentId: s.agentId, lines: s.lines }));
 		const sent = parseClaudeTranscript(ls, { subagents: running });
 		expect(sent.map(p => p.text.slice(0, 19))).toEqual(["<task-notification>"]);
 		const cur = nextClaudeCursor(ls, 0, { subagents: running });

@@ -1,8 +1,8 @@
 // A Claude Code hook command for tests: `bun test/support/claude-hook-recorder.ts <log file>`.
 // Appends one JSON line {t, stdin, env: CLAUDE_* vars, seen} to <log file>; `seen` = how many lines the
-// transcript (and a subagent's transcript) held when the hook ran. Prints nothing and exits 0, so it never
+// transcript (and a subagent's transcript) held when the hook ran; subagentsFinished = {meta file: finished}. Prints nothing and exits 0, so it never
 // changes the turn (a Stop hook exiting 2 would make Claude Code continue the conversation).
-import { appendFileSync, readFileSync } from "node:fs";
+import { appendFileSync, readdirSync, readFileSync } from "node:fs";
 
 const logFile = process.argv[2] ?? "hooks.jsonl";
 let raw = "";
@@ -29,8 +29,19 @@ for (const key of ["transcript_path", "agent_transcript_path"]) {
 		seen[key] = String((e as NodeJS.ErrnoException).code ?? e);
 	}
 }
+// subagents' meta files (`finished` tells whether a background agent is done when this hook runs)
+const metas: Record<string, unknown> = {};
+if (typeof payload.transcript_path === "string") {
+	const dir = payload.transcript_path.replace(/\.jsonl$/, "/subagents");
+	try {
+		for (const f of readdirSync(dir).filter(n => n.endsWith(".meta.json")))
+			metas[f] = (JSON.parse(readFileSync(`${dir}/${f}`, "utf8")) as { finished?: unknown }).finished;
+	} catch {
+		/* no subagents */
+	}
+}
 try {
-	appendFileSync(logFile, JSON.stringify({ t: Date.now(), stdin, env, seen }) + "\n");
+	appendFileSync(logFile, JSON.stringify({ t: Date.now(), stdin, env, seen, subagentsFinished: metas }) + "\n");
 } catch {
 	/* never fail the hook */
 }
