@@ -166,7 +166,16 @@ interface RawLine {
 	isMeta?: boolean;
 	isSidechain?: boolean;
 	isCompactSummary?: boolean;
+	isVisibleInTranscriptOnly?: boolean;
 	isApiErrorMessage?: boolean;
+	subtype?: string;
+	compactMetadata?: {
+		trigger?: string;
+		preTokens?: number;
+		postTokens?: number;
+		durationMs?: number;
+		preservedSegment?: { headUuid?: string; anchorUuid?: string; tailUuid?: string };
+	};
 	promptId?: string;
 	agentId?: string;
 	cwd?: string;
@@ -224,8 +233,20 @@ function resultText(c: unknown): string {
 
 /** A user line that starts a prompt: typed text (or a task-notification), not a tool result or injected reminder. */
 function isPromptLine(r: RawLine): boolean {
-	if (r.type !== "user" || r.isMeta || r.isCompactSummary || !r.message) return false;
+	if (r.type !== "user" || r.isMeta || r.isCompactSummary || r.isVisibleInTranscriptOnly || !r.message) return false;
+	// a slash command's output is written as a user line after the command: part of the command's prompt
+	if (LOCAL_OUTPUT.test(textOf(r.message.content))) return false;
 	return !blocks(r.message.content).some(b => b.type === "tool_result");
+}
+
+const LOCAL_OUTPUT = /^<local-command-(stdout|stderr)>/;
+
+/** A slash command (`/compact`, …) as typed: Claude Code records it as <command-name>/x</command-name>…<command-args>y</command-args>. */
+function commandText(text: string): string | undefined {
+	const name = /<command-name>([^<]*)<\/command-name>/.exec(text)?.[1];
+	if (!name) return undefined;
+	const args = /<command-args>([^<]*)<\/command-args>/.exec(text)?.[1]?.trim();
+	return args ? `${name} ${args}` : name;
 }
 
 /** A line that is part of the chat (goes into the model's input). */
@@ -263,6 +284,8 @@ interface Index {
 	sessionId: string;
 	/** Index of a last line that is not empty and not JSON (being written), else -1. */
 	halfWritten: number;
+	/** compaction summary uuid (anchor) → the messages kept verbatim after it (compactMetadata.preservedSegment) */
+	preserved: Map<string, { head: string; tail: string }>;
 }
 
 function indexLines(lines: readonly string[], sessionId?: string): Index {
@@ -270,6 +293,7 @@ function indexLines(lines: readonly string[], sessionId?: string): Index {
 	const byUuid = new Map<string, Line>();
 	const apiRequests = new Map<string, Line>();
 	const shapes = new Map<string, NonNullable<RawLine["shape"]>>();
+	const preserved = new Map<string, { head: string; tail: string }>();
 	let sid = sessionId;
 	parsed.forEach((raw, i) => {
 		if (!raw) return;
@@ -277,11 +301,13 @@ function indexLines(lines: readonly string[], sessionId?: string): Index {
 		if (raw.uuid) byUuid.set(raw.uuid, line);
 		if (raw.type === "api-request" && raw.id) apiRequests.set(raw.id, line);
 		if (raw.type === "api-request-shape" && raw.shapeHash && raw.shape) shapes.set(raw.shapeHash, raw.shape);
+		const kept = raw.compactMetadata?.preservedSegment;
+		if (kept?.anchorUuid && kept.headUuid && kept.tailUuid) preserved.set(kept.anchorUuid, { head: kept.headUuid, tail: kept.tailUuid });
 		if (!sid && raw.sessionId && isChatLine(raw)) sid = raw.sessionId;
 	});
 	const last = lines.length - 1;
 	const halfWritten = last >= 0 && lines[last].trim() && !parsed[last] ? last : -1;
-	return { lines: parsed, byUuid, apiRequests, shapes, sessionId: sid ?? "", halfWritten };
+	return { lines: parsed, byUuid, apiRequests, shapes, sessionId: sid ?? "", halfWritten, preserved };
 }
 
 /* ------------------------------------------------------------------ segments: one per prompt */
@@ -292,6 +318,10 @@ interface Segment {
 	prompt: Line;
 	copied: boolean;
 	complete: boolean;
+	/** another prompt follows in the file */
+	next: boolean;
+	/** the next prompt's time (compactions are assigned to prompts by time, see compactions()) */
+	untilMs: number;
 }
 
 /** Split the file into prompts: each runs from its prompt line to the next one. */
@@ -312,8 +342,9 @@ function segments(ix: Index, o: ClaudeParseOptions): Segment[] {
 		let first = s;
 		while (first > 0 && ix.lines[first - 1]?.isMeta && ix.lines[first - 1]?.type === "user") first--;
 		const raw = ix.lines[s] as RawLine;
-		segs.push({ first, end, prompt: { i: s, raw, ms: ms(raw.timestamp) }, copied: s < lastCopied, complete: false });
+		segs.push({ first, end, prompt: { i: s, raw, ms: ms(raw.timestamp) }, copied: s < lastCopied, complete: false, next: k + 1 < starts.length, untilMs: Infinity });
 	});
+	for (let k = 0; k + 1 < segs.length; k++) segs[k].untilMs = segs[k + 1].prompt.ms;
 	for (const seg of segs) seg.complete = o.final === true || isComplete(ix, seg, o);
 	return segs;
 }
@@ -323,6 +354,7 @@ function segments(ix: Index, o: ClaudeParseOptions): Segment[] {
 function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = false): boolean {
 	let lastStop: string | null | undefined;
 	let sawAssistant = false;
+	let localOutput = false;
 	const pending = new Set<string>();
 	const agentCalls: string[] = [];
 	const agentIds = new Map<string, string>();
@@ -342,6 +374,7 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 					if (b.name === "Agent" || b.name === "Task") agentCalls.push(b.id);
 				}
 		}
+		if (r.type === "user" && LOCAL_OUTPUT.test(textOf(r.message?.content))) localOutput = true;
 		if (r.type === "user")
 			for (const b of blocks(r.message?.content))
 				if (b.type === "tool_result" && b.tool_use_id) {
@@ -350,7 +383,10 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 					if (agentId) agentIds.set(b.tool_use_id, agentId);
 				}
 	}
-	if (!sawAssistant || lastStop === "tool_use" || lastStop == null || pending.size) return false;
+	// a slash command runs without the model; it is done once its output line is written
+	// (or, never answered, once the user went on to the next prompt)
+	if (!sawAssistant) return localOutput || seg.next;
+	if (lastStop === "tool_use" || lastStop == null || pending.size) return false;
 	for (const id of agentCalls) {
 		const sub = findSubagent(id, agentIds.get(id), o);
 		// not there or not finished: wait for a later hook run (a foreground agent is always finished here)
@@ -365,12 +401,20 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 function historyBefore(ix: Index, uuid: string | null | undefined): ChatMessage[] {
 	const chain: RawLine[] = [];
 	const seen = new Set<string>();
-	let cur = uuid ? ix.byUuid.get(uuid) : undefined;
-	while (cur && !seen.has(cur.raw.uuid ?? "")) {
-		seen.add(cur.raw.uuid ?? "");
-		if (isChatLine(cur.raw)) chain.push(cur.raw);
-		cur = cur.raw.parentUuid ? ix.byUuid.get(cur.raw.parentUuid) : undefined;
-	}
+	const walk = (from: string | null | undefined, stopAfter?: string) => {
+		let cur = from ? ix.byUuid.get(from) : undefined;
+		while (cur && !seen.has(cur.raw.uuid ?? "")) {
+			const id = cur.raw.uuid ?? "";
+			seen.add(id);
+			// after a compaction the model gets: summary, the messages kept verbatim, then what followed
+			const kept = ix.preserved.get(id);
+			if (kept) walk(kept.tail, kept.head);
+			if (isChatLine(cur.raw)) chain.push(cur.raw);
+			if (id === stopAfter) return;
+			cur = cur.raw.parentUuid ? ix.byUuid.get(cur.raw.parentUuid) : undefined;
+		}
+	};
+	walk(uuid);
 	return toChatML(chain.reverse());
 }
 
@@ -455,6 +499,34 @@ function llmStep(ix: Index, g: Gen, prevMs: number): LlmStep {
 	return step;
 }
 
+/**
+ * Compactions during a prompt. Claude Code writes a `compact_boundary` system line (parentUuid null: the chain
+ * restarts there) and the summary as an `isCompactSummary` user line. A manual `/compact` writes them BEFORE the
+ * command's own prompt line, so they are assigned by time, not by position. The compaction's own API calls are
+ * not in the transcript (they only show in cost-state totals).
+ */
+function compactions(ix: Index, seg: Segment, sidechain: boolean): RecordedStep[] {
+	const out: RecordedStep[] = [];
+	ix.lines.forEach((r, i) => {
+		if (r?.type !== "system" || r.subtype !== "compact_boundary" || !!r.isSidechain !== sidechain) return;
+		const at = ms(r.timestamp);
+		if (at < seg.prompt.ms || at >= seg.untilMs) return;
+		const summaryLine = ix.lines.find(x => x?.isCompactSummary && x.parentUuid === r.uuid);
+		const m = r.compactMetadata;
+		out.push({
+			kind: "compaction",
+			id: r.uuid ?? String(i),
+			startMs: at - (m?.durationMs ?? 0),
+			endMs: at,
+			summary: summaryLine ? textOf(summaryLine.message?.content) : undefined,
+			tokensBefore: m?.preTokens,
+		});
+	});
+	return out;
+}
+
+const stepStart = (s: RecordedStep): number => (s.kind === "event" ? s.at : s.startMs);
+
 /** The failed call(s) before a synthetic API-error line: the attempts are the api-request lines no response refers to. */
 function errorStep(ix: Index, seg: Segment, line: Line, error: string): LlmStep {
 	const answered = new Set<string>();
@@ -522,7 +594,8 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 		const r = ix.lines[i];
 		if (!r || !!r.isSidechain !== sidechain || !r.message) continue;
 		const line: Line = { i, raw: r, ms: ms(r.timestamp) };
-		if (line.ms) endMs = Math.max(endMs, line.ms);
+		// the next prompt's summary/caveat lines can sit before it in the file: they do not extend this prompt
+		if (line.ms && !r.isCompactSummary && line.ms < seg.untilMs) endMs = Math.max(endMs, line.ms);
 		if (r.type === "assistant") {
 			// API errors are written as assistant lines with the model "<synthetic>" and zero usage, after
 			// Claude Code's retries (one api-request line per attempt): a generation with an error, no usage
@@ -565,16 +638,27 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 		lastEnd = Math.max(lastEnd, step.endMs);
 		return step;
 	});
+	for (const c of compactions(ix, seg, sidechain)) {
+		const at = steps.findIndex(s => stepStart(s) > stepStart(c));
+		steps.splice(at < 0 ? steps.length : at, 0, c);
+		endMs = Math.max(endMs, stepStart(c));
+	}
 	// background subagents end after the parent's turn: the prompt ends with its last child
 	for (const s of steps) if (s.kind === "tool" && s.subagent) for (const c of s.subagent.prompts) endMs = Math.max(endMs, c.endMs);
 	const lastGen = [...steps].reverse().find((s): s is LlmStep => s.kind === "llm" && !s.error);
-	const answer = lastGen && typeof lastGen.output.content === "string" && lastGen.output.content ? lastGen.output.content : undefined;
+	let answer = lastGen && typeof lastGen.output.content === "string" && lastGen.output.content ? lastGen.output.content : undefined;
+	// a slash command has no model answer; its output line is the closest thing
+	for (let i = seg.first; i < seg.end && !answer; i++) {
+		const t = textOf(ix.lines[i]?.message?.content);
+		if (ix.lines[i]?.type === "user" && LOCAL_OUTPUT.test(t)) answer = t.replace(/<\/?local-command-(stdout|stderr)>/g, "").trim();
+	}
+	const typed = typeof p.message?.content === "string" ? p.message.content : textOrParts(blocks(p.message?.content));
 	const prompt: RecordedPrompt = {
 		id: p.uuid ?? String(seg.prompt.i),
 		sessionId: ix.sessionId,
 		startMs: seg.prompt.ms,
 		endMs,
-		text: typeof p.message?.content === "string" ? p.message.content : textOrParts(blocks(p.message?.content)),
+		text: commandText(typed) ?? typed,
 		steps,
 		metadata: {
 			promptId: p.promptId,
@@ -587,7 +671,8 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 	};
 	if (answer) prompt.answer = answer;
 	if (error) prompt.error = error;
-	if (!isComplete(ix, seg, { ...o, final: false }, sidechain)) prompt.aborted = true; // only reachable with final
+	// open at SessionEnd/import (final), or never answered before the user went on
+	if (!isComplete(ix, seg, { ...o, final: false }, sidechain) || (!order.length && !answer)) prompt.aborted = true;
 	return prompt;
 }
 
@@ -604,7 +689,7 @@ function sidechainSegments(ix: Index, o: ClaudeParseOptions): Segment[] {
 	const start = ix.lines.findIndex(r => !!r && r.type === "user" && !!r.message && !r.isMeta);
 	if (start < 0) return [];
 	const raw = ix.lines[start] as RawLine;
-	const seg: Segment = { first: start, end: ix.lines.length, prompt: { i: start, raw, ms: ms(raw.timestamp) }, copied: false, complete: false };
+	const seg: Segment = { first: start, end: ix.lines.length, prompt: { i: start, raw, ms: ms(raw.timestamp) }, copied: false, complete: false, next: false, untilMs: Infinity };
 	seg.complete = o.final === true || isComplete(ix, seg, o, true);
 	return [seg];
 }

@@ -315,3 +315,36 @@ describe("API error (mock answers 400 to every call)", () => {
 		expect(gens[0].input.map(m => m.role)).toEqual(["system", "user"]);
 	});
 });
+
+describe("/compact between two resumed turns", () => {
+	const CMP = { dir: "claude-compact", sid: "36f00da0-e793-4746-b708-5aa470b181c5" };
+	const ps = parseClaudeTranscript(lines(CMP));
+	test("three prompts; the slash command is a prompt with a compaction step and its output as answer", () => {
+		expect(ps.map(p => p.text)).toEqual(["Run a shell command that prints hi.", "/compact", "After compaction run echo hi."]);
+		const c = ps[1];
+		expect(c.steps.map(s => s.kind)).toEqual(["compaction"]);
+		const step = c.steps[0];
+		expect(step.kind === "compaction" && step.tokensBefore).toBe(3038);
+		expect(step.kind === "compaction" && step.summary).toStartWith("This session is being continued from a previous conversation");
+		expect(c.answer).toBe("Compacted (ctrl+o to see full summary)");
+		// the compaction's own 2 API calls are NOT in the transcript: only the 4 turn calls are generations
+		const calls = mockCalls(CMP);
+		expect(calls.length).toBe(6);
+		expect(allLlms(ps).map(g => g.id)).toEqual([calls[0], calls[1], calls[4], calls[5]].map(c => c.messageId));
+		// the first prompt does not stretch to the compaction written before the next prompt line
+		expect(ps[0].endMs).toBeLessThan(ps[1].startMs);
+	});
+	test("after compaction the input is: summary, the messages kept verbatim, the command lines, the prompt", () => {
+		const g = llms(ps[2])[0];
+		expect(g.input.map(m => m.role)).toEqual(["system", "user", "assistant", "user", "user", "user", "user"]);
+		expect(g.input[2]).toEqual({ role: "assistant", content: "Done. The tool said: hi" });
+		expect(g.input.at(-1)).toEqual({ role: "user", content: "After compaction run echo hi." });
+	});
+	test("a prompt never answered is complete once the next prompt exists, and aborted", () => {
+		const ls = lines(TOOL).filter(Boolean);
+		const firstAssistant = ls.findIndex(l => l.includes('"type":"assistant"'));
+		const second = JSON.stringify({ type: "user", uuid: "u-2", parentUuid: null, sessionId: TOOL.sid, timestamp: "2026-11-29T23:00:00.000Z", message: { role: "user", content: "next" } });
+		const got = parseClaudeTranscript([...ls.slice(0, firstAssistant), second, ""]);
+		expect(got.map(p => [p.text.slice(0, 9), p.aborted ?? false, p.steps.length])).toEqual([["Run a she", true, 0]]);
+	});
+});

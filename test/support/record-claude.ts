@@ -85,4 +85,11 @@ if (want("subagent-resume-fork"))
 	]);
 // Claude Code retries a 400 five times (6 api-request lines), then writes a "<synthetic>" assistant error line and exits 1
 if (want("api-error")) await scenario("api-error", [{ prompt: "Run a shell command that prints hi." }], { failNext: { status: 400, times: 20 } });
+// /compact in -p mode (resumed): compact_boundary + summary lines; the compaction's own API calls are not in the transcript
+if (want("compact"))
+	await scenario("compact", [
+		{ prompt: "Run a shell command that prints hi." },
+		{ prompt: "/compact", resume: "prev" },
+		{ prompt: "After compaction run echo hi.", resume: "prev" },
+	]);
 if (want("background")) await scenario("background", [{ prompt: "SPAWN a background subagent that runs echo hi." }], { agentBackground: true });
