@@ -284,6 +284,8 @@ interface Index {
 	sessionId: string;
 	/** Index of a last line that is not empty and not JSON (being written), else -1. */
 	halfWritten: number;
+	/** tool_use id → the user line holding its tool_result */
+	results: Map<string, Line>;
 	/** compaction summary uuid (anchor) → the messages kept verbatim after it (compactMetadata.preservedSegment) */
 	preserved: Map<string, { head: string; tail: string }>;
 }
@@ -294,6 +296,7 @@ function indexLines(lines: readonly string[], sessionId?: string): Index {
 	const apiRequests = new Map<string, Line>();
 	const shapes = new Map<string, NonNullable<RawLine["shape"]>>();
 	const preserved = new Map<string, { head: string; tail: string }>();
+	const results = new Map<string, Line>();
 	let sid = sessionId;
 	parsed.forEach((raw, i) => {
 		if (!raw) return;
@@ -301,13 +304,14 @@ function indexLines(lines: readonly string[], sessionId?: string): Index {
 		if (raw.uuid) byUuid.set(raw.uuid, line);
 		if (raw.type === "api-request" && raw.id) apiRequests.set(raw.id, line);
 		if (raw.type === "api-request-shape" && raw.shapeHash && raw.shape) shapes.set(raw.shapeHash, raw.shape);
+		if (raw.type === "user") for (const b of blocks(raw.message?.content)) if (b.type === "tool_result" && b.tool_use_id) results.set(b.tool_use_id, line);
 		const kept = raw.compactMetadata?.preservedSegment;
 		if (kept?.anchorUuid && kept.headUuid && kept.tailUuid) preserved.set(kept.anchorUuid, { head: kept.headUuid, tail: kept.tailUuid });
 		if (!sid && raw.sessionId && isChatLine(raw)) sid = raw.sessionId;
 	});
 	const last = lines.length - 1;
 	const halfWritten = last >= 0 && lines[last].trim() && !parsed[last] ? last : -1;
-	return { lines: parsed, byUuid, apiRequests, shapes, sessionId: sid ?? "", halfWritten, preserved };
+	return { lines: parsed, byUuid, apiRequests, shapes, sessionId: sid ?? "", halfWritten, preserved, results };
 }
 
 /* ------------------------------------------------------------------ segments: one per prompt */
@@ -398,8 +402,8 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 /* ------------------------------------------------------------------ chat reconstruction */
 
 /** The chat history up to (not including) the line `uuid`, following parentUuid (so rewinds/branches are right). */
-function historyBefore(ix: Index, uuid: string | null | undefined): ChatMessage[] {
-	const chain: RawLine[] = [];
+function historyBefore(ix: Index, uuid: string | null | undefined, limit: number): ChatMessage[] {
+	const chain: Line[] = [];
 	const seen = new Set<string>();
 	const walk = (from: string | null | undefined, stopAfter?: string) => {
 		let cur = from ? ix.byUuid.get(from) : undefined;
@@ -409,13 +413,28 @@ function historyBefore(ix: Index, uuid: string | null | undefined): ChatMessage[
 			// after a compaction the model gets: summary, the messages kept verbatim, then what followed
 			const kept = ix.preserved.get(id);
 			if (kept) walk(kept.tail, kept.head);
-			if (isChatLine(cur.raw)) chain.push(cur.raw);
+			if (isChatLine(cur.raw)) chain.push(cur);
 			if (id === stopAfter) return;
 			cur = cur.raw.parentUuid ? ix.byUuid.get(cur.raw.parentUuid) : undefined;
 		}
 	};
 	walk(uuid);
-	return toChatML(chain.reverse());
+	chain.reverse();
+	// parallel tool calls branch the chain: each tool_result's parent is its own tool_use line, and the chain
+	// continues from the last result only. Put the results left on side branches back (in file order).
+	const have = new Set(chain.flatMap(l => blocks(l.raw.message?.content).filter(b => b.type === "tool_result").map(b => b.tool_use_id ?? "")));
+	const missing: Line[] = [];
+	for (const l of chain)
+		if (l.raw.type === "assistant")
+			for (const b of blocks(l.raw.message?.content)) {
+				const res = b.type === "tool_use" && b.id && !have.has(b.id) ? ix.results.get(b.id) : undefined;
+				if (res && res.i < limit) missing.push(res);
+			}
+	for (const m of missing) {
+		const at = chain.findIndex(l => l.i > m.i);
+		chain.splice(at < 0 ? chain.length : at, 0, m);
+	}
+	return toChatML(chain.map(l => l.raw));
 }
 
 /** Transcript lines (in order) to ChatML: assistant block lines merged by message.id, tool results as role "tool". */
@@ -469,7 +488,7 @@ function llmStep(ix: Index, g: Gen, prevMs: number): LlmStep {
 	const last = g.lines[g.lines.length - 1].raw;
 	const req = first.requestRef ? ix.apiRequests.get(first.requestRef) : undefined;
 	const shape = req?.raw.shapeHash ? ix.shapes.get(req.raw.shapeHash) : undefined;
-	const input = historyBefore(ix, first.parentUuid);
+	const input = historyBefore(ix, first.parentUuid, g.lines[0].i);
 	const system = shape?.system ? textOf(shape.system) : "";
 	if (system) input.unshift({ role: "system", content: system });
 	const output = appendAssistant({ role: "assistant", content: "" }, g.lines.flatMap(l => blocks(l.raw.message?.content)));
@@ -545,7 +564,7 @@ function errorStep(ix: Index, seg: Segment, line: Line, error: string): LlmStep 
 	}
 	const first = attempts[0];
 	const shape = first?.raw.shapeHash ? ix.shapes.get(first.raw.shapeHash) : undefined;
-	const input = historyBefore(ix, line.raw.parentUuid);
+	const input = historyBefore(ix, line.raw.parentUuid, line.i);
 	if (shape?.system) input.unshift({ role: "system", content: textOf(shape.system) });
 	const step: LlmStep = {
 		kind: "llm",

@@ -348,3 +348,22 @@ describe("/compact between two resumed turns", () => {
 		expect(got.map(p => [p.text.slice(0, 9), p.aborted ?? false, p.steps.length])).toEqual([["Run a she", true, 0]]);
 	});
 });
+
+describe("two tool calls in one response (parallel)", () => {
+	const PAR = { dir: "claude-parallel", sid: "2a371cea-9ab5-4203-bb2c-f1330fa3c9e3" };
+	const ps = parseClaudeTranscript(lines(PAR));
+	test("one generation with two tool_calls, two tools, and both results in the next input", () => {
+		expect(ps.length).toBe(1);
+		expect(ps[0].steps.map(s => s.kind)).toEqual(["llm", "tool", "tool", "llm"]);
+		expect(tools(ps[0]).map(t => t.output)).toEqual(["hi", "ho"]);
+		const [g1, g2] = llms(ps[0]);
+		expect(g1.output.tool_calls?.map(c => JSON.parse(c.function.arguments).command)).toEqual(["echo hi", "echo ho"]);
+		// the transcript chain branches (each result's parent is its own tool_use line): both results still come back
+		expect(g2.input.slice(2)).toEqual([
+			{ role: "assistant", content: "I'll run two commands.", tool_calls: g1.output.tool_calls },
+			{ role: "tool", tool_call_id: tools(ps[0])[0].id, content: "hi" },
+			{ role: "tool", tool_call_id: tools(ps[0])[1].id, content: "ho" },
+		]);
+		expect(sum(llms(ps[0]).map(inputTotal))).toBe(6029);
+	});
+});

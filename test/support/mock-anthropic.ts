@@ -9,6 +9,8 @@
 //                                                                 makes it run Bash itself)
 //   - the last user text holds "FAIL" and Bash offered         -> text + Bash tool_use of a command that fails
 //   - otherwise, Bash offered                                  -> text + Bash tool_use {command: "echo hi"}
+//   - the last user text holds "TWICE" and Bash offered        -> text + TWO Bash tool_use blocks in one response
+//                                                                 (echo hi, echo ho: parallel tool calls)
 //   - "THINK" in the last user text adds a thinking block (with signature) in front of the answer.
 // Claude Code appends role:"system" messages (reminders) after tool results; they are skipped when looking
 // for the last message.
@@ -38,7 +40,7 @@ export interface MockAnthropicOptions {
 	failNext?: { status: number; type?: string; message?: string; times?: number };
 }
 
-export type AnthropicKind = "error" | "side" | "final" | "notification" | "agent" | "bash" | "fail" | "nobash" | "count_tokens" | "404";
+export type AnthropicKind = "error" | "twice" | "side" | "final" | "notification" | "agent" | "bash" | "fail" | "nobash" | "count_tokens" | "404";
 
 export interface AnthropicUsage {
 	input_tokens: number;
@@ -176,6 +178,17 @@ export async function startMockAnthropic(opts: MockAnthropicOptions = {}): Promi
 				],
 				stop: "tool_use",
 				kind: "agent",
+			};
+		if (tools.includes("Bash") && text.includes("TWICE"))
+			return {
+				content: [
+					...think,
+					{ type: "text", text: "I'll run two commands." },
+					{ type: "tool_use", id: `toolu_mock_${runId}_${n}a`, name: "Bash", input: { command: "echo hi", description: "Print hi" } },
+					{ type: "tool_use", id: `toolu_mock_${runId}_${n}b`, name: "Bash", input: { command: "echo ho", description: "Print ho" } },
+				],
+				stop: "tool_use",
+				kind: "twice",
 			};
 		if (tools.includes("Bash")) {
 			const fail = text.includes("FAIL");

@@ -92,4 +92,5 @@ if (want("compact"))
 		{ prompt: "/compact", resume: "prev" },
 		{ prompt: "After compaction run echo hi.", resume: "prev" },
 	]);
+if (want("parallel")) await scenario("parallel", [{ prompt: "TWICE: run two shell commands at once." }]);
 if (want("background")) await scenario("background", [{ prompt: "SPAWN a background subagent that runs echo hi." }], { agentBackground: true });
