@@ -286,6 +286,8 @@ interface Index {
 	halfWritten: number;
 	/** tool_use id → the user line holding its tool_result */
 	results: Map<string, Line>;
+	/** tool_use ids of Agent calls whose background agent a <task-notification> reported as ended */
+	notified: Set<string>;
 	/** compaction summary uuid (anchor) → the messages kept verbatim after it (compactMetadata.preservedSegment) */
 	preserved: Map<string, { head: string; tail: string }>;
 }
@@ -297,6 +299,7 @@ function indexLines(lines: readonly string[], sessionId?: string): Index {
 	const shapes = new Map<string, NonNullable<RawLine["shape"]>>();
 	const preserved = new Map<string, { head: string; tail: string }>();
 	const results = new Map<string, Line>();
+	const notified = new Set<string>();
 	let sid = sessionId;
 	parsed.forEach((raw, i) => {
 		if (!raw) return;
@@ -305,13 +308,18 @@ function indexLines(lines: readonly string[], sessionId?: string): Index {
 		if (raw.type === "api-request" && raw.id) apiRequests.set(raw.id, line);
 		if (raw.type === "api-request-shape" && raw.shapeHash && raw.shape) shapes.set(raw.shapeHash, raw.shape);
 		if (raw.type === "user") for (const b of blocks(raw.message?.content)) if (b.type === "tool_result" && b.tool_use_id) results.set(b.tool_use_id, line);
+		if (raw.type === "user" && typeof raw.message?.content === "string" && raw.message.content.startsWith("<task-notification>")) {
+			const id = /<tool-use-id>([^<]+)<\/tool-use-id>/.exec(raw.message.content)?.[1];
+			const status = /<status>([^<]+)<\/status>/.exec(raw.message.content)?.[1];
+			if (id && status !== "running") notified.add(id);
+		}
 		const kept = raw.compactMetadata?.preservedSegment;
 		if (kept?.anchorUuid && kept.headUuid && kept.tailUuid) preserved.set(kept.anchorUuid, { head: kept.headUuid, tail: kept.tailUuid });
 		if (!sid && raw.sessionId && isChatLine(raw)) sid = raw.sessionId;
 	});
 	const last = lines.length - 1;
 	const halfWritten = last >= 0 && lines[last].trim() && !parsed[last] ? last : -1;
-	return { lines: parsed, byUuid, apiRequests, shapes, sessionId: sid ?? "", halfWritten, preserved, results };
+	return { lines: parsed, byUuid, apiRequests, shapes, sessionId: sid ?? "", halfWritten, preserved, results, notified };
 }
 
 /* ------------------------------------------------------------------ segments: one per prompt */
@@ -361,7 +369,6 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 	let localOutput = false;
 	const pending = new Set<string>();
 	const agentCalls: string[] = [];
-	const agentIds = new Map<string, string>();
 	for (let i = seg.first; i < seg.end; i++) {
 		const r = ix.lines[i];
 		if (!r) {
@@ -381,22 +388,29 @@ function isComplete(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain = 
 		if (r.type === "user" && LOCAL_OUTPUT.test(textOf(r.message?.content))) localOutput = true;
 		if (r.type === "user")
 			for (const b of blocks(r.message?.content))
-				if (b.type === "tool_result" && b.tool_use_id) {
-					pending.delete(b.tool_use_id);
-					const agentId = agentIdOf(r.toolUseResult);
-					if (agentId) agentIds.set(b.tool_use_id, agentId);
-				}
+				if (b.type === "tool_result" && b.tool_use_id) pending.delete(b.tool_use_id);
 	}
 	// a slash command runs without the model; it is done once its output line is written
 	// (or, never answered, once the user went on to the next prompt)
 	if (!sawAssistant) return localOutput || seg.next;
 	if (lastStop === "tool_use" || lastStop == null || pending.size) return false;
-	for (const id of agentCalls) {
-		const sub = findSubagent(id, agentIds.get(id), o);
-		// not there or not finished: wait for a later hook run (a foreground agent is always finished here)
-		if (!sub || (sub.meta?.finished !== true && sub.finished !== true)) return false;
-	}
-	return true;
+	// a background agent still running: wait for a later hook run
+	return agentCalls.every(id => agentDone(ix, id, o));
+}
+
+/**
+ * Whether the agent started by the Agent call `toolUseId` has ended. A foreground agent runs inside the tool
+ * call (its result's status is "completed"); a background one returns "async_launched" at once and ends later:
+ * then a `<task-notification>` naming the tool-use id, the meta file (written only when it ends) or the caller
+ * (SubagentStop) tells.
+ */
+function agentDone(ix: Index, toolUseId: string, o: ClaudeParseOptions): boolean {
+	const result = ix.results.get(toolUseId)?.raw.toolUseResult;
+	const status = result && typeof result === "object" ? (result as { status?: unknown }).status : undefined;
+	if (typeof status === "string" && status !== "async_launched") return true;
+	if (ix.notified.has(toolUseId)) return true;
+	const sub = findSubagent(toolUseId, agentIdOf(result), o);
+	return sub?.meta?.finished === true || sub?.finished === true;
 }
 
 /* ------------------------------------------------------------------ chat reconstruction */
@@ -593,10 +607,12 @@ function findSubagent(toolUseId: string, agentId: string | undefined, o: ClaudeP
 	return o.subagents?.find(s => s.meta?.toolUseId === toolUseId) ?? (agentId ? o.subagents?.find(s => s.agentId === agentId) : undefined);
 }
 
-function subagentOf(toolUseId: string, result: unknown, o: ClaudeParseOptions, sessionId: string): ToolStep["subagent"] {
+function subagentOf(ix: Index, toolUseId: string, result: unknown, o: ClaudeParseOptions): ToolStep["subagent"] {
 	const sub = findSubagent(toolUseId, agentIdOf(result), o);
 	if (!sub) return undefined;
-	const prompts = parsePrompts(sub.lines, { sessionId, subagents: o.subagents, final: sub.meta?.finished === true || sub.finished === true || o.final }, true);
+	const sessionId = ix.sessionId;
+	// once the agent ended its transcript is complete, whatever its last line says
+	const prompts = parsePrompts(sub.lines, { sessionId, subagents: o.subagents, final: agentDone(ix, toolUseId, o) || o.final }, true);
 	for (const p of prompts) p.metadata = { ...p.metadata, agentId: sub.agentId, agentType: sub.meta?.agentType, description: sub.meta?.description };
 	return { sessionId, prompts };
 }
@@ -646,7 +662,7 @@ function promptOf(ix: Index, seg: Segment, o: ClaudeParseOptions, sidechain: boo
 				t.endMs = Math.max(t.startMs, line.ms);
 				t.output = resultText(b.content);
 				t.isError = b.is_error === true;
-				if (t.name === "Agent" || t.name === "Task") t.subagent = subagentOf(t.id, r.toolUseResult, o, ix.sessionId);
+				if (t.name === "Agent" || t.name === "Task") t.subagent = subagentOf(ix, t.id, r.toolUseResult, o);
 			}
 		}
 	}

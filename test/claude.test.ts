@@ -182,6 +182,11 @@ describe("subagent + resume (probe sample and our recording)", () => {
 			}
 		});
 	}
+	test("a foreground agent's prompt is complete even without its subagent file (the tool result says completed)", () => {
+		const ps = parseClaudeTranscript(lines(PROBE));
+		expect(ps.length).toBe(2);
+		expect(tools(ps[0])[0].subagent).toBeUndefined();
+	});
 	test("resume: the first run's cursor, then only the resumed turn is new", () => {
 		const all = text(SRF);
 		const hooks = readFileSync(join(FIX, SRF.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
@@ -286,15 +291,24 @@ describe("background subagent + <task-notification> turn", () => {
 		expect(agent.subagent?.prompts.length).toBe(1);
 	});
 	test("a prompt sent after an unfinished one is listed in done; the next run does not send it again", () => {
-		const ls = lines(BG);
+		// the first turn as at its Stop (agent running), followed by another finished prompt (taken from claude-tool)
+		const stop1: number = hooks.find(h => h.stdin.hook_event_name === "Stop")!.seen.transcript_path;
+		const ls = [...lines(BG).slice(0, stop1), ...lines(TOOL).filter(Boolean), ""];
 		const running = subs.map(s => ({ agentId: s.agentId, lines: s.lines }));
-		const sent = parseClaudeTranscript(ls, { subagents: running });
-		expect(sent.map(p => p.text.slice(0, 19))).toEqual(["<task-notification>"]);
-		const cur = nextClaudeCursor(ls, 0, { subagents: running });
-		expect(cur.done).toEqual([sent[0].id]);
-		const later = parseClaudeTranscript(Buffer.from(text(BG)).subarray(cur.offset).toString("utf8").split("\n"), { sessionId: BG.sid, subagents: subs, done: cur.done });
+		const sent = parseClaudeTranscript(ls, { sessionId: BG.sid, subagents: running });
+		expect(sent.map(p => p.text.slice(0, 19))).toEqual(["Run a shell command"]);
+		const cur = nextClaudeCursor(ls, 0, { sessionId: BG.sid, subagents: running });
+		const promptLine = ls.findIndex(l => l.includes('"type":"user"'));
+		expect(cur).toEqual({ offset: Buffer.byteLength(ls.slice(0, promptLine).join("\n")) + 1, done: [sent[0].id] });
+		const rest = Buffer.from(ls.join("\n")).subarray(cur.offset).toString("utf8").split("\n");
+		const later = parseClaudeTranscript(rest, { sessionId: BG.sid, subagents: subs, done: cur.done });
 		expect(later.map(p => p.text.slice(0, 19))).toEqual(["SPAWN a background "]);
-		expect(nextClaudeCursor(ls, 0, { subagents: subs })).toEqual({ offset: Buffer.byteLength(text(BG)), done: [] });
+		expect(nextClaudeCursor(rest, cur.offset, { sessionId: BG.sid, subagents: subs, done: cur.done })).toEqual({ offset: Buffer.byteLength(ls.join("\n")), done: [] });
+	});
+	test("the <task-notification> alone (no meta file yet) says the background agent ended", () => {
+		const ps = parseClaudeTranscript(lines(BG), { subagents: subs.map(s => ({ agentId: s.agentId, lines: s.lines })) });
+		expect(ps.length).toBe(2);
+		expect(tools(ps[0])[0].subagent?.prompts.length).toBe(1);
 	});
 });
 
