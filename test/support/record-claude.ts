@@ -12,7 +12,12 @@ const RECORDER = join(REPO_ROOT, "test/support/claude-hook-recorder.ts");
 const OUT = join(REPO_ROOT, "test/fixtures");
 
 function sanitize(text: string, roots: string[]): string {
-	let t = text;
+	// the hook command line (repo path, hook log) and the per-process messaging token are not data we need
+	let t = text
+		.split(REPO_ROOT)
+		.join("<REPO>")
+		.replace(/\/[^"\s]*lf-claude-hooks-[^"\s]*\.jsonl/g, "<HOOK_LOG>")
+		.replace(/"CLAUDE_CODE_MESSAGING_TOKEN":"[^"]*"/g, '"CLAUDE_CODE_MESSAGING_TOKEN":"<token>"');
 	for (const r of roots) {
 		t = t.split(r).join("<RUN>");
 		t = t.split(r.replace(/[^A-Za-z0-9]/g, "-")).join("<ENCODED-RUN>");
