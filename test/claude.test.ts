@@ -246,6 +246,13 @@ describe("fork (--resume --fork-session)", () => {
 	});
 });
 
+test("thinking tokens (part of Anthropic's output_tokens) move from output to reasoning; total unchanged", () => {
+	// as the mock reports them with THINK since this fixture was recorded: 5 of 21 output tokens are thinking
+	const ls = lines(FORK).map(l => (l.includes('"thinking_tokens":0') && l.includes("_1\"") && l.includes('"type":"assistant"') && l.includes(FORK.sid) ? l.replaceAll('"thinking_tokens":0', '"thinking_tokens":5') : l));
+	const g = llms(parseClaudeTranscript(ls)[0])[0];
+	expect(g.usage).toMatchObject({ input: 11, output: 16, reasoning: 5, total: 11 + 21 + 2001 + 1001 });
+});
+
 describe("background subagent + <task-notification> turn", () => {
 	const subs = subagents(BG);
 	const hooks = readFileSync(join(FIX, BG.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);

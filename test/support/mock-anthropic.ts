@@ -11,7 +11,8 @@
 //   - otherwise, Bash offered                                  -> text + Bash tool_use {command: "echo hi"}
 //   - the last user text holds "TWICE" and Bash offered        -> text + TWO Bash tool_use blocks in one response
 //                                                                 (echo hi, echo ho: parallel tool calls)
-//   - "THINK" in the last user text adds a thinking block (with signature) in front of the answer.
+//   - "THINK" in the last user text adds a thinking block (with signature) in front of the answer, and the usage
+//     reports output_tokens_details.thinking_tokens 5 (part of output_tokens, as Anthropic counts them).
 // Claude Code appends role:"system" messages (reminders) after tool results; they are skipped when looking
 // for the last message.
 //
@@ -251,7 +252,9 @@ export async function startMockAnthropic(opts: MockAnthropicOptions = {}): Promi
 					}
 					await send("content_block_stop", { type: "content_block_stop", index });
 				}
-				await send("message_delta", { type: "message_delta", delta: { stop_reason: p.stop, stop_sequence: null }, usage: { output_tokens: u.output_tokens } });
+				// with a thinking block, 5 of the output tokens are reported as thinking (Anthropic counts them in output_tokens)
+				const thinking = p.content.some(b => b.type === "thinking") ? { output_tokens_details: { thinking_tokens: 5 } } : {};
+				await send("message_delta", { type: "message_delta", delta: { stop_reason: p.stop, stop_sequence: null }, usage: { output_tokens: u.output_tokens, ...thinking } });
 				await send("message_stop", { type: "message_stop" });
 				ctrl.close();
 			},
