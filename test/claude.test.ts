@@ -388,3 +388,52 @@ describe("two tool calls in one response (parallel)", () => {
 		expect(sum(llms(ps[0]).map(inputTotal))).toBe(6029);
 	});
 });
+
+describe("hook runs replayed at the recorded hook points: every prompt sent once", () => {
+	// For each recorded Stop/StopFailure/SubagentStop/SessionEnd, cut the transcript to what it held when the hook
+	// ran (`seen`), read from the cursor with the earlier lines as context, send, advance the cursor.
+	const cases: { dir: string; sids: string[] }[] = [
+		{ dir: "claude-tool", sids: [TOOL.sid] },
+		{ dir: "claude-subagent-resume-fork", sids: [SRF.sid, FORK.sid] },
+		{ dir: "claude-background", sids: [BG.sid] },
+		{ dir: "claude-compact", sids: ["36f00da0-e793-4746-b708-5aa470b181c5"] },
+		{ dir: "claude-parallel", sids: [readdirSync(join(FIX, "claude-parallel")).find(f => /^[0-9a-f-]{36}\.jsonl$/.test(f))!.slice(0, -6)] },
+		{ dir: "claude-api-error", sids: [readdirSync(join(FIX, "claude-api-error")).find(f => /^[0-9a-f-]{36}\.jsonl$/.test(f))!.slice(0, -6)] },
+	];
+	for (const c of cases)
+		test(c.dir, () => {
+			const hooks = readFileSync(join(FIX, c.dir, "hooks.jsonl"), "utf8").split("\n").filter(Boolean).map(l => JSON.parse(l) as Record<string, any>);
+			const cursors = new Map<string, { offset: number; done: string[] }>();
+			const sent = new Map<string, string[]>();
+			let runs = 0;
+			for (const h of hooks) {
+				const ev: string = h.stdin.hook_event_name;
+				if (!["Stop", "StopFailure", "SubagentStop", "SessionEnd"].includes(ev)) continue;
+				const sid: string = h.stdin.session_id;
+				const seen = h.seen.transcript_path;
+				if (typeof seen !== "number") continue;
+				runs++;
+				const f = { dir: c.dir, sid };
+				const full = lines(f).filter(Boolean);
+				const now = full.slice(0, seen).join("\n") + "\n";
+				const cur = cursors.get(sid) ?? { offset: 0, done: [] };
+				const buf = Buffer.from(now);
+				const context = buf.subarray(0, cur.offset).toString("utf8").split("\n").slice(0, -1);
+				const fresh = buf.subarray(cur.offset).toString("utf8").split("\n");
+				// subagent meta files exist only once the agent ended (recorded in the background fixture)
+				const metaNow: Record<string, boolean> | undefined = h.subagentsFinished;
+				const subs = subagents(f).map(s => (metaNow && !metaNow[`agent-${s.agentId}.meta.json`] ? { agentId: s.agentId, lines: s.lines } : s));
+				const o = { sessionId: sid, subagents: subs, done: cur.done, context, final: ev === "SessionEnd" };
+				const ps = parseClaudeTranscript(fresh, o);
+				sent.set(sid, [...(sent.get(sid) ?? []), ...ps.map(p => p.id)]);
+				cursors.set(sid, nextClaudeCursor(fresh, cur.offset, o));
+			}
+			expect(runs).toBeGreaterThan(0);
+			for (const sid of c.sids) {
+				const f = { dir: c.dir, sid };
+				const all = parseClaudeTranscript(lines(f), { subagents: subagents(f), final: true }).map(p => p.id);
+				expect(all.length).toBeGreaterThan(0);
+				expect(sent.get(sid)).toEqual(all);
+			}
+		});
+});
