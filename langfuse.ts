@@ -383,6 +383,8 @@ interface StartOptions {
 	metadata?: Metadata;
 	/** Explicit ids make re-recording idempotent (Codex replays rollout files). */
 	id?: string;
+	/** The key of an open span or tool to hang under (a subagent's calls under its Agent tool), instead of the open turn. */
+	parentKey?: string;
 }
 
 interface EndOptions {
@@ -659,7 +661,7 @@ class SessionRecorder {
 
 	startGeneration(key: string, at: number, options: GenerationStart = {}): void {
 		this.ensurePrompt(at);
-		const draft = this.draft("generation", options.name ?? options.model ?? "llm", at, this.childOf(this.turn ?? this.prompt!, options));
+		const draft = this.draft("generation", options.name ?? options.model ?? "llm", at, this.childOf(this.openParent(options), options));
 		draft.model = options.model;
 		draft.modelParameters = options.modelParameters;
 		this.replaceDraft(key, draft, at);
@@ -692,7 +694,7 @@ class SessionRecorder {
 	startTool(key: string, at: number, options: StartOptions & { name: string }): void {
 		if (this.drafts.has(key)) return; // hosts announce a tool twice (tool_call and tool_execution_start)
 		this.ensurePrompt(at);
-		this.drafts.set(key, this.draft("tool", options.name, at, this.childOf(this.turn ?? this.prompt!, options)));
+		this.drafts.set(key, this.draft("tool", options.name, at, this.childOf(this.openParent(options), options)));
 	}
 
 	endTool(key: string, at: number, options: EndOptions & { name?: string } = {}): void {
@@ -705,7 +707,7 @@ class SessionRecorder {
 	/** A span the adapter opens and closes by key (compaction, subagent runs, …). */
 	startSpan(key: string, at: number, options: StartOptions & { name: string; type?: ObservationType }): void {
 		this.ensurePrompt(at);
-		this.replaceDraft(key, this.draft(options.type ?? "span", options.name, at, this.childOf(this.turn ?? this.prompt!, options)), at);
+		this.replaceDraft(key, this.draft(options.type ?? "span", options.name, at, this.childOf(this.openParent(options), options)), at);
 	}
 
 	endSpan(key: string, at: number, options: EndOptions = {}): void {
@@ -718,7 +720,7 @@ class SessionRecorder {
 	/** A point in time (retry, reminder, …) under the open turn or prompt. */
 	event(at: number, options: StartOptions & { name: string; level?: Level; statusMessage?: string }): void {
 		this.ensurePrompt(at);
-		const draft = this.draft("event", options.name, at, this.childOf(this.turn ?? this.prompt!, options));
+		const draft = this.draft("event", options.name, at, this.childOf(this.openParent(options), options));
 		this.finish(draft, at, { level: options.level, statusMessage: options.statusMessage });
 	}
 
@@ -752,6 +754,10 @@ class SessionRecorder {
 
 	private ensurePrompt(at: number): void {
 		if (!this.prompt) this.startPrompt(at);
+	}
+
+	private openParent(options: StartOptions): Draft {
+		return (options.parentKey !== undefined ? this.drafts.get(options.parentKey) : undefined) ?? this.turn ?? this.prompt!;
 	}
 
 	private childOf(parent: Draft, options: StartOptions): Partial<Draft> {
@@ -809,22 +815,22 @@ class SessionRecorder {
 	}
 }
 
-/** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
-function usageDetails(counts: {
-	input?: unknown;
-	output?: unknown;
-	cacheRead?: unknown;
-	cacheWrite?: unknown;
-	reasoning?: unknown;
-	total?: unknown;
-}): Record<string, number> | undefined {
+/**
+ * Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. Cache writes
+ * with a TTL split go under the keys Langfuse prices per TTL (the 1-hour rate is higher), and only the part
+ * the split does not cover under the plain key, so no write is counted twice.
+ */
+function usageDetails(counts: { [key in keyof TokenCounts]?: unknown }): Record<string, number> | undefined {
 	const details: Record<string, number> = {};
 	const put = (key: string, value: unknown) => {
 		if (typeof value === "number" && Number.isFinite(value) && value > 0) details[key] = Math.round(value);
 	};
+	const byTtl = [counts.cacheWrite5m, counts.cacheWrite1h].reduce<number>((sum, value) => sum + (finite(value) ?? 0), 0);
 	put("input", counts.input);
 	put("input_cache_read", counts.cacheRead);
-	put("input_cache_write", counts.cacheWrite);
+	put("input_cache_write", (finite(counts.cacheWrite) ?? 0) - byTtl);
+	put("input_cache_creation_5m", counts.cacheWrite5m);
+	put("input_cache_creation_1h", counts.cacheWrite1h);
 	put("output", counts.output);
 	put("output_reasoning", counts.reasoning);
 	put("total", counts.total);
@@ -2425,12 +2431,29 @@ function assistantOutput(message: ChatMessage): unknown {
 /** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
 function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds): void {
 	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
-	for (const step of prompt.steps) {
+	recordSteps(recorder, prompt.steps, ids);
+	recorder.endPrompt(prompt.endMs, { output: prompt.answer, ...promptEnd(prompt) });
+}
+
+/** How a recorded prompt (or subagent run) ended: ERROR, WARNING (aborted, unfinished) or fine. */
+function promptEnd(prompt: RecordedPrompt): EndOptions {
+	return {
+		level: prompt.error ? "ERROR" : prompt.aborted || prompt.warning ? "WARNING" : undefined,
+		statusMessage: prompt.error ?? prompt.warning ?? (prompt.aborted ? "aborted" : undefined),
+		metadata: prompt.endMetadata,
+	};
+}
+
+/** The steps of a prompt, under the open turn or (a subagent's) under the span `parentKey`. */
+function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: TranscriptIds, parentKey?: string): void {
+	for (const step of steps) {
 		switch (step.kind) {
 			case "llm": {
 				const key = `llm:${step.id}`;
 				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
-				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input: step.input.length ? step.input : undefined, modelParameters: parameters });
+				// Tool definitions ride along as {messages, tools}: the shape Langfuse's chat view lists tools from.
+				const input = step.tools?.length ? { messages: step.input, tools: step.tools } : step.input.length ? step.input : undefined;
+				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input, modelParameters: parameters, parentKey });
 				recorder.endGeneration(key, step.endMs, {
 					model: step.model,
 					output: assistantOutput(step.output),
@@ -2445,7 +2468,8 @@ function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids
 			}
 			case "tool": {
 				const key = `tool:${step.id}`;
-				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata });
+				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata, parentKey });
+				for (const run of step.subagent?.prompts ?? []) recordSubagent(recorder, run, ids, key);
 				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
 				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
 				break;
@@ -2454,25 +2478,133 @@ function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids
 				const details = step.summary !== undefined || step.tokensBefore !== undefined ? { summary: step.summary, tokensBefore: step.tokensBefore } : undefined;
 				const id = ids.observation("compaction", step.id);
 				if (step.endMs <= step.startMs) {
-					recorder.event(step.startMs, { name: "compaction", id, metadata: details });
+					recorder.event(step.startMs, { name: "compaction", id, metadata: details, parentKey });
 					break;
 				}
 				const key = `compaction:${step.id}`;
-				recorder.startSpan(key, step.startMs, { name: "compaction", id, metadata: step.tokensBefore !== undefined ? { tokensBefore: step.tokensBefore } : undefined });
+				recorder.startSpan(key, step.startMs, { name: "compaction", id, metadata: step.tokensBefore !== undefined ? { tokensBefore: step.tokensBefore } : undefined, parentKey });
 				recorder.endSpan(key, step.endMs, { output: step.summary });
 				break;
 			}
 			case "event":
-				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata });
+				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata, parentKey });
 				break;
 		}
 	}
-	recorder.endPrompt(prompt.endMs, {
-		output: prompt.answer,
-		level: prompt.error ? "ERROR" : prompt.aborted || prompt.warning ? "WARNING" : undefined,
-		statusMessage: prompt.error ?? prompt.warning ?? (prompt.aborted ? "aborted" : undefined),
-		metadata: prompt.endMetadata,
-	});
+}
+
+/** A subagent run (its own record) as an agent span under the tool call that started it: same trace, same session. */
+function recordSubagent(recorder: SessionRecorder, run: RecordedPrompt, ids: TranscriptIds, toolKey: string): void {
+	const key = `agent:${run.id}`;
+	const kind = stringOr(run.metadata?.agentType);
+	recorder.startSpan(key, run.startMs, { type: "agent", name: kind ? `subagent ${kind}` : "subagent", id: ids.observation("prompt", run.id), input: run.text || undefined, metadata: run.metadata, parentKey: toolKey });
+	recordSteps(recorder, run.steps, ids, key);
+	recorder.endSpan(key, run.endMs, { output: run.answer, ...promptEnd(run) });
+}
+
+// ── record files: cursor, lock, export ──────────────────────────────────────────────────────────
+// Hook commands (Codex, Claude Code) read a host's record file from where the last run stopped, under a
+// per-file lock, send what is new within the host's time budget, and move the cursor only once nothing
+// can be lost any more.
+
+/** Prompt ids kept in a cursor: prompts sent while an earlier one is still open (unfinished turn, background agent). */
+const CURSOR_DONE_KEPT = 64;
+
+/** Per record file, in `<spool>/<host>/`: where the next run starts and what it must remember. */
+interface RecordCursor {
+	/** Bytes already handled: everything before the first prompt that has not finished yet. */
+	offset: number;
+	/** Prompts after `offset` already exported, newest last. */
+	done: string[];
+}
+
+/** What one read of a record file gives: the records to send and the cursor to save once they are safe. */
+interface RecordRead {
+	records: ObservationRecord[];
+	prompts: number;
+	commit: () => void;
+}
+
+function cursorFile(config: Config, host: string, record: string): string {
+	return path.join(config.spoolDir, host, `${hashId(path.resolve(record), 16)}.json`);
+}
+
+/** The saved cursor's fields, or nothing (first run for this file, or an unreadable cursor: start from the top). */
+function readCursor(file: string): (RecordCursor & Metadata) | undefined {
+	try {
+		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+		if (saved && typeof saved.offset === "number" && Array.isArray(saved.done)) return saved;
+	} catch {}
+	return undefined;
+}
+
+function writeCursor<T extends RecordCursor>(file: string, cursor: T): void {
+	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	const temporary = `${file}.${process.pid}.tmp`;
+	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CURSOR_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
+	fs.renameSync(temporary, file);
+}
+
+/** A recorder whose records are collected, one per observation id (the last state wins). */
+function collectingRecorder(runtime: Runtime, info: HostSessionInfo, records: Map<string, ObservationRecord>, extraTags: string[] = []): SessionRecorder {
+	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, extraTags));
+}
+
+/**
+ * One hook run over one record file: one run per file at a time (a dead owner's lock is taken over), the
+ * records sent or spooled within `budgetMs` from process start, the cursor saved only when they are safe.
+ */
+async function exportRecordFile(runtime: Runtime, host: string, record: string, budgetMs: number, read: () => Promise<RecordRead>): Promise<void> {
+	const { exporter, log } = runtime;
+	if (!exporter) return;
+	const remaining = () => budgetMs - process.uptime() * 1000;
+	const lock = cursorFile(runtime.config, host, record);
+	let unlock: (() => void) | undefined = () => {};
+	try {
+		fs.mkdirSync(path.dirname(lock), { recursive: true, mode: 0o700 });
+		unlock = await waitForLock(`${lock}.lock`, 30_000, Math.min(1000, remaining() - 300));
+	} catch {
+		// no spool directory: nothing to protect either
+	}
+	if (!unlock) {
+		log.debug(`${host}: another run is reading ${record}; leaving it to that one`);
+		return;
+	}
+	try {
+		const result = await read();
+		for (const observation of result.records) exporter.enqueue(observation);
+		await exporter.shutdown(Math.max(100, remaining()));
+		const status = exporter.status;
+		// Advance only when nothing can be lost: spooled on disk, or confirmed by Langfuse.
+		if (exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0)) result.commit();
+		log.debug(`${host}: ${result.prompts} prompt(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
+	} finally {
+		unlock();
+	}
+	await handOnSpool(runtime, host);
+}
+
+/**
+ * Spool files earlier runs left (Langfuse was down then) go with a detached `flush` that outlives this
+ * run: replaying them here could spend the host's budget, and the host waits for this process. Only when
+ * Langfuse took this run's own batch: otherwise they wait for a run that gets through.
+ */
+async function handOnSpool(runtime: Runtime, host: string): Promise<void> {
+	const { exporter, log } = runtime;
+	const script = process.argv[1];
+	if (!exporter || !script || !exporter.spool.available) return;
+	const status = exporter.status;
+	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
+	const { files } = await exporter.spool.stats();
+	if (files === 0) return;
+	log.debug(`${host}: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
+	try {
+		const child = spawn(process.execPath, [...process.execArgv, script, "flush"], { detached: true, stdio: "ignore", env: process.env });
+		child.on("error", () => {});
+		child.unref();
+	} catch (error) {
+		log.debug(`${host}: could not start the background flush: ${errorText(error)}`);
+	}
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -3553,8 +3685,6 @@ function ocRequestInput(system: unknown, messages: unknown): unknown {
 
 /** Everything a notify or hook run may spend, from process start; Codex waits for it. */
 const CODEX_BUDGET_MS = 1_500;
-/** Turn ids kept in a cursor to recognise turns a hook exported before their task_complete. */
-const CODEX_DONE_KEPT = 64;
 
 interface CodexThread {
 	threadId: string;
@@ -3571,13 +3701,9 @@ interface CodexThread {
 }
 
 /** Per rollout file, in `<spool>/codex/`: where the next run starts and what it must remember. */
-interface CodexCursor {
+interface CodexCursor extends RecordCursor {
 	file: string;
-	/** Bytes already handled: everything before the first turn that has not finished yet. */
-	offset: number;
 	thread?: CodexThread;
-	/** Turns already exported, newest last. */
-	done: string[];
 	/** Inside history copied from another thread (a fork), which that thread's own rollout reports. */
 	copying?: boolean;
 }
@@ -3760,37 +3886,6 @@ function findCodexRollout(home: string, threadId: string): string | undefined {
 	return search(path.join(home, "sessions"), 4) ?? search(path.join(home, "archived_sessions"), 4);
 }
 
-function codexCursorFile(config: Config, rollout: string): string {
-	return path.join(config.spoolDir, "codex", `${hashId(path.resolve(rollout), 16)}.json`);
-}
-
-function readCodexCursor(file: string, rollout: string): CodexCursor {
-	try {
-		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
-		if (saved && typeof saved.offset === "number" && Array.isArray(saved.done)) return { ...saved, file: rollout };
-	} catch {
-		// first run for this rollout, or an unreadable cursor: start from the beginning
-	}
-	return { file: rollout, offset: 0, done: [] };
-}
-
-function writeCodexCursor(file: string, cursor: CodexCursor): void {
-	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	const temporary = `${file}.${process.pid}.tmp`;
-	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CODEX_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
-	fs.renameSync(temporary, file);
-}
-
-/** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
-async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
-	try {
-		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	} catch {
-		return () => {}; // no spool directory: nothing to protect either
-	}
-	return waitForLock(`${file}.lock`, 30_000, waitMs);
-}
-
 /** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
 async function readRolloutLines(file: string, offset: number): Promise<{ lines: RolloutLine[]; size: number; restarted: boolean }> {
 	const handle = await fsp.open(file, "r");
@@ -3908,7 +4003,7 @@ function codexThread(meta: any): CodexThread | undefined {
 
 const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
 
-/** A recorder whose records are collected, one per observation id (the last state wins). */
+/** The thread's records, collected. */
 function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
 	const subagent = thread.parentThreadId !== undefined;
 	const info: HostSessionInfo = {
@@ -3929,7 +4024,7 @@ function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, r
 			rolloutFile: rollout,
 		},
 	};
-	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, subagent ? ["subagent"] : []));
+	return collectingRecorder(runtime, info, records, subagent ? ["subagent"] : []);
 }
 
 /** Context Codex injects as user messages (environment, AGENTS.md, skills), not typed by the user. */
@@ -4191,9 +4286,9 @@ async function readCodexRollout(
 	runtime: Runtime,
 	rollout: string,
 	request: CodexRequest,
-): Promise<{ records: ObservationRecord[]; turns: number; commit: () => void }> {
-	const cursorFile = codexCursorFile(runtime.config, rollout);
-	const cursor = readCodexCursor(cursorFile, rollout);
+): Promise<RecordRead> {
+	const file = cursorFile(runtime.config, "codex", rollout);
+	const cursor: CodexCursor = { offset: 0, done: [], ...readCursor(file), file: rollout };
 	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
 	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
 	const { turns, offset } = collectCodexTurns(lines, cursor, request);
@@ -4206,61 +4301,20 @@ async function readCodexRollout(
 	}
 	return {
 		records: [...records.values()],
-		turns: turns.length,
-		commit: () => writeCodexCursor(cursorFile, { ...cursor, thread: cursor.thread, offset, done: [...cursor.done, ...turns.map(turn => turn.id)] }),
+		prompts: turns.length,
+		commit: () => writeCursor(file, { ...cursor, thread: cursor.thread, offset, done: [...cursor.done, ...turns.map(turn => turn.id)] }),
 	};
 }
 
 /** `codex-notify` / `codex-hook`: silent, exit 0, done within CODEX_BUDGET_MS whatever Langfuse does. */
 async function runCodexExport(request: CodexRequest | undefined, runtime: Runtime): Promise<void> {
-	const { exporter, log } = runtime;
-	if (!exporter || !request) return;
-	const remaining = () => CODEX_BUDGET_MS - process.uptime() * 1000;
+	if (!runtime.exporter || !request) return;
 	const rollout = request.file ?? (request.threadId ? findCodexRollout(codexHomeDir(process.env), request.threadId) : undefined);
 	if (!rollout || !fs.existsSync(rollout)) {
-		log.debug(`codex: no rollout file for thread ${request.threadId ?? "?"} under ${codexHomeDir(process.env)}`);
+		runtime.log.debug(`codex: no rollout file for thread ${request.threadId ?? "?"} under ${codexHomeDir(process.env)}`);
 		return;
 	}
-	const unlock = await lockCodexCursor(codexCursorFile(runtime.config, rollout), Math.min(1000, remaining() - 300));
-	if (!unlock) {
-		log.debug(`codex: another run is reading ${rollout}; leaving it to that one`);
-		return;
-	}
-	try {
-		const result = await readCodexRollout(runtime, rollout, request);
-		for (const record of result.records) exporter.enqueue(record);
-		await exporter.shutdown(Math.max(100, remaining()));
-		const status = exporter.status;
-		// Advance only when nothing can be lost: spooled on disk, or confirmed by Langfuse.
-		if (exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0)) result.commit();
-		log.debug(`codex: ${result.turns} turn(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
-	} finally {
-		unlock();
-	}
-	await handOnSpool(runtime);
-}
-
-/**
- * Spool files earlier runs left (Langfuse was down then) go with a detached `flush` that outlives this
- * run: replaying them here could spend Codex's budget, and Codex waits for this process. Only when
- * Langfuse took this run's own batch: otherwise they wait for a run that gets through.
- */
-async function handOnSpool(runtime: Runtime): Promise<void> {
-	const { exporter, log } = runtime;
-	const script = process.argv[1];
-	if (!exporter || !script || !exporter.spool.available) return;
-	const status = exporter.status;
-	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
-	const { files } = await exporter.spool.stats();
-	if (files === 0) return;
-	log.debug(`codex: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
-	try {
-		const child = spawn(process.execPath, [...process.execArgv, script, "flush"], { detached: true, stdio: "ignore", env: process.env });
-		child.on("error", () => {});
-		child.unref();
-	} catch (error) {
-		log.debug(`codex: could not start the background flush: ${errorText(error)}`);
-	}
+	await exportRecordFile(runtime, "codex", rollout, CODEX_BUDGET_MS, () => readCodexRollout(runtime, rollout, request));
 }
 
 // ── §7.4 the one export ───────────────────────────────────────────────────────────────────────────
