@@ -14,8 +14,8 @@
  *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
  *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
- *                  §7.4 the one default export
- *   §8 CLI         doctor, flush, codex-* — guarded by import.meta.main, never runs inside a host
+ *                  §7.4 Claude Code (transcripts), §7.6 the one default export
+ *   §8 CLI         doctor, flush, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
  *   Appendix       the secret redactor: patterns and engine
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
@@ -4317,7 +4317,701 @@ async function runCodexExport(request: CodexRequest | undefined, runtime: Runtim
 	await exportRecordFile(runtime, "codex", rollout, CODEX_BUDGET_MS, () => readCodexRollout(runtime, rollout, request));
 }
 
-// ── §7.4 the one export ───────────────────────────────────────────────────────────────────────────
+// ── §7.4 Claude Code ──────────────────────────────────────────────────────────────────────────────
+
+// Claude Code runs hook commands with JSON on stdin (session_id, transcript_path, hook_event_name, …):
+// Stop, StopFailure, SubagentStop and SessionEnd run `bun langfuse.ts claude-hook`, which reads the
+// session's transcript (`~/.claude/projects/<cwd>/<session>.jsonl`) from where the last run stopped and
+// records every finished prompt through the same recorder, exporter and spool as the other hosts.
+//
+// The transcript (2.1.332): one JSON object per line, appended. `user` / `assistant` / `system` lines form a
+// chain through `uuid` / `parentUuid`; an assistant response is ONE LINE PER CONTENT BLOCK, all with the same
+// `message.id` and the full usage repeated on each (so usage counts once per message.id); `api-request`
+// (written just before each call) gives the call's start and parameters and points (shapeHash) at an
+// `api-request-shape` line with the system prompt and tool definitions, written once per FILE; subagents
+// write `<session>/subagents/agent-<id>.jsonl` (+ `.meta.json`, written when the agent ends).
+//
+// Ids come from the host's ids — the prompt's `uuid`, the API `message.id`, the `tool_use` id — never from
+// the session id, so a prompt maps to the same trace from whichever file it is read. `--resume` appends to
+// the same file (the cursor does it); `--resume --fork-session` writes a new file that first COPIES the
+// history (same uuids and message ids, `requestSessionId` naming the session each copied call was made in):
+// copied prompts were sent with their own session and are skipped, but still serve as input history.
+
+/** Everything a hook run may spend, from process start: Claude Code waits for a Stop hook. */
+const CLAUDE_BUDGET_MS = 1_000;
+const CLAUDE_EVENTS = new Set(["Stop", "StopFailure", "SubagentStop", "SessionEnd"]);
+/** Agent-starting tools (Task is the older name). */
+const CLAUDE_AGENT_TOOLS = new Set(["Agent", "Task"]);
+/** A slash command's output, written as a user line after the command. */
+const CLAUDE_LOCAL_OUTPUT = /^<local-command-(stdout|stderr)>/;
+
+/** A subagent's own transcript `<session>/subagents/agent-<agentId>.jsonl` and its `.meta.json`. */
+interface ClaudeSubagentFile {
+	agentId: string;
+	lines: string[];
+	/** `toolUseId` links it to the parent's Agent call. Written only when the agent ENDS: missing = still running. */
+	meta?: { toolUseId?: string; agentType?: string; description?: string; finished?: boolean };
+	/** The caller knows the agent ended (SubagentStop named it before the meta file exists). */
+	finished?: boolean;
+}
+
+interface ClaudeParseOptions {
+	/** The file's session id (default: from the lines). Copied (forked) history is recognised against it. */
+	sessionId?: string;
+	/** Prompt ids already sent: skipped. */
+	done?: readonly string[];
+	subagents?: readonly ClaudeSubagentFile[];
+	/** SessionEnd: nothing will be appended any more, so a prompt left open is complete (aborted). */
+	final?: boolean;
+	/**
+	 * The file's lines BEFORE `lines` (before the cursor), only to look things up, never sent: the history in
+	 * generation inputs, and the api-request-shape lines a resumed run's calls point at.
+	 */
+	context?: readonly string[];
+}
+
+interface ClaudeBlock {
+	type?: string;
+	text?: string;
+	thinking?: string;
+	id?: string;
+	name?: string;
+	input?: unknown;
+	tool_use_id?: string;
+	content?: unknown;
+	is_error?: boolean;
+}
+
+interface ClaudeUsage {
+	input_tokens?: number;
+	output_tokens?: number;
+	cache_read_input_tokens?: number;
+	cache_creation_input_tokens?: number;
+	cache_creation?: { ephemeral_5m_input_tokens?: number; ephemeral_1h_input_tokens?: number };
+	output_tokens_details?: { thinking_tokens?: number };
+	service_tier?: string;
+}
+
+/** The transcript fields read here, as observed from 2.1.332; every one optional and checked before use. */
+interface ClaudeRawLine {
+	type?: string;
+	uuid?: string;
+	parentUuid?: string | null;
+	sessionId?: string;
+	requestSessionId?: string;
+	timestamp?: string;
+	isMeta?: boolean;
+	isSidechain?: boolean;
+	isCompactSummary?: boolean;
+	isVisibleInTranscriptOnly?: boolean;
+	isApiErrorMessage?: boolean;
+	subtype?: string;
+	compactMetadata?: { preTokens?: number; durationMs?: number; preservedSegment?: { headUuid?: string; anchorUuid?: string; tailUuid?: string } };
+	promptId?: string;
+	cwd?: string;
+	gitBranch?: string;
+	version?: string;
+	permissionMode?: string;
+	entrypoint?: string;
+	requestRef?: string;
+	requestId?: string;
+	message?: { id?: string; model?: string; content?: string | ClaudeBlock[]; stop_reason?: string | null; usage?: ClaudeUsage };
+	toolUseResult?: unknown;
+	// api-request
+	id?: string;
+	shapeHash?: string;
+	params?: { model?: string; max_tokens?: number; thinking?: { type?: string }; output_config?: { effort?: string } };
+	// api-request-shape
+	shape?: { system?: ClaudeBlock[]; tools?: { name?: string; description?: string; input_schema?: unknown }[] };
+}
+
+interface ClaudeLine {
+	i: number;
+	raw: ClaudeRawLine;
+	ms: number;
+}
+
+/** One file's lines, parsed once, with the lookups every prompt needs. */
+interface ClaudeIndex {
+	lines: (ClaudeRawLine | undefined)[];
+	byUuid: Map<string, ClaudeLine>;
+	apiRequests: Map<string, ClaudeLine>;
+	shapes: Map<string, NonNullable<ClaudeRawLine["shape"]>>;
+	sessionId: string;
+	/** Index of a last line that is not JSON yet (being written), else -1. */
+	halfWritten: number;
+	/** tool_use id → the user line holding its tool_result. */
+	results: Map<string, ClaudeLine>;
+	/** Agent tool_use ids whose background agent a <task-notification> reported as ended. */
+	notified: Set<string>;
+	/** Compaction summary uuid → the messages kept verbatim after it. */
+	preserved: Map<string, { head: string; tail: string }>;
+}
+
+/** A prompt: from its user line to the next prompt's. */
+interface ClaudeSegment {
+	first: number;
+	end: number;
+	prompt: ClaudeLine;
+	/** Copied from the session a fork started from: sent with that session already. */
+	copied: boolean;
+	complete: boolean;
+	/** Another prompt follows. */
+	next: boolean;
+	/** The next prompt's time: lines of the next prompt written before it (a compaction) do not extend this one. */
+	untilMs: number;
+}
+
+const claudeTime = (iso: string | undefined): number => (iso ? Date.parse(iso) || 0 : 0);
+const claudeBlocks = (content: unknown): ClaudeBlock[] => (typeof content === "string" ? [{ type: "text", text: content }] : Array.isArray(content) ? content : []);
+const isChatLine = (raw: ClaudeRawLine): boolean => (raw.type === "user" || raw.type === "assistant") && !!raw.message;
+
+/** A tool_result's content as text (a string or text parts; images become a marker). */
+function claudeResultText(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return content === undefined ? "" : JSON.stringify(content);
+	return (content as ClaudeBlock[]).map(block => (block.type === "text" ? (block.text ?? "") : block.type === "image" ? "[image]" : "")).join("\n");
+}
+
+/** Text parts joined; anything else (images) replaced by a marker so no binary data travels. */
+function claudeTextOrParts(blocks: readonly ClaudeBlock[]): string {
+	return blocks.map(block => (block.type === "text" ? (block.text ?? "") : `[${block.type ?? "part"}]`)).join("\n");
+}
+
+/** A user line that starts a prompt: typed text (or a task-notification), not a tool result, reminder or command output. */
+function isClaudePrompt(raw: ClaudeRawLine): boolean {
+	if (raw.type !== "user" || raw.isMeta || raw.isCompactSummary || raw.isVisibleInTranscriptOnly || !raw.message) return false;
+	if (CLAUDE_LOCAL_OUTPUT.test(textOf(raw.message.content))) return false;
+	return !claudeBlocks(raw.message.content).some(block => block.type === "tool_result");
+}
+
+/** A slash command as typed: Claude Code records `<command-name>/x</command-name>…<command-args>y</command-args>`. */
+function claudeCommandText(text: string): string | undefined {
+	const name = /<command-name>([^<]*)<\/command-name>/.exec(text)?.[1];
+	if (!name) return undefined;
+	const args = /<command-args>([^<]*)<\/command-args>/.exec(text)?.[1]?.trim();
+	return args ? `${name} ${args}` : name;
+}
+
+/**
+ * Usage under TokenCounts' non-overlapping keys. Anthropic counts thinking inside output_tokens and bills it
+ * as output, and Langfuse's Claude prices have no reasoning key: thinking stays in output (priced); its count
+ * goes to the generation's metadata.
+ */
+function claudeUsage(usage: ClaudeUsage | undefined): TokenCounts | undefined {
+	if (!usage || typeof usage !== "object") return undefined;
+	const count = (value: unknown) => finite(value) ?? 0;
+	const counts: TokenCounts = {
+		input: count(usage.input_tokens),
+		output: count(usage.output_tokens),
+		cacheRead: count(usage.cache_read_input_tokens),
+		cacheWrite: count(usage.cache_creation_input_tokens),
+	};
+	if (usage.cache_creation) {
+		counts.cacheWrite5m = count(usage.cache_creation.ephemeral_5m_input_tokens);
+		counts.cacheWrite1h = count(usage.cache_creation.ephemeral_1h_input_tokens);
+	}
+	counts.total = counts.input! + counts.output! + counts.cacheRead! + counts.cacheWrite!;
+	return counts;
+}
+
+function indexClaudeLines(lines: readonly string[], sessionId?: string): ClaudeIndex {
+	const index: ClaudeIndex = {
+		lines: lines.map(line => {
+			if (!line.trim()) return undefined;
+			const value = parseJsonText(line);
+			return value && typeof value === "object" ? (value as ClaudeRawLine) : undefined; // not JSON: still being written
+		}),
+		byUuid: new Map(),
+		apiRequests: new Map(),
+		shapes: new Map(),
+		sessionId: sessionId ?? "",
+		halfWritten: -1,
+		results: new Map(),
+		notified: new Set(),
+		preserved: new Map(),
+	};
+	index.lines.forEach((raw, i) => {
+		if (!raw) return;
+		const line = { i, raw, ms: claudeTime(raw.timestamp) };
+		if (raw.uuid) index.byUuid.set(raw.uuid, line);
+		if (raw.type === "api-request" && raw.id) index.apiRequests.set(raw.id, line);
+		if (raw.type === "api-request-shape" && raw.shapeHash && raw.shape) index.shapes.set(raw.shapeHash, raw.shape);
+		if (raw.type === "user") {
+			for (const block of claudeBlocks(raw.message?.content)) if (block.type === "tool_result" && block.tool_use_id) index.results.set(block.tool_use_id, line);
+			const text = raw.message?.content;
+			if (typeof text === "string" && text.startsWith("<task-notification>")) {
+				const id = /<tool-use-id>([^<]+)<\/tool-use-id>/.exec(text)?.[1];
+				if (id && /<status>([^<]+)<\/status>/.exec(text)?.[1] !== "running") index.notified.add(id);
+			}
+		}
+		const kept = raw.compactMetadata?.preservedSegment;
+		if (kept?.anchorUuid && kept.headUuid && kept.tailUuid) index.preserved.set(kept.anchorUuid, { head: kept.headUuid, tail: kept.tailUuid });
+		if (!index.sessionId && raw.sessionId && isChatLine(raw)) index.sessionId = raw.sessionId;
+	});
+	const last = lines.length - 1;
+	if (last >= 0 && lines[last]!.trim() && !index.lines[last]) index.halfWritten = last;
+	return index;
+}
+
+/** The main thread's prompts. A fork's copied history ends at the last assistant line made in another session. */
+function claudeSegments(index: ClaudeIndex, options: ClaudeParseOptions): ClaudeSegment[] {
+	const starts: number[] = [];
+	let lastCopied = -1;
+	index.lines.forEach((raw, i) => {
+		if (raw && !raw.isSidechain && isClaudePrompt(raw)) starts.push(i);
+		if (raw?.type === "assistant" && raw.requestSessionId && raw.requestSessionId !== index.sessionId) lastCopied = i;
+	});
+	const segments = starts.map((start, k): ClaudeSegment => {
+		// isMeta reminders written just before a prompt (task-notification turns) belong to it
+		let first = start;
+		while (first > 0 && index.lines[first - 1]?.isMeta && index.lines[first - 1]?.type === "user") first--;
+		const raw = index.lines[start]!;
+		const next = k + 1 < starts.length;
+		return { first, end: next ? starts[k + 1]! : index.lines.length, prompt: { i: start, raw, ms: claudeTime(raw.timestamp) }, copied: start < lastCopied, complete: false, next, untilMs: Infinity };
+	});
+	segments.forEach((segment, k) => {
+		if (k + 1 < segments.length) segment.untilMs = segments[k + 1]!.prompt.ms;
+		segment.complete = options.final === true || claudeComplete(index, segment, options, false);
+	});
+	return segments;
+}
+
+/** A subagent file is one prompt (its task), all lines isSidechain. */
+function claudeSidechainSegments(index: ClaudeIndex, options: ClaudeParseOptions): ClaudeSegment[] {
+	const start = index.lines.findIndex(raw => raw?.type === "user" && !!raw.message && !raw.isMeta);
+	if (start < 0) return [];
+	const raw = index.lines[start]!;
+	const segment: ClaudeSegment = { first: start, end: index.lines.length, prompt: { i: start, raw, ms: claudeTime(raw.timestamp) }, copied: false, complete: false, next: false, untilMs: Infinity };
+	segment.complete = options.final === true || claudeComplete(index, segment, options, true);
+	return [segment];
+}
+
+/**
+ * Finished: the last response did not ask for tools, every tool got its result, no line is half-written, and
+ * every agent it started has ended (background agents end after Stop). A slash command is finished at its
+ * output line; a prompt never answered, once the next prompt exists.
+ */
+function claudeComplete(index: ClaudeIndex, segment: ClaudeSegment, options: ClaudeParseOptions, sidechain: boolean): boolean {
+	let lastStop: string | null | undefined;
+	let answered = false;
+	let localOutput = false;
+	const pending = new Set<string>();
+	const agentCalls: string[] = [];
+	for (let i = segment.first; i < segment.end; i++) {
+		const raw = index.lines[i];
+		if (!raw) {
+			if (index.halfWritten === i) return false;
+			continue;
+		}
+		if (!!raw.isSidechain !== sidechain) continue;
+		if (raw.type === "assistant" && raw.message) {
+			answered = true;
+			lastStop = raw.message.stop_reason;
+			for (const block of claudeBlocks(raw.message.content)) {
+				if (block.type !== "tool_use" || !block.id) continue;
+				pending.add(block.id);
+				if (CLAUDE_AGENT_TOOLS.has(block.name ?? "")) agentCalls.push(block.id);
+			}
+		}
+		if (raw.type !== "user") continue;
+		if (CLAUDE_LOCAL_OUTPUT.test(textOf(raw.message?.content))) localOutput = true;
+		for (const block of claudeBlocks(raw.message?.content)) if (block.type === "tool_result" && block.tool_use_id) pending.delete(block.tool_use_id);
+	}
+	if (!answered) return localOutput || segment.next;
+	if (lastStop === "tool_use" || lastStop == null || pending.size) return false;
+	return agentCalls.every(id => claudeAgentDone(index, id, options));
+}
+
+/** The Agent result names its agent (`agentId`), also while it still runs in the background. */
+function claudeAgentId(result: unknown): string | undefined {
+	return result && typeof result === "object" ? stringOr((result as { agentId?: unknown }).agentId) : undefined;
+}
+
+/** meta.toolUseId is the sure link; the result's agentId works before the meta file exists. */
+function claudeSubagentFile(toolUseId: string, agentId: string | undefined, options: ClaudeParseOptions): ClaudeSubagentFile | undefined {
+	return options.subagents?.find(file => file.meta?.toolUseId === toolUseId) ?? (agentId ? options.subagents?.find(file => file.agentId === agentId) : undefined);
+}
+
+/**
+ * Has the agent of Agent call `toolUseId` ended? A foreground agent runs inside the call (status "completed");
+ * a background one returns "async_launched" at once: then a <task-notification>, the meta file or the caller tells.
+ */
+function claudeAgentDone(index: ClaudeIndex, toolUseId: string, options: ClaudeParseOptions): boolean {
+	const result = index.results.get(toolUseId)?.raw.toolUseResult;
+	const status = result && typeof result === "object" ? (result as { status?: unknown }).status : undefined;
+	if (typeof status === "string" && status !== "async_launched") return true;
+	if (index.notified.has(toolUseId)) return true;
+	const file = claudeSubagentFile(toolUseId, claudeAgentId(result), options);
+	return file?.meta?.finished === true || file?.finished === true;
+}
+
+/** The chat up to (not including) line `uuid`, along parentUuid, so rewinds and branches come out right. */
+function claudeHistory(index: ClaudeIndex, uuid: string | null | undefined, limit: number): ChatMessage[] {
+	const chain: ClaudeLine[] = [];
+	const seen = new Set<string>();
+	const walk = (from: string | null | undefined, stopAfter?: string) => {
+		let line = from ? index.byUuid.get(from) : undefined;
+		while (line && !seen.has(line.raw.uuid ?? "")) {
+			const id = line.raw.uuid ?? "";
+			seen.add(id);
+			// after a compaction the model gets: the summary, the messages kept verbatim, then what followed
+			const kept = index.preserved.get(id);
+			if (kept) walk(kept.tail, kept.head);
+			if (isChatLine(line.raw)) chain.push(line);
+			if (id === stopAfter) return;
+			line = line.raw.parentUuid ? index.byUuid.get(line.raw.parentUuid) : undefined;
+		}
+	};
+	walk(uuid);
+	chain.reverse();
+	// Parallel tool calls branch the chain (each result's parent is its own tool_use line): put the results
+	// left on side branches back, in file order.
+	const have = new Set(chain.flatMap(line => claudeBlocks(line.raw.message?.content).map(block => (block.type === "tool_result" ? block.tool_use_id : undefined))));
+	const missing: ClaudeLine[] = [];
+	for (const line of chain) {
+		if (line.raw.type !== "assistant") continue;
+		for (const block of claudeBlocks(line.raw.message?.content)) {
+			const result = block.type === "tool_use" && block.id && !have.has(block.id) ? index.results.get(block.id) : undefined;
+			if (result && result.i < limit) missing.push(result);
+		}
+	}
+	for (const result of missing) {
+		const at = chain.findIndex(line => line.i > result.i);
+		chain.splice(at < 0 ? chain.length : at, 0, result);
+	}
+	return claudeChat(chain.map(line => line.raw));
+}
+
+/** Transcript lines → ChatML: assistant block lines merged by message.id, tool results as role "tool". */
+function claudeChat(lines: readonly ClaudeRawLine[]): ChatMessage[] {
+	const messages: ChatMessage[] = [];
+	let lastAssistantId: string | undefined;
+	for (const raw of lines) {
+		const message = raw.message;
+		if (!message) continue;
+		if (raw.type === "assistant") {
+			const previous = messages.at(-1);
+			if (previous?.role === "assistant" && message.id && message.id === lastAssistantId) claudeAssistant(previous, claudeBlocks(message.content));
+			else messages.push(claudeAssistant({ role: "assistant", content: "" }, claudeBlocks(message.content)));
+			lastAssistantId = message.id;
+			continue;
+		}
+		lastAssistantId = undefined;
+		const blocks = claudeBlocks(message.content);
+		for (const block of blocks) if (block.type === "tool_result") messages.push({ role: "tool", tool_call_id: block.tool_use_id ?? "", content: claudeResultText(block.content) });
+		const rest = blocks.filter(block => block.type !== "tool_result");
+		if (rest.length) messages.push({ role: "user", content: typeof message.content === "string" ? message.content : claudeTextOrParts(rest) });
+	}
+	return messages;
+}
+
+function claudeAssistant(message: ChatMessage, blocks: readonly ClaudeBlock[]): ChatMessage {
+	const join = (before: string | undefined, text: string) => (before ? `${before}\n${text}` : text);
+	for (const block of blocks) {
+		if (block.type === "text" && block.text) message.content = join(message.content as string, block.text);
+		else if ((block.type === "thinking" || block.type === "redacted_thinking") && block.thinking) message.reasoning = join(message.reasoning, block.thinking);
+		else if (block.type === "tool_use" && block.id) {
+			(message.tool_calls ??= []).push({ id: block.id, type: "function", function: { name: block.name ?? "", arguments: JSON.stringify(block.input ?? {}) } });
+		}
+	}
+	return message;
+}
+
+/** The system prompt (from the request's shape) in front of the history. */
+function claudeInput(index: ClaudeIndex, request: ClaudeLine | undefined, before: ClaudeLine): ChatMessage[] {
+	const input = claudeHistory(index, before.raw.parentUuid, before.i);
+	const shape = request?.raw.shapeHash ? index.shapes.get(request.raw.shapeHash) : undefined;
+	const system = shape?.system ? textOf(shape.system) : "";
+	if (system) input.unshift({ role: "system", content: system });
+	return input;
+}
+
+/** One API call: its block lines merged (usage ONCE, from the last line), start from its api-request line. */
+function claudeLlmStep(index: ClaudeIndex, lines: ClaudeLine[], previousEnd: number): RecordedLlmCall {
+	const first = lines[0]!;
+	const last = lines.at(-1)!;
+	const request = first.raw.requestRef ? index.apiRequests.get(first.raw.requestRef) : undefined;
+	const shape = request?.raw.shapeHash ? index.shapes.get(request.raw.shapeHash) : undefined;
+	const params = request?.raw.params;
+	const parameters: Record<string, string | number | boolean> = {};
+	if (params?.max_tokens !== undefined) parameters.max_tokens = params.max_tokens;
+	if (params?.thinking?.type) parameters.thinking = params.thinking.type;
+	if (params?.output_config?.effort) parameters.effort = params.output_config.effort;
+	const usage = last.raw.message?.usage;
+	const thinkingTokens = finite(usage?.output_tokens_details?.thinking_tokens);
+	const step: RecordedLlmCall = {
+		kind: "llm",
+		id: first.raw.message?.id ?? first.raw.uuid ?? String(first.i),
+		// without its api-request line (older files) the call started when the step before it ended
+		startMs: request?.ms ?? previousEnd,
+		endMs: last.ms,
+		model: first.raw.message?.model,
+		provider: "anthropic",
+		input: claudeInput(index, request, first),
+		output: claudeAssistant({ role: "assistant", content: "" }, lines.flatMap(line => claudeBlocks(line.raw.message?.content))),
+		usage: claudeUsage(usage),
+		stopReason: last.raw.message?.stop_reason ?? undefined,
+		metadata: { requestId: first.raw.requestId, serviceTier: usage?.service_tier, thinkingTokens: thinkingTokens || undefined },
+	};
+	if (Object.keys(parameters).length) step.parameters = parameters;
+	if (shape?.tools?.length) step.tools = shape.tools.map(tool => ({ type: "function", function: { name: tool.name ?? "", description: tool.description, parameters: tool.input_schema } }));
+	return step;
+}
+
+/** An API error (a `<synthetic>` assistant line after Claude Code's retries): the attempts are the unanswered api-request lines. */
+function claudeErrorStep(index: ClaudeIndex, segment: ClaudeSegment, line: ClaudeLine, error: string): RecordedLlmCall {
+	const answered = new Set<string>();
+	let after = segment.first;
+	for (let i = segment.first; i < line.i; i++) {
+		const raw = index.lines[i];
+		if (raw?.type === "assistant" && raw.requestRef) {
+			answered.add(raw.requestRef);
+			after = i;
+		}
+	}
+	const attempts: ClaudeLine[] = [];
+	for (let i = after; i < line.i; i++) {
+		const raw = index.lines[i];
+		if (raw?.type === "api-request" && raw.id && !answered.has(raw.id)) attempts.push({ i, raw, ms: claudeTime(raw.timestamp) });
+	}
+	const first = attempts[0];
+	return {
+		kind: "llm",
+		id: line.raw.message?.id ?? line.raw.uuid ?? String(line.i),
+		startMs: first?.ms ?? line.ms,
+		endMs: line.ms,
+		model: first?.raw.params?.model,
+		provider: "anthropic",
+		parameters: { attempts: attempts.length },
+		input: claudeInput(index, first, line),
+		output: { role: "assistant", content: error },
+		error,
+	};
+}
+
+/** Compactions in a prompt's time (a manual /compact writes them BEFORE its own prompt line). Their API calls are not recorded. */
+function claudeCompactions(index: ClaudeIndex, segment: ClaudeSegment, sidechain: boolean): RecordedCompaction[] {
+	const steps: RecordedCompaction[] = [];
+	index.lines.forEach((raw, i) => {
+		if (raw?.type !== "system" || raw.subtype !== "compact_boundary" || !!raw.isSidechain !== sidechain) return;
+		const at = claudeTime(raw.timestamp);
+		if (at < segment.prompt.ms || at >= segment.untilMs) return;
+		const summary = index.lines.find(line => line?.isCompactSummary && line.parentUuid === raw.uuid);
+		const meta = raw.compactMetadata;
+		steps.push({ kind: "compaction", id: raw.uuid ?? String(i), startMs: at - (meta?.durationMs ?? 0), endMs: at, summary: summary ? textOf(summary.message?.content) : undefined, tokensBefore: meta?.preTokens });
+	});
+	return steps;
+}
+
+/** The subagent run an Agent call started, parsed from its own transcript, in the parent's session. */
+function claudeSubagent(index: ClaudeIndex, toolUseId: string, result: unknown, options: ClaudeParseOptions): RecordedToolCall["subagent"] {
+	const file = claudeSubagentFile(toolUseId, claudeAgentId(result), options);
+	if (!file) return undefined;
+	const final = claudeAgentDone(index, toolUseId, options) || options.final;
+	const prompts = parseClaudePrompts(file.lines, { sessionId: index.sessionId, subagents: options.subagents, final }, true);
+	for (const prompt of prompts) prompt.metadata = { ...prompt.metadata, agentId: file.agentId, agentType: file.meta?.agentType, description: file.meta?.description };
+	return { sessionId: index.sessionId, prompts };
+}
+
+function claudePrompt(index: ClaudeIndex, segment: ClaudeSegment, options: ClaudeParseOptions, sidechain: boolean): RecordedPrompt {
+	// generations and tools in the order their first line appears; a generation is built once all its lines are in
+	const order: (ClaudeLine[] | RecordedToolCall | RecordedLlmCall)[] = [];
+	const generations = new Map<string, ClaudeLine[]>();
+	const tools = new Map<string, RecordedToolCall>();
+	let endMs = segment.prompt.ms;
+	let error: string | undefined;
+	for (let i = segment.first; i < segment.end; i++) {
+		const raw = index.lines[i];
+		if (!raw || !!raw.isSidechain !== sidechain || !raw.message) continue;
+		const line: ClaudeLine = { i, raw, ms: claudeTime(raw.timestamp) };
+		if (line.ms && !raw.isCompactSummary && line.ms < segment.untilMs) endMs = Math.max(endMs, line.ms);
+		if (raw.type === "assistant") {
+			if (raw.isApiErrorMessage || raw.message.model === "<synthetic>") {
+				error = textOf(raw.message.content) || "API error";
+				order.push(claudeErrorStep(index, segment, line, error));
+				continue;
+			}
+			const id = raw.message.id ?? raw.uuid ?? String(i);
+			let lines = generations.get(id);
+			if (!lines) {
+				lines = [];
+				generations.set(id, lines);
+				order.push(lines);
+			}
+			lines.push(line);
+			for (const block of claudeBlocks(raw.message.content)) {
+				if (block.type !== "tool_use" || !block.id) continue;
+				// written when its block finished streaming: the tool starts then
+				const tool: RecordedToolCall = { kind: "tool", id: block.id, name: block.name ?? "", startMs: line.ms, input: block.input ?? {}, output: undefined, isError: false };
+				tools.set(block.id, tool);
+				order.push(tool);
+			}
+		} else if (raw.type === "user") {
+			for (const block of claudeBlocks(raw.message.content)) {
+				const tool = block.type === "tool_result" && block.tool_use_id ? tools.get(block.tool_use_id) : undefined;
+				if (!tool) continue;
+				tool.endMs = Math.max(tool.startMs, line.ms);
+				tool.output = claudeResultText(block.content);
+				tool.isError = block.is_error === true;
+				if (CLAUDE_AGENT_TOOLS.has(tool.name)) tool.subagent = claudeSubagent(index, tool.id, raw.toolUseResult, options);
+			}
+		}
+	}
+	let lastEnd = segment.prompt.ms;
+	const steps: RecordedStep[] = order.map(item => {
+		const step = Array.isArray(item) ? claudeLlmStep(index, item, lastEnd) : item;
+		lastEnd = Math.max(lastEnd, step.endMs ?? step.startMs);
+		return step;
+	});
+	const startOf = (step: RecordedStep) => (step.kind === "event" ? step.at : step.startMs);
+	for (const compaction of claudeCompactions(index, segment, sidechain)) {
+		const at = steps.findIndex(step => startOf(step) > compaction.startMs);
+		steps.splice(at < 0 ? steps.length : at, 0, compaction);
+		endMs = Math.max(endMs, compaction.startMs);
+	}
+	// background agents end after the parent's turn: the prompt ends with its last child
+	for (const step of steps) if (step.kind === "tool") for (const run of step.subagent?.prompts ?? []) endMs = Math.max(endMs, run.endMs);
+	const lastGeneration = steps.filter((step): step is RecordedLlmCall => step.kind === "llm" && !step.error).at(-1);
+	let answer = typeof lastGeneration?.output.content === "string" && lastGeneration.output.content ? lastGeneration.output.content : undefined;
+	// a slash command has no model answer; its output line is the closest thing
+	for (let i = segment.first; i < segment.end && !answer; i++) {
+		const text = textOf(index.lines[i]?.message?.content);
+		if (index.lines[i]?.type === "user" && CLAUDE_LOCAL_OUTPUT.test(text)) answer = text.replace(/<\/?local-command-(stdout|stderr)>/g, "").trim();
+	}
+	const raw = segment.prompt.raw;
+	const typed = typeof raw.message?.content === "string" ? raw.message.content : claudeTextOrParts(claudeBlocks(raw.message?.content));
+	const prompt: RecordedPrompt = {
+		id: raw.uuid ?? String(segment.prompt.i),
+		sessionId: index.sessionId,
+		startMs: segment.prompt.ms,
+		endMs,
+		text: claudeCommandText(typed) ?? typed,
+		steps,
+		metadata: { promptId: raw.promptId, cwd: raw.cwd, gitBranch: raw.gitBranch, version: raw.version, permissionMode: raw.permissionMode, entrypoint: raw.entrypoint },
+	};
+	if (answer) prompt.answer = answer;
+	if (error) prompt.error = error;
+	// open at SessionEnd (final), or never answered before the user went on
+	if (!claudeComplete(index, segment, { ...options, final: false }, sidechain) || (!order.length && !answer)) prompt.aborted = true;
+	return prompt;
+}
+
+function parseClaudePrompts(lines: readonly string[], options: ClaudeParseOptions, sidechain: boolean): RecordedPrompt[] {
+	const skip = options.context?.length ?? 0;
+	const index = indexClaudeLines(skip ? [...options.context!, ...lines] : lines, options.sessionId);
+	const done = new Set(options.done ?? []);
+	const segments = (sidechain ? claudeSidechainSegments(index, options) : claudeSegments(index, options)).filter(segment => segment.prompt.i >= skip);
+	return segments.filter(segment => segment.complete && !segment.copied && !done.has(segment.prompt.raw.uuid ?? "")).map(segment => claudePrompt(index, segment, options, sidechain));
+}
+
+/**
+ * The finished prompts of a Claude Code transcript (main thread), with generations, tools and subagents, pure.
+ * `lines` = the file's text from the cursor, split on "\n". Skips prompts in `done` and those a fork copied.
+ */
+function parseClaudeTranscript(lines: readonly string[], options: ClaudeParseOptions = {}): RecordedPrompt[] {
+	return parseClaudePrompts(lines, options, false);
+}
+
+/**
+ * The cursor after sending what parseClaudeTranscript returned for the same lines and options (read from byte
+ * `offset`): it stops at the first UNFINISHED prompt (a background agent still running); finished prompts after
+ * it are listed in `done`.
+ */
+function nextClaudeCursor(lines: readonly string[], offset: number, options: ClaudeParseOptions = {}): RecordCursor {
+	const skip = options.context?.length ?? 0;
+	const index = indexClaudeLines(skip ? [...options.context!, ...lines] : lines, options.sessionId);
+	const segments = claudeSegments(index, options).filter(segment => segment.prompt.i >= skip);
+	const open = segments.find(segment => !segment.complete && !segment.copied);
+	// the last element of split("\n") is "" after a complete last line, else a line still being written
+	const completeLines = lines.length ? lines.length - 1 : 0;
+	const stop = open ? Math.max(open.first, skip) : skip + completeLines;
+	let bytes = offset;
+	for (let i = skip; i < stop; i++) bytes += Buffer.byteLength(lines[i - skip]!, "utf8") + 1;
+	const done = segments.filter(segment => segment.first >= stop && (segment.complete || segment.copied)).map(segment => segment.prompt.raw.uuid ?? "");
+	return { offset: bytes, done };
+}
+
+// ── the hook ──
+
+interface ClaudeRequest {
+	event: string;
+	sessionId?: string;
+	transcript: string;
+	/** SubagentStop: this agent has ended, even before its meta file is written. */
+	agentId?: string;
+}
+
+/** The hook's stdin; undefined for events that export nothing or a payload without a transcript. */
+function claudeHookRequest(text: string): ClaudeRequest | undefined {
+	const event = parseJsonText(text) as Record<string, unknown> | undefined;
+	if (!event || typeof event !== "object") return undefined;
+	const name = stringOr(event.hook_event_name) ?? "Stop";
+	const transcript = stringOr(event.transcript_path);
+	if (!CLAUDE_EVENTS.has(name) || !transcript) return undefined;
+	return { event: name, sessionId: stringOr(event.session_id), transcript, agentId: name === "SubagentStop" ? stringOr(event.agent_id) : undefined };
+}
+
+/** `<session>/subagents/agent-<id>.jsonl` next to the transcript, with the meta files that exist yet. */
+function readClaudeSubagents(transcript: string, endedAgent: string | undefined): ClaudeSubagentFile[] {
+	const dir = path.join(transcript.replace(/\.jsonl$/, ""), "subagents");
+	let names: string[];
+	try {
+		names = fs.readdirSync(dir).filter(name => /^agent-.+\.jsonl$/.test(name));
+	} catch {
+		return [];
+	}
+	return names.flatMap(name => {
+		const agentId = name.slice("agent-".length, -".jsonl".length);
+		try {
+			const lines = fs.readFileSync(path.join(dir, name), "utf8").split("\n");
+			const meta = call(() => JSON.parse(fs.readFileSync(path.join(dir, `agent-${agentId}.meta.json`), "utf8")));
+			return [{ agentId, lines, meta: meta && typeof meta === "object" ? meta : undefined, finished: agentId === endedAgent || undefined }];
+		} catch {
+			return [];
+		}
+	});
+}
+
+/** Trace ids from the prompt's uuid alone: the same prompt read from a fork or an import is the same trace. */
+const claudeIds = (promptId: string) => transcriptIds(`claude-code:${promptId}`);
+
+/** What is new in one transcript, recorded; the cursor is saved by `commit` once the records are safe. */
+async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): Promise<RecordRead> {
+	const file = cursorFile(runtime.config, "claude", request.transcript);
+	const text = await fsp.readFile(request.transcript);
+	const saved = readCursor(file);
+	// replaced or truncated: read it again from the top
+	const cursor: RecordCursor = saved && saved.offset <= text.length ? { offset: saved.offset, done: saved.done } : { offset: 0, done: [] };
+	const options: ClaudeParseOptions = {
+		sessionId: request.sessionId,
+		done: cursor.done,
+		subagents: readClaudeSubagents(request.transcript, request.agentId),
+		final: request.event === "SessionEnd",
+		context: text.toString("utf8", 0, cursor.offset).split("\n").slice(0, -1),
+	};
+	const lines = text.toString("utf8", cursor.offset).split("\n");
+	const prompts = parseClaudeTranscript(lines, options);
+	const next = nextClaudeCursor(lines, cursor.offset, options);
+	runtime.log.debug(`claude: ${path.basename(request.transcript)} ${text.length} bytes, from ${cursor.offset}: ${lines.length} line(s), ${prompts.length} new prompt(s)`);
+	const records = new Map<string, ObservationRecord>();
+	const sessionId = prompts[0]?.sessionId || request.sessionId;
+	if (sessionId && prompts.length && sampled(runtime.config, sessionId)) {
+		const version = stringOr(prompts.at(-1)!.metadata?.version);
+		const cwd = stringOr(prompts.at(-1)!.metadata?.cwd);
+		const recorder = collectingRecorder(runtime, { sessionId, host: "claude-code", hostVersion: version, cwd, metadata: { host: "claude-code", hostVersion: version, transcript: request.transcript } }, records);
+		for (const prompt of prompts) recordTranscript(recorder, prompt, claudeIds(prompt.id));
+	}
+	return { records: [...records.values()], prompts: prompts.length, commit: () => writeCursor(file, next) };
+}
+
+/** `claude-hook`: silent, exit 0, done within CLAUDE_BUDGET_MS whatever Langfuse does. */
+async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runtime): Promise<void> {
+	if (!runtime.exporter || !request || !fs.existsSync(request.transcript)) return;
+	await exportRecordFile(runtime, "claude", request.transcript, CLAUDE_BUDGET_MS, () => readClaudeTranscript(runtime, request));
+}
+
+// ── §7.6 the one export ───────────────────────────────────────────────────────────────────────────
 
 /**
  * The only export (OpenCode calls every export as a plugin). omp and pi pass an API object with
@@ -4359,6 +5053,8 @@ const internals = {
 	costDetails,
 	parseRollout,
 	recordTranscript,
+	parseClaudeTranscript,
+	nextClaudeCursor,
 };
 Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
 /** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
@@ -4369,7 +5065,7 @@ export type Internals = typeof internals;
 //    (and undefined under pi's jiti), so none of this runs inside an agent.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
-const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode and Codex
+const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode, Codex and Claude Code
 
 usage: bun langfuse.ts <command>
 
@@ -4378,6 +5074,9 @@ usage: bun langfuse.ts <command>
   codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
   codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
   codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
+  claude-config  print the hooks block for ~/.claude/settings.json that traces Claude Code
+  claude-hook    for Claude Code's Stop, StopFailure, SubagentStop and SessionEnd hooks: export what is new
+                 in the session's transcript, JSON on stdin (silent, exit 0)
   help           this text
 
 Configuration is read from the environment: LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST, …
@@ -4387,11 +5086,15 @@ async function runCli(argv: string[]): Promise<number> {
 	const [command, ...args] = argv;
 	switch (command) {
 		case "codex-notify":
-			return codexCli(() => codexNotifyRequest(args));
+			return hookCli("codex", runtime => runCodexExport(codexNotifyRequest(args), runtime));
 		case "codex-hook":
-			return codexCli(async () => codexHookRequest(await readStdin(500)));
+			return hookCli("codex", async runtime => runCodexExport(codexHookRequest(await readStdin(500)), runtime));
 		case "codex-config":
 			return codexConfig();
+		case "claude-hook":
+			return hookCli("claude", async runtime => runClaudeExport(claudeHookRequest(await readStdin(500)), runtime));
+		case "claude-config":
+			return claudeConfig();
 		case "doctor":
 			return doctor();
 		case "flush":
@@ -4403,19 +5106,22 @@ async function runCli(argv: string[]): Promise<number> {
 			process.stdout.write(USAGE);
 			return 0;
 		default:
+			// A hook command this version does not know (a typo, a newer config) must not hurt the host: a
+			// Claude Code Stop hook that exits 2 makes Claude continue, again and again.
+			if (/^(claude|codex)-/.test(command)) return 0;
 			process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
 			return 2;
 	}
 }
 
-/** Codex's hooks: never a line on stdout/stderr (Codex shows them) unless LANGFUSE_DEBUG, always exit 0. */
-async function codexCli(request: () => CodexRequest | undefined | Promise<CodexRequest | undefined>): Promise<number> {
+/** Hook commands (Codex, Claude Code): never a line on stdout/stderr (hosts show them) unless LANGFUSE_DEBUG, always exit 0. */
+async function hookCli(host: string, run: (runtime: Runtime) => Promise<void>): Promise<number> {
 	let runtime: Runtime | undefined;
 	try {
 		runtime = createRuntime(process.env, { quiet: true, replaySpool: false });
-		await runCodexExport(await request(), runtime);
+		await run(runtime);
 	} catch (error) {
-		runtime?.log.debug(`codex: ${errorText(error)}`);
+		runtime?.log.debug(`${host}: ${errorText(error)}`);
 	}
 	return 0;
 }
@@ -4444,6 +5150,7 @@ function selfPath(): string {
 }
 
 const tomlString = (text: string) => JSON.stringify(text);
+const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 
 /** `codex-config`: the config.toml lines, with absolute paths and (for [otel]) a ready Basic header. */
 function codexConfig(): number {
@@ -4452,7 +5159,6 @@ function codexConfig(): number {
 	const self = selfPath();
 	const haveKeys = Boolean(config.publicKey && config.secretKey);
 	const host = config.host || "https://cloud.langfuse.com";
-	const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 	const hook = JSON.stringify({ hooks: [{ type: "command", command: `${shellQuote(bun)} ${shellQuote(self)} codex-hook` }] });
 	// The one place a key is printed on purpose: Codex cannot expand ${VAR} in [otel] headers.
 	const authorization = haveKeys ? basicAuth(config) : "Basic <base64 of LANGFUSE_PUBLIC_KEY:LANGFUSE_SECRET_KEY — set both and run this again>";
@@ -4479,6 +5185,27 @@ function codexConfig(): number {
 	process.stdout.write(`${lines.join("\n")}\n`);
 	if (!haveKeys) process.stderr.write(`${LOG_PREFIX} ${config.disabledReason ?? "keys not set"}: the [otel] header above is a placeholder\n`);
 	return haveKeys ? 0 : 1;
+}
+
+function claudeHomeDir(env: Env): string {
+	return env.CLAUDE_CONFIG_DIR?.trim() || path.join(env.HOME || os.homedir(), ".claude");
+}
+
+/** `claude-config`: the hooks block for settings.json with absolute paths (JSON on stdout, hints on stderr). */
+function claudeConfig(): number {
+	const { config } = readConfig(process.env);
+	const command = `${shellQuote(process.execPath)} ${shellQuote(selfPath())} claude-hook`;
+	// timeout (seconds): SessionEnd hooks are cancelled after ~1.5 s without one; the hook ends itself after ~1 s.
+	const hooks = Object.fromEntries([...CLAUDE_EVENTS].map(event => [event, [{ hooks: [{ type: "command", command, timeout: 5 }] }]]));
+	process.stdout.write(`${JSON.stringify({ hooks }, null, 2)}\n`);
+	const hints = [
+		`merge "hooks" into ${claudeHomeDir(process.env)}/settings.json (or a project's .claude/settings.json).`,
+		"Claude Code passes its environment to hooks: export LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST",
+		'in the shell that starts claude, or put them under "env" in settings.json. Check with: bun langfuse.ts doctor',
+	];
+	if (!config.publicKey || !config.secretKey) hints.push(`${config.disabledReason ?? "keys not set"}: nothing is traced until they are`);
+	process.stderr.write(hints.map(hint => `${LOG_PREFIX} ${hint}\n`).join(""));
+	return config.publicKey && config.secretKey ? 0 : 1;
 }
 
 type Mark = "ok" | "warn" | "fail" | "info";
@@ -4555,6 +5282,7 @@ async function doctor(): Promise<number> {
 
 	await spoolLine(config, line);
 	codexLine(line);
+	claudeLine(line);
 
 	if (healthy && config.enabled && transportOk) {
 		const result = await sendTestTrace({ config, redact, log });
@@ -4577,20 +5305,24 @@ async function spoolLine(config: Config, line: (mark: Mark, label: string, text:
 	line("warn", "spool", `${config.spoolDir}: ${stats.files} batch file(s), ${formatBytes(stats.bytes)}, oldest ${formatAge(stats.oldestMs ?? 0)} old — run \`bun langfuse.ts flush\``);
 }
 
-/** Informational: is Codex wired to this file? */
+/** Informational: is this host wired to this file? Silent when the host's config files do not exist. */
+function hostLine(line: (mark: Mark, label: string, text: string) => void, label: string, files: string[], wired: RegExp, wiredText: string, hint: string): void {
+	const text = files.map(file => call(() => fs.readFileSync(file, "utf8")) ?? "").join("\n");
+	if (!text.trim()) return;
+	if (wired.test(text)) line("ok", label, wiredText);
+	else line("info", label, hint);
+}
+
 function codexLine(line: (mark: Mark, label: string, text: string) => void): void {
 	const home = codexHomeDir(process.env);
-	let toml = "";
-	let hooks = "";
-	try {
-		toml = fs.readFileSync(path.join(home, "config.toml"), "utf8");
-	} catch {}
-	try {
-		hooks = fs.readFileSync(path.join(home, "hooks.json"), "utf8");
-	} catch {}
-	if (!toml && !hooks) return;
-	if (/^\s*notify\s*=.*codex-notify/m.test(toml) || hooks.includes("codex-hook")) line("ok", "codex", `${home} runs langfuse.ts after every turn`);
-	else line("info", "codex", `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
+	const files = [path.join(home, "config.toml"), path.join(home, "hooks.json")];
+	hostLine(line, "codex", files, /^\s*notify\s*=.*codex-notify|codex-hook/m, `${home} runs langfuse.ts after every turn`, `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
+}
+
+function claudeLine(line: (mark: Mark, label: string, text: string) => void): void {
+	const home = claudeHomeDir(process.env);
+	const files = [path.join(home, "settings.json"), path.join(home, "settings.local.json")];
+	hostLine(line, "claude", files, /claude-hook/, `${home}/settings.json runs langfuse.ts after every prompt`, `${home}/settings.json does not run langfuse.ts yet — \`bun langfuse.ts claude-config\` prints the hooks to add`);
 }
 
 function formatAge(ms: number): string {

@@ -1,11 +1,18 @@
-// Unit tests of the Claude Code transcript parser (drafts/claude.ts, issue 14) on transcripts of the real
+// Unit tests of the Claude Code transcript parser (langfuse.ts §7.4, issue 14) on transcripts of the real
 // `claude -p` 2.1.332: the probe's sample (test/fixtures/claude-probe) and our own recordings
 // (test/support/record-claude.ts → test/fixtures/claude-{tool,subagent-resume-fork,background}).
 // mock.jsonl in each fixture lists the API calls the mock answered, with the usage it reported.
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { nextClaudeCursor, parseClaudeTranscript, type ClaudeSubagentFile, type LlmStep, type RecordedPrompt, type ToolStep } from "../drafts/claude.ts";
+import langfuse, { type Internals } from "../langfuse.ts";
+
+const { parseClaudeTranscript, nextClaudeCursor } = (langfuse as unknown as { internals: Internals }).internals;
+type RecordedPrompt = ReturnType<Internals["parseClaudeTranscript"]>[number];
+type Step = RecordedPrompt["steps"][number];
+type LlmStep = Extract<Step, { kind: "llm" }>;
+type ToolStep = Extract<Step, { kind: "tool" }>;
+type ClaudeSubagentFile = NonNullable<NonNullable<Parameters<Internals["parseClaudeTranscript"]>[1]>["subagents"]>[number];
 
 const FIX = join(import.meta.dir, "fixtures");
 const PROBE = { dir: "claude-probe", sid: "4e5b83e2-fd59-4b4c-ae97-458448df205d" };
@@ -56,7 +63,7 @@ describe("one tool call (claude-tool)", () => {
 		expect(p.steps.map(s => s.kind)).toEqual(["llm", "tool", "llm"]);
 		const [t] = tools(p);
 		expect(t).toMatchObject({ name: "Bash", input: { command: "echo hi", description: "Print hi" }, output: "hi", isError: false });
-		expect(t.endMs).toBeGreaterThan(t.startMs);
+		expect(t.endMs!).toBeGreaterThan(t.startMs);
 		expect(p.aborted).toBeUndefined();
 	});
 	test("usage counted once per message.id, equal to what the mock sent; 5m/1h split; no cost", () => {
@@ -246,11 +253,13 @@ describe("fork (--resume --fork-session)", () => {
 	});
 });
 
-test("thinking tokens (part of Anthropic's output_tokens) move from output to reasoning; total unchanged", () => {
+test("thinking tokens stay in output (Anthropic bills them as output; Langfuse prices no reasoning key for Claude), counted in metadata", () => {
 	// as the mock reports them with THINK since this fixture was recorded: 5 of 21 output tokens are thinking
 	const ls = lines(FORK).map(l => (l.includes('"thinking_tokens":0') && l.includes("_1\"") && l.includes('"type":"assistant"') && l.includes(FORK.sid) ? l.replaceAll('"thinking_tokens":0', '"thinking_tokens":5') : l));
 	const g = llms(parseClaudeTranscript(ls)[0])[0];
-	expect(g.usage).toMatchObject({ input: 11, output: 16, reasoning: 5, total: 11 + 21 + 2001 + 1001 });
+	expect(g.usage).toMatchObject({ input: 11, output: 21, total: 11 + 21 + 2001 + 1001 });
+	expect(g.usage?.reasoning).toBeUndefined();
+	expect(g.metadata?.thinkingTokens).toBe(5);
 });
 
 describe("background subagent + <task-notification> turn", () => {

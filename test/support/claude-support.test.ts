@@ -73,7 +73,7 @@ test("runClaude: one Bash call; hooks fire with payloads; the transcript holds t
 }, 60_000);
 
 test("runClaude + parser: a live subagent run, then --resume and --fork-session, parse to the mock's calls", async () => {
-	const { parseClaudeTranscript } = await import("../../drafts/claude.ts");
+	const { parseClaudeTranscript } = ((await import("../../langfuse.ts")).default as unknown as { internals: import("../../langfuse.ts").Internals }).internals;
 	const { readdirSync } = await import("node:fs");
 	const subs = (r: ClaudeRunResult) =>
 		r.subagentFiles.map(f => {
