@@ -783,6 +783,8 @@ export interface ClaudeRunOptions extends Omit<RunOptions, "mockUrl"> {
 	/** `--allowedTools` (default ["Bash"]; as root, bypass mode needs IS_SANDBOX=1). */
 	allowedTools?: string[];
 	model?: string;
+	/** Written as <cwd>/.claude/settings.json as it is (e.g. what `langfuse.ts claude-config` prints); hookCommand's hooks are added. */
+	settings?: Json;
 }
 
 export interface ClaudeRunResult extends RunResult {
@@ -808,12 +810,12 @@ export function claudeProjectDirName(cwd: string): string {
  */
 export async function runClaude(o: ClaudeRunOptions): Promise<ClaudeRunResult> {
 	const l = layout("claude", o);
-	if (o.hookCommand) {
-		const hooks: Record<string, unknown> = {};
-		for (const ev of o.hookEvents ?? CLAUDE_HOOK_EVENTS)
-			hooks[ev] = [{ matcher: "*", hooks: [{ type: "command", command: o.hookCommand, timeout: o.hookTimeoutSec ?? 10 }] }];
+	if (o.hookCommand || o.settings) {
+		const settings: Json = { ...o.settings, hooks: { ...o.settings?.hooks } };
+		for (const ev of o.hookCommand ? (o.hookEvents ?? CLAUDE_HOOK_EVENTS) : [])
+			settings.hooks[ev] = [...(settings.hooks[ev] ?? []), { matcher: "*", hooks: [{ type: "command", command: o.hookCommand, timeout: o.hookTimeoutSec ?? 10 }] }];
 		mkdirSync(join(l.cwd, ".claude"), { recursive: true });
-		writeFileSync(join(l.cwd, ".claude/settings.json"), JSON.stringify({ hooks }, null, 2) + "\n");
+		writeFileSync(join(l.cwd, ".claude/settings.json"), JSON.stringify(settings, null, 2) + "\n");
 	}
 	const args = ["-p", o.prompt, "--allowedTools", ...(o.allowedTools ?? ["Bash"])];
 	if (o.model) args.push("--model", o.model);
