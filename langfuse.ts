@@ -5305,24 +5305,26 @@ async function spoolLine(config: Config, line: (mark: Mark, label: string, text:
 	line("warn", "spool", `${config.spoolDir}: ${stats.files} batch file(s), ${formatBytes(stats.bytes)}, oldest ${formatAge(stats.oldestMs ?? 0)} old — run \`bun langfuse.ts flush\``);
 }
 
-/** Informational: is this host wired to this file? Silent when the host's config files do not exist. */
-function hostLine(line: (mark: Mark, label: string, text: string) => void, label: string, files: string[], wired: RegExp, wiredText: string, hint: string): void {
-	const text = files.map(file => call(() => fs.readFileSync(file, "utf8")) ?? "").join("\n");
-	if (!text.trim()) return;
-	if (wired.test(text)) line("ok", label, wiredText);
+/** Informational: is this host wired to this file? Silent when none of the host's config files exists. */
+function hostLine(line: (mark: Mark, label: string, text: string) => void, label: string, files: string[], wired: RegExp, wiredText: (file: string) => string, hint: string): void {
+	const texts = files.map(file => ({ file, text: call(() => fs.readFileSync(file, "utf8")) }));
+	if (!texts.some(entry => entry.text !== undefined)) return;
+	const found = texts.find(entry => entry.text !== undefined && wired.test(entry.text));
+	if (found) line("ok", label, wiredText(found.file));
 	else line("info", label, hint);
 }
 
 function codexLine(line: (mark: Mark, label: string, text: string) => void): void {
 	const home = codexHomeDir(process.env);
 	const files = [path.join(home, "config.toml"), path.join(home, "hooks.json")];
-	hostLine(line, "codex", files, /^\s*notify\s*=.*codex-notify|codex-hook/m, `${home} runs langfuse.ts after every turn`, `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
+	hostLine(line, "codex", files, /^\s*notify\s*=.*codex-notify|codex-hook/m, () => `${home} runs langfuse.ts after every turn`, `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
 }
 
+/** User settings, then this project's (doctor runs where the user works). */
 function claudeLine(line: (mark: Mark, label: string, text: string) => void): void {
 	const home = claudeHomeDir(process.env);
-	const files = [path.join(home, "settings.json"), path.join(home, "settings.local.json")];
-	hostLine(line, "claude", files, /claude-hook/, `${home}/settings.json runs langfuse.ts after every prompt`, `${home}/settings.json does not run langfuse.ts yet — \`bun langfuse.ts claude-config\` prints the hooks to add`);
+	const files = [home, path.join(process.cwd(), ".claude")].flatMap(dir => [path.join(dir, "settings.json"), path.join(dir, "settings.local.json")]);
+	hostLine(line, "claude", files, /claude-hook/, file => `${file} runs langfuse.ts after every prompt`, `${home}/settings.json does not run langfuse.ts yet — \`bun langfuse.ts claude-config\` prints the hooks to add`);
 }
 
 function formatAge(ms: number): string {
