@@ -4898,11 +4898,27 @@ function claudePrompt(index: ClaudeIndex, segment: ClaudeSegment, options: Claud
 }
 
 function parseClaudePrompts(lines: readonly string[], options: ClaudeParseOptions, sidechain: boolean): RecordedPrompt[] {
+	return readClaudeLines(lines, 0, options, sidechain).prompts;
+}
+
+/**
+ * One read of a transcript (or subagent file) from byte `offset`, indexed once: the finished prompts not sent
+ * yet, and the cursor after sending them. The cursor stops at the first UNFINISHED prompt (a background agent
+ * still running); finished prompts after it are listed in `done`.
+ */
+function readClaudeLines(lines: readonly string[], offset: number, options: ClaudeParseOptions, sidechain = false): { prompts: RecordedPrompt[]; cursor: RecordCursor } {
 	const skip = options.context?.length ?? 0;
 	const index = indexClaudeLines(skip ? [...options.context!, ...lines] : lines, options.sessionId);
-	const done = new Set(options.done ?? []);
 	const segments = (sidechain ? claudeSidechainSegments(index, options) : claudeSegments(index, options)).filter(segment => segment.prompt.i >= skip);
-	return segments.filter(segment => segment.complete && !segment.copied && !done.has(segment.prompt.raw.uuid ?? "")).map(segment => claudePrompt(index, segment, options, sidechain));
+	const done = new Set(options.done ?? []);
+	const prompts = segments.filter(segment => segment.complete && !segment.copied && !done.has(segment.prompt.raw.uuid ?? "")).map(segment => claudePrompt(index, segment, options, sidechain));
+	const open = segments.find(segment => !segment.complete && !segment.copied);
+	// the last element of split("\n") is "" after a complete last line, else a line still being written
+	const stop = open ? Math.max(open.first, skip) : skip + Math.max(0, lines.length - 1);
+	let bytes = offset;
+	for (let i = skip; i < stop; i++) bytes += Buffer.byteLength(lines[i - skip]!, "utf8") + 1;
+	const later = segments.filter(segment => segment.first >= stop && (segment.complete || segment.copied)).map(segment => segment.prompt.raw.uuid ?? "");
+	return { prompts, cursor: { offset: bytes, done: later } };
 }
 
 /**
@@ -4913,23 +4929,9 @@ function parseClaudeTranscript(lines: readonly string[], options: ClaudeParseOpt
 	return parseClaudePrompts(lines, options, false);
 }
 
-/**
- * The cursor after sending what parseClaudeTranscript returned for the same lines and options (read from byte
- * `offset`): it stops at the first UNFINISHED prompt (a background agent still running); finished prompts after
- * it are listed in `done`.
- */
+/** The cursor after sending what parseClaudeTranscript returned for the same lines and options, read from byte `offset`. */
 function nextClaudeCursor(lines: readonly string[], offset: number, options: ClaudeParseOptions = {}): RecordCursor {
-	const skip = options.context?.length ?? 0;
-	const index = indexClaudeLines(skip ? [...options.context!, ...lines] : lines, options.sessionId);
-	const segments = claudeSegments(index, options).filter(segment => segment.prompt.i >= skip);
-	const open = segments.find(segment => !segment.complete && !segment.copied);
-	// the last element of split("\n") is "" after a complete last line, else a line still being written
-	const completeLines = lines.length ? lines.length - 1 : 0;
-	const stop = open ? Math.max(open.first, skip) : skip + completeLines;
-	let bytes = offset;
-	for (let i = skip; i < stop; i++) bytes += Buffer.byteLength(lines[i - skip]!, "utf8") + 1;
-	const done = segments.filter(segment => segment.first >= stop && (segment.complete || segment.copied)).map(segment => segment.prompt.raw.uuid ?? "");
-	return { offset: bytes, done };
+	return readClaudeLines(lines, offset, options).cursor;
 }
 
 // ── the hook ──
@@ -4991,8 +4993,7 @@ async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): P
 		context: text.toString("utf8", 0, cursor.offset).split("\n").slice(0, -1),
 	};
 	const lines = text.toString("utf8", cursor.offset).split("\n");
-	const prompts = parseClaudeTranscript(lines, options);
-	const next = nextClaudeCursor(lines, cursor.offset, options);
+	const { prompts, cursor: next } = readClaudeLines(lines, cursor.offset, options);
 	runtime.log.debug(`claude: ${path.basename(request.transcript)} ${text.length} bytes, from ${cursor.offset}: ${lines.length} line(s), ${prompts.length} new prompt(s)`);
 	const records = new Map<string, ObservationRecord>();
 	const sessionId = prompts[0]?.sessionId || request.sessionId;
