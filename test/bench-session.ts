@@ -17,6 +17,8 @@
  *   net CPU     process.cpuUsage (user+sys) of the whole run minus the median of the `none` runs
  *   hooks       time around each handler call the host makes (sync part, plus the wait if it returns a
  *               promise); session_shutdown is not a hook here: it is in `flush`
+ *   loop stall  how late the host's next event-loop turn came after each event (work outside the
+ *               hooks — flushes, exports — blocking the host: what a TUI would feel)
  *   flush       from session_shutdown to the receiver holding every span (each run must deliver all)
  *   wire        request body bytes as received (compressed if the sender compressed), and requests
  *   RSS         growth from the session's start to its end; and (not with --quick) in one longer
@@ -25,7 +27,9 @@
  *               cache) and warm, each in a fresh process
  * The receiver runs in this process (a separate one from the measured run): it answers at once and
  * counts bytes, then gunzips if needed and collects span ids to check delivery.
- * The last line is the headline.
+ * The last line is the headline. BENCH_SDK_DIR=dir takes the SDK packages from dir/node_modules;
+ * BENCH_DUMP=file appends every request body received (one per line); BENCH_DEBUG=1 sets
+ * LANGFUSE_DEBUG in the runs.
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -97,6 +101,7 @@ const server = createServer((request: IncomingMessage, response: ServerResponse)
 		const gzip = /gzip/i.test(String(request.headers["content-encoding"] ?? ""));
 		if (gzip) current.gzip++;
 		const text = (gzip ? gunzipSync(body) : body).toString("utf8");
+		if (process.env.BENCH_DUMP) fs.appendFileSync(process.env.BENCH_DUMP, `${text}\n`); // one request body per line
 		// A span's attributes follow its spanId (both encoders): the text up to the next spanId is its own.
 		const matches = [...text.matchAll(SPAN_ID)];
 		for (let i = 0; i < matches.length; i++) {
@@ -197,6 +202,8 @@ interface Run {
 	hookMedian: number;
 	hookP99: number;
 	hookMax: number;
+	lagP99: number;
+	lagMax: number;
 	flushMs: number;
 	setupMs: number;
 	sessionWall: number;
@@ -248,6 +255,8 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 		hookMedian: r.hookMedian,
 		hookP99: r.hookP99,
 		hookMax: r.hookMax,
+		lagP99: r.lagP99,
+		lagMax: r.lagMax,
 		flushMs: r.flushMs,
 		setupMs: r.setupMs,
 		sessionWall: r.sessionWall,
@@ -366,6 +375,8 @@ interface Summary {
 	hookMedian: number;
 	hookP99: number;
 	hookMax: number;
+	lagP99: number;
+	lagMax: number;
 	flush: number;
 	bytes: number;
 	requests: number;
@@ -388,6 +399,8 @@ for (const runtime of runtimes) {
 			hookMedian: median(list.map(r => r.hookMedian)),
 			hookP99: median(list.map(r => r.hookP99)),
 			hookMax: median(list.map(r => r.hookMax)),
+			lagP99: median(list.map(r => r.lagP99)),
+			lagMax: median(list.map(r => r.lagMax)),
 			flush: median(list.map(r => r.flushMs)),
 			bytes: median(list.map(r => r.bytes)),
 			requests: median(list.map(r => r.requests)),
@@ -412,8 +425,9 @@ for (const runtime of runtimes) {
 					"net CPU": mode === "none" ? "–" : `${(s.net / 1000).toFixed(2)} s`,
 					"vs SDK": mode === "none" || !sdk ? "" : ratio(s.net, sdk.net),
 					"hook med / p99 / max": mode === "none" ? "–" : `${us(s.hookMedian)} / ${us(s.hookP99)} / ${us(s.hookMax)}`,
+					"loop stall p99 / max": `${us(s.lagP99)} / ${us(s.lagMax)}`,
 					"flush at end": `${s.flush.toFixed(0)} ms`,
-					"wire (requests)": mode === "none" ? "–" : `${mb(s.bytes)} (${s.requests})`,
+					"wire (requests)": mode === "none" ? "–" : `${mb(s.bytes)} (${s.requests.toFixed(0)})`,
 					"bytes vs SDK": mode === "none" || !sdk ? "" : ratio(s.bytes, sdk.bytes),
 					"spans": mode === "none" ? "–" : s.spans,
 					"RSS +session": mb(s.rssGrowth),
@@ -495,7 +509,8 @@ const headline = runtimes
 		const imp = imports[runtime];
 		return (
 			`${runtime}: CPU ${ratio(ours.net, sdk.net)} SDK (${(ours.net / 1000).toFixed(2)} vs ${(sdk.net / 1000).toFixed(2)} s), ` +
-			`bytes ${ratio(ours.bytes, sdk.bytes)}, hook p99 ${us(ours.hookP99)} vs ${us(sdk.hookP99)} (max ${us(ours.hookMax)}), ` +
+			`bytes ${ratio(ours.bytes, sdk.bytes)}, hook p99 ${us(ours.hookP99)} vs ${us(sdk.hookP99)} (max ${us(ours.hookMax)} vs ${us(sdk.hookMax)}), ` +
+			`loop stall max ${us(ours.lagMax)} vs ${us(sdk.lagMax)}, ` +
 			rssText(runtime) +
 			(imp ? `, import warm ${median(imp.warm).toFixed(0)} ms cold ${median(imp.cold).toFixed(0)} ms` : "")
 		);

@@ -72,6 +72,9 @@ async function session() {
 	const maxEvents = prompts * 70 + 10;
 	const hookUs = new Float64Array(maxEvents);
 	const hookType = new Array(maxEvents);
+	/** How late the host's next turn of the event loop came: background work (flushes, exports) blocking it. */
+	const lagUs = new Float64Array(maxEvents);
+	let lags = 0;
 	let hooks = 0;
 	const rss = [];
 	const rssStart = process.memoryUsage().rss;
@@ -100,10 +103,14 @@ async function session() {
 			promptsDone++;
 			if (promptsDone % rssEvery === 0) rss.push([promptsDone * OBSERVATIONS_PER_PROMPT, process.memoryUsage().rss]);
 			// between prompts the host waits for the user: timers and I/O get a turn
+			const t0 = performance.now();
 			await new Promise(resolve => setTimeout(resolve, 1));
+			lagUs[lags++] = Math.max(0, performance.now() - t0 - 1) * 1000;
 		} else {
 			// the host streams from the network between events: the event loop turns
+			const t0 = performance.now();
 			await new Promise(resolve => setImmediate(resolve));
+			lagUs[lags++] = (performance.now() - t0) * 1000;
 		}
 	}
 	const sessionWall = performance.now() - wallStart;
@@ -117,6 +124,7 @@ async function session() {
 	// Per-event-type maxima, and the overall distribution.
 	const times = Array.from(hookUs.subarray(0, hooks)).sort((a, b) => a - b);
 	const pick = q => (times.length ? times[Math.min(times.length - 1, Math.floor(q * times.length))] : 0);
+	const lagSorted = Array.from(lagUs.subarray(0, lags)).sort((a, b) => a - b);
 	const byType = {};
 	for (let i = 0; i < hooks; i++) {
 		const entry = (byType[hookType[i]] ??= { n: 0, max: 0, total: 0 });
@@ -139,6 +147,8 @@ async function session() {
 			hookP99: pick(0.99),
 			hookMax: times.length ? times[times.length - 1] : 0,
 			hookTotalMs: times.reduce((sum, t) => sum + t, 0) / 1000,
+			lagP99: lagSorted[Math.floor(0.99 * lagSorted.length)] ?? 0,
+			lagMax: lagSorted.at(-1) ?? 0,
 			byType,
 			rssStart,
 			rssEnd,
