@@ -2,7 +2,8 @@
  * `npm run bench` (part 2) — the session benchmark: what tracing a long pi session costs with
  * langfuse.ts, against the official Langfuse JS SDK v5 doing the same tracing, and against no tracing.
  *
- *   bun test/bench-session.ts [--quick] [--runs N] [--prompts N] [--runtimes node,bun] [--no-import]
+ *   bun test/bench-session.ts [--quick] [--runs N] [--prompts N] [--runtimes node,bun] [--modes …]
+ *                             [--no-import] [--no-rss | --rss-runs N | --long-only]
  *
  * The session (test/bench-session/session.mjs): ≥100 prompts built from the recorded pi fixture, 3 LLM
  * calls + 2 tool calls per prompt (9 observations), a conversation that grows up to pi's compaction
@@ -21,8 +22,9 @@
  *               hooks — flushes, exports — blocking the host: what a TUI would feel)
  *   flush       from session_shutdown to the receiver holding every span (each run must deliver all)
  *   wire        request body bytes as received (compressed if the sender compressed), and requests
- *   RSS         growth from the session's start to its end; and (not with --quick) in one longer
- *               session of ≥10k observations per mode and runtime, its growth and peak
+ *   RSS         growth from the session's start to its end; and (not with --quick) in a longer
+ *               session of ≥10k observations (--rss-runs N per mode and runtime, default 2), its
+ *               growth and peak
  *   import      langfuse.ts's import under Node+jiti and under Bun: cold (empty jiti / Bun transpiler
  *               cache) and warm, each in a fresh process
  * The receiver runs in this process (a separate one from the measured run): it answers at once and
@@ -61,6 +63,7 @@ const longOnly = flag("--long-only");
 const importRuns = quick ? 1 : 3;
 /** The RSS check: one session of ≥10k observations per mode and runtime (not with --quick). */
 const longPrompts = flag("--no-rss") || quick ? 0 : Math.ceil(10_000 / 9);
+const longRuns = Number(value("--rss-runs") ?? 2);
 /** Where @langfuse/* and @opentelemetry/* are installed (default: this repo's node_modules). */
 const sdkFrom = process.env.BENCH_SDK_DIR ?? root;
 
@@ -335,15 +338,28 @@ for (let round = 0; round < (longOnly ? 0 : runs); round++) {
 process.stderr.write("\n");
 
 const long: Run[] = [];
-if (longPrompts) {
+for (let round = 0; longPrompts && round < longRuns; round++) {
 	for (const runtime of runtimes) {
-		for (const mode of modes) {
+		for (const mode of modes.map((_, i) => modes[(i + round) % modes.length]!)) {
 			const run = await sessionRun(runtime, mode, longPrompts);
 			if (run) long.push(run);
 			process.stderr.write(":");
 		}
 	}
-	process.stderr.write("\n");
+	if (round === longRuns - 1) process.stderr.write("\n");
+}
+/** The long sessions' medians per runtime and mode. */
+function longOf(runtime: string, mode: Mode) {
+	const list = long.filter(r => r.runtime === runtime && r.mode === mode);
+	if (!list.length) return undefined;
+	return {
+		n: list.length,
+		rssGrowth: median(list.map(r => r.rssGrowth)),
+		rssPeak: median(list.map(r => r.rssPeak)),
+		cpuTotal: median(list.map(r => r.cpuTotal)),
+		flushMs: median(list.map(r => r.flushMs)),
+		spans: `${Math.min(...list.map(r => r.spans))}/${list[0]!.expected}`,
+	};
 }
 
 const imports: Record<string, { cold: number[]; warm: number[]; coldCpu: number[]; warmCpu: number[] }> = {};
@@ -456,20 +472,25 @@ for (const runtime of runtimes) {
 }
 
 if (long.length) {
-	console.log(`\nRSS over a ${longPrompts}-prompt session (${longPrompts * 9} observations), one run each: growth from the session's start to its end (and peak); net = minus the no-tracing run's`);
+	console.log(`\nRSS over a ${longPrompts}-prompt session (${longPrompts * 9} observations), medians of ${longRuns} run(s): growth from the session's start to its end (and peak); net = minus the no-tracing run's`);
 	console.table(
-		long.map(run => {
-			const none = long.find(r => r.runtime === run.runtime && r.mode === "none");
-			return {
-				runtime: runtimeVersions[run.runtime],
-				mode: run.mode,
-				"RSS growth (peak)": `${mb(run.rssGrowth)} (${mb(run.rssPeak)})`,
-				"net of none": run.mode === "none" || !none ? "–" : mb(run.rssGrowth - none.rssGrowth),
-				"net CPU": run.mode === "none" || !none ? "–" : `${((run.cpuTotal - none.cpuTotal) / 1000).toFixed(2)} s`,
-				spans: run.mode === "none" ? "–" : `${run.spans}/${run.expected}`,
-				"flush at end": `${run.flushMs.toFixed(0)} ms`,
-			};
-		}),
+		runtimes.flatMap(runtime =>
+			modes
+				.map(mode => [mode, longOf(runtime, mode)] as const)
+				.filter(([, s]) => s)
+				.map(([mode, s]) => {
+					const none = longOf(runtime, "none");
+					return {
+						runtime: runtimeVersions[runtime],
+						mode,
+						"RSS growth (peak)": `${mb(s!.rssGrowth)} (${mb(s!.rssPeak)})`,
+						"net of none": mode === "none" || !none ? "–" : mb(s!.rssGrowth - none.rssGrowth),
+						"net CPU": mode === "none" || !none ? "–" : `${((s!.cpuTotal - none.cpuTotal) / 1000).toFixed(2)} s`,
+						spans: mode === "none" ? "–" : s!.spans,
+						"flush at end": `${s!.flushMs.toFixed(0)} ms`,
+					};
+				}),
+		),
 	);
 }
 
@@ -492,9 +513,8 @@ console.log(`machine after: ${machine()}; total ${((performance.now() - started)
 if (failures.length) console.log(`PROBLEMS (these runs are not trustworthy):\n  ${failures.join("\n  ")}`);
 
 function rssText(runtime: string): string {
-	const of = (mode: Mode) => long.find(r => r.runtime === runtime && r.mode === mode);
-	const ours = of("langfuse");
-	const sdk = of("sdk");
+	const ours = longOf(runtime, "langfuse");
+	const sdk = longOf(runtime, "sdk");
 	if (ours && sdk) return `RSS +${mb(ours.rssGrowth)} vs +${mb(sdk.rssGrowth)} over ${longPrompts * 9} obs`;
 	const s = summaries[runtime]!;
 	return `RSS +${mb(s.langfuse!.rssGrowth)} vs +${mb(s.sdk!.rssGrowth)} over ${prompts * 9} obs`;
