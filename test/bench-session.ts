@@ -242,7 +242,8 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 	fs.rmSync(spool, { recursive: true, force: true });
 	const r = child.result;
 	if (child.code !== 0 || !r) {
-		failures.push(`${runtime} ${mode}: exit ${child.code}: ${child.stderr.trim().split("\n").slice(-5).join(" | ")}`);
+		const said = child.stderr.trim().split("\n");
+		failures.push(`${runtime} ${mode}: exit ${child.code}: ${said.find(line => line.startsWith("bench child failed")) ?? said.slice(-3).join(" | ")}`);
 		return undefined;
 	}
 	if (r.delivered.timedOut || r.delivered.spans < r.expected) {
@@ -321,8 +322,12 @@ console.log(`session benchmark: ${prompts} prompts × (3 LLM calls + 2 tools) = 
 console.log(`machine: ${loadBefore}; ${Object.values(runtimeVersions).join(", ")}; SDK from ${sdkFrom === root ? "node_modules" : sdkFrom}`);
 
 // Warm-up (not counted): fills the jiti and Bun transpiler caches and the OS file cache.
-for (const runtime of runtimes) for (const mode of ["langfuse", "sdk"] as const) await sessionRun(runtime, mode, 2);
-failures.length = 0;
+for (const runtime of runtimes) for (const mode of modes) await sessionRun(runtime, mode, 2);
+if (failures.length) {
+	console.log(`warm-up failed, nothing measured:\n  ${failures.join("\n  ")}`);
+	console.log("HEADLINE session benchmark did not run (warm-up failed; see above)");
+	process.exit(1);
+}
 
 const results: Run[] = [];
 for (let round = 0; round < (longOnly ? 0 : runs); round++) {
@@ -525,7 +530,7 @@ const headline = runtimes
 		const s = summaries[runtime]!;
 		const ours = s.langfuse;
 		const sdk = s.sdk;
-		if (!ours || !sdk) return `${runtime}: incomplete (needs --modes none,langfuse,sdk and the main runs)`;
+		if (!ours || !sdk) return `${runtime}: incomplete (a mode was not run or failed)`;
 		const imp = imports[runtime];
 		return (
 			`${runtime}: CPU ${ratio(ours.net, sdk.net)} SDK (${(ours.net / 1000).toFixed(2)} vs ${(sdk.net / 1000).toFixed(2)} s), ` +
