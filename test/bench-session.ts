@@ -176,7 +176,7 @@ function runChild(runtime: "node" | "bun", args: string[], env: Record<string, s
 	});
 }
 
-/** Answers `WAIT n` once the receiver has n distinct spans (or after 30 s: then the run is flagged). */
+/** Answers `WAIT n` once the receiver has n distinct spans (or after 20 s: then the run is flagged). */
 async function answerWait(need: number, stdin: NodeJS.WritableStream) {
 	let timedOut = false;
 	if (tally.spans.size < need) {
@@ -184,7 +184,7 @@ async function answerWait(need: number, stdin: NodeJS.WritableStream) {
 			const timer = setTimeout(() => {
 				timedOut = true;
 				resolve();
-			}, 30_000);
+			}, 20_000);
 			waiter = {
 				need,
 				resolve: () => {
@@ -248,7 +248,7 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 	}
 	if (r.delivered.timedOut || r.delivered.spans < r.expected) {
 		const said = child.stderr.trim().split("\n").filter(line => !/POST otel|queued \d+ obs/.test(line)).slice(-3).join(" | ");
-		failures.push(`${runtime} ${mode} (${runPrompts} prompts): delivered ${r.delivered.spans} of ${r.expected} spans within 30 s of the end${said ? `; stderr: ${said}` : ""}`);
+		failures.push(`${runtime} ${mode} (${runPrompts} prompts): delivered ${r.delivered.spans} of ${r.expected} spans within 20 s of the end${said ? `; stderr: ${said}` : ""}`);
 		if (process.env.BENCH_DEBUG) fs.writeFileSync(path.join(os.tmpdir(), `bench-${runtime}-${mode}.stderr.log`), child.stderr);
 	}
 	const points: [number, number][] = r.rss;
