@@ -2545,8 +2545,18 @@ function writeCursor<T extends RecordCursor>(file: string, cursor: T): void {
 	fs.renameSync(temporary, file);
 }
 
+/** One run per record file at a time (a notify and a hook may both fire); a dead owner's lock is taken over. */
+async function lockCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
+	try {
+		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	} catch {
+		return () => {}; // no spool directory: nothing to protect either
+	}
+	return waitForLock(`${file}.lock`, 30_000, waitMs);
+}
+
 /** A recorder whose records are collected, one per observation id (the last state wins). */
-function collectingRecorder(runtime: Runtime, info: HostSessionInfo, records: Map<string, ObservationRecord>, extraTags: string[] = []): SessionRecorder {
+function collectingRecorder(runtime: Pick<Runtime, "config">, info: HostSessionInfo, records: Map<string, ObservationRecord>, extraTags: string[] = []): SessionRecorder {
 	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, extraTags));
 }
 
@@ -2558,14 +2568,7 @@ async function exportRecordFile(runtime: Runtime, host: string, record: string, 
 	const { exporter, log } = runtime;
 	if (!exporter) return;
 	const remaining = () => budgetMs - process.uptime() * 1000;
-	const lock = cursorFile(runtime.config, host, record);
-	let unlock: (() => void) | undefined = () => {};
-	try {
-		fs.mkdirSync(path.dirname(lock), { recursive: true, mode: 0o700 });
-		unlock = await waitForLock(`${lock}.lock`, 30_000, Math.min(1000, remaining() - 300));
-	} catch {
-		// no spool directory: nothing to protect either
-	}
+	const unlock = await lockCursor(cursorFile(runtime.config, host, record), Math.min(1000, remaining() - 300));
 	if (!unlock) {
 		log.debug(`${host}: another run is reading ${record}; leaving it to that one`);
 		return;
