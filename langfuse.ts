@@ -4755,7 +4755,7 @@ function claudeLlmStep(index: ClaudeIndex, lines: ClaudeLine[], previousEnd: num
 		output: claudeAssistant({ role: "assistant", content: "" }, lines.flatMap(line => claudeBlocks(line.raw.message?.content))),
 		usage: claudeUsage(usage),
 		stopReason: last.raw.message?.stop_reason ?? undefined,
-		metadata: { requestId: first.raw.requestId, serviceTier: usage?.service_tier, thinkingTokens: thinkingTokens || undefined },
+		metadata: { messageId: first.raw.message?.id, requestId: first.raw.requestId, serviceTier: usage?.service_tier, thinkingTokens: thinkingTokens || undefined },
 	};
 	if (Object.keys(parameters).length) step.parameters = parameters;
 	if (shape?.tools?.length) step.tools = shape.tools.map(tool => ({ type: "function", function: { name: tool.name ?? "", description: tool.description, parameters: tool.input_schema } }));
@@ -4846,7 +4846,7 @@ function claudePrompt(index: ClaudeIndex, segment: ClaudeSegment, options: Claud
 			for (const block of claudeBlocks(raw.message.content)) {
 				if (block.type !== "tool_use" || !block.id) continue;
 				// written when its block finished streaming: the tool starts then
-				const tool: RecordedToolCall = { kind: "tool", id: block.id, name: block.name ?? "", startMs: line.ms, input: block.input ?? {}, output: undefined, isError: false };
+				const tool: RecordedToolCall = { kind: "tool", id: block.id, name: block.name ?? "", startMs: line.ms, input: block.input ?? {}, output: undefined, isError: false, metadata: { toolUseId: block.id } };
 				tools.set(block.id, tool);
 				order.push(tool);
 			}

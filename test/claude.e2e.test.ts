@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type ClaudeRunResult, runClaude } from "./support/hosts.ts";
 import { type MockAnthropic, startMockAnthropic } from "./support/mock-anthropic.ts";
 import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
-import { attr, io, json, sum, type } from "./support/spans.ts";
+import { attr, io, json, meta, sum, type } from "./support/spans.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const BUN = process.execPath;
@@ -55,14 +55,16 @@ const readJsonl = (file: string): Json[] =>
 		.map(line => JSON.parse(line));
 
 /** What the transcripts say: each API call once (by message.id), made in this session (not copied by a fork). */
-function transcriptCalls(run: ClaudeRunResult, sessionId: string): { input: number; output: number; ids: Set<string> } {
+function transcriptCalls(run: ClaudeRunResult, sessionId: string): { input: number; output: number; ids: Set<string>; tools: Set<string> } {
 	const files = [join(run.projectDir, `${sessionId}.jsonl`), ...run.subagentFiles.filter(file => file.includes(`/${sessionId}/`))];
 	const usage = new Map<string, Json>();
+	const tools = new Set<string>();
 	for (const file of files.filter(existsSync)) {
 		for (const line of readJsonl(file)) {
 			if (line.type !== "assistant" || line.message?.model === "<synthetic>" || !line.message?.id) continue;
 			if (line.requestSessionId && line.requestSessionId !== sessionId) continue;
 			usage.set(line.message.id, line.message.usage);
+			for (const block of line.message.content ?? []) if (block.type === "tool_use") tools.add(block.id);
 		}
 	}
 	const u = [...usage.values()];
@@ -70,6 +72,7 @@ function transcriptCalls(run: ClaudeRunResult, sessionId: string): { input: numb
 		input: sum(u.map(x => x.input_tokens + x.cache_read_input_tokens + x.cache_creation_input_tokens)),
 		output: sum(u.map(x => x.output_tokens)),
 		ids: new Set(usage.keys()),
+		tools,
 	};
 }
 
@@ -94,10 +97,11 @@ function matchesTranscript(run: ClaudeRunResult, sessionId: string): ReceivedSpa
 	sentOnce(spans);
 	const expected = transcriptCalls(run, sessionId);
 	const generations = ofType(spans, "generation");
-	expect(generations.length).toBe(expected.ids.size);
+	expect(generations.map(g => meta(g, "messageId")).sort()).toEqual([...expected.ids].sort());
 	expect(tokens(generations, "input")).toBe(expected.input);
 	expect(tokens(generations, "output")).toBe(expected.output);
 	for (const g of generations) expect(attr(g, "langfuse.observation.cost_details")).toBeUndefined();
+	expect(ofType(spans, "tool").map(tool => meta(tool, "toolUseId")).sort()).toEqual([...expected.tools].sort());
 	return spans;
 }
 
