@@ -2594,19 +2594,25 @@ async function exportRecordFile(runtime: Runtime, host: string, record: string, 
  */
 async function handOnSpool(runtime: Runtime, host: string): Promise<void> {
 	const { exporter, log } = runtime;
-	const script = process.argv[1];
-	if (!exporter || !script || !exporter.spool.available) return;
+	if (!exporter || !exporter.spool.available) return;
 	const status = exporter.status;
 	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
 	const { files } = await exporter.spool.stats();
 	if (files === 0) return;
 	log.debug(`${host}: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
+	spawnDetached(runtime, host, ["flush"]);
+}
+
+/** This file, run again with `args` as a detached process that outlives this one (its output goes nowhere). */
+function spawnDetached(runtime: Runtime, host: string, args: string[]): void {
+	const script = process.argv[1];
+	if (!script) return;
 	try {
-		const child = spawn(process.execPath, [...process.execArgv, script, "flush"], { detached: true, stdio: "ignore", env: process.env });
+		const child = spawn(process.execPath, [...process.execArgv, script, ...args], { detached: true, stdio: "ignore", env: process.env });
 		child.on("error", () => {});
 		child.unref();
 	} catch (error) {
-		log.debug(`${host}: could not start the background flush: ${errorText(error)}`);
+		runtime.log.debug(`${host}: could not start a background run: ${errorText(error)}`);
 	}
 }
 
@@ -4342,6 +4348,9 @@ async function runCodexExport(request: CodexRequest | undefined, runtime: Runtim
 
 /** Everything a hook run may spend, from process start: Claude Code waits for a Stop hook. */
 const CLAUDE_BUDGET_MS = 1_000;
+/** More unread transcript than this (≈0.5 s of work) is read by a detached run, which may spend the longer budget. */
+const CLAUDE_INLINE_BYTES = 8_000_000;
+const CLAUDE_BACKGROUND_BUDGET_MS = 120_000;
 const CLAUDE_EVENTS = new Set(["Stop", "StopFailure", "SubagentStop", "SessionEnd"]);
 /** Agent-starting tools (Task is the older name). */
 const CLAUDE_AGENT_TOOLS = new Set(["Agent", "Task"]);
@@ -5009,10 +5018,21 @@ async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): P
 	return { records: [...records.values()], prompts: prompts.length, commit: () => writeCursor(file, next) };
 }
 
-/** `claude-hook`: silent, exit 0, done within CLAUDE_BUDGET_MS whatever Langfuse does. */
-async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runtime): Promise<void> {
-	if (!runtime.exporter || !request || !fs.existsSync(request.transcript)) return;
-	await exportRecordFile(runtime, "claude", request.transcript, CLAUDE_BUDGET_MS, () => readClaudeTranscript(runtime, request));
+/**
+ * `claude-hook`: silent, exit 0, done within CLAUDE_BUDGET_MS whatever Langfuse does. A long history not read
+ * yet (the hook installed in the middle of a session, an old session resumed) would take longer than Claude
+ * Code waits, and a hook it kills never saves its cursor: that read goes to a detached run of its own.
+ */
+async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runtime, background = false): Promise<void> {
+	if (!runtime.exporter || !request) return;
+	const size = call(() => fs.statSync(request.transcript).size);
+	if (size === undefined) return;
+	const offset = readCursor(cursorFile(runtime.config, "claude", request.transcript))?.offset ?? 0;
+	if (!background && size - offset > CLAUDE_INLINE_BYTES) {
+		runtime.log.debug(`claude: ${formatBytes(size - offset)} not read yet: handing them to a background run`);
+		return spawnDetached(runtime, "claude", ["claude-hook", "--background", JSON.stringify(request)]);
+	}
+	await exportRecordFile(runtime, "claude", request.transcript, background ? CLAUDE_BACKGROUND_BUDGET_MS : CLAUDE_BUDGET_MS, () => readClaudeTranscript(runtime, request));
 }
 
 // ── §7.6 the one export ───────────────────────────────────────────────────────────────────────────
@@ -5096,6 +5116,7 @@ async function runCli(argv: string[]): Promise<number> {
 		case "codex-config":
 			return codexConfig();
 		case "claude-hook":
+			if (args[0] === "--background") return hookCli("claude", async runtime => runClaudeExport(parseJsonText(args[1]) as ClaudeRequest, runtime, true));
 			return hookCli("claude", async runtime => runClaudeExport(claudeHookRequest(await readStdin(500)), runtime));
 		case "claude-config":
 			return claudeConfig();

@@ -224,6 +224,45 @@ describe("the config applies as for every host", () => {
 	});
 });
 
+describe("a long history not read yet", () => {
+	test("goes to a detached run: the hook returns silently, every prompt arrives once", async () => {
+		// 60 copies of the one-tool session, chained (ids made unique): ~9 MB, more than a hook reads inline
+		const source = readFileSync(join(FIX, "claude-tool/450b2925-bb80-4be5-918d-19ed1c2d49ae.jsonl"), "utf8").split("\n").filter(Boolean);
+		const ids = /"((?:msg|toolu)_mock_[a-z0-9]+_\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"/g;
+		let previous: string | null = null;
+		const lines: string[] = [];
+		for (let copy = 0; copy < 60; copy++) {
+			let first = true;
+			for (const line of source) {
+				const row = JSON.parse(line.replace(ids, (all, id: string) => (id === "450b2925-bb80-4be5-918d-19ed1c2d49ae" ? all : `"${id}-${copy}"`)));
+				if (row.type === "user" && first) {
+					row.parentUuid = previous;
+					first = false;
+				}
+				if (row.uuid) previous = row.uuid;
+				lines.push(JSON.stringify(row));
+			}
+		}
+		const transcript = join(root, "long.jsonl");
+		writeFileSync(transcript, `${lines.join("\n")}\n`);
+		expect(readFileSync(transcript).length).toBeGreaterThan(8_000_000);
+		const sid = "450b2925-bb80-4be5-918d-19ed1c2d49ae";
+		await receiver.reset();
+		const stop = { session_id: sid, transcript_path: transcript, hook_event_name: "Stop", cwd: root };
+		expect(await hook(stop, env("long"))).toEqual({ code: 0, out: "" });
+		await receiver.waitFor(() => latest(inSession(sid)).filter(span => !span.parentSpanId).length === 60 && ofType(latest(inSession(sid)), "generation").length === 120, 60_000);
+		// once the detached run has saved its cursor, a later hook run sends nothing again
+		const cursorDir = join(root, "spool-long", "claude");
+		const saved = () => existsSync(cursorDir) && readdirSync(cursorDir).some(name => name.endsWith(".json") && JSON.parse(readFileSync(join(cursorDir, name), "utf8")).offset === readFileSync(transcript).length);
+		for (let waited = 0; !saved() && waited < 20_000; waited += 50) await Bun.sleep(50);
+		expect(saved()).toBe(true);
+		expect(await hook(stop, env("long"))).toEqual({ code: 0, out: "" });
+		await Bun.sleep(300);
+		sentOnce(inSession(sid));
+		expect(ofType(latest(inSession(sid)), "generation").length).toBe(120);
+	}, 90_000);
+});
+
 describe("a hook never hurts Claude Code", () => {
 	const stop = (transcript: string) => ({ session_id: "s-1", transcript_path: transcript, hook_event_name: "Stop", cwd: root });
 	test("receiver down, bad keys, garbage config, garbage stdin, unknown subcommand: exit 0, silent", async () => {
