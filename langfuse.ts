@@ -4966,25 +4966,28 @@ function claudeHookRequest(text: string): ClaudeRequest | undefined {
 	return { event: name, sessionId: stringOr(event.session_id), transcript, agentId: name === "SubagentStop" ? stringOr(event.agent_id) : undefined };
 }
 
-/** `<session>/subagents/agent-<id>.jsonl` next to the transcript, with the meta files that exist yet. */
+/**
+ * `<session>/subagents/agent-<id>.jsonl` next to the transcript, with the meta files that exist yet. A file's
+ * lines are read only when a prompt of this run needs them (a long session keeps every agent it ever ran).
+ */
 function readClaudeSubagents(transcript: string, endedAgent: string | undefined): ClaudeSubagentFile[] {
 	const dir = path.join(transcript.replace(/\.jsonl$/, ""), "subagents");
-	let names: string[];
-	try {
-		names = fs.readdirSync(dir).filter(name => /^agent-.+\.jsonl$/.test(name));
-	} catch {
-		return [];
-	}
-	return names.flatMap(name => {
-		const agentId = name.slice("agent-".length, -".jsonl".length);
-		try {
-			const lines = fs.readFileSync(path.join(dir, name), "utf8").split("\n");
+	const names = call(() => fs.readdirSync(dir)) ?? [];
+	return names
+		.filter(name => /^agent-.+\.jsonl$/.test(name))
+		.map(name => {
+			const agentId = name.slice("agent-".length, -".jsonl".length);
 			const meta = call(() => JSON.parse(fs.readFileSync(path.join(dir, `agent-${agentId}.meta.json`), "utf8")));
-			return [{ agentId, lines, meta: meta && typeof meta === "object" ? meta : undefined, finished: agentId === endedAgent || undefined }];
-		} catch {
-			return [];
-		}
-	});
+			let lines: string[] | undefined;
+			return {
+				agentId,
+				meta: meta && typeof meta === "object" ? meta : undefined,
+				finished: agentId === endedAgent || undefined,
+				get lines() {
+					return (lines ??= call(() => fs.readFileSync(path.join(dir, name), "utf8").split("\n")) ?? []);
+				},
+			};
+		});
 }
 
 /** Trace ids from the prompt's uuid alone: the same prompt read from a fork or an import is the same trace. */
