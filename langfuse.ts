@@ -168,6 +168,15 @@ interface ConfigResult {
 	problems: string[];
 }
 
+/** A value as a config line shows it: quoted, one line, at most 60 characters (a pasted blob is not echoed). */
+function shown(value: string): string {
+	const flat = value.replace(/[\r\n\t]+/g, " ");
+	return JSON.stringify(flat.length > 60 ? `${flat.slice(0, 60)}…` : flat);
+}
+
+/** Plain decimal numbers only: `0x10`, `1e3`, `12abc` and `Infinity` are typos, not numbers. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
 function readConfig(env: Env = process.env): ConfigResult {
 	const problems: string[] = [];
 	const pick = (...names: string[]): [string, string] | undefined => {
@@ -181,9 +190,9 @@ function readConfig(env: Env = process.env): ConfigResult {
 	const number = (names: string[], fallback: number, min: number, max: number): number => {
 		const found = pick(...names);
 		if (!found) return fallback;
-		const value = Number(found[1]);
+		const value = DECIMAL.test(found[1]) ? Number(found[1]) : Number.NaN;
 		if (!Number.isFinite(value) || value < min || value > max) {
-			problems.push(`${found[0]}=${JSON.stringify(found[1])} is not a number from ${min} to ${max}; using ${fallback}`);
+			problems.push(`${found[0]}=${shown(found[1])} is not a decimal number from ${min} to ${max}; using ${fallback}`);
 			return fallback;
 		}
 		return value;
@@ -194,7 +203,7 @@ function readConfig(env: Env = process.env): ConfigResult {
 		const value = found[1].toLowerCase();
 		if (["1", "true", "yes", "on"].includes(value)) return true;
 		if (["0", "false", "no", "off"].includes(value)) return false;
-		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not true/false; using ${fallback}`);
+		problems.push(`${found[0]}=${shown(found[1])} is not true/false; using ${fallback}`);
 		return fallback;
 	};
 	const oneOf = <T extends string>(names: string[], allowed: readonly T[], fallback: T): T => {
@@ -202,28 +211,47 @@ function readConfig(env: Env = process.env): ConfigResult {
 		if (!found) return fallback;
 		const value = found[1].toLowerCase() as T;
 		if (allowed.includes(value)) return value;
-		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not one of ${allowed.join("|")}; using ${fallback}`);
+		problems.push(`${found[0]}=${shown(found[1])} is not one of ${allowed.join("|")}; using ${fallback}`);
 		return fallback;
 	};
 
 	const publicKey = text(["LANGFUSE_PUBLIC_KEY"], "");
 	const secretKey = text(["LANGFUSE_SECRET_KEY"], "");
-	let host = text(["LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_BASEURL"], "https://cloud.langfuse.com").replace(/\/+$/, "");
+	const hostFound = pick("LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_BASEURL");
+	let host = (hostFound?.[1] ?? "https://cloud.langfuse.com").replace(/\/+$/, "");
+	/** A bad host turns tracing off: that one "tracing off" line names the variable, no second line. */
+	let badHost: string | undefined;
 	try {
 		const url = new URL(host);
 		if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
 	} catch {
-		problems.push(`LANGFUSE_HOST=${JSON.stringify(host)} is not an http(s) URL; tracing is off`);
+		badHost = `${hostFound?.[0] ?? "LANGFUSE_HOST"}=${shown(host)} is not an http(s) URL`;
 		host = "";
 	}
 
-	let environment = pick("LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT")?.[1];
-	if (environment !== undefined && (!/^[a-z0-9_-]{1,40}$/.test(environment) || environment.startsWith("langfuse"))) {
+	const environmentFound = pick("LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
+	let environment = environmentFound?.[1];
+	if (environmentFound && environment !== undefined && (!/^[a-z0-9_-]{1,40}$/.test(environment) || environment.startsWith("langfuse"))) {
 		problems.push(
-			`LANGFUSE_ENVIRONMENT=${JSON.stringify(environment)} breaks Langfuse's rule (lowercase a-z 0-9 - _, at most 40, not starting with "langfuse"); using "default"`,
+			`${environmentFound[0]}=${shown(environment)} breaks Langfuse's rule (lowercase a-z 0-9 - _, at most 40, not starting with "langfuse"); using "default"`,
 		);
 		environment = undefined;
 	}
+
+	const spoolFound = pick("LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR");
+	let spoolDir = spoolFound?.[1] ?? defaultSpoolDir(env);
+	if (spoolFound && !path.isAbsolute(spoolDir)) {
+		// relative to whatever folder the agent runs in: trace data would land in the user's project
+		spoolDir = defaultSpoolDir(env);
+		problems.push(`${spoolFound[0]}=${shown(spoolFound[1])} is not an absolute path; using ${spoolDir}`);
+	}
+
+	const redactFound = pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX");
+	const redactPatterns = splitPatterns(redactFound?.[1] ?? "").filter(pattern => {
+		const refusal = unsafePattern(pattern);
+		if (refusal) problems.push(`${redactFound![0]}: skipping pattern ${shown(pattern)}: ${refusal}`);
+		return !refusal;
+	});
 
 	const flushSeconds = pick("OPENCODE_LANGFUSE_FLUSH_INTERVAL");
 	const flushMs = pick("LANGFUSE_FLUSH_MS")
@@ -254,9 +282,9 @@ function readConfig(env: Env = process.env): ConfigResult {
 		userId: text(["LANGFUSE_USER_ID"], safeUserName()),
 		grouping: oneOf(["LANGFUSE_TRACE_GROUPING"], ["prompt", "session"] as const, "prompt"),
 		exportMode,
-		redactPatterns: splitPatterns(pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX")?.[1] ?? ""),
+		redactPatterns,
 		maxFieldChars: number(["LANGFUSE_MAX_FIELD_CHARS"], 64_000, 1_000, 1_000_000),
-		spoolDir: text(["LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR"], defaultSpoolDir(env)),
+		spoolDir,
 		maxSpoolBytes: number(["LANGFUSE_MAX_SPOOL_MB", "OPENCODE_LANGFUSE_MAX_SPOOL_MB"], 100, 0.01, 100_000) * 1024 * 1024,
 		retentionDays: number(["LANGFUSE_RETENTION_DAYS", "OPENCODE_LANGFUSE_RETENTION_DAYS"], 7, 0.0001, 3650),
 		transport: oneOf(["LANGFUSE_TRANSPORT"], ["otel", "ingestion", "auto"] as const, "otel"),
@@ -269,12 +297,82 @@ function readConfig(env: Env = process.env): ConfigResult {
 	};
 	if (!explicitlyEnabled) off("LANGFUSE_ENABLED is false");
 	if (exportMode === "off") off("LANGFUSE_EXPORT_MODE is off");
-	if (!host) off("LANGFUSE_HOST is not a URL");
+	if (badHost) off(badHost);
 	if (!publicKey || !secretKey) {
 		const missing = [!publicKey && "LANGFUSE_PUBLIC_KEY", !secretKey && "LANGFUSE_SECRET_KEY"].filter(Boolean).join(" and ");
 		off(`${missing} not set`);
 	}
 	return { config, problems };
+}
+
+/**
+ * Why a LANGFUSE_REDACT_REGEX pattern must not run, or undefined when it may. The redactor runs it on
+ * every string of every record (up to 64,000 characters each), so a pattern that backtracks
+ * catastrophically would stall the agent: invalid syntax, a quantified group that itself holds an
+ * unbounded quantifier (`(a+)+`, `(\w*x)*`), and any pattern slow on runs of the characters it names
+ * are refused.
+ */
+function unsafePattern(pattern: string): string | undefined {
+	const insensitive = pattern.startsWith("(?i)");
+	const source = insensitive ? pattern.slice(4) : pattern;
+	let re: RegExp;
+	try {
+		re = new RegExp(source, insensitive ? "gi" : "g");
+	} catch (error) {
+		return `invalid (${oneLine(errorText(error), 80)})`;
+	}
+	if (nestedQuantifier(source)) return "a repeated group holds a repeat (like (a+)+), which can take minutes on one line";
+	// Probes: runs of each character the pattern names (and a few common ones), then a character
+	// that matches nothing — the worst case of backtracking. Lengths grow so a bad pattern is caught
+	// on a short probe, before it could block start-up for long.
+	const letters = new Set<string>(["a", "A", "0", " ", "-", "_", "/", "="]);
+	for (const char of source.replace(/\\./g, "")) if (char >= " " && char <= "~" && !"()[]{}|*+?^$.\\".includes(char)) letters.add(char);
+	const budgetMs = 30;
+	for (const char of [...letters].slice(0, 24)) {
+		for (let length = 8; length <= 2048; length = length < 40 ? length + 2 : length * 2) {
+			const probe = `${char.repeat(length)}\u0000`;
+			const started = performance.now();
+			re.lastIndex = 0;
+			try {
+				for (let m = re.exec(probe), n = 0; m && n < 10_000; m = re.exec(probe), n++) if (m[0].length === 0) re.lastIndex++;
+			} catch {
+				return "fails on a probe string";
+			}
+			if (performance.now() - started > budgetMs) return `too slow (over ${budgetMs} ms on ${length + 1} characters of ${JSON.stringify(char)})`;
+		}
+	}
+	return undefined;
+}
+
+/** A quantified group (`(…)+`, `(…)*`, `(…){2,}`) whose body holds an unbounded quantifier. */
+function nestedQuantifier(source: string): boolean {
+	/** Per open group: does its body hold +, * or {n,}? */
+	const groups: boolean[] = [];
+	let inClass = false;
+	for (let i = 0; i < source.length; i++) {
+		const char = source[i];
+		if (char === "\\") {
+			i++;
+			continue;
+		}
+		if (inClass) {
+			if (char === "]") inClass = false;
+			continue;
+		}
+		if (char === "[") inClass = true;
+		else if (char === "(") groups.push(false);
+		else if (char === ")") {
+			const repeats = groups.pop() ?? false;
+			const next = source.slice(i + 1);
+			const quantified = /^(?:[+*]|\{\d+,\d*\})/.test(next);
+			if (repeats && quantified) return true;
+			// the group's own repeat makes any enclosing group's body repeating too
+			if ((repeats || quantified) && groups.length) groups[groups.length - 1] = true;
+		} else if ((char === "+" || char === "*" || (char === "{" && /^\{\d+,\}/.test(source.slice(i)))) && groups.length) {
+			groups[groups.length - 1] = true;
+		}
+	}
+	return false;
 }
 
 /** Comma-separated regex sources; a comma inside {m,n} stays with its pattern. */
@@ -1889,7 +1987,7 @@ function diagnostics(env: Env, options: Pick<RuntimeOptions, "write" | "quiet"> 
 	const redact = makeRedactor({
 		env: { ...env, LANGFUSE_SECRET_KEY: config.secretKey },
 		extraPatterns: config.redactPatterns,
-		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${JSON.stringify(pattern)} (${error})`),
+		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${shown(pattern)} (${oneLine(error, 80)})`),
 	});
 	const write = options.quiet && !config.debug ? () => {} : options.write;
 	return { config, problems, redact, log: new Logger(redact, config.debug, write) };
