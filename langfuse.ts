@@ -117,6 +117,8 @@ class Logger {
 	}
 
 	private out(message: string): void {
+		// a host value in a line (a 5 MB session id) is not echoed whole; cut between words, like oneLine
+		if (message.length > 4000) message = `${message.slice(0, 4000).replace(/\s\S*$/, "")} …`;
 		try {
 			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
 		} catch {
@@ -501,6 +503,33 @@ interface GenerationEnd extends EndOptions {
 	completionStartMs?: number;
 }
 
+// ── Values entering the record: whatever an adapter passes, what leaves is valid for Langfuse ──
+
+/** Times Langfuse and OTLP can hold: from 1970 to 2100 (int64 nanoseconds end in 2262). */
+const MAX_TIME_MS = 4_102_444_800_000;
+const validTime = (value: unknown): value is number => typeof value === "number" && value >= 0 && value <= MAX_TIME_MS;
+/** Langfuse: trace and observation names up to 1,000 characters; session ids under 200 US-ASCII characters. */
+const MAX_NAME_CHARS = 1_000;
+const MAX_SESSION_ID_CHARS = 199;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const LEVELS: readonly Level[] = ["DEBUG", "DEFAULT", "WARNING", "ERROR"];
+
+/** A session id Langfuse accepts: US-ASCII, under 200 characters; a longer one keeps its head and a hash of the whole. */
+function recordSessionId(value: unknown): string {
+	const text = typeof value === "string" && value ? value : "unknown";
+	if (text.length <= MAX_SESSION_ID_CHARS && /^[\x20-\x7e]+$/.test(text)) return text;
+	return `${text.slice(0, 150).replace(/[^\x20-\x7e]/g, "_")}~${hashId(text, 16)}`;
+}
+
+/** Numeric maps (usage, cost): finite numbers under string keys only, so encoding cannot throw. */
+function numberMap(value: unknown): Record<string, number> | undefined {
+	if (value === null || typeof value !== "object") return undefined;
+	const out: Record<string, number> = {};
+	for (const [key, item] of Object.entries(value).slice(0, 50)) if (typeof item === "number" && Number.isFinite(item)) out[key.slice(0, 100)] = item;
+	return Object.keys(out).length ? out : undefined;
+}
+
 /**
  * One session's observations. Prompts are traces (or, grouped by session, chain spans under one
  * session trace); turns are spans in the prompt; LLM and tool calls hang under the open turn.
@@ -518,11 +547,20 @@ class SessionRecorder {
 	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
 	private previousRoot?: Draft;
 	private lastTurnId?: string;
+	/** info.sessionId as Langfuse takes it (the adapter keeps the host's own id in info). */
+	private readonly sessionId: string;
+	/** What was fixed on entry, reported once per kind. */
+	private readonly fixed = new Set<string>();
 
 	constructor(
 		private readonly sink: RecordSink,
 		readonly info: SessionInfo,
-	) {}
+		/** One debug line per kind of bad value this session's adapter passed. */
+		private readonly report: (line: string) => void = () => {},
+	) {
+		this.sessionId = recordSessionId(info.sessionId);
+		if (this.sessionId !== info.sessionId) this.fix("session id", `${typeof info.sessionId === "string" ? `${info.sessionId.length} characters` : typeof info.sessionId}; sent as ${this.sessionId.slice(0, 40)}…`);
+	}
 
 	get traceId(): string | undefined {
 		return this.prompt?.traceId;
@@ -541,7 +579,7 @@ class SessionRecorder {
 		if (this.prompt) this.endPrompt(at);
 		this.promptCount++;
 		const text = typeof options.input === "string" ? options.input : undefined;
-		const name = this.traceName(text);
+		const name = this.name(this.traceName(text), `${this.info.host} prompt ${this.promptCount}`);
 		const traceFields: TraceFields = {
 			name,
 			input: options.input,
@@ -637,7 +675,7 @@ class SessionRecorder {
 	/** First streamed token: called per delta, so it must stay O(1). */
 	markFirstToken(key: string, at: number): void {
 		const draft = this.drafts.get(key);
-		if (draft && draft.completionStartMs === undefined) draft.completionStartMs = at;
+		if (draft && draft.completionStartMs === undefined && validTime(at)) draft.completionStartMs = at;
 	}
 
 	hasDraft(key: string): boolean {
@@ -651,9 +689,12 @@ class SessionRecorder {
 			draft = this.drafts.get(key)!;
 		}
 		draft.model = options.model ?? draft.model;
-		draft.usage = options.usage;
-		draft.cost = options.cost;
-		if (options.completionStartMs !== undefined) draft.completionStartMs ??= options.completionStartMs;
+		draft.usage = numberMap(options.usage);
+		draft.cost = numberMap(options.cost);
+		if (options.completionStartMs !== undefined) {
+			if (validTime(options.completionStartMs)) draft.completionStartMs ??= options.completionStartMs;
+			else this.fix("time", `completion start ${String(options.completionStartMs)} left out`);
+		}
 		this.drafts.delete(key);
 		this.finish(draft, at, options);
 	}
@@ -665,7 +706,7 @@ class SessionRecorder {
 	}
 
 	endTool(key: string, at: number, options: EndOptions & { name?: string } = {}): void {
-		if (!this.drafts.has(key)) this.startTool(key, at, { name: options.name ?? "tool" });
+		if (!this.drafts.has(key)) this.startTool(key, at, { name: typeof options.name === "string" && options.name ? options.name : "tool" });
 		const draft = this.drafts.get(key)!;
 		this.drafts.delete(key);
 		this.finish(draft, at, options);
@@ -696,7 +737,7 @@ class SessionRecorder {
 	 * prompt open, so does the trace of the prompt that just ended (OpenCode's title arriving late).
 	 */
 	rename(name: string | undefined, options: { includeLast?: boolean } = {}): void {
-		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
+		this.goalName = typeof name === "string" && name.trim() ? this.name(this.info.tracePrefix + oneLine(name, 200), "renamed") : undefined;
 		if (!this.goalName) return;
 		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
 		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
@@ -727,15 +768,17 @@ class SessionRecorder {
 		return { traceId: parent.traceId, parentId: parent.id, id: options.id, input: options.input, metadata: options.metadata };
 	}
 
-	private draft(type: ObservationType, name: string, at: number, fields: Partial<Draft>): Draft {
+	/** Every observation starts here: name, ids and start time are checked (and fixed, one debug line per kind). */
+	private draft(type: ObservationType, name: unknown, at: unknown, fields: Partial<Draft>): Draft {
 		return {
 			...fields,
 			type,
-			name,
-			startMs: at,
-			traceId: fields.traceId ?? randomTraceId(),
-			id: fields.id ?? randomSpanId(),
-			sessionId: this.info.sessionId,
+			name: this.name(name, type === "generation" ? "llm" : type),
+			startMs: this.time(at, Date.now(), "start"),
+			traceId: this.id(fields.traceId, TRACE_ID, 32) ?? randomTraceId(),
+			id: this.id(fields.id, SPAN_ID, 16) ?? randomSpanId(),
+			model: typeof fields.model === "string" ? fields.model : undefined,
+			sessionId: this.sessionId,
 			userId: this.info.userId,
 			environment: this.info.environment,
 			release: this.info.release,
@@ -760,17 +803,54 @@ class SessionRecorder {
 		if (draft) this.finish(draft, at, options);
 	}
 
-	private finish(draft: Draft, at: number, options: EndOptions): void {
+	/** Every observation ends here: end time, level, status message, name and model are checked. */
+	private finish(draft: Draft, at: unknown, options: EndOptions & { name?: unknown }): void {
 		if (options.output !== undefined) draft.output = options.output;
-		if (options.metadata) draft.metadata = { ...draft.metadata, ...options.metadata };
-		if (options.level) draft.level = options.level;
-		if (options.statusMessage) draft.statusMessage = options.statusMessage;
-		draft.endMs = Math.max(at, draft.startMs);
+		if (options.metadata !== null && typeof options.metadata === "object") draft.metadata = { ...draft.metadata, ...options.metadata };
+		if (options.level && LEVELS.includes(options.level)) draft.level = options.level;
+		if (options.statusMessage) draft.statusMessage = typeof options.statusMessage === "string" ? oneLine(options.statusMessage, MAX_NAME_CHARS) : this.name(options.statusMessage, "error");
+		if (typeof draft.model !== "string") draft.model = undefined;
+		draft.endMs = Math.max(this.time(at, draft.startMs, "end"), draft.startMs);
 		this.emit(draft);
 	}
 
 	private emitSnapshot(draft: Draft, at: number): void {
-		this.emit({ ...draft, endMs: Math.max(at, draft.startMs), trace: draft.trace && { ...draft.trace } });
+		this.emit({ ...draft, endMs: Math.max(this.time(at, draft.startMs, "end"), draft.startMs), trace: draft.trace && { ...draft.trace } });
+	}
+
+	/** A time within 1970–2100, else `fallback` (now for a start, the start for an end). */
+	private time(at: unknown, fallback: number, what: string): number {
+		if (validTime(at)) return at;
+		this.fix("time", `${what} time ${String(at).slice(0, 30)} replaced`);
+		return fallback;
+	}
+
+	/** A non-empty string of at most 1,000 characters (cut between words), else `fallback`. */
+	private name(value: unknown, fallback: string): string {
+		if (typeof value === "string" && value) {
+			if (value.length <= MAX_NAME_CHARS) return value;
+			this.fix("name", `a name of ${value.length} characters shortened`);
+			return oneLine(value, MAX_NAME_CHARS) || fallback;
+		}
+		this.fix("name", `a ${value === null ? "null" : typeof value} name replaced by "${fallback}"`);
+		return fallback;
+	}
+
+	/** An explicit id in the OTLP shape; another string maps to its hash (stable), anything else to none. */
+	private id(value: unknown, shape: RegExp, hexChars: 16 | 32): string | undefined {
+		if (value === undefined || (typeof value === "string" && shape.test(value))) return value;
+		this.fix("id", `an id that is not ${hexChars} hex characters (${typeof value}) replaced`);
+		return typeof value === "string" ? hashId(value, hexChars) : undefined;
+	}
+
+	private fix(kind: string, detail: string): void {
+		if (this.fixed.has(kind)) return;
+		this.fixed.add(kind);
+		try {
+			this.report(`session ${this.sessionId.slice(0, 60)}: fixed a bad value from the host (${kind}): ${detail}; later ones of this kind are fixed silently`);
+		} catch {
+			// a reporter must never break recording
+		}
 	}
 
 	private emit(draft: Draft): void {
@@ -2076,7 +2156,7 @@ function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] 
 
 /** A live host session's recorder: it feeds the exporter and is closed (marked) if the process ends. */
 function newRecorder(runtime: Runtime, info: HostSessionInfo, extraTags: string[] = []) {
-	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags));
+	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags), line => runtime.log.debug(line));
 	runtime.recorders.set(info.sessionId, recorder);
 	return recorder;
 }
