@@ -584,7 +584,7 @@ class SessionRecorder {
 			name,
 			input: options.input,
 			tags: this.info.tags,
-			metadata: { ...this.info.metadata, ...options.metadata },
+			metadata: { ...this.info.metadata, ...(options.metadata !== null && typeof options.metadata === "object" ? options.metadata : {}) },
 		};
 		if (this.info.grouping === "session") {
 			if (!this.sessionRoot) {
@@ -2182,6 +2182,21 @@ function releaseSession(runtime: Runtime, owner: object, sessionId: string): voi
 	runtime.recorders.delete(sessionId);
 }
 
+/**
+ * Flushes after the hook has returned: a flush first cleans the queue (redaction, user patterns
+ * included) synchronously, which must never happen inside a hook the host awaits.
+ */
+function flushSoon(runtime: Runtime): void {
+	const timer = setTimeout(() => void runtime.exporter?.flush(), 0);
+	timer.unref?.();
+}
+
+/** An event object, or null: strings, arrays and boxed primitives are not events and are never spread. */
+function eventObject(value: unknown): object | null {
+	if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof String || ArrayBuffer.isView(value)) return null;
+	return value;
+}
+
 /** How a tool call ended, in the terms the hosts report it. */
 interface ToolOutcome {
 	output?: unknown;
@@ -2561,7 +2576,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		safeOn(pi, log, event, (event, ctx) => {
 			const session = sessionFor(ctx);
 			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
-			if (session && !session.paused) return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
+			if (session && !session.paused) return handler((eventObject(event) ?? {}) as PiEvent, session.ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -2683,7 +2698,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			level: failed ? "ERROR" : undefined,
 			statusMessage: failed ? stringOr(last?.errorMessage) ?? String(last?.stopReason) : undefined,
 		});
-		void runtime.exporter?.flush();
+		flushSoon(runtime);
 		updateIndicator(runtime, session, ctx);
 	});
 	on("auto_retry_start", (event, _ctx, session) =>
@@ -2733,7 +2748,9 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		clearIndicator(runtime, ctx);
 		releaseSession(runtime, self, session.recorder.info.sessionId);
 		forgetSession(session.recorder.info.sessionId);
-		return runtime.exporter?.shutdown();
+		// the host awaits this hook: the final flush (and its redaction) starts after it has returned
+		const exporter = runtime.exporter;
+		return exporter && new Promise<void>(resolve => setTimeout(resolve, 0)).then(() => exporter.shutdown());
 	});
 
 	if (typeof pi.registerCommand === "function") {
@@ -2832,8 +2849,14 @@ function lastAssistant(messages: unknown): PiMessage | undefined {
 
 /** An informational event's own fields, as metadata. */
 function eventFields(event: PiEvent): Metadata {
-	const { type: _type, ...rest } = event as PiEvent & { type?: unknown };
-	return rest;
+	const fields: Metadata = {};
+	let count = 0;
+	for (const key in event) {
+		if (key === "type") continue;
+		if (++count > 50) break;
+		fields[key] = call(() => (event as Record<string, unknown>)[key]);
+	}
+	return fields;
 }
 
 // ── §7.2 OpenCode ─────────────────────────────────────────────────────────────────────────────────
@@ -4003,7 +4026,8 @@ async function runCodexExport(request: CodexRequest | undefined, runtime: Runtim
  * tracing is off or something went wrong — a missing one breaks OpenCode for every plugin.
  */
 export default function langfuse(host: any, _options?: unknown): any {
-	const isPiHost = host && typeof host.on === "function" && !("client" in host);
+	// read through call(): a host object whose getters (or `in`) throw must not throw into the host
+	const isPiHost = call(() => Boolean(host) && typeof host.on === "function" && !("client" in host)) === true;
 	try {
 		const runtime = processRuntime();
 		if (isPiHost) return void attachPiHost(host, runtime);
