@@ -2309,6 +2309,8 @@ function releaseSession(runtime: Runtime, owner: object, sessionId: string): voi
 	if (runtime.owners.get(sessionId) !== owner) return;
 	runtime.owners.delete(sessionId);
 	runtime.recorders.delete(sessionId);
+	// its session file (kept so subagents can name their parent) goes too: live sessions only
+	for (const [file, id] of runtime.sessionFiles) if (id === sessionId) runtime.sessionFiles.delete(file);
 }
 
 /**
@@ -3276,6 +3278,7 @@ function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo
 	if ((owner && owner !== plugin) || !traced) {
 		log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
 		sessions.set(sessionId, null);
+		ocEvictSessions(plugin);
 		return null;
 	}
 	runtime.owners.set(sessionId, plugin);
@@ -3608,10 +3611,12 @@ function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
 	const error = session.promptError;
 	session.promptError = undefined;
 	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+	// the prompt is over: nothing of it stays (a side call's transform output, e.g. the title call's, is never consumed)
 	session.messages.clear();
 	session.tools.clear();
 	session.awaiting = undefined;
-	void plugin.runtime.exporter?.flush();
+	session.pendingMessages = session.pendingSystem = undefined;
+	flushSoon(plugin.runtime);
 }
 
 function ocOnRetry(plugin: OcPlugin, sessionId: unknown, status: OcStatus): void {
@@ -3658,6 +3663,8 @@ async function ocDispose(plugin: OcPlugin): Promise<void> {
 		session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
 		ocForget(plugin, id);
 	}
+	// OpenCode awaits dispose: the final flush (and its redaction) starts after the hook has returned
+	await new Promise<void>(resolve => setTimeout(resolve, 0));
 	await plugin.runtime.exporter?.shutdown();
 }
 
