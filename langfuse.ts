@@ -2436,12 +2436,41 @@ const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "too
 /** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
 function modelParameters(payload: object): Record<string, string | number | boolean> | undefined {
 	const parameters: Record<string, string | number | boolean> = {};
-	for (const [key, value] of Object.entries(payload ?? {})) {
+	if (!eventObject(payload)) return undefined;
+	let count = 0;
+	// runs in a hook the host awaits: a few keys, each small (a host's 250,000-key object costs nothing)
+	for (const key in payload) {
+		if (++count > 60) break;
 		if (CONTENT_KEYS.has(key)) continue;
-		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
-		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
+		const value = call(() => (payload as Record<string, unknown>)[key]);
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = typeof value === "string" ? value.slice(0, 1000) : value;
+		else if (value && typeof value === "object" && !Array.isArray(value)) {
+			const text = smallJson(value);
+			if (text !== undefined) parameters[key] = text;
+		}
 	}
 	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+/** JSON of a small object (≤ 100 values, ≤ 2,000 characters), else undefined: never a long walk in a hook. */
+function smallJson(value: object): string | undefined {
+	let nodes = 0;
+	const small = (item: unknown, depth: number): boolean => {
+		if (++nodes > 100 || depth > 4) return false;
+		if (item === null || typeof item !== "object") return typeof item !== "string" || item.length <= 2000;
+		if (Array.isArray(item)) return item.length <= 100 && item.every(element => small(element, depth + 1));
+		// a boxed string or typed array would enumerate every index before the count could stop it
+		if (!eventObject(item)) return false;
+		for (const key in item) if (!small(call(() => (item as Record<string, unknown>)[key]), depth + 1)) return false;
+		return true;
+	};
+	try {
+		if (!small(value, 0)) return undefined;
+		const text = JSON.stringify(value);
+		return text.length <= 2000 ? text : undefined;
+	} catch {
+		return undefined;
+	}
 }
 
 function toolNames(payload: ProviderRequest): string[] | undefined {
@@ -2830,7 +2859,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		session.endedTools.clear();
 	});
 	on("before_provider_request", (event, ctx, session) => {
-		const payload = event.payload !== null && typeof event.payload === "object" ? (event.payload as ProviderRequest) : {};
+		const payload = (eventObject(event.payload) ?? {}) as ProviderRequest;
 		// A second request with no answer to the first: the host's transport is retrying a failed call.
 		if (session.generationKey && session.recorder.hasDraft(session.generationKey)) {
 			session.recorder.endGeneration(session.generationKey, Date.now(), { level: "WARNING", statusMessage: "no response; the host retried the request" });
