@@ -206,6 +206,30 @@ describe("items 2, 3 — every value is checked where it enters the record", () 
 		expect(lines.map(line => line.match(/\((\w[\w ]*)\)/)?.[1])).toEqual(["id", "name"]);
 	});
 
+	test("omp: a message_end with a 1e300 / NaN / -1e16 timestamp loses nothing: every observation of the queue arrives", async () => {
+		const fake = fakeLangfuse();
+		const { runtime } = runtimeWith({}, fake.fetch);
+		const host = fakePi();
+		attachPiHost(host.pi, runtime);
+		const ctx = piContext("s-times");
+		host.emit("agent_start", {}, ctx);
+		for (let turn = 0; turn < 8; turn++) {
+			host.emit("turn_start", { turnIndex: turn }, ctx);
+			host.emit("before_provider_request", { payload: { model: "mock-model", messages: [] } }, ctx);
+			const timestamp = [1e300, Number.NaN, -1e16, Number.POSITIVE_INFINITY][turn % 4];
+			host.emit("message_end", { message: assistant(`turn ${turn}`, { timestamp, ttft: 5 }) }, ctx);
+			host.emit("tool_execution_end", { toolCallId: `c${turn}`, toolName: { not: "a string" }, result: { content: [] } }, ctx);
+			host.emit("turn_end", { turnIndex: turn }, ctx);
+		}
+		host.emit("agent_end", { messages: [assistant("done")] }, ctx);
+		await Promise.all(host.emit("session_shutdown", {}, ctx));
+		await until(() => new Set(fake.spans.map(span => span.spanId)).size >= 25);
+		const spans = [...new Map(fake.spans.map(span => [span.spanId, span])).values()];
+		expect(spans).toHaveLength(25); // the trace, 8 × (turn, LLM call, tool)
+		expect(fake.requests.filter(request => request.error)).toEqual([]);
+		expect(spans.filter(span => span.attributes["langfuse.observation.type"] === "tool").map(span => span.name)).toEqual(Array(8).fill("tool"));
+	});
+
 	test("a 5 MB session id is sent as fewer than 200 US-ASCII characters, distinct per session", () => {
 		const records: any[] = [];
 		const lines: string[] = [];
@@ -297,6 +321,12 @@ describe("item 8 — hangs, oversize, hostile hosts", () => {
 			expect(result).toEqual({});
 			const onOnly = new Proxy({ on: () => {} } as Record<string, unknown>, { has: trap });
 			expect(() => langfuse(onOnly)).not.toThrow();
+			// with tracing on, OpenCode's path reads the hostile input too: hooks still come back
+			holder[key] = runtimeWith({}).runtime;
+			const hooks = langfuse(hostile);
+			expect(Object.keys(hooks).sort()).toEqual(["chat.message", "chat.params", "dispose", "event", "experimental.chat.messages.transform", "experimental.chat.system.transform"]);
+			expect(hooks.event({ event: hostile })).toBeUndefined();
+			expect(hooks["chat.message"](hostile, hostile)).toBeUndefined();
 		} finally {
 			holder[key] = saved;
 		}
