@@ -1742,7 +1742,7 @@ class Exporter {
 			do {
 				this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
 				await this.flushing;
-			} while (this.queue.length > 0);
+			} while (this.queue.length > 0 || this.flushing);
 			await this.pump(deadline);
 		} catch (error) {
 			this.log.debug(`flush failed: ${errorText(error)}`);
@@ -3291,7 +3291,6 @@ function attachOpenCode(input: OcPluginInput | undefined, runtime: Runtime): Rec
 
 // ── sessions: claim on first sight, forget at the end ──
 
-// KIT: the claim (owner check, sampling, runtime.owners) is attachPiHost's sessionFor over again.
 /** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
 function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo): OcSession | null {
 	const { runtime, sessions } = plugin;
@@ -3301,16 +3300,13 @@ function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo
 	if (known !== undefined || plugin.disposed) return known ?? null;
 	const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
 	const parent = parentId ? sessions.get(parentId) : undefined;
-	const owner = runtime.owners.get(sessionId);
 	// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
 	const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
-	if ((owner && owner !== plugin) || !traced) {
-		log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
+	if (!claimSession(runtime, plugin, sessionId, traced)) {
 		sessions.set(sessionId, null);
 		ocEvictSessions(plugin);
 		return null;
 	}
-	runtime.owners.set(sessionId, plugin);
 	if (typeof info?.version === "string") plugin.hostVersion = info.version;
 	const { hostVersion, directory } = plugin;
 	const recorder = newRecorder(
@@ -3346,9 +3342,7 @@ function ocForget(plugin: OcPlugin, sessionId: string): void {
 	const { runtime, sessions } = plugin;
 	const session = sessions.get(sessionId);
 	sessions.delete(sessionId);
-	if (!session) return;
-	if (runtime.owners.get(sessionId) === plugin) runtime.owners.delete(sessionId);
-	if (runtime.recorders.get(sessionId) === session.recorder) runtime.recorders.delete(sessionId);
+	if (session) releaseSession(runtime, plugin, sessionId);
 }
 
 /**
@@ -3540,15 +3534,18 @@ function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | und
 	const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
 	const exit = state.metadata?.exit;
 	// bash reports a failing command as completed with its exit code; pi and omp call that an error
-	// KIT: the failure level and status from {exitCode, error} belong to the host kit's tool end.
-	const failed = state.status === "error" || (typeof exit === "number" && exit !== 0);
-	ocPromptRecorder(session, endMs).endTool(`tool:${callID}`, endMs, {
-		name: tool.name,
-		output: state.status === "error" ? state.error : state.output,
-		level: failed ? "ERROR" : undefined,
-		statusMessage: failed ? (state.status === "error" ? oneLine(String(state.error ?? "tool failed"), 300) : `exit code ${exit}`) : undefined,
-		metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
-	});
+	// bash reports a failing command as completed with its exit code; the kit calls that an error
+	ocPromptRecorder(session, endMs).endTool(
+		`tool:${callID}`,
+		endMs,
+		toolEnd({
+			name: tool.name,
+			output: state.status === "error" ? state.error : state.output,
+			error: state.status === "error" ? state.error ?? "tool failed" : undefined,
+			exitCode: typeof exit === "number" ? exit : undefined,
+			metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
+		}),
+	);
 	session.tools.delete(callID);
 }
 
