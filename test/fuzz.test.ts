@@ -22,7 +22,7 @@ const SEED = Number.parseInt(process.env.FUZZ_SEED ?? "", 10) || Math.floor(Math
 const EVENTS_PER_HOST = Number.parseInt(process.env.FUZZ_EVENTS ?? "", 10) || 6_000;
 /** Per hook call, in CPU time (see measure()). */
 const MAX_CALL_MS = 50;
-const MAX_RSS_GROWTH_MB = 300;
+const MAX_RSS_GROWTH_MB = 200;
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
 function rng(seed: number) {
