@@ -118,6 +118,8 @@ class Logger {
 	}
 
 	private out(message: string): void {
+		// a host value in a line (a 5 MB session id) is not echoed whole; cut between words, like oneLine
+		if (message.length > 4000) message = `${message.slice(0, 4000).replace(/\s\S*$/, "")} …`;
 		try {
 			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
 		} catch {
@@ -169,6 +171,15 @@ interface ConfigResult {
 	problems: string[];
 }
 
+/** A value as a config line shows it: quoted, one line, at most 60 characters (a pasted blob is not echoed). */
+function shown(value: string): string {
+	const flat = value.replace(/[\r\n\t]+/g, " ");
+	return JSON.stringify(flat.length > 60 ? `${flat.slice(0, 60)}…` : flat);
+}
+
+/** Plain decimal numbers only: `0x10`, `1e3`, `12abc` and `Infinity` are typos, not numbers. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
 function readConfig(env: Env = process.env): ConfigResult {
 	const problems: string[] = [];
 	const pick = (...names: string[]): [string, string] | undefined => {
@@ -182,9 +193,9 @@ function readConfig(env: Env = process.env): ConfigResult {
 	const number = (names: string[], fallback: number, min: number, max: number): number => {
 		const found = pick(...names);
 		if (!found) return fallback;
-		const value = Number(found[1]);
+		const value = DECIMAL.test(found[1]) ? Number(found[1]) : Number.NaN;
 		if (!Number.isFinite(value) || value < min || value > max) {
-			problems.push(`${found[0]}=${JSON.stringify(found[1])} is not a number from ${min} to ${max}; using ${fallback}`);
+			problems.push(`${found[0]}=${shown(found[1])} is not a decimal number from ${min} to ${max}; using ${fallback}`);
 			return fallback;
 		}
 		return value;
@@ -195,7 +206,7 @@ function readConfig(env: Env = process.env): ConfigResult {
 		const value = found[1].toLowerCase();
 		if (["1", "true", "yes", "on"].includes(value)) return true;
 		if (["0", "false", "no", "off"].includes(value)) return false;
-		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not true/false; using ${fallback}`);
+		problems.push(`${found[0]}=${shown(found[1])} is not true/false; using ${fallback}`);
 		return fallback;
 	};
 	const oneOf = <T extends string>(names: string[], allowed: readonly T[], fallback: T): T => {
@@ -203,28 +214,47 @@ function readConfig(env: Env = process.env): ConfigResult {
 		if (!found) return fallback;
 		const value = found[1].toLowerCase() as T;
 		if (allowed.includes(value)) return value;
-		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not one of ${allowed.join("|")}; using ${fallback}`);
+		problems.push(`${found[0]}=${shown(found[1])} is not one of ${allowed.join("|")}; using ${fallback}`);
 		return fallback;
 	};
 
 	const publicKey = text(["LANGFUSE_PUBLIC_KEY"], "");
 	const secretKey = text(["LANGFUSE_SECRET_KEY"], "");
-	let host = text(["LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_BASEURL"], "https://cloud.langfuse.com").replace(/\/+$/, "");
+	const hostFound = pick("LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_BASEURL");
+	let host = (hostFound?.[1] ?? "https://cloud.langfuse.com").replace(/\/+$/, "");
+	/** A bad host turns tracing off: that one "tracing off" line names the variable, no second line. */
+	let badHost: string | undefined;
 	try {
 		const url = new URL(host);
 		if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
 	} catch {
-		problems.push(`LANGFUSE_HOST=${JSON.stringify(host)} is not an http(s) URL; tracing is off`);
+		badHost = `${hostFound?.[0] ?? "LANGFUSE_HOST"}=${shown(host)} is not an http(s) URL`;
 		host = "";
 	}
 
-	let environment = pick("LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT")?.[1];
-	if (environment !== undefined && (!/^[a-z0-9_-]{1,40}$/.test(environment) || environment.startsWith("langfuse"))) {
+	const environmentFound = pick("LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
+	let environment = environmentFound?.[1];
+	if (environmentFound && environment !== undefined && (!/^[a-z0-9_-]{1,40}$/.test(environment) || environment.startsWith("langfuse"))) {
 		problems.push(
-			`LANGFUSE_ENVIRONMENT=${JSON.stringify(environment)} breaks Langfuse's rule (lowercase a-z 0-9 - _, at most 40, not starting with "langfuse"); using "default"`,
+			`${environmentFound[0]}=${shown(environment)} breaks Langfuse's rule (lowercase a-z 0-9 - _, at most 40, not starting with "langfuse"); using "default"`,
 		);
 		environment = undefined;
 	}
+
+	const spoolFound = pick("LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR");
+	let spoolDir = spoolFound?.[1] ?? defaultSpoolDir(env);
+	if (spoolFound && !path.isAbsolute(spoolDir)) {
+		// relative to whatever folder the agent runs in: trace data would land in the user's project
+		spoolDir = defaultSpoolDir(env);
+		problems.push(`${spoolFound[0]}=${shown(spoolFound[1])} is not an absolute path; using ${spoolDir}`);
+	}
+
+	const redactFound = pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX");
+	const redactPatterns = splitPatterns(redactFound?.[1] ?? "").filter(pattern => {
+		const refusal = unsafePattern(pattern);
+		if (refusal) problems.push(`${redactFound![0]}: skipping pattern ${shown(pattern)}: ${refusal}`);
+		return !refusal;
+	});
 
 	const flushSeconds = pick("OPENCODE_LANGFUSE_FLUSH_INTERVAL");
 	const flushMs = pick("LANGFUSE_FLUSH_MS")
@@ -255,9 +285,9 @@ function readConfig(env: Env = process.env): ConfigResult {
 		userId: text(["LANGFUSE_USER_ID"], safeUserName()),
 		grouping: oneOf(["LANGFUSE_TRACE_GROUPING"], ["prompt", "session"] as const, "prompt"),
 		exportMode,
-		redactPatterns: splitPatterns(pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX")?.[1] ?? ""),
+		redactPatterns,
 		maxFieldChars: number(["LANGFUSE_MAX_FIELD_CHARS"], 64_000, 1_000, 1_000_000),
-		spoolDir: text(["LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR"], defaultSpoolDir(env)),
+		spoolDir,
 		maxSpoolBytes: number(["LANGFUSE_MAX_SPOOL_MB", "OPENCODE_LANGFUSE_MAX_SPOOL_MB"], 100, 0.01, 100_000) * 1024 * 1024,
 		retentionDays: number(["LANGFUSE_RETENTION_DAYS", "OPENCODE_LANGFUSE_RETENTION_DAYS"], 7, 0.0001, 3650),
 		transport: oneOf(["LANGFUSE_TRANSPORT"], ["otel", "ingestion", "auto"] as const, "otel"),
@@ -270,12 +300,82 @@ function readConfig(env: Env = process.env): ConfigResult {
 	};
 	if (!explicitlyEnabled) off("LANGFUSE_ENABLED is false");
 	if (exportMode === "off") off("LANGFUSE_EXPORT_MODE is off");
-	if (!host) off("LANGFUSE_HOST is not a URL");
+	if (badHost) off(badHost);
 	if (!publicKey || !secretKey) {
 		const missing = [!publicKey && "LANGFUSE_PUBLIC_KEY", !secretKey && "LANGFUSE_SECRET_KEY"].filter(Boolean).join(" and ");
 		off(`${missing} not set`);
 	}
 	return { config, problems };
+}
+
+/**
+ * Why a LANGFUSE_REDACT_REGEX pattern must not run, or undefined when it may. The redactor runs it on
+ * every string of every record (up to 64,000 characters each), so a pattern that backtracks
+ * catastrophically would stall the agent: invalid syntax, a quantified group that itself holds an
+ * unbounded quantifier (`(a+)+`, `(\w*x)*`), and any pattern slow on runs of the characters it names
+ * are refused.
+ */
+function unsafePattern(pattern: string): string | undefined {
+	const insensitive = pattern.startsWith("(?i)");
+	const source = insensitive ? pattern.slice(4) : pattern;
+	let re: RegExp;
+	try {
+		re = new RegExp(source, insensitive ? "gi" : "g");
+	} catch (error) {
+		return `invalid (${oneLine(errorText(error), 80)})`;
+	}
+	if (nestedQuantifier(source)) return "a repeated group holds a repeat (like (a+)+), which can take minutes on one line";
+	// Probes: runs of each character the pattern names (and a few common ones), then a character
+	// that matches nothing — the worst case of backtracking. Lengths grow so a bad pattern is caught
+	// on a short probe, before it could block start-up for long.
+	const letters = new Set<string>(["a", "A", "0", " ", "-", "_", "/", "="]);
+	for (const char of source.replace(/\\./g, "")) if (char >= " " && char <= "~" && !"()[]{}|*+?^$.\\".includes(char)) letters.add(char);
+	const budgetMs = 30;
+	for (const char of [...letters].slice(0, 24)) {
+		for (let length = 8; length <= 2048; length = length < 40 ? length + 2 : length * 2) {
+			const probe = `${char.repeat(length)}\u0000`;
+			const started = performance.now();
+			re.lastIndex = 0;
+			try {
+				for (let m = re.exec(probe), n = 0; m && n < 10_000; m = re.exec(probe), n++) if (m[0].length === 0) re.lastIndex++;
+			} catch {
+				return "fails on a probe string";
+			}
+			if (performance.now() - started > budgetMs) return `too slow (over ${budgetMs} ms on ${length + 1} characters of ${JSON.stringify(char)})`;
+		}
+	}
+	return undefined;
+}
+
+/** A quantified group (`(…)+`, `(…)*`, `(…){2,}`) whose body holds an unbounded quantifier. */
+function nestedQuantifier(source: string): boolean {
+	/** Per open group: does its body hold +, * or {n,}? */
+	const groups: boolean[] = [];
+	let inClass = false;
+	for (let i = 0; i < source.length; i++) {
+		const char = source[i];
+		if (char === "\\") {
+			i++;
+			continue;
+		}
+		if (inClass) {
+			if (char === "]") inClass = false;
+			continue;
+		}
+		if (char === "[") inClass = true;
+		else if (char === "(") groups.push(false);
+		else if (char === ")") {
+			const repeats = groups.pop() ?? false;
+			const next = source.slice(i + 1);
+			const quantified = /^(?:[+*]|\{\d+,\d*\})/.test(next);
+			if (repeats && quantified) return true;
+			// the group's own repeat makes any enclosing group's body repeating too
+			if ((repeats || quantified) && groups.length) groups[groups.length - 1] = true;
+		} else if ((char === "+" || char === "*" || (char === "{" && /^\{\d+,\}/.test(source.slice(i)))) && groups.length) {
+			groups[groups.length - 1] = true;
+		}
+	}
+	return false;
 }
 
 /** Comma-separated regex sources; a comma inside {m,n} stays with its pattern. */
@@ -534,6 +634,33 @@ interface RecordedEvent {
 	metadata?: Metadata;
 }
 
+// ── Values entering the record: whatever an adapter passes, what leaves is valid for Langfuse ──
+
+/** Times Langfuse and OTLP can hold: from 1970 to 2100 (int64 nanoseconds end in 2262). */
+const MAX_TIME_MS = 4_102_444_800_000;
+const validTime = (value: unknown): value is number => typeof value === "number" && value >= 0 && value <= MAX_TIME_MS;
+/** Langfuse: trace and observation names up to 1,000 characters; session ids under 200 US-ASCII characters. */
+const MAX_NAME_CHARS = 1_000;
+const MAX_SESSION_ID_CHARS = 199;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const LEVELS: readonly Level[] = ["DEBUG", "DEFAULT", "WARNING", "ERROR"];
+
+/** A session id Langfuse accepts: US-ASCII, under 200 characters; a longer one keeps its head and a hash of the whole. */
+function recordSessionId(value: unknown): string {
+	const text = typeof value === "string" && value ? value : "unknown";
+	if (text.length <= MAX_SESSION_ID_CHARS && /^[\x20-\x7e]+$/.test(text)) return text;
+	return `${text.slice(0, 150).replace(/[^\x20-\x7e]/g, "_")}~${hashId(text, 16)}`;
+}
+
+/** Numeric maps (usage, cost): finite numbers under string keys only, so encoding cannot throw. */
+function numberMap(value: unknown): Record<string, number> | undefined {
+	if (value === null || typeof value !== "object") return undefined;
+	const out: Record<string, number> = {};
+	for (const [key, item] of Object.entries(value).slice(0, 50)) if (typeof item === "number" && Number.isFinite(item)) out[key.slice(0, 100)] = item;
+	return Object.keys(out).length ? out : undefined;
+}
+
 /**
  * One session's observations. Prompts are traces (or, grouped by session, chain spans under one
  * session trace); turns are spans in the prompt; LLM and tool calls hang under the open turn.
@@ -551,11 +678,20 @@ class SessionRecorder {
 	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
 	private previousRoot?: Draft;
 	private lastTurnId?: string;
+	/** info.sessionId as Langfuse takes it (the adapter keeps the host's own id in info). */
+	private readonly sessionId: string;
+	/** What was fixed on entry, reported once per kind. */
+	private readonly fixed = new Set<string>();
 
 	constructor(
 		private readonly sink: RecordSink,
 		readonly info: SessionInfo,
-	) {}
+		/** One debug line per kind of bad value this session's adapter passed. */
+		private readonly report: (line: string) => void = () => {},
+	) {
+		this.sessionId = recordSessionId(info.sessionId);
+		if (this.sessionId !== info.sessionId) this.fix("session id", `${typeof info.sessionId === "string" ? `${info.sessionId.length} characters` : typeof info.sessionId}; sent as ${this.sessionId.slice(0, 40)}…`);
+	}
 
 	get traceId(): string | undefined {
 		return this.prompt?.traceId;
@@ -574,12 +710,12 @@ class SessionRecorder {
 		if (this.prompt) this.endPrompt(at);
 		this.promptCount++;
 		const text = typeof options.input === "string" ? options.input : undefined;
-		const name = this.traceName(text);
+		const name = this.name(this.traceName(text), `${this.info.host} prompt ${this.promptCount}`);
 		const traceFields: TraceFields = {
 			name,
 			input: options.input,
 			tags: this.info.tags,
-			metadata: { ...this.info.metadata, ...options.metadata },
+			metadata: { ...this.info.metadata, ...(options.metadata !== null && typeof options.metadata === "object" ? options.metadata : {}) },
 		};
 		if (this.info.grouping === "session") {
 			if (!this.sessionRoot) {
@@ -670,7 +806,7 @@ class SessionRecorder {
 	/** First streamed token: called per delta, so it must stay O(1). */
 	markFirstToken(key: string, at: number): void {
 		const draft = this.drafts.get(key);
-		if (draft && draft.completionStartMs === undefined) draft.completionStartMs = at;
+		if (draft && draft.completionStartMs === undefined && validTime(at)) draft.completionStartMs = at;
 	}
 
 	hasDraft(key: string): boolean {
@@ -684,9 +820,12 @@ class SessionRecorder {
 			draft = this.drafts.get(key)!;
 		}
 		draft.model = options.model ?? draft.model;
-		draft.usage = options.usage;
-		draft.cost = options.cost;
-		if (options.completionStartMs !== undefined) draft.completionStartMs ??= options.completionStartMs;
+		draft.usage = numberMap(options.usage);
+		draft.cost = numberMap(options.cost);
+		if (options.completionStartMs !== undefined) {
+			if (validTime(options.completionStartMs)) draft.completionStartMs ??= options.completionStartMs;
+			else this.fix("time", `completion start ${String(options.completionStartMs)} left out`);
+		}
 		this.drafts.delete(key);
 		this.finish(draft, at, options);
 	}
@@ -698,7 +837,7 @@ class SessionRecorder {
 	}
 
 	endTool(key: string, at: number, options: EndOptions & { name?: string } = {}): void {
-		if (!this.drafts.has(key)) this.startTool(key, at, { name: options.name ?? "tool" });
+		if (!this.drafts.has(key)) this.startTool(key, at, { name: typeof options.name === "string" && options.name ? options.name : "tool" });
 		const draft = this.drafts.get(key)!;
 		this.drafts.delete(key);
 		this.finish(draft, at, options);
@@ -729,7 +868,7 @@ class SessionRecorder {
 	 * prompt open, so does the trace of the prompt that just ended (OpenCode's title arriving late).
 	 */
 	rename(name: string | undefined, options: { includeLast?: boolean } = {}): void {
-		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
+		this.goalName = typeof name === "string" && name.trim() ? this.name(this.info.tracePrefix + oneLine(name, 200), "renamed") : undefined;
 		if (!this.goalName) return;
 		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
 		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
@@ -764,15 +903,17 @@ class SessionRecorder {
 		return { traceId: parent.traceId, parentId: parent.id, id: options.id, input: options.input, metadata: options.metadata };
 	}
 
-	private draft(type: ObservationType, name: string, at: number, fields: Partial<Draft>): Draft {
+	/** Every observation starts here: name, ids and start time are checked (and fixed, one debug line per kind). */
+	private draft(type: ObservationType, name: unknown, at: unknown, fields: Partial<Draft>): Draft {
 		return {
 			...fields,
 			type,
-			name,
-			startMs: at,
-			traceId: fields.traceId ?? randomTraceId(),
-			id: fields.id ?? randomSpanId(),
-			sessionId: this.info.sessionId,
+			name: this.name(name, type === "generation" ? "llm" : type),
+			startMs: this.time(at, Date.now(), "start"),
+			traceId: this.id(fields.traceId, TRACE_ID, 32) ?? randomTraceId(),
+			id: this.id(fields.id, SPAN_ID, 16) ?? randomSpanId(),
+			model: typeof fields.model === "string" ? fields.model : undefined,
+			sessionId: this.sessionId,
 			userId: this.info.userId,
 			environment: this.info.environment,
 			release: this.info.release,
@@ -797,17 +938,54 @@ class SessionRecorder {
 		if (draft) this.finish(draft, at, options);
 	}
 
-	private finish(draft: Draft, at: number, options: EndOptions): void {
+	/** Every observation ends here: end time, level, status message, name and model are checked. */
+	private finish(draft: Draft, at: unknown, options: EndOptions & { name?: unknown }): void {
 		if (options.output !== undefined) draft.output = options.output;
-		if (options.metadata) draft.metadata = { ...draft.metadata, ...options.metadata };
-		if (options.level) draft.level = options.level;
-		if (options.statusMessage) draft.statusMessage = options.statusMessage;
-		draft.endMs = Math.max(at, draft.startMs);
+		if (options.metadata !== null && typeof options.metadata === "object") draft.metadata = { ...draft.metadata, ...options.metadata };
+		if (options.level && LEVELS.includes(options.level)) draft.level = options.level;
+		if (options.statusMessage) draft.statusMessage = typeof options.statusMessage === "string" ? oneLine(options.statusMessage, MAX_NAME_CHARS) : this.name(options.statusMessage, "error");
+		if (typeof draft.model !== "string") draft.model = undefined;
+		draft.endMs = Math.max(this.time(at, draft.startMs, "end"), draft.startMs);
 		this.emit(draft);
 	}
 
 	private emitSnapshot(draft: Draft, at: number): void {
-		this.emit({ ...draft, endMs: Math.max(at, draft.startMs), trace: draft.trace && { ...draft.trace } });
+		this.emit({ ...draft, endMs: Math.max(this.time(at, draft.startMs, "end"), draft.startMs), trace: draft.trace && { ...draft.trace } });
+	}
+
+	/** A time within 1970–2100, else `fallback` (now for a start, the start for an end). */
+	private time(at: unknown, fallback: number, what: string): number {
+		if (validTime(at)) return at;
+		this.fix("time", `${what} time ${String(at).slice(0, 30)} replaced`);
+		return fallback;
+	}
+
+	/** A non-empty string of at most 1,000 characters (cut between words), else `fallback`. */
+	private name(value: unknown, fallback: string): string {
+		if (typeof value === "string" && value) {
+			if (value.length <= MAX_NAME_CHARS) return value;
+			this.fix("name", `a name of ${value.length} characters shortened`);
+			return oneLine(value, MAX_NAME_CHARS) || fallback;
+		}
+		this.fix("name", `a ${value === null ? "null" : typeof value} name replaced by "${fallback}"`);
+		return fallback;
+	}
+
+	/** An explicit id in the OTLP shape; another string maps to its hash (stable), anything else to none. */
+	private id(value: unknown, shape: RegExp, hexChars: 16 | 32): string | undefined {
+		if (value === undefined || (typeof value === "string" && shape.test(value))) return value;
+		this.fix("id", `an id that is not ${hexChars} hex characters (${typeof value}) replaced`);
+		return typeof value === "string" ? hashId(value, hexChars) : undefined;
+	}
+
+	private fix(kind: string, detail: string): void {
+		if (this.fixed.has(kind)) return;
+		this.fixed.add(kind);
+		try {
+			this.report(`session ${this.sessionId.slice(0, 60)}: fixed a bad value from the host (${kind}): ${detail}; later ones of this kind are fixed silently`);
+		} catch {
+			// a reporter must never break recording
+		}
 	}
 
 	private emit(draft: Draft): void {
@@ -2024,7 +2202,7 @@ function diagnostics(env: Env, options: Pick<RuntimeOptions, "write" | "quiet"> 
 	const redact = makeRedactor({
 		env: { ...env, LANGFUSE_SECRET_KEY: config.secretKey },
 		extraPatterns: config.redactPatterns,
-		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${JSON.stringify(pattern)} (${error})`),
+		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${shown(pattern)} (${oneLine(error, 80)})`),
 	});
 	const write = options.quiet && !config.debug ? () => {} : options.write;
 	return { config, problems, redact, log: new Logger(redact, config.debug, write) };
@@ -2113,7 +2291,7 @@ function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] 
 
 /** A live host session's recorder: it feeds the exporter and is closed (marked) if the process ends. */
 function newRecorder(runtime: Runtime, info: HostSessionInfo, extraTags: string[] = []) {
-	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags));
+	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags), line => runtime.log.debug(line));
 	runtime.recorders.set(info.sessionId, recorder);
 	return recorder;
 }
@@ -2137,6 +2315,23 @@ function releaseSession(runtime: Runtime, owner: object, sessionId: string): voi
 	if (runtime.owners.get(sessionId) !== owner) return;
 	runtime.owners.delete(sessionId);
 	runtime.recorders.delete(sessionId);
+	// its session file (kept so subagents can name their parent) goes too: live sessions only
+	for (const [file, id] of runtime.sessionFiles) if (id === sessionId) runtime.sessionFiles.delete(file);
+}
+
+/**
+ * Flushes after the hook has returned: a flush first cleans the queue (redaction, user patterns
+ * included) synchronously, which must never happen inside a hook the host awaits.
+ */
+function flushSoon(runtime: Runtime): void {
+	const timer = setTimeout(() => void runtime.exporter?.flush(), 0);
+	timer.unref?.();
+}
+
+/** An event object, or null: strings, arrays and boxed primitives are not events and are never spread. */
+function eventObject(value: unknown): object | null {
+	if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof String || ArrayBuffer.isView(value)) return null;
+	return value;
 }
 
 /** How a tool call ended, in the terms the hosts report it. */
@@ -2247,12 +2442,41 @@ const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "too
 /** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
 function modelParameters(payload: object): Record<string, string | number | boolean> | undefined {
 	const parameters: Record<string, string | number | boolean> = {};
-	for (const [key, value] of Object.entries(payload ?? {})) {
+	if (!eventObject(payload)) return undefined;
+	let count = 0;
+	// runs in a hook the host awaits: a few keys, each small (a host's 250,000-key object costs nothing)
+	for (const key in payload) {
+		if (++count > 60) break;
 		if (CONTENT_KEYS.has(key)) continue;
-		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
-		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
+		const value = call(() => (payload as Record<string, unknown>)[key]);
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = typeof value === "string" ? value.slice(0, 1000) : value;
+		else if (value && typeof value === "object" && !Array.isArray(value)) {
+			const text = smallJson(value);
+			if (text !== undefined) parameters[key] = text;
+		}
 	}
 	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+/** JSON of a small object (≤ 100 values, ≤ 2,000 characters), else undefined: never a long walk in a hook. */
+function smallJson(value: object): string | undefined {
+	let nodes = 0;
+	const small = (item: unknown, depth: number): boolean => {
+		if (++nodes > 100 || depth > 4) return false;
+		if (item === null || typeof item !== "object") return typeof item !== "string" || item.length <= 2000;
+		if (Array.isArray(item)) return item.length <= 100 && item.every(element => small(element, depth + 1));
+		// a boxed string or typed array would enumerate every index before the count could stop it
+		if (!eventObject(item)) return false;
+		for (const key in item) if (!small(call(() => (item as Record<string, unknown>)[key]), depth + 1)) return false;
+		return true;
+	};
+	try {
+		if (!small(value, 0)) return undefined;
+		const text = JSON.stringify(value);
+		return text.length <= 2000 ? text : undefined;
+	} catch {
+		return undefined;
+	}
 }
 
 function toolNames(payload: ProviderRequest): string[] | undefined {
@@ -2731,7 +2955,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		safeOn(pi, log, event, (event, ctx) => {
 			const session = sessionFor(ctx);
 			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
-			if (session && !session.paused) return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
+			if (session && !session.paused) return handler((eventObject(event) ?? {}) as PiEvent, session.ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -2776,7 +3000,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		session.endedTools.clear();
 	});
 	on("before_provider_request", (event, ctx, session) => {
-		const payload = event.payload !== null && typeof event.payload === "object" ? (event.payload as ProviderRequest) : {};
+		const payload = (eventObject(event.payload) ?? {}) as ProviderRequest;
 		// A second request with no answer to the first: the host's transport is retrying a failed call.
 		if (session.generationKey && session.recorder.hasDraft(session.generationKey)) {
 			session.recorder.endGeneration(session.generationKey, Date.now(), { level: "WARNING", statusMessage: "no response; the host retried the request" });
@@ -2853,7 +3077,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			level: failed ? "ERROR" : undefined,
 			statusMessage: failed ? stringOr(last?.errorMessage) ?? String(last?.stopReason) : undefined,
 		});
-		void runtime.exporter?.flush();
+		flushSoon(runtime);
 		updateIndicator(runtime, session, ctx);
 	});
 	on("auto_retry_start", (event, _ctx, session) =>
@@ -2903,7 +3127,9 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		clearIndicator(runtime, ctx);
 		releaseSession(runtime, self, session.recorder.info.sessionId);
 		forgetSession(session.recorder.info.sessionId);
-		return runtime.exporter?.shutdown();
+		// the host awaits this hook: the final flush (and its redaction) starts after it has returned
+		const exporter = runtime.exporter;
+		return exporter && new Promise<void>(resolve => setTimeout(resolve, 0)).then(() => exporter.shutdown());
 	});
 
 	if (typeof pi.registerCommand === "function") {
@@ -3002,8 +3228,14 @@ function lastAssistant(messages: unknown): PiMessage | undefined {
 
 /** An informational event's own fields, as metadata. */
 function eventFields(event: PiEvent): Metadata {
-	const { type: _type, ...rest } = event as PiEvent & { type?: unknown };
-	return rest;
+	const fields: Metadata = {};
+	let count = 0;
+	for (const key in event) {
+		if (key === "type") continue;
+		if (++count > 50) break;
+		fields[key] = call(() => (event as Record<string, unknown>)[key]);
+	}
+	return fields;
 }
 
 // ── §7.2 OpenCode ─────────────────────────────────────────────────────────────────────────────────
@@ -3213,6 +3445,7 @@ function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo
 	const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
 	if (!claimSession(runtime, plugin, sessionId, traced)) {
 		sessions.set(sessionId, null);
+		ocEvictSessions(plugin);
 		return null;
 	}
 	if (typeof info?.version === "string") plugin.hostVersion = info.version;
@@ -3545,10 +3778,12 @@ function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
 	const error = session.promptError;
 	session.promptError = undefined;
 	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+	// the prompt is over: nothing of it stays (a side call's transform output, e.g. the title call's, is never consumed)
 	session.messages.clear();
 	session.tools.clear();
 	session.awaiting = undefined;
-	void plugin.runtime.exporter?.flush();
+	session.pendingMessages = session.pendingSystem = undefined;
+	flushSoon(plugin.runtime);
 }
 
 function ocOnRetry(plugin: OcPlugin, sessionId: unknown, status: OcStatus): void {
@@ -3595,6 +3830,8 @@ async function ocDispose(plugin: OcPlugin): Promise<void> {
 		session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
 		ocForget(plugin, id);
 	}
+	// OpenCode awaits dispose: the final flush (and its redaction) starts after the hook has returned
+	await new Promise<void>(resolve => setTimeout(resolve, 0));
 	await plugin.runtime.exporter?.shutdown();
 }
 
@@ -5046,7 +5283,8 @@ async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runt
  * tracing is off or something went wrong — a missing one breaks OpenCode for every plugin.
  */
 export default function langfuse(host: any, _options?: unknown): any {
-	const isPiHost = host && typeof host.on === "function" && !("client" in host);
+	// read through call(): a host object whose getters (or `in`) throw must not throw into the host
+	const isPiHost = call(() => Boolean(host) && typeof host.on === "function" && !("client" in host)) === true;
 	try {
 		const runtime = processRuntime();
 		if (isPiHost) return void attachPiHost(host, runtime);
