@@ -12,7 +12,8 @@
  *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord)
  *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
  *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
- *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse
+ *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse,
+ *                  recorded transcripts → recorder, record-file cursors and locks for hook commands
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
  *                  §7.4 Claude Code (transcripts), §7.6 the one default export
  *   §8 CLI         doctor, flush, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
