@@ -150,7 +150,10 @@ interface Config {
 	uiIndicator: boolean;
 	environment?: string;
 	release?: string;
-	userId: string;
+	/** LANGFUSE_VERSION: the user's own app version, Langfuse's `version` field; unset = none sent. */
+	version?: string;
+	/** LANGFUSE_USER_ID, else the OS user name; undefined when neither names a user (never "unknown"). */
+	userId?: string;
 	grouping: Grouping;
 	exportMode: ExportMode;
 	redactPatterns: string[];
@@ -251,7 +254,8 @@ function readConfig(env: Env = process.env): ConfigResult {
 		uiIndicator: flag(["LANGFUSE_UI_INDICATOR"], true),
 		environment,
 		release: pick("LANGFUSE_RELEASE")?.[1],
-		userId: text(["LANGFUSE_USER_ID"], safeUserName()),
+		version: pick("LANGFUSE_VERSION")?.[1],
+		userId: pick("LANGFUSE_USER_ID")?.[1] ?? safeUserName(),
 		grouping: oneOf(["LANGFUSE_TRACE_GROUPING"], ["prompt", "session"] as const, "prompt"),
 		exportMode,
 		redactPatterns: splitPatterns(pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX")?.[1] ?? ""),
@@ -285,13 +289,14 @@ function splitPatterns(value: string): string[] {
 		.filter(Boolean);
 }
 
-function safeUserName(): string {
-	const fromEnv = process.env.USER || process.env.LOGNAME || process.env.USERNAME;
+/** The OS user's name, or undefined: a trace without a user beats one whose user is "unknown". */
+function safeUserName(): string | undefined {
+	const known = (name: string | undefined) => (name && name !== "unknown" ? name : undefined);
+	const fromEnv = known(process.env.USER) ?? known(process.env.LOGNAME) ?? known(process.env.USERNAME);
 	try {
-		const name = os.userInfo().username;
-		return name && name !== "unknown" ? name : fromEnv || "unknown";
+		return known(os.userInfo().username) ?? fromEnv;
 	} catch {
-		return fromEnv || "unknown";
+		return fromEnv;
 	}
 }
 
@@ -346,9 +351,17 @@ interface ObservationRecord {
 	userId?: string;
 	environment?: string;
 	release?: string;
+	/** The user's app version (LANGFUSE_VERSION), Langfuse's `version` field. */
+	version?: string;
+	/** Present on the trace's root (or a span that updates the trace): creates or updates the trace. */
 	trace?: TraceFields;
+	/** The trace's name and tags at emission, carried by EVERY span (as the official SDK's propagateAttributes). */
+	traceName?: string;
+	traceTags?: string[];
 	/** Unique per emission and kept through spool replays: the ingestion event id. */
 	emissionId: string;
+	/** When this version was emitted; strictly increasing per process, so versions of a span never tie. */
+	emittedMs?: number;
 	/** Ingestion only: after a 207, the event ids of this record still to send (the others were accepted). */
 	pendingEvents?: string[];
 }
@@ -367,9 +380,14 @@ interface SessionInfo {
 	userId?: string;
 	environment?: string;
 	release?: string;
+	version?: string;
 	grouping: Grouping;
 	exportMode: ExportMode;
 	tracePrefix: string;
+	/** When the host's session began (its own record): the session root's start in every process. */
+	startedMs?: number;
+	/** The session's first prompt as the host recorded it: the session root's input in a later process. */
+	firstPrompt?: string;
 }
 
 interface Draft extends Omit<ObservationRecord, "endMs" | "emissionId"> {
@@ -420,6 +438,11 @@ class SessionRecorder {
 	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
 	private previousRoot?: Draft;
 	private lastTurnId?: string;
+	/**
+	 * The latest version of each span sent for the last two traces (at most SENT_KEPT each): a rename
+	 * re-sends them, so every stored row carries the final trace name (v4 filters read each row's own).
+	 */
+	private readonly sent = new Map<string, Map<string, ObservationRecord>>();
 
 	constructor(
 		private readonly sink: RecordSink,
@@ -452,11 +475,15 @@ class SessionRecorder {
 		};
 		if (this.info.grouping === "session") {
 			if (!this.sessionRoot) {
-				this.sessionRoot = this.draft("agent", name, at, {
+				// One span across processes: its start and input come from the session, not this process.
+				const startedMs = Math.min(at, this.info.startedMs ?? at);
+				const input = this.info.firstPrompt ?? options.input;
+				const rootName = this.info.firstPrompt !== undefined ? this.traceName(this.info.firstPrompt) : name;
+				this.sessionRoot = this.draft("agent", rootName, startedMs, {
 					traceId: hashId(`session:${this.info.sessionId}`, 32),
 					id: hashId(`session-root:${this.info.sessionId}`, 16),
-					input: options.input,
-					trace: traceFields,
+					input,
+					trace: { ...traceFields, name: rootName, input },
 				});
 				this.emitSnapshot(this.sessionRoot, at);
 			}
@@ -601,11 +628,29 @@ class SessionRecorder {
 		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
 		if (!this.goalName) return;
 		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
-		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
-			if (!root?.trace) continue;
+		for (const root of new Set([this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last])) {
+			if (!root?.trace || root.trace.name === this.goalName) continue;
 			root.name = root.trace.name = this.goalName;
 			this.emitSnapshot(root, root.endMs ?? Date.now());
+			this.resendRenamed(root);
 		}
+	}
+
+	/**
+	 * After a rename: every span already sent in the trace again, now with the new trace name (Langfuse
+	 * v4 replaces a row whole, and filters by each row's own trace name), then a small event that starts
+	 * after all of them — Langfuse v3 merges a trace's updates by the start time of the span carrying
+	 * them, so this one wins whatever order its stored files are read in.
+	 */
+	private resendRenamed(root: Draft): void {
+		const sent = this.sent.get(root.traceId);
+		let latestStart = root.startMs;
+		for (const record of sent?.values() ?? []) {
+			latestStart = Math.max(latestStart, record.startMs);
+			if (record.id !== root.id) this.send({ ...record, traceName: root.trace!.name, emissionId: crypto.randomUUID() });
+		}
+		const at = Math.max(Date.now(), latestStart + 1);
+		this.emit(this.draft("event", "trace renamed", at, { traceId: root.traceId, parentId: root.id, metadata: { name: root.trace!.name } }));
 	}
 
 	/** Ends everything still open: the session is over (shutdown, dispose, end of a rollout). */
@@ -641,6 +686,7 @@ class SessionRecorder {
 			userId: this.info.userId,
 			environment: this.info.environment,
 			release: this.info.release,
+			version: this.info.version,
 		};
 	}
 
@@ -676,8 +722,41 @@ class SessionRecorder {
 	}
 
 	private emit(draft: Draft): void {
-		this.sink({ ...draft, endMs: draft.endMs ?? draft.startMs, emissionId: crypto.randomUUID() });
+		const trace = this.traceOf(draft.traceId);
+		this.send({
+			...draft,
+			endMs: draft.endMs ?? draft.startMs,
+			traceName: trace?.name ?? draft.trace?.name,
+			traceTags: trace?.tags ?? this.info.tags,
+			emissionId: crypto.randomUUID(),
+		});
 	}
+
+	/** The trace fields of the trace a span belongs to: its prompt's, the session's or the last prompt's. */
+	private traceOf(traceId: string): TraceFields | undefined {
+		for (const root of [this.prompt, this.sessionRoot, this.previousRoot]) if (root?.trace && root.traceId === traceId) return root.trace;
+		return undefined;
+	}
+
+	private send(record: ObservationRecord): void {
+		record.emittedMs = nextEmitMs();
+		let spans = this.sent.get(record.traceId);
+		if (!spans) {
+			this.sent.set(record.traceId, (spans = new Map()));
+			for (const traceId of this.sent.keys()) if (this.sent.size > 2) this.sent.delete(traceId);
+		}
+		if (spans.has(record.id) || spans.size < SENT_KEPT) spans.set(record.id, record);
+		this.sink(record);
+	}
+}
+
+/** Spans per trace kept for a rename to re-send (the rest keep the name they were sent with). */
+const SENT_KEPT = 300;
+let lastEmitMs = 0;
+/** Now, but strictly after the previous emission: two versions of one span never share a timestamp. */
+function nextEmitMs(): number {
+	lastEmitMs = Math.max(Date.now(), lastEmitMs + 1);
+	return lastEmitMs;
 }
 
 /** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
@@ -926,6 +1005,9 @@ const io = (value: unknown) => (typeof value === "string" ? value : json(value))
 /** Metadata as one JSON object, so Langfuse keeps its structure (and numbers stay numbers). */
 const metadataJson = (metadata: Metadata | undefined) => (metadata && Object.keys(metadata).length ? json(metadata) : undefined);
 const nanos = (ms: number) => `${Math.round(ms)}000000`;
+const nonEmpty = (list: string[] | undefined) => (list?.length ? list : undefined);
+/** Our own name and version: trace metadata, never Langfuse's `version` field (that is the user's app version). */
+const TRACER = `langfuse.ts ${VERSION}`;
 const isoTime = (ms: number) => new Date(ms).toISOString();
 
 /**
@@ -951,16 +1033,18 @@ function encodeSpan(record: ObservationRecord): string {
 		// JSON-encoded like the official SDKs: older servers JSON.parse this attribute
 		"langfuse.observation.completion_start_time": record.completionStartMs === undefined ? undefined : json(isoTime(record.completionStartMs)),
 		"langfuse.observation.metadata": metadataJson(record.metadata),
+		// Trace name, tags, user, session, environment and release on every span, as the official SDK's
+		// propagateAttributes does: Langfuse v4 reads them from each span's own row.
 		"session.id": record.sessionId,
 		"user.id": record.userId,
 		"langfuse.environment": record.environment,
 		"langfuse.release": record.release,
-		"langfuse.version": VERSION,
-		"langfuse.trace.name": trace?.name,
+		"langfuse.version": record.version,
+		"langfuse.trace.name": trace?.name ?? record.traceName,
 		"langfuse.trace.input": io(trace?.input),
 		"langfuse.trace.output": io(trace?.output),
-		"langfuse.trace.tags": trace?.tags.length ? trace.tags : undefined,
-		"langfuse.trace.metadata": metadataJson(trace?.metadata),
+		"langfuse.trace.tags": nonEmpty(trace?.tags ?? record.traceTags),
+		"langfuse.trace.metadata": metadataJson(trace && { ...trace.metadata, tracer: TRACER }),
 	});
 	return JSON.stringify({
 		traceId: record.traceId,
@@ -978,9 +1062,10 @@ function encodeSpan(record: ObservationRecord): string {
 function otlpBody(spans: string[]): string {
 	const resource = JSON.stringify({
 		attributes: otlpAttributes({
+			// no service.version: Langfuse would take it for the user's app version
 			"service.name": "langfuse.ts",
-			"service.version": VERSION,
 			"telemetry.sdk.name": "langfuse.ts",
+			"telemetry.sdk.version": VERSION,
 			"telemetry.sdk.language": "js",
 		}),
 	});
@@ -989,7 +1074,8 @@ function otlpBody(spans: string[]): string {
 
 /** Legacy ingestion: a trace-create for records that carry trace fields, then the observation. */
 function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
-	const timestamp = isoTime(record.endMs);
+	// The server merges versions in timestamp order: the emission time, strictly increasing per process.
+	const timestamp = isoTime(record.emittedMs ?? record.endMs);
 	const events: Record<string, unknown>[] = [];
 	if (record.trace) {
 		events.push({
@@ -1004,10 +1090,10 @@ function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
 				sessionId: record.sessionId,
 				input: record.trace.input,
 				output: record.trace.output,
-				metadata: record.trace.metadata,
+				metadata: { ...record.trace.metadata, tracer: TRACER },
 				tags: record.trace.tags,
 				release: record.release,
-				version: VERSION,
+				version: record.version,
 				environment: record.environment,
 			},
 		});
@@ -1023,7 +1109,7 @@ function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
 		output: record.output,
 		level: record.level,
 		statusMessage: record.statusMessage,
-		version: VERSION,
+		version: record.version,
 		environment: record.environment,
 	};
 	if (record.type !== "event") body.endTime = isoTime(record.endMs);
@@ -1031,14 +1117,48 @@ function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
 		Object.assign(body, {
 			model: record.model,
 			modelParameters: record.modelParameters,
-			usageDetails: record.usage,
-			costDetails: record.cost,
+			...legacyUsage(record.usage, record.cost),
 			completionStartTime: record.completionStartMs === undefined ? undefined : isoTime(record.completionStartMs),
 		});
 	}
 	const type = record.type === "generation" ? "generation-create" : record.type === "event" ? "event-create" : "span-create";
 	events.push({ id: `${record.emissionId}-o`, timestamp, type, body });
 	return events;
+}
+
+/**
+ * Usage for every server generation: `usageDetails` / `costDetails` (v3+) and the older `usage` object,
+ * the only one Langfuse v2 reads (its schema drops the others silently). `usage.input` / `.output` follow
+ * Langfuse's adding rule (every key containing "input" / "output", so cache reads and writes count as
+ * input). A v3 server reads both and lets usageDetails win key by key, so the details always name
+ * `input` and `output` themselves: the sums in `usage` never land on top of them.
+ */
+function legacyUsage(usage: Record<string, number> | undefined, cost: Record<string, number> | undefined): Record<string, unknown> {
+	const sum = (details: Record<string, number> | undefined, part: string) => {
+		let total: number | undefined;
+		for (const [key, value] of Object.entries(details ?? {})) if (key.includes(part)) total = (total ?? 0) + value;
+		return total;
+	};
+	const withBase = (details: Record<string, number> | undefined) => {
+		if (!details) return undefined;
+		const out = { ...details };
+		if (sum(details, "input") !== undefined) out.input ??= 0;
+		if (sum(details, "output") !== undefined) out.output ??= 0;
+		return out;
+	};
+	const input = sum(usage, "input");
+	const output = sum(usage, "output");
+	const legacy: Record<string, unknown> = {
+		input,
+		output,
+		total: usage?.total ?? (input !== undefined || output !== undefined ? (input ?? 0) + (output ?? 0) : undefined),
+		unit: usage ? "TOKENS" : undefined,
+		inputCost: sum(cost, "input"),
+		outputCost: sum(cost, "output"),
+		totalCost: cost?.total,
+	};
+	const hasUsage = Object.values(legacy).some(value => value !== undefined);
+	return { usage: hasUsage ? legacy : undefined, usageDetails: withBase(usage), costDetails: withBase(cost) };
 }
 
 function ingestionBody(events: string[]): string {
@@ -1960,7 +2080,7 @@ function sampled(config: Config, sessionId: string): boolean {
 	return Number.parseInt(hashId(`sample:${sessionId}`, 16).slice(0, 8), 16) / 0xffffffff < config.sampleRate;
 }
 
-type HostSessionInfo = Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "grouping" | "exportMode" | "tracePrefix">;
+type HostSessionInfo = Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "version" | "grouping" | "exportMode" | "tracePrefix">;
 
 /** What the host knows about a session, completed with what the config says about every trace. */
 function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] = []): SessionInfo {
@@ -1970,6 +2090,7 @@ function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] 
 		userId: config.userId,
 		environment: config.environment,
 		release: config.release,
+		version: config.version,
 		grouping: config.grouping,
 		exportMode: config.exportMode,
 		tracePrefix: config.tracePrefix,
@@ -2250,6 +2371,7 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 		userId: runtime.config.userId,
 		environment: runtime.config.environment,
 		release: runtime.config.release,
+		version: runtime.config.version,
 		grouping: "prompt",
 		exportMode: "full",
 		tracePrefix: "",
