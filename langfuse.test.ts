@@ -422,7 +422,7 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 		expect(root["langfuse.environment"]).toEqual({ stringValue: "dev" });
 		expect(root["langfuse.release"]).toEqual({ stringValue: "v1" });
 		expect(root["langfuse.trace.input"]).toEqual({ stringValue: "Fix the failing test\nand explain" });
-		expect(JSON.parse(root["langfuse.trace.metadata"].stringValue)).toEqual({ host: "omp" });
+		expect(JSON.parse(root["langfuse.trace.metadata"].stringValue)).toEqual({ host: "omp", tracer: "langfuse.ts 0.1.0" });
 	});
 
 	test("generations carry model, usage and cost as JSON objects Langfuse can sum", () => {

@@ -759,12 +759,19 @@ function nextEmitMs(): number {
 	return lastEmitMs;
 }
 
-/** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
+/**
+ * Token counts in the keys Langfuse's shipped price list prices (worker/src/constants/
+ * default-model-prices.json: input, input_cache_read, input_cache_creation[_5m|_1h], output,
+ * output_reasoning, total). Langfuse sums keys containing "input" / "output" into its totals, so
+ * the keys never overlap: cache writes split by TTL replace the unsplit count, never add to it.
+ */
 function usageDetails(counts: {
 	input?: unknown;
 	output?: unknown;
 	cacheRead?: unknown;
 	cacheWrite?: unknown;
+	cacheWrite5m?: unknown;
+	cacheWrite1h?: unknown;
 	reasoning?: unknown;
 	total?: unknown;
 }): Record<string, number> | undefined {
@@ -774,7 +781,9 @@ function usageDetails(counts: {
 	};
 	put("input", counts.input);
 	put("input_cache_read", counts.cacheRead);
-	put("input_cache_write", counts.cacheWrite);
+	put("input_cache_creation_5m", counts.cacheWrite5m);
+	put("input_cache_creation_1h", counts.cacheWrite1h);
+	if (details.input_cache_creation_5m === undefined && details.input_cache_creation_1h === undefined) put("input_cache_creation", counts.cacheWrite);
 	put("output", counts.output);
 	put("output_reasoning", counts.reasoning);
 	put("total", counts.total);
@@ -789,7 +798,7 @@ function costDetails(costs: { input?: unknown; output?: unknown; cacheRead?: unk
 	};
 	put("input", costs.input);
 	put("input_cache_read", costs.cacheRead);
-	put("input_cache_write", costs.cacheWrite);
+	put("input_cache_creation", costs.cacheWrite);
 	put("output", costs.output);
 	put("total", costs.total);
 	return Object.values(details).some(value => value > 0) ? details : undefined;

@@ -463,7 +463,7 @@ describe("synthetic OpenCode streams", () => {
 			{ type: "reasoning", text: "Let me think." },
 			{ type: "text", text: "The answer is 42." },
 		]);
-		expect(json(generation, "langfuse.observation.usage_details")).toEqual({ input: 100, input_cache_read: 400, input_cache_write: 50, output: 20, output_reasoning: 30, total: 600 });
+		expect(json(generation, "langfuse.observation.usage_details")).toEqual({ input: 100, input_cache_read: 400, input_cache_creation: 50, output: 20, output_reasoning: 30, total: 600 });
 		expect(json(generation, "langfuse.observation.cost_details")).toEqual({ total: 0.0125 });
 		expect(json(generation, "langfuse.observation.model.parameters")).toEqual({ temperature: 0.2, topP: 0.9, maxOutputTokens: 1000, reasoningEffort: "high" });
 		expect(Date.parse(io(generation, "langfuse.observation.completion_start_time"))).toBeGreaterThan(0);
