@@ -949,6 +949,118 @@ function describeImagePart(object: object): Record<string, unknown> {
 
 interface PrepareOptions extends SanitizeOptions {
 	exportMode: ExportMode;
+	/** Chat messages already cleaned and encoded, shared by every record the exporter prepares. */
+	chatCache?: ChatCache;
+}
+
+/**
+ * JSON text that is already sanitized and encoded: the encoders use `json` as it is. `toJSON` makes
+ * it an ordinary value anywhere else (the spool writes records as JSON).
+ */
+class PreparedJson {
+	constructor(readonly json: string) {}
+	toJSON(): unknown {
+		return JSON.parse(this.json);
+	}
+}
+
+/** What Langfuse's UI parses as JSON (~300 KB); a generation's chat input stays under it. */
+const CHAT_MAX_CHARS = 280_000;
+/** Tool definitions beyond this many characters lose their parameter schemas, then their descriptions. */
+const CHAT_TOOLS_MAX_CHARS = 80_000;
+
+/**
+ * Each message of a conversation, sanitized and encoded once per process: a generation's input repeats
+ * the whole history, so without this a session's cost grows with the square of its length. Keyed by
+ * the host's message object (identity), else by a hash of its content; bounded by bytes, least
+ * recently used out first.
+ */
+class ChatCache {
+	private readonly byObject = new WeakMap<object, string>();
+	private readonly entries = new Map<string, string>();
+	private bytes = 0;
+	hits = 0;
+	misses = 0;
+
+	constructor(private readonly maxBytes = 16 * 1024 * 1024) {}
+
+	/** The encoded ChatML messages (JSON array items, comma-joined) of one host message. */
+	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): string {
+		let key = typeof raw === "object" && raw !== null ? this.byObject.get(raw) : undefined;
+		if (key === undefined) {
+			let text: string | undefined;
+			try {
+				text = typeof raw === "string" ? raw : JSON.stringify(raw);
+			} catch {
+				text = undefined;
+			}
+			if (text === undefined) return encodeItems(make(), options);
+			key = createHash("sha1").update(text).digest("base64");
+			if (typeof raw === "object" && raw !== null) this.byObject.set(raw, key);
+		}
+		key = `${options.maxFieldChars}:${key}`;
+		const found = this.entries.get(key);
+		if (found !== undefined) {
+			this.hits++;
+			this.entries.delete(key);
+			this.entries.set(key, found);
+			return found;
+		}
+		this.misses++;
+		const value = encodeItems(make(), options);
+		this.entries.set(key, value);
+		this.bytes += value.length + key.length;
+		for (const [oldKey, oldValue] of this.entries) {
+			if (this.bytes <= this.maxBytes) break;
+			this.entries.delete(oldKey);
+			this.bytes -= oldValue.length + oldKey.length;
+		}
+		return value;
+	}
+}
+
+/** Sanitized items of an array as JSON, comma-joined (so arrays are assembled without re-encoding). */
+function encodeItems(items: unknown, options: SanitizeOptions): string {
+	const list = Array.isArray(items) ? items : [items];
+	// each message on its own budget: the conversation's size is bounded by the elision in prepareChat
+	return list.map(item => JSON.stringify(sanitize(item, { ...options, budgetChars: options.maxFieldChars * 2 }))).join(",");
+}
+
+/**
+ * A generation's chat input, sanitized and encoded: `{"messages":[…],"tools":[…]}`. Every message goes
+ * through the cache. When it all would pass CHAT_MAX_CHARS, the system prompt and the latest messages
+ * that fit stay whole and the ones between them become one marker message.
+ */
+function prepareChat(request: ChatRequest, options: SanitizeOptions, cache: ChatCache): PreparedJson {
+	const system = request.system === undefined ? "" : cache.encoded(request.system, options, () => chatSystem(request.system));
+	const messages = request.messages.map(raw => cache.encoded(raw, options, () => chatMessagesOf(raw))).filter(Boolean);
+	let tools = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : "";
+	if (tools.length > CHAT_TOOLS_MAX_CHARS) {
+		const slim = chatTools(request.tools).map(tool => ({ type: tool.type, function: { name: tool.function.name, description: tool.function.description } }));
+		tools = encodeItems(slim, options);
+		if (tools.length > CHAT_TOOLS_MAX_CHARS) tools = encodeItems(slim.map(tool => ({ type: tool.type, function: { name: tool.function.name } })), options);
+	}
+	// leading system messages stay; then as many of the latest messages as fit
+	let head = system ? 1 : 0;
+	const all = system ? [system, ...messages] : messages;
+	while (head < all.length && all[head]!.startsWith('{"role":"system"')) head++;
+	let size = tools.length + 64 + all.slice(0, head).reduce((sum, item) => sum + item.length + 1, 0);
+	let tail = all.length;
+	while (tail > head && size + all[tail - 1]!.length + 1 <= CHAT_MAX_CHARS) size += all[--tail]!.length + 1;
+	if (tail === all.length && tail > head) tail--; // the newest message is always kept, shortened if it must be
+	const kept = all.slice(0, head);
+	if (tail > head) {
+		const omitted = all.slice(head, tail);
+		const chars = omitted.reduce((sum, item) => sum + item.length, 0);
+		kept.push(
+			JSON.stringify({
+				role: "system",
+				content: `[langfuse.ts: ${omitted.length} earlier message item(s), ${formatBytes(chars)}, left out to keep this input under Langfuse's display limit]`,
+			}),
+		);
+	}
+	kept.push(...all.slice(tail));
+	return new PreparedJson(`{"messages":[${kept.join(",")}]${tools ? `,"tools":[${tools}]` : ""}}`);
 }
 
 /**
@@ -957,7 +1069,8 @@ interface PrepareOptions extends SanitizeOptions {
  */
 function prepareRecord(record: ObservationRecord, options: PrepareOptions): ObservationRecord {
 	const clean = (value: unknown) => (value === undefined ? undefined : sanitize(value, options));
-	const content = (value: unknown) => (options.exportMode === "full" ? clean(value) : undefined);
+	const content = (value: unknown) =>
+		options.exportMode !== "full" ? undefined : value instanceof ChatRequest ? prepareChat(value, options, options.chatCache ?? new ChatCache()) : clean(value);
 	const cleanText = (value: string | undefined) => (value === undefined ? undefined : (clean(value) as string));
 	const statusMessage =
 		options.exportMode === "full" || record.type !== "tool" ? cleanText(record.statusMessage) : record.statusMessage && "tool failed";
@@ -1010,7 +1123,7 @@ function otlpAttributes(entries: Record<string, unknown>): { key: string; value:
 
 const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
 /** Input and output as Langfuse's own SDK sends them: strings as they are, anything else as JSON. */
-const io = (value: unknown) => (typeof value === "string" ? value : json(value));
+const io = (value: unknown) => (typeof value === "string" ? value : value instanceof PreparedJson ? value.json : json(value));
 /** Metadata as one JSON object, so Langfuse keeps its structure (and numbers stay numbers). */
 const metadataJson = (metadata: Metadata | undefined) => (metadata && Object.keys(metadata).length ? json(metadata) : undefined);
 const nanos = (ms: number) => `${Math.round(ms)}000000`;
@@ -1520,6 +1633,7 @@ class Exporter {
 			maxFieldChars: config.maxFieldChars,
 			budgetChars: Math.max(config.maxFieldChars * 16, 1_000_000),
 			exportMode: config.exportMode,
+			chatCache: new ChatCache(),
 		};
 	}
 
@@ -2228,15 +2342,6 @@ interface ProviderRequest {
 	tools?: unknown;
 }
 
-/** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
-function requestMessages(payload: ProviderRequest): unknown {
-	// Copied (the array, not the messages): a host may append to its array after the request.
-	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
-	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
-	if (Array.isArray(payload.contents)) return [...payload.contents];
-	return payload;
-}
-
 const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
 
 /** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
@@ -2274,6 +2379,275 @@ function simplifyContent(content: unknown): unknown {
 		return textOf(content);
 	}
 	return content;
+}
+
+// ── Chat: one conversion of every host's messages into the ChatML Langfuse's chat view reads ──────
+//
+// A generation's input is `{messages, tools}`: OpenAI-style messages (`role`, `content`, assistant
+// `tool_calls` [{id, type:"function", function:{name, arguments}}], tool results as `role:"tool"` with
+// `tool_call_id`, reasoning as `thinking` [{type:"thinking", content}]) and the tool definitions offered
+// ({type:"function", function:{name, description, parameters}}). Understood: OpenAI chat and Responses
+// payloads, Anthropic messages (tool_use / tool_result / thinking), Google contents (functionCall /
+// functionResponse), pi's own messages (toolCall parts, role toolResult), OpenCode messages
+// ({info, parts} with tool parts) and ChatML as it is. Images become text markers.
+
+interface ChatToolCall {
+	id: string;
+	type: "function";
+	function: { name: string; arguments: string };
+}
+
+interface ChatMessage {
+	role: string;
+	content: string | unknown[] | null;
+	name?: string;
+	tool_calls?: ChatToolCall[];
+	tool_call_id?: string;
+	thinking?: { type: "thinking"; content: string }[];
+}
+
+interface ChatTool {
+	type: "function";
+	function: { name: string; description?: string; parameters?: unknown };
+}
+
+/**
+ * A generation's request as the host handed it over: references only (arrays copied, messages not),
+ * so a hook does O(1) work. The exporter converts it, one message at a time, each message once
+ * (prepareChat in §3); `toJSON` converts it whole for any path that did not.
+ */
+class ChatRequest {
+	constructor(
+		readonly messages: readonly unknown[],
+		readonly tools?: readonly unknown[],
+		readonly system?: unknown,
+	) {}
+
+	toJSON(): unknown {
+		const tools = chatTools(this.tools);
+		return { messages: [...chatSystem(this.system), ...this.messages.flatMap(chatMessagesOf)], ...(tools.length ? { tools } : {}) };
+	}
+}
+
+/** A provider request body (OpenAI chat / Responses, Anthropic, Google) as a ChatRequest. */
+function chatRequest(payload: ProviderRequest & { systemInstruction?: unknown; config?: { systemInstruction?: unknown; tools?: unknown } }): ChatRequest | unknown {
+	const tools = Array.isArray(payload.tools) ? payload.tools : Array.isArray(payload.config?.tools) ? payload.config.tools : undefined;
+	const copy = (list: unknown[]) => [...list];
+	if (Array.isArray(payload.messages)) return new ChatRequest(copy(payload.messages), tools, payload.system);
+	if (Array.isArray(payload.input)) return new ChatRequest(copy(payload.input), tools, payload.instructions);
+	if (typeof payload.input === "string") return new ChatRequest([{ role: "user", content: payload.input }], tools, payload.instructions);
+	if (Array.isArray(payload.contents)) return new ChatRequest(copy(payload.contents), tools, payload.systemInstruction ?? payload.config?.systemInstruction);
+	return payload;
+}
+
+const isObject = (value: unknown): value is Record<string, any> => value !== null && typeof value === "object" && !Array.isArray(value);
+
+/** A system prompt in any host's shape (string, text parts, Google `{parts}`, OpenCode's string list). */
+function chatSystem(system: unknown): ChatMessage[] {
+	if (system === undefined || system === null) return [];
+	const text =
+		typeof system === "string"
+			? system
+			: Array.isArray(system)
+				? system.map(part => (typeof part === "string" ? part : typeof part?.text === "string" ? part.text : "")).filter(Boolean).join("\n")
+				: isObject(system) && Array.isArray(system.parts)
+					? system.parts.map((part: any) => (typeof part?.text === "string" ? part.text : "")).join("\n")
+					: "";
+	return text ? [{ role: "system", content: text }] : [];
+}
+
+const argumentsText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value ?? {}) ?? "{}");
+
+function chatToolCall(id: unknown, name: unknown, args: unknown): ChatToolCall {
+	const callName = stringOr(name) ?? "tool";
+	return { id: stringOr(id) ?? callName, type: "function", function: { name: callName, arguments: argumentsText(args) } };
+}
+
+/** An image part's marker; the image itself is never sent. */
+function imageText(part: Record<string, any>): string {
+	const data: string = part.data ?? part.url ?? part.source?.data ?? part.inlineData?.data ?? (typeof part.image_url === "string" ? part.image_url : part.image_url?.url) ?? part.image ?? "";
+	const mediaType = part.mimeType ?? part.mediaType ?? part.mime ?? part.source?.media_type ?? part.inlineData?.mimeType ?? (typeof data === "string" ? data.match(/^data:([^;]+)/)?.[1] : undefined) ?? "image";
+	return typeof data === "string" && data.length > 0 && !/^https?:/.test(data) ? imageMarker(mediaType, data.length) : `[image ${typeof data === "string" && data ? data : mediaType}]`;
+}
+
+const IMAGE_PARTS = new Set(["image", "input_image", "image_url", "file"]);
+
+/** A content value as ChatML content: a string when it is only text, else text parts (images as markers). */
+function chatContent(content: unknown): string | unknown[] | null {
+	if (content === undefined || content === null) return null;
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return isObject(content) ? JSON.stringify(content) : String(content);
+	const parts: { type: "text"; text: string }[] = [];
+	for (const part of content) {
+		if (typeof part === "string") parts.push({ type: "text", text: part });
+		else if (typeof part?.text === "string" && (TEXT_PARTS.has(part.type) || part.type === undefined)) parts.push({ type: "text", text: part.text });
+		else if (isObject(part) && (IMAGE_PARTS.has(part.type) || part.inlineData)) parts.push({ type: "text", text: part.type === "file" && !String(part.mime ?? "").startsWith("image/") ? `[file ${part.filename ?? part.mime ?? ""}]` : imageText(part) });
+	}
+	return parts.map(part => part.text).join("\n");
+}
+
+/** A tool result's content as the text the model read. */
+function toolResultText(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (Array.isArray(content)) return String(chatContent(content) ?? "");
+	if (content === undefined || content === null) return "";
+	return JSON.stringify(content) ?? "";
+}
+
+/** One host message → its ChatML message(s) (a message carrying several tool results becomes several). */
+function chatMessagesOf(raw: unknown): ChatMessage[] {
+	if (typeof raw === "string") return [{ role: "user", content: raw }];
+	if (!isObject(raw)) return [];
+	const message = raw;
+	// OpenCode: {info: {role}, parts: [text | reasoning | tool | file …]}
+	if (isObject(message.info) && Array.isArray(message.parts)) return chatFromParts(String(message.info.role ?? "user"), message.parts);
+	// Google: {role: "user" | "model" | "function", parts: [{text} | {functionCall} | {functionResponse} …]}
+	if (Array.isArray(message.parts)) return chatFromGoogle(message);
+	switch (message.type) {
+		case "function_call":
+		case "custom_tool_call":
+		case "local_shell_call":
+		case "tool_search_call":
+		case "tool_call":
+			return [{ role: "assistant", content: null, tool_calls: [chatToolCall(message.call_id ?? message.id, message.name ?? String(message.type).replace(/_call$/, ""), message.arguments ?? message.input ?? message.action)] }];
+		case "function_call_output":
+		case "custom_tool_call_output":
+		case "local_shell_call_output":
+		case "tool_search_output": {
+			const output = isObject(message.output) && "content" in message.output ? message.output.content : message.output;
+			return [{ role: "tool", tool_call_id: String(message.call_id ?? ""), content: toolResultText(output) }];
+		}
+		case "reasoning": {
+			const text = [...(Array.isArray(message.summary) ? message.summary : []), ...(Array.isArray(message.content) ? message.content : [])]
+				.map((part: any) => (typeof part === "string" ? part : part?.text))
+				.filter(Boolean)
+				.join("\n");
+			return text ? [{ role: "assistant", content: "", thinking: [{ type: "thinking", content: text }] }] : [];
+		}
+	}
+	const role = stringOr(message.role) ?? "user";
+	// pi's own tool result; ChatML's
+	if (role === "toolResult" || role === "tool") {
+		return [{ role: "tool", tool_call_id: String(message.toolCallId ?? message.tool_call_id ?? ""), content: toolResultText(message.content) }];
+	}
+	return chatFromContent(role, message.content, message.tool_calls, message.name);
+}
+
+/** A role and its content array: text stays content, reasoning goes to thinking, calls to tool_calls, results to tool messages. */
+function chatFromContent(role: string, content: unknown, toolCalls?: unknown, name?: unknown): ChatMessage[] {
+	const chatRole = role === "model" ? "assistant" : role === "developer" ? "system" : role;
+	const calls: ChatToolCall[] = [];
+	const results: ChatMessage[] = [];
+	const thinking: { type: "thinking"; content: string }[] = [];
+	const kept: unknown[] = [];
+	if (Array.isArray(toolCalls)) {
+		for (const call of toolCalls) if (isObject(call)) calls.push(chatToolCall(call.id, call.function?.name ?? call.name, call.function?.arguments ?? call.arguments));
+	}
+	if (Array.isArray(content)) {
+		for (const part of content) {
+			if (!isObject(part)) {
+				kept.push(part);
+				continue;
+			}
+			switch (part.type) {
+				case "toolCall": // pi
+				case "tool_use": // Anthropic
+				case "tool_call":
+				case "function_call":
+					calls.push(chatToolCall(part.id ?? part.call_id, part.name, part.arguments ?? part.input));
+					break;
+				case "tool_result": // Anthropic
+					results.push({ role: "tool", tool_call_id: String(part.tool_use_id ?? ""), content: toolResultText(part.content) });
+					break;
+				case "thinking":
+				case "reasoning":
+				case "redacted_thinking": {
+					const text = part.thinking ?? part.text ?? part.reasoning;
+					if (typeof text === "string" && text) thinking.push({ type: "thinking", content: text });
+					break;
+				}
+				default:
+					kept.push(part);
+			}
+		}
+	}
+	const text = Array.isArray(content) ? chatContent(kept) : chatContent(content);
+	const messages: ChatMessage[] = [...results];
+	if (text || calls.length || thinking.length || !results.length) {
+		const message: ChatMessage = { role: chatRole, content: text || (calls.length || thinking.length ? null : "") };
+		if (typeof name === "string" && name) message.name = name;
+		if (calls.length) message.tool_calls = calls;
+		if (thinking.length) message.thinking = thinking;
+		messages.push(message);
+	}
+	return messages;
+}
+
+/** OpenCode's parts: an assistant message's tool parts are its calls and, once done, their results. */
+function chatFromParts(role: string, parts: unknown[]): ChatMessage[] {
+	const content: unknown[] = [];
+	const results: ChatMessage[] = [];
+	for (const part of parts) {
+		if (!isObject(part)) continue;
+		if (part.type === "tool") {
+			const state = isObject(part.state) ? part.state : {};
+			content.push({ type: "tool_call", id: part.callID, name: part.tool, arguments: state.input });
+			if (state.status === "completed" || state.status === "error") {
+				results.push({ role: "tool", tool_call_id: String(part.callID ?? ""), content: toolResultText(state.status === "error" ? state.error : state.output) });
+			}
+		} else if (part.type === "text" || part.type === "reasoning" || part.type === "file") content.push(part);
+	}
+	return [...chatFromContent(role, content), ...results];
+}
+
+function chatFromGoogle(message: Record<string, any>): ChatMessage[] {
+	const role = message.role === "model" ? "assistant" : message.role === "function" ? "tool" : String(message.role ?? "user");
+	const content: unknown[] = [];
+	const results: ChatMessage[] = [];
+	for (const part of message.parts) {
+		if (!isObject(part)) continue;
+		if (isObject(part.functionCall)) content.push({ type: "tool_call", id: part.functionCall.id ?? part.functionCall.name, name: part.functionCall.name, arguments: part.functionCall.args });
+		else if (isObject(part.functionResponse)) {
+			const response = part.functionResponse;
+			results.push({ role: "tool", tool_call_id: String(response.id ?? response.name ?? ""), content: toolResultText(response.response?.output ?? response.response) });
+		} else if (typeof part.text === "string") content.push({ type: part.thought ? "thinking" : "text", text: part.text });
+		else if (part.inlineData) content.push(part);
+	}
+	if (role === "tool") return results;
+	return [...results, ...chatFromContent(role, content)];
+}
+
+/** Tool definitions in any provider's shape, as `{type:"function", function:{name, description, parameters}}`. */
+function chatTools(tools: readonly unknown[] | undefined): ChatTool[] {
+	const out: ChatTool[] = [];
+	const add = (name: unknown, description: unknown, parameters: unknown) => {
+		const toolName = stringOr(name);
+		if (!toolName) return;
+		const fn: ChatTool["function"] = { name: toolName };
+		if (typeof description === "string") fn.description = description;
+		if (isObject(parameters)) fn.parameters = parameters;
+		out.push({ type: "function", function: fn });
+	};
+	for (const tool of tools ?? []) {
+		if (!isObject(tool)) continue;
+		if (Array.isArray(tool.functionDeclarations)) {
+			for (const declaration of tool.functionDeclarations) if (isObject(declaration)) add(declaration.name, declaration.description, declaration.parameters ?? declaration.parametersJsonSchema);
+		} else if (isObject(tool.function)) add(tool.function.name, tool.function.description, tool.function.parameters);
+		else add(tool.name ?? tool.type, tool.description, tool.parameters ?? tool.input_schema ?? tool.inputSchema ?? tool.jsonSchema);
+	}
+	return out;
+}
+
+/**
+ * The assistant's answer: plain text when it is only text, else one assistant message with its
+ * text, reasoning (`thinking`) and `tool_calls`. `content` is any host's assistant content.
+ */
+function chatOutput(content: unknown, toolCalls?: unknown): unknown {
+	if (content === undefined && toolCalls === undefined) return undefined;
+	const [message] = chatFromContent("assistant", content, toolCalls);
+	if (!message) return undefined;
+	if (!message.tool_calls && !message.thinking) return message.content ?? undefined;
+	return message;
 }
 
 /** What the status bar and /langfuse show of a session: its recorder, whether tracing is paused, the last text set. */
@@ -2567,7 +2941,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		session.generationKey = `llm:${++session.generations}`;
 		session.recorder.startGeneration(session.generationKey, Date.now(), {
 			model: stringOr(payload.model) ?? stringOr(call(() => ctx.model?.id)),
-			input: requestMessages(payload),
+			input: chatRequest(payload),
 			modelParameters: modelParameters(payload),
 			metadata: { provider: call(() => ctx.model?.provider), api: call(() => ctx.model?.api), tools: toolNames(payload) },
 		});
@@ -2752,7 +3126,7 @@ function assistantGeneration(message: PiMessage, ctx: PiContext): GenerationEnd 
 	const ttft = finite(message.ttft);
 	return {
 		model: stringOr(message.model) ?? stringOr(call(() => ctx.model?.id)),
-		output: simplifyContent(message.content),
+		output: chatOutput(message.content),
 		usage: usageDetails({
 			input: usage.input,
 			output: usage.output,
