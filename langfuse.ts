@@ -2787,7 +2787,12 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 
 /** ExtensionContext: the session, the model, the UI. */
 interface PiContext {
-	sessionManager?: { getSessionId?(): unknown; getSessionFile?(): unknown; getHeader?(): { parentSession?: unknown } | undefined };
+	sessionManager?: {
+		getSessionId?(): unknown;
+		getSessionFile?(): unknown;
+		getHeader?(): { parentSession?: unknown; timestamp?: unknown } | undefined;
+		getEntries?(): unknown;
+	};
 	model?: { id?: unknown; provider?: unknown; api?: unknown };
 	cwd?: unknown;
 	mode?: unknown;
@@ -3092,12 +3097,17 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): Pi
 	const host = hostPackage?.name.includes("oh-my-pi") ? "omp" : hostPackage ? "pi" : "Bun" in globalThis ? "omp" : "pi";
 	const sessionFile = call(() => ctx.sessionManager?.getSessionFile?.());
 	if (typeof sessionFile === "string") runtime.sessionFiles.set(sessionFile, sessionId);
-	const parentFile = stringOr(call(() => ctx.sessionManager?.getHeader?.()?.parentSession));
+	const header = call(() => ctx.sessionManager?.getHeader?.());
+	const parentFile = stringOr(header?.parentSession);
 	const parentSessionId = parentFile ? runtime.sessionFiles.get(parentFile) : undefined;
+	const startedMs = Date.parse(String(header?.timestamp));
 	const recorder = newRecorder(
 		runtime,
 		{
 			sessionId,
+			// grouped by session, a later process re-sends the session's root: same start, same input
+			startedMs: Number.isFinite(startedMs) ? startedMs : undefined,
+			firstPrompt: runtime.config.grouping === "session" ? piFirstPrompt(ctx) : undefined,
 			host,
 			metadata: {
 				host,
@@ -3116,6 +3126,16 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): Pi
 	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui?.notify?.(line, "warning");
 	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
 	return session;
+}
+
+/** The first user message of a resumed session (once per session, only when traces group by session). */
+function piFirstPrompt(ctx: PiContext): string | undefined {
+	const entries = call(() => ctx.sessionManager?.getEntries?.());
+	if (!Array.isArray(entries)) return undefined;
+	for (const entry of entries) {
+		if (entry?.type === "message" && entry.message?.role === "user") return textOf(entry.message.content) || undefined;
+	}
+	return undefined;
 }
 
 function assistantGeneration(message: PiMessage, ctx: PiContext): GenerationEnd {
@@ -4362,6 +4382,12 @@ const internals = {
 	attachOpenCode,
 	usageDetails,
 	costDetails,
+	ChatRequest,
+	ChatCache,
+	chatRequest,
+	chatMessagesOf,
+	chatOutput,
+	prepareChat,
 };
 Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
 /** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
