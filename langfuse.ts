@@ -27,6 +27,7 @@
  * in a log line, an error, a payload or the spool.
  */
 
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
@@ -419,6 +420,138 @@ interface GenerationEnd extends EndOptions {
 	usage?: Record<string, number>;
 	cost?: Record<string, number>;
 	completionStartMs?: number;
+}
+
+// ── recorded transcripts: a host's OWN record of a session (Codex rollout, Claude Code transcript, session
+//    files), parsed by pure functions into this shape; recordTranscript (§6) turns it into recorder calls.
+//    One shape for every host, so the mapping to traces is written once.
+
+/** OpenAI-style ChatML: the message shape Langfuse's chat view renders. */
+interface ChatMessage {
+	/** "system" | "user" | "assistant" | "tool" (a host's other roles pass through). */
+	role: string;
+	/** Text, or content parts (images → an omitted marker); null on an assistant message of only tool calls. */
+	content: string | unknown[] | null;
+	name?: string;
+	tool_calls?: ChatToolCall[];
+	/** On role "tool": the id of the call this answers. */
+	tool_call_id?: string;
+	/** Assistant thinking, where the host records it (a parser's shorthand; sent as `thinking`). */
+	reasoning?: string;
+	/** Assistant thinking as Langfuse's chat view reads it. */
+	thinking?: { type: "thinking"; content: string }[];
+}
+
+interface ChatToolCall {
+	id: string;
+	type: "function";
+	function: { name: string; arguments: string };
+}
+
+interface ToolDefinition {
+	type: "function";
+	function: { name: string; description?: string; parameters?: unknown };
+}
+
+/** Token counts, non-overlapping (Langfuse sums keys): input EXCLUDES cache read/write, output EXCLUDES reasoning. */
+interface TokenCounts {
+	input?: number;
+	output?: number;
+	cacheRead?: number;
+	cacheWrite?: number;
+	cacheWrite5m?: number;
+	cacheWrite1h?: number;
+	reasoning?: number;
+	total?: number;
+}
+
+/** One user prompt and everything it caused. Ids are the HOST's ids: deterministic span ids derive from them. */
+interface RecordedPrompt {
+	/** Host id of the prompt (user message uuid, Codex turn id). */
+	id: string;
+	/** Host session id: the Langfuse session. */
+	sessionId: string;
+	startMs: number;
+	endMs: number;
+	/** The prompt as typed; "" when the record has none. */
+	text: string;
+	/** The final assistant text. */
+	answer?: string;
+	aborted?: boolean;
+	/** The prompt failed: an ERROR on the trace. */
+	error?: string;
+	/** Did not finish normally (aborted, or the record ends mid-prompt): a WARNING with this message. */
+	warning?: string;
+	steps: RecordedStep[];
+	/** Host-specific metadata, on the trace and the prompt's observation. */
+	metadata?: Metadata;
+	/** Known only at the end (durations, totals): on the prompt's observation, not on the trace. */
+	endMetadata?: Metadata;
+}
+
+type RecordedStep = RecordedLlmCall | RecordedToolCall | RecordedCompaction | RecordedEvent;
+
+interface RecordedLlmCall {
+	kind: "llm";
+	/** Host id of the response/message (dedupe key). */
+	id: string;
+	startMs: number;
+	endMs: number;
+	completionStartMs?: number;
+	model?: string;
+	provider?: string;
+	parameters?: Record<string, string | number | boolean>;
+	/** The messages the model received: the full history where the record has it (the Codex parser gives only what is new since the previous call, as Codex traces always had). */
+	input: ChatMessage[];
+	/** Tool definitions offered, when the record has them. */
+	tools?: ToolDefinition[];
+	/** Role "assistant": text, reasoning, tool_calls. */
+	output: ChatMessage;
+	usage?: TokenCounts;
+	/** ONLY if the host records it per call; never zeros. */
+	costUsd?: { input?: number; output?: number; total: number };
+	stopReason?: string;
+	error?: string;
+	metadata?: Metadata;
+}
+
+interface RecordedToolCall {
+	kind: "tool";
+	/** Host tool-call id (= the tool_calls[].id of the generation that asked). */
+	id: string;
+	name: string;
+	startMs: number;
+	/** Absent: the record has no result (still running when it ends); the prompt's end closes it, marked. */
+	endMs?: number;
+	input: unknown;
+	output: unknown;
+	isError: boolean;
+	/** A failed command's exit code: the status message says it, unless `error` says more. */
+	exitCode?: number;
+	error?: string;
+	/** A subagent run this tool started. */
+	subagent?: { sessionId?: string; prompts: RecordedPrompt[] };
+	metadata?: Metadata;
+}
+
+interface RecordedCompaction {
+	kind: "compaction";
+	id: string;
+	/** startMs === endMs: the host recorded only that it happened (an event, not a span). */
+	startMs: number;
+	endMs: number;
+	summary?: string;
+	tokensBefore?: number;
+}
+
+interface RecordedEvent {
+	kind: "event";
+	id: string;
+	at: number;
+	name: string;
+	level?: "WARNING" | "ERROR";
+	message?: string;
+	metadata?: Metadata;
 }
 
 /**
@@ -1678,7 +1811,7 @@ class Exporter {
 			do {
 				this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
 				await this.flushing;
-			} while (this.queue.length > 0);
+			} while (this.queue.length > 0 || this.flushing);
 			await this.pump(deadline);
 		} catch (error) {
 			this.log.debug(`flush failed: ${errorText(error)}`);
@@ -2391,26 +2524,6 @@ function simplifyContent(content: unknown): unknown {
 // functionResponse), pi's own messages (toolCall parts, role toolResult), OpenCode messages
 // ({info, parts} with tool parts) and ChatML as it is. Images become text markers.
 
-interface ChatToolCall {
-	id: string;
-	type: "function";
-	function: { name: string; arguments: string };
-}
-
-interface ChatMessage {
-	role: string;
-	content: string | unknown[] | null;
-	name?: string;
-	tool_calls?: ChatToolCall[];
-	tool_call_id?: string;
-	thinking?: { type: "thinking"; content: string }[];
-}
-
-interface ChatTool {
-	type: "function";
-	function: { name: string; description?: string; parameters?: unknown };
-}
-
 /**
  * A generation's request as the host handed it over: references only (arrays copied, messages not),
  * so a hook does O(1) work. The exporter converts it, one message at a time, each message once
@@ -2530,7 +2643,14 @@ function chatMessagesOf(raw: unknown): ChatMessage[] {
 	if (role === "toolResult" || role === "tool") {
 		return [{ role: "tool", tool_call_id: String(message.toolCallId ?? message.tool_call_id ?? ""), content: toolResultText(message.content) }];
 	}
-	return chatFromContent(role, message.content, message.tool_calls, message.name);
+	const messages = chatFromContent(role, message.content, message.tool_calls, message.name);
+	// ChatML from a parser (Codex, Claude Code) may carry reasoning as one string
+	if (typeof message.reasoning === "string" && message.reasoning && messages.length) {
+		const last = messages[messages.length - 1]!;
+		last.thinking = [...(last.thinking ?? []), { type: "thinking", content: message.reasoning }];
+		if (last.content === "") last.content = null;
+	}
+	return messages;
 }
 
 /** A role and its content array: text stays content, reasoning goes to thinking, calls to tool_calls, results to tool messages. */
@@ -2618,12 +2738,12 @@ function chatFromGoogle(message: Record<string, any>): ChatMessage[] {
 }
 
 /** Tool definitions in any provider's shape, as `{type:"function", function:{name, description, parameters}}`. */
-function chatTools(tools: readonly unknown[] | undefined): ChatTool[] {
-	const out: ChatTool[] = [];
+function chatTools(tools: readonly unknown[] | undefined): ToolDefinition[] {
+	const out: ToolDefinition[] = [];
 	const add = (name: unknown, description: unknown, parameters: unknown) => {
 		const toolName = stringOr(name);
 		if (!toolName) return;
-		const fn: ChatTool["function"] = { name: toolName };
+		const fn: ToolDefinition["function"] = { name: toolName };
 		if (typeof description === "string") fn.description = description;
 		if (isObject(parameters)) fn.parameters = parameters;
 		out.push({ type: "function", function: fn });
@@ -2771,6 +2891,84 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 	await fsp.rm(exporter.spool.dir, { recursive: true, force: true }).catch(() => {});
 	if (status.sentSpans === records.length) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
 	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
+}
+
+// ── transcripts → recorder ───────────────────────────────────────────────────────────────────────
+// A host's own record, parsed into a RecordedPrompt (§2), becomes observations here, for every host
+// that reads a record instead of live events (Codex rollouts, Claude Code transcripts, history import).
+
+/** Deterministic ids for one recorded prompt, so re-reading a record updates its traces, never duplicates them. */
+interface TranscriptIds {
+	traceId: string;
+	/** kind "prompt" with the prompt's id, or a step's kind with the step's id. */
+	observation(kind: "prompt" | RecordedStep["kind"], key: string): string;
+}
+
+/** Ids hashed from one scope string (host, session, prompt): the default for a host without an older scheme. */
+function transcriptIds(scope: string): TranscriptIds {
+	return { traceId: hashId(scope, 32), observation: (kind, key) => hashId(`${scope}:${kind}:${key}`, 16) };
+}
+
+/** An assistant message of text only reads best as that text; with tool calls or reasoning, as the message. */
+function assistantOutput(message: ChatMessage): unknown {
+	const [chat] = chatMessagesOf(message);
+	if (!chat) return undefined;
+	if (chat.tool_calls?.length || chat.thinking?.length) return chat;
+	return chat.content || undefined;
+}
+
+/** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
+function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds): void {
+	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
+	for (const step of prompt.steps) {
+		switch (step.kind) {
+			case "llm": {
+				const key = `llm:${step.id}`;
+				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
+				const input = step.input.length || step.tools?.length ? new ChatRequest(step.input, step.tools) : undefined;
+				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input, modelParameters: parameters });
+				recorder.endGeneration(key, step.endMs, {
+					model: step.model,
+					output: assistantOutput(step.output),
+					usage: step.usage && usageDetails(step.usage),
+					cost: step.costUsd && costDetails(step.costUsd),
+					completionStartMs: step.completionStartMs,
+					level: step.error ? "ERROR" : undefined,
+					statusMessage: step.error,
+					metadata: { ...step.metadata, provider: step.provider, ...(step.stopReason !== undefined && { stopReason: step.stopReason }) },
+				});
+				break;
+			}
+			case "tool": {
+				const key = `tool:${step.id}`;
+				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata });
+				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
+				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
+				break;
+			}
+			case "compaction": {
+				const details = step.summary !== undefined || step.tokensBefore !== undefined ? { summary: step.summary, tokensBefore: step.tokensBefore } : undefined;
+				const id = ids.observation("compaction", step.id);
+				if (step.endMs <= step.startMs) {
+					recorder.event(step.startMs, { name: "compaction", id, metadata: details });
+					break;
+				}
+				const key = `compaction:${step.id}`;
+				recorder.startSpan(key, step.startMs, { name: "compaction", id, metadata: step.tokensBefore !== undefined ? { tokensBefore: step.tokensBefore } : undefined });
+				recorder.endSpan(key, step.endMs, { output: step.summary });
+				break;
+			}
+			case "event":
+				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata });
+				break;
+		}
+	}
+	recorder.endPrompt(prompt.endMs, {
+		output: prompt.answer,
+		level: prompt.error ? "ERROR" : prompt.aborted || prompt.warning ? "WARNING" : undefined,
+		statusMessage: prompt.error ?? prompt.warning ?? (prompt.aborted ? "aborted" : undefined),
+		metadata: prompt.endMetadata,
+	});
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -3184,6 +3382,88 @@ function eventFields(event: PiEvent): Metadata {
 }
 
 // ── §7.2 OpenCode ─────────────────────────────────────────────────────────────────────────────────
+//
+// OpenCode calls the default export once per plugin instance and gets a hooks object back. Each hook
+// is a thin guarded call into the module-level functions below, which work on two kinds of state:
+// OcPlugin (one per instance: its sessions, its project) and OcSession (one per traced session).
+// Bus events are dispatched by type through OC_EVENTS.
+
+// What we read of OpenCode's payloads: shapes as observed in test/fixtures/opencode-*.jsonl (recorded from
+// opencode-ai 1.18.33). Every field is optional: nothing OpenCode passes is trusted to be there.
+
+/** The plugin factory's input (the fixtures' `__factory__` line): shape as observed in test/fixtures. */
+interface OcPluginInput { directory?: string; worktree?: string; project?: { id?: string } }
+/** A bus event `{id, type, properties}`: shape as observed in test/fixtures. */
+interface OcEvent { type?: string; properties?: OcEventProperties }
+/** Every `properties` field a handler reads (session.* carry an OcSessionInfo, message.updated an OcMessageInfo): shape as observed in test/fixtures. */
+interface OcEventProperties {
+	sessionID?: string;
+	messageID?: string;
+	info?: OcSessionInfo & OcMessageInfo;
+	part?: OcPart;
+	status?: OcStatus;
+	error?: OcError;
+}
+/** session.status `{type: "busy" | "idle" | "retry", …}`: shape as observed in test/fixtures. */
+interface OcStatus { type?: string; message?: string; attempt?: number; next?: number }
+/** A session: shape as observed in test/fixtures. */
+interface OcSessionInfo { id?: string; parentID?: string; title?: string; version?: string; time?: { created?: unknown } }
+/** A message (parentID: the user message an assistant message answers): shape as observed in test/fixtures. */
+interface OcMessageInfo {
+	id?: string;
+	sessionID?: string;
+	role?: string;
+	agent?: string;
+	mode?: string;
+	modelID?: string;
+	providerID?: string;
+	parentID?: string;
+	time?: { created?: number; completed?: number };
+	tokens?: OcTokens;
+	cost?: number;
+	finish?: string;
+	error?: OcError;
+}
+/** Tokens on messages and step-finish parts: shape as observed in test/fixtures. */
+interface OcTokens { input?: number; output?: number; reasoning?: number; total?: number; cache?: { read?: number; write?: number } }
+/** `{name, data: {message}}`, or a plain string: shape as observed in test/fixtures. */
+type OcError = string | { name?: string; message?: string; data?: { message?: string } };
+/** A message part (text, reasoning, tool, step-start, step-finish, retry, file): shape as observed in test/fixtures. */
+interface OcPart {
+	id?: string;
+	type?: string;
+	sessionID?: string;
+	messageID?: string;
+	text?: string;
+	synthetic?: boolean;
+	tool?: string;
+	callID?: string;
+	state?: OcToolState;
+	tokens?: OcTokens;
+	cost?: number;
+	attempt?: number;
+	error?: OcError;
+	mime?: string;
+	filename?: string;
+}
+/** A tool part's state, pending → running → completed | error: shape as observed in test/fixtures. */
+interface OcToolState {
+	status?: string;
+	input?: unknown;
+	output?: unknown;
+	error?: unknown;
+	title?: string;
+	metadata?: Record<string, unknown> & { sessionId?: string; exit?: number };
+	time?: { start?: number; end?: number };
+}
+/** chat.message's input and output: shape as observed in test/fixtures. */
+interface OcChatMessageInput { sessionID?: string; agent?: string; messageID?: string; model?: OcModelRef }
+interface OcChatMessageOutput { message?: { id?: string; sessionID?: string; agent?: string; model?: OcModelRef }; parts?: OcPart[] }
+interface OcModelRef { providerID?: string; modelID?: string }
+/** chat.params' output: the call's settings; `options` also holds the provider's (API key!): shape as observed in test/fixtures. */
+type OcChatParams = Record<string, unknown> & { options?: Record<string, unknown> };
+/** One message of experimental.chat.messages.transform's output: shape as observed in test/fixtures. */
+interface OcRequestMessage { info?: OcMessageInfo; parts?: OcPart[] }
 
 /** One assistant message = one LLM call of the agent loop (OpenCode's title call makes no message). */
 interface OcMessage {
@@ -3199,10 +3479,12 @@ interface OcMessage {
 	/** References taken in the awaited transform hooks; converted only in the (unawaited) event handler. */
 	requestMessages?: unknown;
 	requestSystem?: unknown;
+	/** The tool definitions OpenCode had built when the request left (tool.definition hooks). */
+	requestTools?: Map<string, OcToolDefinition>;
 	started: boolean;
 	/** Text, reasoning and tool parts by id (latest version), in the order they appeared. */
-	parts: Map<string, any>;
-	stepTokens?: any;
+	parts: Map<string, OcPart>;
+	stepTokens?: OcTokens;
 	stepCost: number;
 }
 
@@ -3218,10 +3500,38 @@ interface OcTool {
 	childSessionId?: string;
 }
 
+/** One plugin instance (OpenCode may load the plugin more than once; each copy has its own). */
+interface OcPlugin {
+	runtime: Runtime;
+	/** Session id → its state; null = not ours (another copy traces it, or sampled out). */
+	sessions: Map<string, OcSession | null>;
+	directory: string;
+	worktree?: string;
+	projectId?: string;
+	/** The OpenCode version, from the latest session info: a session first seen without one starts with it. */
+	hostVersion?: string;
+	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
+	disposed: boolean;
+	/** tool.definition outputs by tool id (references; read when a generation starts). */
+	toolDefinitions: Map<string, OcToolDefinition>;
+	/** The config hook's object: its providers' model prices split a message's cost. */
+	config?: OcConfig;
+}
+
+/** tool.definition output: parameters is an Effect Schema (not JSON); jsonSchema, when set, is JSON Schema. */
+interface OcToolDefinition { description?: unknown; jsonSchema?: unknown }
+/** The config hook's object, the fields read: per-model prices in dollars per million tokens. */
+interface OcConfig { provider?: Record<string, { models?: Record<string, { cost?: { input?: unknown; output?: unknown; cache_read?: unknown; cache_write?: unknown } }> }> }
+
 interface OcSession {
 	id: string;
 	recorder: SessionRecorder;
+	/**
+	 * From session info, possibly learned after the claim; recorder.info keeps what was known then and
+	 * is never changed: ocTraceMetadata puts what changed since on each prompt.
+	 */
 	parentId?: string;
+	hostVersion?: string;
 	title?: string;
 	/** Assistant messages in flight; a finished one is removed, so late re-updates are ignored. */
 	messages: Map<string, OcMessage>;
@@ -3248,405 +3558,449 @@ const OC_MAX_SESSIONS = 500;
 const OC_IDLE_GRACE_MS = 2_000;
 
 /** OpenCode calls the default export with {client, project, directory, …} and needs hooks back. */
-function attachOpenCode(input: any, runtime: Runtime): Record<string, unknown> {
+function attachOpenCode(input: OcPluginInput | undefined, runtime: Runtime): Record<string, unknown> {
 	if (!runtime.exporter) return {};
-	const { log, config } = runtime;
-	const self = {};
-	const sessions = new Map<string, OcSession | null>();
-	const directory = call(() => (typeof input?.directory === "string" ? input.directory : undefined)) ?? process.cwd();
-	const worktree = call(() => (typeof input?.worktree === "string" ? input.worktree : undefined));
-	const projectId = call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined));
-	let hostVersion: string | undefined;
-	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
-	let disposed = false;
-
-	/** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
-	const sessionFor = (sessionId: unknown, info?: any): OcSession | null => {
-		if (typeof sessionId !== "string" || !sessionId) return null;
-		const known = sessions.get(sessionId);
-		if (known !== undefined || disposed) return known ?? null;
-		const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
-		const parent = parentId ? sessions.get(parentId) : undefined;
-		const owner = runtime.owners.get(sessionId);
-		// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
-		const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
-		if ((owner && owner !== self) || !traced) {
-			log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
-			sessions.set(sessionId, null);
-			return null;
-		}
-		runtime.owners.set(sessionId, self);
-		if (typeof info?.version === "string") hostVersion = info.version;
-		const recorder = newRecorder(
-			runtime,
-			{
-				sessionId,
-				host: "opencode",
-				hostVersion,
-				cwd: directory,
-				metadata: { host: "opencode", hostVersion, cwd: directory, worktree, projectId, parentSessionId: parentId },
-			},
-			parentId ? ["subagent"] : [],
-		);
-		const session: OcSession = { id: sessionId, recorder, parentId, messages: new Map(), tools: new Map(), turns: 0 };
-		sessions.set(sessionId, session);
-		evictSessions();
-		log.debug(`tracing opencode session ${sessionId}${parentId ? ` (subagent of ${parentId})` : ""}`);
-		return session;
+	const plugin: OcPlugin = {
+		runtime,
+		sessions: new Map(),
+		directory: call(() => (typeof input?.directory === "string" ? input.directory : undefined)) ?? process.cwd(),
+		worktree: call(() => (typeof input?.worktree === "string" ? input.worktree : undefined)),
+		projectId: call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined)),
+		disposed: false,
+		toolDefinitions: new Map(),
 	};
-
-	/** A long-running `opencode serve` sees many sessions: forget the oldest idle ones. */
-	const evictSessions = () => {
-		if (sessions.size <= OC_MAX_SESSIONS) return;
-		for (const [id, session] of sessions) {
-			if (sessions.size <= OC_MAX_SESSIONS * 0.9) break;
-			if (session?.recorder.promptOpen) continue;
-			forget(id);
-		}
-	};
-
-	const forget = (sessionId: string) => {
-		const session = sessions.get(sessionId);
-		sessions.delete(sessionId);
-		if (!session) return;
-		if (runtime.owners.get(sessionId) === self) runtime.owners.delete(sessionId);
-		if (runtime.recorders.get(sessionId) === session.recorder) runtime.recorders.delete(sessionId);
-	};
-
-	// ── awaited inline by OpenCode: O(1) bookkeeping only ──
-
-	const onChatMessage = (hookInput: any, output: any) => {
-		const session = sessionFor(hookInput?.sessionID ?? output?.message?.sessionID);
-		if (!session) return;
-		const text = ocPromptText(output?.parts);
-		if (session.idleTimer) finishPrompt(session);
-		if (session.recorder.promptOpen) {
-			// Sent while the agent is busy: OpenCode feeds it into the running loop, so it joins that trace.
-			return session.recorder.event(Date.now(), { name: "user message", input: text });
-		}
-		const message = output?.message ?? {};
-		const model = hookInput?.model ?? message.model ?? {};
-		session.promptError = undefined;
-		session.turns = 0;
-		session.recorder.startPrompt(Date.now(), {
-			input: text,
-			metadata: {
-				agent: hookInput?.agent ?? message.agent,
-				model: model.modelID,
-				provider: model.providerID,
-				userMessageId: hookInput?.messageID ?? message.id,
-				...subagentLink(session),
-			},
-		});
-	};
-
-	const onChatParams = (hookInput: any, output: any) => {
-		const session = sessions.get(hookInput?.sessionID);
-		const message = session?.awaiting;
-		// The title call (agent "title") and other side calls create no message: not a generation.
-		if (!session || !message || hookInput?.agent !== message.agent) return;
-		session.awaiting = undefined;
-		message.requestMs = Date.now();
-		message.modelParameters = ocModelParameters(output);
-		message.requestMessages = session.pendingMessages;
-		message.requestSystem = session.pendingSystem;
-		session.pendingMessages = session.pendingSystem = undefined;
-	};
-
-	const onMessagesTransform = (_hookInput: any, output: any) => {
-		const messages = output?.messages;
-		if (!Array.isArray(messages) || messages.length === 0) return;
-		const session = sessions.get(messages[messages.length - 1]?.info?.sessionID);
-		if (session) session.pendingMessages = messages;
-	};
-
-	const onSystemTransform = (hookInput: any, output: any) => {
-		const session = sessions.get(hookInput?.sessionID);
-		if (session) session.pendingSystem = output?.system;
-	};
-
-	// ── the event stream (not awaited) ──
-
-	const onEvent = (event: any) => {
-		const properties = event?.properties ?? {};
-		switch (event?.type) {
-			case "message.part.delta": {
-				// Per streamed delta: two map look-ups, nothing else.
-				const session = sessions.get(properties.sessionID);
-				if (session) session.recorder.markFirstToken(`msg:${properties.messageID}`, Date.now());
-				return;
-			}
-			case "message.part.updated":
-				return onPart(properties.part);
-			case "message.updated":
-				return onMessage(properties.info);
-			case "session.created":
-			case "session.updated":
-				return onSessionInfo(properties.info);
-			case "session.status":
-				if (properties.status?.type === "idle") return onIdle(properties.sessionID);
-				if (properties.status?.type === "retry") return onRetry(properties.sessionID, properties.status);
-				return;
-			case "session.idle":
-				return onIdle(properties.sessionID);
-			case "session.error":
-				return onSessionError(properties);
-			case "session.compacted": {
-				const session = sessions.get(properties.sessionID);
-				if (session?.recorder.promptOpen) session.recorder.event(Date.now(), { name: "compacted" });
-				return;
-			}
-			case "session.deleted": {
-				const id = properties.info?.id ?? properties.sessionID;
-				sessions.get(id)?.recorder.close(Date.now());
-				if (typeof id === "string") forget(id);
-				return;
-			}
-		}
-	};
-
-	const onSessionInfo = (info: any) => {
-		if (!info || typeof info.id !== "string") return;
-		const session = sessionFor(info.id, info);
-		if (!session) return;
-		if (typeof info.version === "string" && session.recorder.info.metadata.hostVersion !== info.version) {
-			hostVersion = info.version;
-			session.recorder.info.metadata.hostVersion = info.version;
-		}
-		if (typeof info.parentID === "string" && !session.parentId) session.parentId = session.recorder.info.metadata.parentSessionId = info.parentID;
-		const title = typeof info.title === "string" ? info.title.trim() : "";
-		if (title && title !== session.title && !OC_PLACEHOLDER_TITLE.test(title)) {
-			session.title = title;
-			// OpenCode generates the title alongside the first LLM call: it may come after a quick answer
-			session.recorder.rename(title, { includeLast: true });
-		}
-	};
-
-	const onMessage = (info: any) => {
-		if (info?.role !== "assistant" || typeof info.id !== "string") return;
-		const session = sessionFor(info.sessionID);
-		if (!session) return;
-		let message = session.messages.get(info.id);
-		if (!message) {
-			// A message first seen completed is an old one being re-saved (compaction, summaries): skip.
-			if (info.time?.completed) return;
-			const createdMs = typeof info.time?.created === "number" ? info.time.created : Date.now();
-			message = { id: info.id, key: `msg:${info.id}`, createdMs, agent: info.agent ?? info.mode, started: false, parts: new Map(), stepCost: 0 };
-			message.model = info.modelID;
-			message.provider = info.providerID;
-			session.messages.set(info.id, message);
-			session.awaiting = message;
-			session.recorder.startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
-			return;
-		}
-		message.model = info.modelID ?? message.model;
-		message.provider = info.providerID ?? message.provider;
-		if (info.time?.completed || info.error) endMessage(session, message, info);
-	};
-
-	const onPart = (part: any) => {
-		if (!part || typeof part.messageID !== "string") return;
-		const session = sessions.get(part.sessionID);
-		if (!session) return;
-		const message = session.messages.get(part.messageID);
-		if (part.type === "tool") {
-			if (message) message.parts.set(part.id, part);
-			return onToolPart(session, part, message);
-		}
-		if (!message) return;
-		switch (part.type) {
-			case "text":
-			case "reasoning":
-				message.parts.set(part.id, part);
-				return startGeneration(session, message);
-			case "step-start":
-				return startGeneration(session, message);
-			case "step-finish":
-				message.stepTokens = part.tokens;
-				if (typeof part.cost === "number") message.stepCost += part.cost;
-				return;
-			case "retry":
-				return session.recorder.event(Date.now(), { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
-		}
-	};
-
-	const onToolPart = (session: OcSession, part: any, message: OcMessage | undefined) => {
-		const state = part.state ?? {};
-		const callID = typeof part.callID === "string" ? part.callID : part.id;
-		const known = session.tools.get(callID);
-		// Completed parts of messages no longer in flight are re-saves (e.g. compaction pruning outputs).
-		if (!known && !message) return;
-		const tool = known ?? toolEntry(session, callID, String(part.tool ?? "tool"), part.messageID, Date.now());
-		if (typeof state.metadata?.sessionId === "string" && state.metadata.sessionId !== session.id) tool.childSessionId = state.metadata.sessionId;
-		const startMs = typeof state.time?.start === "number" ? state.time.start : tool.startMs;
-		if (state.status === "pending") return;
-		startTool(session, tool, startMs, state.input);
-		if (state.status !== "completed" && state.status !== "error") return;
-		const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
-		const exit = state.metadata?.exit;
-		// bash reports a failing command as completed with its exit code; pi and omp call that an error
-		const failed = state.status === "error" || (typeof exit === "number" && exit !== 0);
-		session.recorder.endTool(`tool:${callID}`, endMs, {
-			name: tool.name,
-			output: state.status === "error" ? state.error : state.output,
-			level: failed ? "ERROR" : undefined,
-			statusMessage: failed ? (state.status === "error" ? oneLine(String(state.error ?? "tool failed"), 300) : `exit code ${exit}`) : undefined,
-			metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
-		});
-		session.tools.delete(callID);
-	};
-
-	const toolEntry = (session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool => {
-		let tool = session.tools.get(callID);
-		if (!tool) {
-			tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
-			session.tools.set(callID, tool);
-		}
-		return tool;
-	};
-
-	const startTool = (session: OcSession, tool: OcTool, at: number, args: unknown) => {
-		if (tool.started) return;
-		tool.started = true;
-		session.recorder.startTool(`tool:${tool.callID}`, at, {
-			name: tool.name,
-			id: tool.spanId,
-			input: args,
-			metadata: { callID: tool.callID, messageId: tool.messageId },
-		});
-		tool.traceId = session.recorder.traceId;
-	};
-
-	/** The generation starts when the request is under way (step-start), with the request it sent. */
-	const startGeneration = (session: OcSession, message: OcMessage) => {
-		if (message.started) return;
-		message.started = true;
-		if (session.awaiting === message) session.awaiting = undefined;
-		session.recorder.startGeneration(message.key, message.requestMs ?? message.createdMs, {
-			model: message.model,
-			modelParameters: message.modelParameters,
-			input: ocRequestInput(message.requestSystem, message.requestMessages),
-			metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
-		});
-		message.requestMessages = message.requestSystem = undefined;
-	};
-
-	const endMessage = (session: OcSession, message: OcMessage, info: any) => {
-		startGeneration(session, message);
-		session.messages.delete(message.id);
-		if (session.awaiting === message) session.awaiting = undefined;
-		const endMs = typeof info.time?.completed === "number" ? info.time.completed : Date.now();
-		const tokens = info.tokens && ocTokenSum(info.tokens) > 0 ? info.tokens : message.stepTokens ?? info.tokens ?? {};
-		const cost = typeof info.cost === "number" && info.cost > 0 ? info.cost : message.stepCost;
-		const error = info.error;
-		const aborted = error?.name === "MessageAbortedError";
-		const output = ocOutput(message.parts);
-		session.recorder.endGeneration(message.key, endMs, {
-			model: info.modelID,
-			output,
-			usage: usageDetails({
-				input: tokens.input,
-				output: tokens.output,
-				reasoning: tokens.reasoning,
-				cacheRead: tokens.cache?.read,
-				cacheWrite: tokens.cache?.write,
-				total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
-			}),
-			cost: costDetails({ total: cost }),
-			level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
-			statusMessage: error ? ocErrorMessage(error) : undefined,
-			metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName: error?.name },
-		});
-		session.recorder.noteOutput(textOf([...message.parts.values()]) || undefined);
-		session.recorder.endTurn(endMs, { output: info.finish === undefined ? undefined : { finish: info.finish } });
-		if (session.idleTimer && session.messages.size === 0) finishPrompt(session);
-	};
-
-	const onIdle = (sessionId: unknown) => {
-		const session = sessions.get(sessionId as string);
-		if (!session || session.idleTimer) return;
-		if (session.messages.size > 0 && session.recorder.promptOpen) {
-			session.idleTimer = setTimeout(
-				guarded(log, "opencode idle", () => finishPrompt(session)),
-				OC_IDLE_GRACE_MS,
-			);
-			session.idleTimer.unref?.();
-			return;
-		}
-		finishPrompt(session);
-	};
-
-	const finishPrompt = (session: OcSession) => {
-		clearTimeout(session.idleTimer);
-		session.idleTimer = undefined;
-		const error = session.promptError;
-		session.promptError = undefined;
-		session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
-		session.messages.clear();
-		session.tools.clear();
-		session.awaiting = undefined;
-		void runtime.exporter?.flush();
-	};
-
-	const onRetry = (sessionId: unknown, status: any) => {
-		const session = sessions.get(sessionId as string);
-		if (!session?.recorder.promptOpen) return;
-		session.recorder.event(Date.now(), {
-			name: "retry",
-			level: "WARNING",
-			statusMessage: typeof status.message === "string" ? status.message : undefined,
-			metadata: { attempt: status.attempt, nextMs: status.next },
-		});
-	};
-
-	const onSessionError = (properties: any) => {
-		const session = sessions.get(properties.sessionID);
-		if (!session) return;
-		const error = properties.error;
-		const level: Level = error?.name === "MessageAbortedError" ? "WARNING" : "ERROR";
-		const message = ocErrorMessage(error) ?? "session error";
-		session.promptError = { level, message };
-		session.recorder.event(Date.now(), { name: error?.name === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName: error?.name } });
-	};
-
-	/** A subagent's trace names the parent's trace and the task tool call that spawned it. */
-	const subagentLink = (session: OcSession): Metadata => {
-		if (!session.parentId) return {};
-		const parent = sessions.get(session.parentId);
-		let task: OcTool | undefined;
-		for (const tool of parent?.tools.values() ?? []) {
-			if (tool.childSessionId === session.id) task = tool;
-			else if (!task && tool.name === "task" && !tool.childSessionId) task = tool;
-		}
-		return { parentSessionId: session.parentId, parentTraceId: task?.traceId ?? parent?.recorder.traceId, parentObservationId: task?.spanId };
-	};
-
-	const dispose = async () => {
-		disposed = true;
-		const now = Date.now();
-		for (const [id, session] of sessions) {
-			if (!session) continue;
-			clearTimeout(session.idleTimer);
-			session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
-			forget(id);
-		}
-		await runtime.exporter?.shutdown();
-	};
-
+	const { log } = runtime;
 	return {
-		event: guarded(log, "opencode event", (arg: any) => onEvent(arg?.event)),
-		"chat.message": guarded(log, "chat.message", onChatMessage),
-		"chat.params": guarded(log, "chat.params", onChatParams),
-		"experimental.chat.messages.transform": guarded(log, "experimental.chat.messages.transform", onMessagesTransform),
-		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", onSystemTransform),
-		dispose: guarded(log, "dispose", dispose),
+		event: guarded(log, "opencode event", (arg?: { event?: OcEvent }) => ocOnEvent(plugin, arg?.event)),
+		// awaited inline by OpenCode: O(1) bookkeeping only
+		"chat.message": guarded(log, "chat.message", (hookInput?: OcChatMessageInput, output?: OcChatMessageOutput) => ocOnChatMessage(plugin, hookInput, output)),
+		"chat.params": guarded(log, "chat.params", (hookInput?: { sessionID?: string; agent?: string }, output?: OcChatParams) => ocOnChatParams(plugin, hookInput, output)),
+		"experimental.chat.messages.transform": guarded(log, "experimental.chat.messages.transform", (_hookInput: unknown, output?: { messages?: OcRequestMessage[] }) =>
+			ocOnMessagesTransform(plugin, output),
+		),
+		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", (hookInput?: { sessionID?: string }, output?: { system?: string[] }) =>
+			ocOnSystemTransform(plugin, hookInput, output),
+		),
+		// awaited too: a reference kept, nothing more
+		"tool.definition": guarded(log, "tool.definition", (hookInput?: { toolID?: string }, output?: OcToolDefinition) => {
+			if (typeof hookInput?.toolID === "string" && output && typeof output === "object") plugin.toolDefinitions.set(hookInput.toolID, output);
+		}),
+		config: guarded(log, "config", (config?: OcConfig) => {
+			if (config && typeof config === "object") plugin.config = config;
+		}),
+		dispose: guarded(log, "dispose", () => ocDispose(plugin)),
 	};
 }
+
+// ── sessions: claim on first sight, forget at the end ──
+
+/** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
+function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo): OcSession | null {
+	const { runtime, sessions } = plugin;
+	const { log, config } = runtime;
+	if (typeof sessionId !== "string" || !sessionId) return null;
+	const known = sessions.get(sessionId);
+	if (known !== undefined || plugin.disposed) return known ?? null;
+	const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
+	const parent = parentId ? sessions.get(parentId) : undefined;
+	// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
+	const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
+	if (!claimSession(runtime, plugin, sessionId, traced)) {
+		sessions.set(sessionId, null);
+		return null;
+	}
+	if (typeof info?.version === "string") plugin.hostVersion = info.version;
+	const { hostVersion, directory } = plugin;
+	const recorder = newRecorder(
+		runtime,
+		{
+			sessionId,
+			host: "opencode",
+			hostVersion,
+			cwd: directory,
+			// grouped by session, every process re-sends the session's root with this start
+			startedMs: finite(info?.time?.created),
+			metadata: { host: "opencode", hostVersion, cwd: directory, worktree: plugin.worktree, projectId: plugin.projectId, parentSessionId: parentId },
+		},
+		parentId ? ["subagent"] : [],
+	);
+	const session: OcSession = { id: sessionId, recorder, parentId, hostVersion, messages: new Map(), tools: new Map(), turns: 0 };
+	sessions.set(sessionId, session);
+	ocEvictSessions(plugin);
+	log.debug(`tracing opencode session ${sessionId}${parentId ? ` (subagent of ${parentId})` : ""}`);
+	return session;
+}
+
+/** A long-running `opencode serve` sees many sessions: forget the oldest idle ones. */
+function ocEvictSessions(plugin: OcPlugin): void {
+	const { sessions } = plugin;
+	if (sessions.size <= OC_MAX_SESSIONS) return;
+	for (const [id, session] of sessions) {
+		if (sessions.size <= OC_MAX_SESSIONS * 0.9) break;
+		if (session?.recorder.promptOpen) continue;
+		ocForget(plugin, id);
+	}
+}
+
+function ocForget(plugin: OcPlugin, sessionId: string): void {
+	const { runtime, sessions } = plugin;
+	const session = sessions.get(sessionId);
+	sessions.delete(sessionId);
+	if (session) releaseSession(runtime, plugin, sessionId);
+}
+
+/**
+ * recorder.info is set once, at the claim; what session info taught us since (OpenCode's version, the
+ * parent of a session first seen without it) rides along on every trace as prompt metadata.
+ */
+function ocTraceMetadata(session: OcSession): Metadata {
+	const known = session.recorder.info.metadata;
+	const metadata: Metadata = {};
+	if (session.hostVersion !== known.hostVersion) metadata.hostVersion = session.hostVersion;
+	if (session.parentId !== known.parentSessionId) metadata.parentSessionId = session.parentId;
+	return metadata;
+}
+
+/**
+ * The session's recorder with a prompt open. A recorder call outside a prompt would open one by
+ * itself, without the session's trace metadata; opening it here keeps a late-learned version or parent.
+ */
+function ocPromptRecorder(session: OcSession, at: number): SessionRecorder {
+	if (!session.recorder.promptOpen) session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
+	return session.recorder;
+}
+
+// ── hooks awaited inline by OpenCode: O(1) bookkeeping only ──
+
+function ocOnChatMessage(plugin: OcPlugin, hookInput: OcChatMessageInput | undefined, output: OcChatMessageOutput | undefined): void {
+	const session = ocSessionFor(plugin, hookInput?.sessionID ?? output?.message?.sessionID);
+	if (!session) return;
+	const text = ocPromptText(output?.parts);
+	if (session.idleTimer) ocFinishPrompt(plugin, session);
+	if (session.recorder.promptOpen) {
+		// Sent while the agent is busy: OpenCode feeds it into the running loop, so it joins that trace.
+		return session.recorder.event(Date.now(), { name: "user message", input: text });
+	}
+	const message = output?.message ?? {};
+	const model = hookInput?.model ?? message.model ?? {};
+	session.promptError = undefined;
+	session.turns = 0;
+	session.recorder.startPrompt(Date.now(), {
+		input: text,
+		metadata: {
+			...ocTraceMetadata(session),
+			agent: hookInput?.agent ?? message.agent,
+			model: model.modelID,
+			provider: model.providerID,
+			userMessageId: hookInput?.messageID ?? message.id,
+			...ocSubagentLink(plugin, session),
+		},
+	});
+}
+
+function ocOnChatParams(plugin: OcPlugin, hookInput: { sessionID?: string; agent?: string } | undefined, output: OcChatParams | undefined): void {
+	const session = plugin.sessions.get(hookInput?.sessionID as string);
+	const message = session?.awaiting;
+	// The title call (agent "title") and other side calls create no message: not a generation.
+	if (!session || !message || hookInput?.agent !== message.agent) return;
+	session.awaiting = undefined;
+	message.requestMs = Date.now();
+	message.modelParameters = ocModelParameters(output);
+	message.requestMessages = session.pendingMessages;
+	message.requestSystem = session.pendingSystem;
+	message.requestTools = plugin.toolDefinitions;
+	session.pendingMessages = session.pendingSystem = undefined;
+}
+
+function ocOnMessagesTransform(plugin: OcPlugin, output: { messages?: OcRequestMessage[] } | undefined): void {
+	const messages = output?.messages;
+	if (!Array.isArray(messages) || messages.length === 0) return;
+	const session = plugin.sessions.get(messages[messages.length - 1]?.info?.sessionID as string);
+	if (session) session.pendingMessages = messages;
+}
+
+function ocOnSystemTransform(plugin: OcPlugin, hookInput: { sessionID?: string } | undefined, output: { system?: string[] } | undefined): void {
+	const session = plugin.sessions.get(hookInput?.sessionID as string);
+	if (session) session.pendingSystem = output?.system;
+}
+
+// ── the event stream (not awaited) ──
+
+/** OpenCode bus event type → its handler; other types are ignored. */
+const OC_EVENTS: Record<string, (plugin: OcPlugin, properties: OcEventProperties) => void> = {
+	"message.part.delta": (plugin, properties) => {
+		// Per streamed delta: two map look-ups, nothing else.
+		const session = plugin.sessions.get(properties.sessionID as string);
+		if (session) session.recorder.markFirstToken(`msg:${properties.messageID}`, Date.now());
+	},
+	"message.part.updated": (plugin, properties) => ocOnPart(plugin, properties.part),
+	"message.updated": (plugin, properties) => ocOnMessage(plugin, properties.info),
+	"session.created": (plugin, properties) => ocOnSessionInfo(plugin, properties.info),
+	"session.updated": (plugin, properties) => ocOnSessionInfo(plugin, properties.info),
+	"session.status": (plugin, properties) => {
+		if (properties.status?.type === "idle") return ocOnIdle(plugin, properties.sessionID);
+		if (properties.status?.type === "retry") return ocOnRetry(plugin, properties.sessionID, properties.status);
+	},
+	"session.idle": (plugin, properties) => ocOnIdle(plugin, properties.sessionID),
+	"session.error": (plugin, properties) => ocOnSessionError(plugin, properties),
+	"session.compacted": (plugin, properties) => {
+		const session = plugin.sessions.get(properties.sessionID as string);
+		if (session?.recorder.promptOpen) session.recorder.event(Date.now(), { name: "compacted" });
+	},
+	"session.deleted": (plugin, properties) => {
+		const id = properties.info?.id ?? properties.sessionID;
+		plugin.sessions.get(id as string)?.recorder.close(Date.now());
+		if (typeof id === "string") ocForget(plugin, id);
+	},
+};
+
+function ocOnEvent(plugin: OcPlugin, event: OcEvent | undefined): void {
+	const properties = event?.properties ?? {};
+	const type = event?.type;
+	if (typeof type === "string" && Object.hasOwn(OC_EVENTS, type)) OC_EVENTS[type]!(plugin, properties);
+}
+
+function ocOnSessionInfo(plugin: OcPlugin, info: OcSessionInfo | undefined): void {
+	if (!info || typeof info.id !== "string") return;
+	const session = ocSessionFor(plugin, info.id, info);
+	if (!session) return;
+	if (typeof info.version === "string") plugin.hostVersion = session.hostVersion = info.version;
+	if (typeof info.parentID === "string" && !session.parentId) session.parentId = info.parentID;
+	const title = typeof info.title === "string" ? info.title.trim() : "";
+	if (title && title !== session.title && !OC_PLACEHOLDER_TITLE.test(title)) {
+		session.title = title;
+		// OpenCode generates the title alongside the first LLM call: it may come after a quick answer
+		session.recorder.rename(title, { includeLast: true });
+	}
+}
+
+function ocOnMessage(plugin: OcPlugin, info: OcMessageInfo | undefined): void {
+	if (info?.role !== "assistant" || typeof info.id !== "string") return;
+	const session = ocSessionFor(plugin, info.sessionID);
+	if (!session) return;
+	let message = session.messages.get(info.id);
+	if (!message) {
+		// A message first seen completed is an old one being re-saved (compaction, summaries): skip.
+		if (info.time?.completed) return;
+		const createdMs = typeof info.time?.created === "number" ? info.time.created : Date.now();
+		message = { id: info.id, key: `msg:${info.id}`, createdMs, agent: info.agent ?? info.mode, started: false, parts: new Map(), stepCost: 0 };
+		message.model = info.modelID;
+		message.provider = info.providerID;
+		session.messages.set(info.id, message);
+		session.awaiting = message;
+		ocPromptRecorder(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+		return;
+	}
+	message.model = info.modelID ?? message.model;
+	message.provider = info.providerID ?? message.provider;
+	if (info.time?.completed || info.error) ocEndMessage(plugin, session, message, info);
+}
+
+function ocOnPart(plugin: OcPlugin, part: OcPart | undefined): void {
+	if (!part || typeof part.messageID !== "string") return;
+	const session = plugin.sessions.get(part.sessionID as string);
+	if (!session) return;
+	const message = session.messages.get(part.messageID);
+	if (part.type === "tool") {
+		if (message) message.parts.set(part.id as string, part);
+		return ocOnToolPart(session, part, message);
+	}
+	if (!message) return;
+	switch (part.type) {
+		case "text":
+		case "reasoning":
+			message.parts.set(part.id as string, part);
+			return ocStartGeneration(session, message);
+		case "step-start":
+			return ocStartGeneration(session, message);
+		case "step-finish":
+			message.stepTokens = part.tokens;
+			if (typeof part.cost === "number") message.stepCost += part.cost;
+			return;
+		case "retry": {
+			const now = Date.now();
+			return ocPromptRecorder(session, now).event(now, { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
+		}
+	}
+}
+
+function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | undefined): void {
+	const state = part.state ?? {};
+	const callID = (typeof part.callID === "string" ? part.callID : part.id) as string;
+	const known = session.tools.get(callID);
+	// Completed parts of messages no longer in flight are re-saves (e.g. compaction pruning outputs).
+	if (!known && !message) return;
+	const tool = known ?? ocToolEntry(session, callID, String(part.tool ?? "tool"), part.messageID, Date.now());
+	if (typeof state.metadata?.sessionId === "string" && state.metadata.sessionId !== session.id) tool.childSessionId = state.metadata.sessionId;
+	const startMs = typeof state.time?.start === "number" ? state.time.start : tool.startMs;
+	if (state.status === "pending") return;
+	ocStartTool(session, tool, startMs, state.input);
+	if (state.status !== "completed" && state.status !== "error") return;
+	const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
+	const exit = state.metadata?.exit;
+	// bash reports a failing command as completed with its exit code; pi and omp call that an error
+	// bash reports a failing command as completed with its exit code; the kit calls that an error
+	ocPromptRecorder(session, endMs).endTool(
+		`tool:${callID}`,
+		endMs,
+		toolEnd({
+			name: tool.name,
+			output: state.status === "error" ? state.error : state.output,
+			error: state.status === "error" ? state.error ?? "tool failed" : undefined,
+			exitCode: typeof exit === "number" ? exit : undefined,
+			metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
+		}),
+	);
+	session.tools.delete(callID);
+}
+
+function ocToolEntry(session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool {
+	let tool = session.tools.get(callID);
+	if (!tool) {
+		tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
+		session.tools.set(callID, tool);
+	}
+	return tool;
+}
+
+function ocStartTool(session: OcSession, tool: OcTool, at: number, args: unknown): void {
+	if (tool.started) return;
+	tool.started = true;
+	ocPromptRecorder(session, at).startTool(`tool:${tool.callID}`, at, {
+		name: tool.name,
+		id: tool.spanId,
+		input: args,
+		metadata: { callID: tool.callID, messageId: tool.messageId },
+	});
+	tool.traceId = session.recorder.traceId;
+}
+
+/** The generation starts when the request is under way (step-start), with the request it sent. */
+function ocStartGeneration(session: OcSession, message: OcMessage): void {
+	if (message.started) return;
+	message.started = true;
+	if (session.awaiting === message) session.awaiting = undefined;
+	const at = message.requestMs ?? message.createdMs;
+	ocPromptRecorder(session, at).startGeneration(message.key, at, {
+		model: message.model,
+		modelParameters: message.modelParameters,
+		input: ocRequestInput(message.requestSystem, message.requestMessages, message.requestTools),
+		metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
+	});
+	message.requestMessages = message.requestSystem = message.requestTools = undefined;
+}
+
+function ocEndMessage(plugin: OcPlugin, session: OcSession, message: OcMessage, info: OcMessageInfo): void {
+	ocStartGeneration(session, message);
+	session.messages.delete(message.id);
+	if (session.awaiting === message) session.awaiting = undefined;
+	const endMs = typeof info.time?.completed === "number" ? info.time.completed : Date.now();
+	const tokens: OcTokens = info.tokens && ocTokenSum(info.tokens) > 0 ? info.tokens : message.stepTokens ?? info.tokens ?? {};
+	const cost = typeof info.cost === "number" && info.cost > 0 ? info.cost : message.stepCost;
+	const error = info.error;
+	const errorName = typeof error === "object" ? error?.name : undefined;
+	const aborted = errorName === "MessageAbortedError";
+	const output = ocOutput(message.parts);
+	session.recorder.endGeneration(message.key, endMs, {
+		model: info.modelID,
+		output,
+		usage: usageDetails({
+			input: tokens.input,
+			output: tokens.output,
+			reasoning: tokens.reasoning,
+			cacheRead: tokens.cache?.read,
+			cacheWrite: tokens.cache?.write,
+			total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
+		}),
+		cost: ocCost(plugin.config, info, tokens, cost),
+		level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
+		statusMessage: error ? ocErrorMessage(error) : undefined,
+		metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName },
+	});
+	session.recorder.noteOutput(textOf([...message.parts.values()]) || undefined);
+	session.recorder.endTurn(endMs, { output: info.finish === undefined ? undefined : { finish: info.finish } });
+	if (session.idleTimer && session.messages.size === 0) ocFinishPrompt(plugin, session);
+}
+
+function ocOnIdle(plugin: OcPlugin, sessionId: unknown): void {
+	const session = plugin.sessions.get(sessionId as string);
+	if (!session || session.idleTimer) return;
+	if (session.messages.size > 0 && session.recorder.promptOpen) {
+		session.idleTimer = setTimeout(
+			guarded(plugin.runtime.log, "opencode idle", () => ocFinishPrompt(plugin, session)),
+			OC_IDLE_GRACE_MS,
+		);
+		session.idleTimer.unref?.();
+		return;
+	}
+	ocFinishPrompt(plugin, session);
+}
+
+function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
+	clearTimeout(session.idleTimer);
+	session.idleTimer = undefined;
+	const error = session.promptError;
+	session.promptError = undefined;
+	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+	session.messages.clear();
+	session.tools.clear();
+	session.awaiting = undefined;
+	void plugin.runtime.exporter?.flush();
+}
+
+function ocOnRetry(plugin: OcPlugin, sessionId: unknown, status: OcStatus): void {
+	const session = plugin.sessions.get(sessionId as string);
+	if (!session?.recorder.promptOpen) return;
+	session.recorder.event(Date.now(), {
+		name: "retry",
+		level: "WARNING",
+		statusMessage: typeof status.message === "string" ? status.message : undefined,
+		metadata: { attempt: status.attempt, nextMs: status.next },
+	});
+}
+
+function ocOnSessionError(plugin: OcPlugin, properties: OcEventProperties): void {
+	const session = plugin.sessions.get(properties.sessionID as string);
+	if (!session) return;
+	const error = properties.error;
+	const errorName = typeof error === "object" ? error?.name : undefined;
+	const level: Level = errorName === "MessageAbortedError" ? "WARNING" : "ERROR";
+	const message = ocErrorMessage(error) ?? "session error";
+	session.promptError = { level, message };
+	const now = Date.now();
+	ocPromptRecorder(session, now).event(now, { name: errorName === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName } });
+}
+
+/** A subagent's trace names the parent's trace and the task tool call that spawned it. */
+function ocSubagentLink(plugin: OcPlugin, session: OcSession): Metadata {
+	if (!session.parentId) return {};
+	const parent = plugin.sessions.get(session.parentId);
+	let task: OcTool | undefined;
+	for (const tool of parent?.tools.values() ?? []) {
+		if (tool.childSessionId === session.id) task = tool;
+		else if (!task && tool.name === "task" && !tool.childSessionId) task = tool;
+	}
+	return { parentSessionId: session.parentId, parentTraceId: task?.traceId ?? parent?.recorder.traceId, parentObservationId: task?.spanId };
+}
+
+async function ocDispose(plugin: OcPlugin): Promise<void> {
+	plugin.disposed = true;
+	const now = Date.now();
+	for (const [id, session] of plugin.sessions) {
+		if (!session) continue;
+		clearTimeout(session.idleTimer);
+		session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
+		ocForget(plugin, id);
+	}
+	await plugin.runtime.exporter?.shutdown();
+}
+
+// ── OpenCode payloads → record fields (pure) ──
 
 /** The user's words: the text parts that are not synthetic (file contents OpenCode inlines). */
 function ocPromptText(parts: unknown): string | undefined {
 	if (!Array.isArray(parts)) return undefined;
-	const texts = parts.filter(part => part?.type === "text" && typeof part.text === "string");
+	const texts = (parts as OcPart[]).filter(part => part?.type === "text" && typeof part.text === "string");
 	const typed = texts.filter(part => !part.synthetic);
 	const text = (typed.length ? typed : texts).map(part => part.text).join("\n");
 	return text || undefined;
@@ -3663,68 +4017,73 @@ function ocToolMetadata(metadata: unknown): Metadata {
 	return out;
 }
 
-function ocModelParameters(output: any): Record<string, string | number | boolean> | undefined {
+/** The call's settings from chat.params, scalars only; of `options` only OC_OPTION_KEYS (it also holds the API key). */
+function ocModelParameters(output: OcChatParams | undefined): Record<string, string | number | boolean> | undefined {
 	const parameters: Record<string, string | number | boolean> = {};
 	const scalar = (value: unknown) => typeof value === "string" || typeof value === "number" || typeof value === "boolean";
-	for (const key of OC_PARAM_KEYS) if (scalar(output?.[key])) parameters[key] = output[key];
-	for (const key of OC_OPTION_KEYS) if (scalar(output?.options?.[key])) parameters[key] = output.options[key];
+	for (const key of OC_PARAM_KEYS) if (scalar(output?.[key])) parameters[key] = output![key] as string | number | boolean;
+	for (const key of OC_OPTION_KEYS) if (scalar(output?.options?.[key])) parameters[key] = output!.options![key] as string | number | boolean;
 	return Object.keys(parameters).length ? parameters : undefined;
 }
 
-function ocTokenSum(tokens: any): number {
+function ocTokenSum(tokens: OcTokens | undefined): number {
 	const n = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : 0);
 	return n(tokens?.input) + n(tokens?.output) + n(tokens?.reasoning) + n(tokens?.cache?.read) + n(tokens?.cache?.write);
 }
 
-function ocErrorMessage(error: any): string | undefined {
+function ocErrorMessage(error: OcError | undefined): string | undefined {
 	if (!error) return undefined;
 	if (typeof error === "string") return oneLine(error, 300);
 	const message = error.data?.message ?? error.message ?? error.name;
 	return typeof message === "string" ? oneLine(message, 300) : undefined;
 }
 
-/** One message's parts as the generation output: plain text, or reasoning and tool calls next to it. */
-function ocOutput(parts: Map<string, any>): unknown {
+/** One message's parts as the generation output: its text, or the assistant message with reasoning and tool calls. */
+function ocOutput(parts: Map<string, OcPart>): unknown {
 	const content: unknown[] = [];
 	for (const part of parts.values()) {
 		if (part.type === "tool") content.push({ type: "tool_call", name: part.tool, id: part.callID, arguments: part.state?.input });
 		else if (typeof part.text === "string" && part.text) content.push({ type: part.type === "reasoning" ? "reasoning" : "text", text: part.text });
 	}
-	return content.length ? simplifyContent(content) : undefined;
+	return content.length ? chatOutput(content) : undefined;
 }
 
-/** The conversation a request carried, as chat messages (system first); built outside the awaited hooks. */
-function ocRequestInput(system: unknown, messages: unknown): unknown {
-	const out: unknown[] = [];
-	if (Array.isArray(system) && system.length) out.push({ role: "system", content: system.filter(line => typeof line === "string").join("\n") });
-	if (!Array.isArray(messages)) return out.length ? out : undefined;
-	for (const message of messages.slice(-MAX_ARRAY_ITEMS)) {
-		const role = message?.info?.role ?? "unknown";
-		const content: unknown[] = [];
-		for (const part of Array.isArray(message?.parts) ? message.parts : []) {
-			switch (part?.type) {
-				case "text":
-				case "reasoning":
-					if (typeof part.text === "string" && part.text) content.push({ type: part.type, text: part.text });
-					break;
-				case "tool":
-					content.push({
-						type: "tool",
-						name: part.tool,
-						callID: part.callID,
-						input: part.state?.input,
-						output: part.state?.status === "error" ? part.state.error : part.state?.output,
-						status: part.state?.status,
-					});
-					break;
-				case "file":
-					content.push({ type: "file", mime: part.mime, filename: part.filename });
-					break;
-			}
-		}
-		out.push({ role, content: simplifyContent(content) });
-	}
-	return out;
+/** The request a message sent: OpenCode's messages (converted by the exporter, §6), its system prompt and tools. */
+function ocRequestInput(system: unknown, messages: unknown, tools: Map<string, OcToolDefinition> | undefined): unknown {
+	const definitions = tools?.size
+		? [...tools].map(([name, definition]) => ({
+				name,
+				description: typeof definition.description === "string" ? definition.description : undefined,
+				// parameters is an Effect Schema: only a JSON Schema OpenCode gives as such is sent
+				parameters: definition.jsonSchema !== null && typeof definition.jsonSchema === "object" && !Array.isArray(definition.jsonSchema) ? definition.jsonSchema : undefined,
+			}))
+		: undefined;
+	if (!Array.isArray(messages) && !Array.isArray(system)) return undefined;
+	return new ChatRequest(Array.isArray(messages) ? [...messages] : [], definitions, system);
+}
+
+/**
+ * OpenCode records one dollar total per message. With the model's prices from the config (dollars per
+ * million tokens), the total splits into input, cache and output — only when the split adds up to that
+ * total (no pricing tiers at play); otherwise the total alone, never zeros.
+ */
+function ocCost(config: OcConfig | undefined, info: OcMessageInfo, tokens: OcTokens, total: number): Record<string, number> | undefined {
+	const prices = call(() => config?.provider?.[info.providerID ?? ""]?.models?.[info.modelID ?? ""]?.cost);
+	const rate = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value >= 0 ? value / 1e6 : undefined);
+	const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0);
+	const input = rate(prices?.input);
+	const output = rate(prices?.output);
+	if (!prices || input === undefined || output === undefined || !(total > 0)) return costDetails({ total });
+	const round = (dollars: number) => Math.round(dollars * 1e12) / 1e12;
+	const split = {
+		input: round(count(tokens.input) * input),
+		cacheRead: round(count(tokens.cache?.read) * (rate(prices.cache_read) ?? 0)),
+		cacheWrite: round(count(tokens.cache?.write) * (rate(prices.cache_write) ?? 0)),
+		output: round((count(tokens.output) + count(tokens.reasoning)) * output),
+	};
+	const sum = split.input + split.cacheRead + split.cacheWrite + split.output;
+	if (Math.abs(sum - total) > Math.max(1e-9, total * 1e-6)) return costDetails({ total });
+	return costDetails({ ...split, cacheRead: split.cacheRead || undefined, cacheWrite: split.cacheWrite || undefined, total });
 }
 
 // ── §7.3 Codex ────────────────────────────────────────────────────────────────────────────────────
@@ -3765,10 +4124,95 @@ interface CodexCursor {
 	copying?: boolean;
 }
 
+/**
+ * The rollout payload fields read here. A rollout line is `{timestamp, type, payload}`: type session_meta,
+ * turn_context, response_item, event_msg, compacted or token_usage_record, i.e. Codex's RolloutItem with
+ * ResponseItem / EventMsg payloads (openai/codex, codex-rs/protocol/src/protocol.rs and models.rs). Field
+ * names as observed in test/fixtures, recorded from codex-cli 0.169.0 (the pinned devDependency). Every
+ * field is optional and checked before use: versions differ, and a missing field is skipped.
+ */
+interface CodexPayload {
+	/** response_item / event_msg kind (message, function_call, task_started, token_count, …). */
+	type?: string;
+	id?: string;
+	thread_id?: string;
+	turn_id?: string;
+	// session_meta
+	session_id?: string;
+	parent_thread_id?: string;
+	agent_nickname?: string;
+	agent_role?: string;
+	cli_version?: string;
+	originator?: string;
+	model_provider?: string;
+	cwd?: string;
+	source?: { subagent?: { thread_spawn?: { parent_thread_id?: string; agent_nickname?: string; agent_role?: string; depth?: number } } };
+	// task_started, task_complete, turn_aborted
+	turn_attribution?: { parent_turn_id?: string; turn_trigger?: unknown };
+	collaboration_mode_kind?: unknown;
+	last_agent_message?: string;
+	time_to_first_token_ms?: number;
+	duration_ms?: number;
+	reason?: string;
+	// turn_context
+	model?: string;
+	effort?: unknown;
+	reasoning_effort?: unknown;
+	collaboration_mode?: { settings?: { model?: string; reasoning_effort?: unknown } };
+	/** turn_context: the reasoning summary setting (a string); reasoning item: its summary parts. */
+	summary?: unknown;
+	approval_policy?: unknown;
+	sandbox_policy?: { type?: unknown };
+	// token_usage_record, token_count
+	response_id?: string;
+	usage?: CodexUsage;
+	turn_token_usage?: unknown;
+	info?: { last_token_usage?: CodexUsage; total_token_usage?: unknown };
+	// item_started, item_completed, user_message, error, stream_error
+	item?: CodexItem;
+	started_at_ms?: number;
+	message?: unknown;
+	// response_item: message, reasoning, *_call, *_call_output, web_search_call
+	role?: string;
+	content?: unknown;
+	call_id?: string;
+	name?: string;
+	namespace?: unknown;
+	arguments?: unknown;
+	input?: unknown;
+	action?: unknown;
+	status?: unknown;
+	/** A string, or `{content, success}`. */
+	output?: unknown;
+}
+
+/** Token usage as Codex counts it: cached inside input, reasoning inside output. */
+interface CodexUsage {
+	input_tokens?: number;
+	cached_input_tokens?: number;
+	cache_write_input_tokens?: number;
+	output_tokens?: number;
+	reasoning_output_tokens?: number;
+	total_tokens?: number;
+}
+
+/** item_completed's item (UserMessage, AgentMessage, Reasoning, CommandExecution, collab calls, …). */
+interface CodexItem {
+	type?: string;
+	id?: string;
+	content?: unknown;
+	exit_code?: number;
+	status?: string;
+	command?: unknown;
+	duration?: { secs?: number; nanos?: number };
+	receiver_thread_ids?: unknown;
+}
+
 interface RolloutLine {
 	at: number;
 	type: string;
-	payload: any;
+	payload: CodexPayload;
+	/** Byte offsets of the line in its file: cursor positions and stable event ids. */
 	start: number;
 	end: number;
 }
@@ -3881,32 +4325,12 @@ function writeCodexCursor(file: string, cursor: CodexCursor): void {
 
 /** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
 async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
-	const lock = `${file}.lock`;
-	const until = Date.now() + waitMs;
 	try {
 		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
 	} catch {
 		return () => {}; // no spool directory: nothing to protect either
 	}
-	for (;;) {
-		try {
-			fs.writeFileSync(lock, String(process.pid), { flag: "wx", mode: 0o600 });
-			return () => fs.rmSync(lock, { force: true });
-		} catch (error) {
-			if ((error as NodeJS.ErrnoException).code !== "EEXIST") return () => {};
-		}
-		try {
-			const owner = Number(fs.readFileSync(lock, "utf8"));
-			if ((owner > 0 && !isAlive(owner)) || Date.now() - fs.statSync(lock).mtimeMs > 30_000) {
-				fs.rmSync(lock, { force: true });
-				continue;
-			}
-		} catch {
-			continue; // released meanwhile
-		}
-		if (Date.now() >= until) return undefined;
-		await new Promise(resolve => setTimeout(resolve, 25));
-	}
+	return waitForLock(`${file}.lock`, 30_000, waitMs);
 }
 
 /** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
@@ -3923,25 +4347,30 @@ async function readRolloutLines(file: string, offset: number): Promise<{ lines: 
 			if (bytesRead === 0) break;
 			filled += bytesRead;
 		}
-		const lines: RolloutLine[] = [];
-		let lastAt = Date.now();
-		for (let start = 0, end = buffer.indexOf(10, 0); end >= 0 && end < filled; start = end + 1, end = buffer.indexOf(10, start)) {
-			if (end === start) continue;
-			let record: any;
-			try {
-				record = JSON.parse(buffer.toString("utf8", start, end));
-			} catch {
-				continue; // a corrupt line is skipped, never fatal
-			}
-			if (!record || typeof record !== "object" || typeof record.type !== "string") continue;
-			const at = Date.parse(record.timestamp);
-			if (Number.isFinite(at)) lastAt = at;
-			lines.push({ at: Number.isFinite(at) ? at : lastAt, type: record.type, payload: record.payload ?? {}, start: from + start, end: from + end + 1 });
-		}
-		return { lines, size, restarted };
+		return { lines: rolloutLines(buffer.subarray(0, filled), from), size, restarted };
 	} finally {
 		await handle.close();
 	}
+}
+
+/** The complete lines of a rollout chunk that starts at byte `from` of its file. */
+function rolloutLines(buffer: Buffer, from: number): RolloutLine[] {
+	const lines: RolloutLine[] = [];
+	let lastAt = Date.now();
+	for (let start = 0, end = buffer.indexOf(10, 0); end >= 0; start = end + 1, end = buffer.indexOf(10, start)) {
+		if (end === start) continue;
+		let record: { timestamp?: unknown; type?: unknown; payload?: CodexPayload } | null;
+		try {
+			record = JSON.parse(buffer.toString("utf8", start, end));
+		} catch {
+			continue; // a corrupt line is skipped, never fatal
+		}
+		if (!record || typeof record !== "object" || typeof record.type !== "string") continue;
+		const at = typeof record.timestamp === "string" ? Date.parse(record.timestamp) : Number.NaN;
+		if (Number.isFinite(at)) lastAt = at;
+		lines.push({ at: Number.isFinite(at) ? at : lastAt, type: record.type, payload: record.payload ?? {}, start: from + start, end: from + end + 1 });
+	}
+	return lines;
 }
 
 const isTurnStart = (line: RolloutLine) => line.type === "event_msg" && line.payload?.type === "task_started";
@@ -4058,45 +4487,51 @@ function parseJsonText(text: unknown): unknown {
 }
 
 /** Codex counts cached tokens inside input and reasoning inside output; Langfuse's keys must not overlap. */
-function codexUsage(usage: any): Record<string, number> | undefined {
+function codexUsage(usage: CodexUsage | undefined): TokenCounts | undefined {
 	if (!usage || typeof usage !== "object") return undefined;
 	const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0);
 	const cached = count(usage.cached_input_tokens);
 	const cacheWrite = count(usage.cache_write_input_tokens);
 	const reasoning = count(usage.reasoning_output_tokens);
-	return usageDetails({
+	return {
 		input: Math.max(0, count(usage.input_tokens) - cached - cacheWrite),
 		cacheRead: cached,
 		cacheWrite,
 		output: Math.max(0, count(usage.output_tokens) - reasoning),
 		reasoning,
 		total: count(usage.total_tokens) || count(usage.input_tokens) + count(usage.output_tokens),
-	});
+	};
 }
 
+/** A model response being read: it ends at its token record (or the next token_count, or the turn's end). */
 interface PendingResponse {
-	input: unknown[];
+	/** Where its step goes in the turn's steps: before the tool calls it made. */
+	at: number;
+	input: ChatMessage[];
 	text: string[];
 	reasoning: string[];
-	toolCalls: { id: string; type: "function"; function: { name: string; arguments: string } }[];
+	toolCalls: ChatToolCall[];
 	firstTokenAt?: number;
 }
 
-const emptyResponse = (): PendingResponse => ({ input: [], text: [], reasoning: [], toolCalls: [] });
+const CODEX_TOOL_CALLS = new Set(["function_call", "custom_tool_call", "local_shell_call", "tool_search_call"]);
+const CODEX_TOOL_OUTPUTS = new Set(["function_call_output", "custom_tool_call_output", "tool_search_output"]);
 
-/** One finished turn → one trace: the prompt, a generation per model response, a tool per call. */
-function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: CodexTurn): void {
-	const ids = (kind: string, key: string | number) => hashId(`codex:${thread.threadId}:${turn.id}:${kind}:${key}`, 16);
+/**
+ * One finished turn → one RecordedPrompt, pure: the prompt, a step per model response (closed at its
+ * token record), a step per tool call (ended by its output), and compactions, web searches and errors.
+ */
+function parseCodexTurn(turn: CodexTurn, thread: CodexThread): RecordedPrompt {
 	const startAt = turn.started.at;
 	const started = turn.started.payload;
 	const attribution = started.turn_attribution ?? {};
 	const finish = turn.finish?.payload ?? {};
 
-	// First pass: what the trace needs up front, and what tool results are completed by.
+	// First pass: what the prompt needs up front, and the items tool results are completed by.
 	const userTexts: string[] = [];
 	const fallbackTexts: string[] = [];
-	const items = new Map<string, any>();
-	let context: any = {};
+	const items = new Map<string, CodexItem>();
+	let context: CodexPayload = {};
 	let hasUsageRecords = false;
 	for (const line of turn.lines) {
 		const payload = line.payload;
@@ -4113,19 +4548,144 @@ function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: C
 			if (text && !injectedText(text) && !text.startsWith("<subagent_notification>")) fallbackTexts.push(text);
 		}
 	}
-	const prompt = (userTexts.length ? userTexts : fallbackTexts).filter(Boolean).join("\n\n") || undefined;
+	const text = (userTexts.length ? userTexts : fallbackTexts).filter(Boolean).join("\n\n");
 	const model = stringOr(context.model) ?? stringOr(context.collaboration_mode?.settings?.model);
 	const effort = context.effort ?? context.reasoning_effort ?? context.collaboration_mode?.settings?.reasoning_effort;
-	const modelParameters: Record<string, string> = {};
-	if (typeof effort === "string") modelParameters.reasoning_effort = effort;
-	if (typeof context.summary === "string") modelParameters.reasoning_summary = context.summary;
+	const parameters: Record<string, string> = {};
+	if (typeof effort === "string") parameters.reasoning_effort = effort;
+	if (typeof context.summary === "string") parameters.reasoning_summary = context.summary;
 	const parentTurnId = stringOr(attribution.parent_turn_id);
 	const ttft = typeof finish.time_to_first_token_ms === "number" ? finish.time_to_first_token_ms : undefined;
 
-	recorder.startPrompt(startAt, {
-		traceId: codexTraceId(thread.threadId, turn.id),
-		id: ids("turn", 0),
-		input: prompt,
+	// Second pass, in file order: responses close at their token record, tools at their output.
+	const steps: RecordedStep[] = [];
+	const openTools = new Map<string, RecordedToolCall>();
+	const newResponse = (): PendingResponse => ({ at: steps.length, input: [], text: [], reasoning: [], toolCalls: [] });
+	let pending = newResponse();
+	let inputAt = startAt;
+	let responses = 0;
+	let lastTurnUsage: unknown;
+	let lastText: string | undefined;
+	const hasOutput = () => pending.text.length > 0 || pending.toolCalls.length > 0 || pending.reasoning.length > 0;
+	const closeResponse = (at: number, usage: CodexUsage | undefined, responseId?: string) => {
+		const index = responses++;
+		const firstToken = index === 0 && ttft !== undefined ? startAt + ttft : pending.firstTokenAt;
+		const step: RecordedLlmCall = {
+			kind: "llm",
+			id: responseId ?? String(index),
+			startMs: inputAt,
+			endMs: Math.max(at, inputAt),
+			completionStartMs: firstToken !== undefined && firstToken >= inputAt && firstToken <= at ? firstToken : undefined,
+			model,
+			provider: thread.provider,
+			parameters,
+			input: pending.input,
+			output: { role: "assistant", content: pending.text.join("\n"), tool_calls: pending.toolCalls.length ? pending.toolCalls : undefined, reasoning: pending.reasoning.join("\n") || undefined },
+			usage: codexUsage(usage),
+			metadata: { responseId },
+		};
+		steps.splice(pending.at, 0, step);
+		pending = newResponse();
+		inputAt = at;
+	};
+	const event = (line: RolloutLine, name: string, fields: Partial<RecordedEvent> = {}) =>
+		steps.push({ kind: "event", id: String(line.start), at: line.at, name, ...fields });
+	const compaction = (line: RolloutLine) => steps.push({ kind: "compaction", id: String(line.start), startMs: line.at, endMs: line.at });
+	for (const line of turn.lines) {
+		const payload = line.payload;
+		const at = line.at;
+		const type = payload.type ?? "";
+		if (line.type === "response_item") {
+			if (type === "message") {
+				const content = textOf(payload.content);
+				if (payload.role === "assistant") {
+					if (content) pending.text.push(content);
+					if (content) lastText = content;
+				} else if (payload.role === "user" && content && !injectedText(content)) {
+					pending.input.push({ role: "user", content });
+					inputAt = at;
+				}
+			} else if (type === "reasoning") {
+				const summary = Array.isArray(payload.summary) ? payload.summary.map(part => part?.text).filter(Boolean).join("\n") : "";
+				if (summary) pending.reasoning.push(summary);
+			} else if (CODEX_TOOL_CALLS.has(type)) {
+				const callId = stringOr(payload.call_id) ?? stringOr(payload.id) ?? `${line.start}`;
+				const name = stringOr(payload.name) ?? type.replace(/_call$/, "");
+				const raw = payload.arguments ?? payload.input ?? payload.action;
+				pending.toolCalls.push({ id: callId, type: "function", function: { name, arguments: typeof raw === "string" ? raw : JSON.stringify(raw ?? {}) } });
+				if (!openTools.has(callId)) {
+					const tool: RecordedToolCall = { kind: "tool", id: callId, name, startMs: at, input: parseJsonText(raw), output: undefined, isError: false, metadata: { callId, namespace: payload.namespace, toolType: type } };
+					openTools.set(callId, tool);
+					steps.push(tool);
+				}
+			} else if (CODEX_TOOL_OUTPUTS.has(type)) {
+				const callId = stringOr(payload.call_id) ?? "";
+				const raw = payload.output as { content?: unknown; success?: unknown } | string | undefined;
+				const output = raw && typeof raw === "object" && !Array.isArray(raw) && "content" in raw ? raw.content : raw;
+				const item = items.get(callId);
+				const exitCode =
+					typeof item?.exit_code === "number" ? item.exit_code : typeof output === "string" ? Number(output.match(/Process exited with code (-?\d+)/)?.[1] ?? Number.NaN) : Number.NaN;
+				let tool = openTools.get(callId);
+				openTools.delete(callId);
+				if (!tool) {
+					// a result whose call is not in this turn: a tool of its own, at the result
+					tool = { kind: "tool", id: callId, name: "tool", startMs: at, input: undefined, output: undefined, isError: false };
+					steps.push(tool);
+				}
+				tool.endMs = at;
+				tool.output = output;
+				tool.isError = (typeof raw === "object" && raw?.success === false) || (Number.isFinite(exitCode) && exitCode !== 0) || item?.status === "failed";
+				tool.exitCode = Number.isFinite(exitCode) ? exitCode : undefined;
+				tool.metadata = {
+					...tool.metadata,
+					command: Array.isArray(item?.command) ? item.command : undefined,
+					durationMs: item?.duration ? Math.round((item.duration.secs ?? 0) * 1000 + (item.duration.nanos ?? 0) / 1e6) : undefined,
+					childThreadIds: Array.isArray(item?.receiver_thread_ids) ? item.receiver_thread_ids : undefined,
+				};
+				// Codex records the output as the tool gave it: a string, or content parts
+				pending.input.push({ role: "tool", tool_call_id: callId, content: output as ChatMessage["content"] });
+				inputAt = at;
+			} else if (type === "web_search_call") {
+				event(line, "web search", { metadata: { action: payload.action, status: payload.status } });
+			} else if (type === "compaction" || type === "compaction_summary") {
+				compaction(line);
+			}
+		} else if (line.type === "token_usage_record") {
+			lastTurnUsage = payload.turn_token_usage ?? lastTurnUsage;
+			closeResponse(at, payload.usage, stringOr(payload.response_id));
+		} else if (line.type === "compacted") {
+			compaction(line);
+		} else if (line.type === "event_msg") {
+			if (type === "token_count") {
+				// Versions without token_usage_record: the last_token_usage after each response.
+				const last = payload.info?.last_token_usage;
+				if (!hasUsageRecords && last && hasOutput()) closeResponse(at, last);
+				if (payload.info?.total_token_usage && !hasUsageRecords) lastTurnUsage = payload.info.total_token_usage;
+			} else if (type === "item_completed" || type === "item_started") {
+				const item = payload.item;
+				if ((item?.type === "AgentMessage" || item?.type === "Reasoning") && typeof payload.started_at_ms === "number") pending.firstTokenAt ??= payload.started_at_ms;
+			} else if (type === "error" || type === "stream_error") {
+				const error = type === "error";
+				event(line, error ? "error" : "stream error", { level: error ? "ERROR" : "WARNING", message: stringOr(payload.message) });
+			} else if (type === "context_compacted") {
+				compaction(line);
+			}
+		}
+	}
+	const endAt = turn.finish?.at ?? turn.lines.at(-1)?.at ?? startAt;
+	if (hasOutput()) closeResponse(endAt, undefined);
+	const aborted = turn.finish?.payload.type === "turn_aborted";
+	const unfinished = !turn.finish && turn.forcedOutput === undefined;
+	return {
+		id: turn.id,
+		sessionId: thread.sessionId,
+		startMs: startAt,
+		endMs: endAt,
+		text,
+		answer: stringOr(finish.last_agent_message) ?? turn.forcedOutput ?? lastText,
+		aborted: aborted || undefined,
+		warning: aborted ? `turn aborted${finish.reason ? `: ${finish.reason}` : ""}` : unfinished ? "turn did not finish in the rollout" : undefined,
+		steps,
 		metadata: {
 			turnId: turn.id,
 			parentTurnId,
@@ -4137,153 +4697,32 @@ function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: C
 			sandbox: context.sandbox_policy?.type,
 			collaborationMode: started.collaboration_mode_kind,
 		},
-	});
-
-	// Second pass, in file order: responses close at their token record, tools at their output.
-	let pending = emptyResponse();
-	let inputAt = startAt;
-	let responses = 0;
-	let lastTurnUsage: unknown;
-	const closeResponse = (at: number, usage: unknown, responseId?: string) => {
-		const index = responses++;
-		const key = `llm:${index}`;
-		const text = pending.text.join("\n");
-		const output =
-			pending.toolCalls.length || pending.reasoning.length
-				? { role: "assistant", content: text || null, tool_calls: pending.toolCalls.length ? pending.toolCalls : undefined, reasoning: pending.reasoning.join("\n") || undefined }
-				: text || undefined;
-		const firstToken = index === 0 && ttft !== undefined ? startAt + ttft : pending.firstTokenAt;
-		recorder.startGeneration(key, inputAt, { id: ids("response", responseId ?? index), model, input: pending.input.length ? pending.input : undefined, modelParameters: Object.keys(modelParameters).length ? modelParameters : undefined });
-		recorder.endGeneration(key, Math.max(at, inputAt), {
-			model,
-			output,
-			usage: codexUsage(usage),
-			completionStartMs: firstToken !== undefined && firstToken >= inputAt && firstToken <= at ? firstToken : undefined,
-			metadata: { responseId, provider: thread.provider },
-		});
-		pending = emptyResponse();
-		inputAt = at;
+		endMetadata: { durationMs: finish.duration_ms, ttftMs: ttft, responses, turnUsage: lastTurnUsage },
 	};
-	for (const line of turn.lines) {
-		const payload = line.payload;
-		const at = line.at;
-		if (line.type === "response_item") {
-			switch (payload.type) {
-				case "message": {
-					const text = textOf(payload.content);
-					if (payload.role === "assistant") {
-						if (text) pending.text.push(text);
-						recorder.noteOutput(text || undefined);
-					} else if (payload.role === "user" && text && !injectedText(text)) {
-						pending.input.push({ role: "user", content: text });
-						inputAt = at;
-					}
-					break;
-				}
-				case "reasoning": {
-					const summary = Array.isArray(payload.summary) ? payload.summary.map((part: any) => part?.text).filter(Boolean).join("\n") : "";
-					if (summary) pending.reasoning.push(summary);
-					break;
-				}
-				case "function_call":
-				case "custom_tool_call":
-				case "local_shell_call":
-				case "tool_search_call": {
-					const callId = stringOr(payload.call_id) ?? stringOr(payload.id) ?? `${line.start}`;
-					const name = stringOr(payload.name) ?? payload.type.replace(/_call$/, "");
-					const raw = payload.arguments ?? payload.input ?? payload.action;
-					pending.toolCalls.push({ id: callId, type: "function", function: { name, arguments: typeof raw === "string" ? raw : JSON.stringify(raw ?? {}) } });
-					recorder.startTool(`tool:${callId}`, at, {
-						name,
-						id: hashId(`codex-call:${thread.threadId}:${callId}`, 16),
-						input: parseJsonText(raw),
-						metadata: { callId, namespace: payload.namespace, toolType: payload.type },
-					});
-					break;
-				}
-				case "function_call_output":
-				case "custom_tool_call_output":
-				case "tool_search_output": {
-					const callId = stringOr(payload.call_id) ?? "";
-					const raw = payload.output;
-					const output = raw && typeof raw === "object" && !Array.isArray(raw) && "content" in raw ? raw.content : raw;
-					const item = items.get(callId);
-					const exitCode =
-						typeof item?.exit_code === "number" ? item.exit_code : typeof output === "string" ? Number(output.match(/Process exited with code (-?\d+)/)?.[1] ?? Number.NaN) : Number.NaN;
-					const failed = raw?.success === false || (Number.isFinite(exitCode) && exitCode !== 0) || item?.status === "failed";
-					recorder.endTool(`tool:${callId}`, at, {
-						output,
-						level: failed ? "ERROR" : undefined,
-						statusMessage: failed ? (Number.isFinite(exitCode) && exitCode !== 0 ? `exit code ${exitCode}` : "tool failed") : undefined,
-						metadata: {
-							exitCode: Number.isFinite(exitCode) ? exitCode : undefined,
-							command: Array.isArray(item?.command) ? item.command : undefined,
-							durationMs: item?.duration ? Math.round((item.duration.secs ?? 0) * 1000 + (item.duration.nanos ?? 0) / 1e6) : undefined,
-							childThreadIds: Array.isArray(item?.receiver_thread_ids) ? item.receiver_thread_ids : undefined,
-						},
-					});
-					pending.input.push({ role: "tool", tool_call_id: callId, content: output });
-					inputAt = at;
-					break;
-				}
-				case "web_search_call":
-					recorder.event(at, { name: "web search", id: ids("event", line.start), metadata: { action: payload.action, status: payload.status } });
-					break;
-				case "compaction":
-				case "compaction_summary":
-					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-					break;
-			}
-		} else if (line.type === "token_usage_record") {
-			lastTurnUsage = payload.turn_token_usage ?? lastTurnUsage;
-			closeResponse(at, payload.usage, stringOr(payload.response_id));
-		} else if (line.type === "compacted") {
-			recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-		} else if (line.type === "event_msg") {
-			switch (payload.type) {
-				case "token_count": {
-					// Versions without token_usage_record: the last_token_usage after each response.
-					const last = payload.info?.last_token_usage;
-					if (!hasUsageRecords && last && (pending.text.length || pending.toolCalls.length || pending.reasoning.length)) closeResponse(at, last);
-					if (payload.info?.total_token_usage && !hasUsageRecords) lastTurnUsage = payload.info.total_token_usage;
-					break;
-				}
-				case "item_completed":
-				case "item_started": {
-					const item = payload.item;
-					if ((item?.type === "AgentMessage" || item?.type === "Reasoning") && typeof payload.started_at_ms === "number") pending.firstTokenAt ??= payload.started_at_ms;
-					break;
-				}
-				case "error":
-				case "stream_error":
-					recorder.event(at, {
-						name: payload.type === "error" ? "error" : "stream error",
-						id: ids("event", line.start),
-						level: payload.type === "error" ? "ERROR" : "WARNING",
-						statusMessage: stringOr(payload.message),
-					});
-					break;
-				case "context_compacted":
-					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-					break;
-			}
-		}
-	}
-	const endAt = turn.finish?.at ?? turn.lines.at(-1)?.at ?? startAt;
-	if (pending.text.length || pending.toolCalls.length || pending.reasoning.length) closeResponse(endAt, undefined);
-	const aborted = turn.finish?.payload?.type === "turn_aborted";
-	const unfinished = !turn.finish && turn.forcedOutput === undefined;
-	recorder.endPrompt(endAt, {
-		output: stringOr(finish.last_agent_message) ?? turn.forcedOutput,
-		level: aborted || unfinished ? "WARNING" : undefined,
-		statusMessage: aborted ? `turn aborted${finish.reason ? `: ${finish.reason}` : ""}` : unfinished ? "turn did not finish in the rollout" : undefined,
-		metadata: {
-			durationMs: finish.duration_ms,
-			ttftMs: ttft,
-			responses,
-			turnUsage: lastTurnUsage,
+}
+
+/** The ids Codex traces have always had, so a turn exported by an older version is updated, not duplicated. */
+function codexIds(threadId: string, turnId: string): TranscriptIds {
+	const scope = `codex:${threadId}:${turnId}`;
+	return {
+		traceId: codexTraceId(threadId, turnId),
+		observation: (kind, key) => {
+			if (kind === "tool") return hashId(`codex-call:${threadId}:${key}`, 16);
+			if (kind === "prompt") return hashId(`${scope}:turn:0`, 16);
+			return hashId(`${scope}:${kind === "llm" ? "response" : "event"}:${key}`, 16);
 		},
-	});
+	};
+}
+
+/**
+ * A whole rollout (or the part of it from a session_meta on) → its thread and finished turns, pure.
+ * With `request.turnId`, that turn counts as finished even without its task_complete (as the Stop hook says).
+ */
+function parseRollout(text: string, request: CodexRequest = {}): { thread?: CodexThread; prompts: RecordedPrompt[] } {
+	const cursor: CodexCursor = { file: "", offset: 0, done: [] };
+	const { turns } = collectCodexTurns(rolloutLines(Buffer.from(text, "utf8"), 0), cursor, request);
+	const thread = cursor.thread ?? (request.threadId ? { threadId: request.threadId, sessionId: request.threadId } : undefined);
+	return { thread, prompts: thread ? turns.map(turn => parseCodexTurn(turn, thread)) : [] };
 }
 
 /**
@@ -4305,7 +4744,7 @@ async function readCodexRollout(
 	const records = new Map<string, ObservationRecord>();
 	if (thread && sampled(runtime.config, thread.sessionId)) {
 		const recorder = codexRecorder(runtime, thread, rollout, records);
-		for (const turn of turns) recordCodexTurn(recorder, thread, turn);
+		for (const turn of turns) recordTranscript(recorder, parseCodexTurn(turn, thread), codexIds(thread.threadId, turn.id));
 	}
 	return {
 		records: [...records.values()],
@@ -4339,6 +4778,30 @@ async function runCodexExport(request: CodexRequest | undefined, runtime: Runtim
 		log.debug(`codex: ${result.turns} turn(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
 	} finally {
 		unlock();
+	}
+	await handOnSpool(runtime);
+}
+
+/**
+ * Spool files earlier runs left (Langfuse was down then) go with a detached `flush` that outlives this
+ * run: replaying them here could spend Codex's budget, and Codex waits for this process. Only when
+ * Langfuse took this run's own batch: otherwise they wait for a run that gets through.
+ */
+async function handOnSpool(runtime: Runtime): Promise<void> {
+	const { exporter, log } = runtime;
+	const script = process.argv[1];
+	if (!exporter || !script || !exporter.spool.available) return;
+	const status = exporter.status;
+	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
+	const { files } = await exporter.spool.stats();
+	if (files === 0) return;
+	log.debug(`codex: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
+	try {
+		const child = spawn(process.execPath, [...process.execArgv, script, "flush"], { detached: true, stdio: "ignore", env: process.env });
+		child.on("error", () => {});
+		child.unref();
+	} catch (error) {
+		log.debug(`codex: could not start the background flush: ${errorText(error)}`);
 	}
 }
 
@@ -4388,6 +4851,8 @@ const internals = {
 	chatMessagesOf,
 	chatOutput,
 	prepareChat,
+	parseRollout,
+	recordTranscript,
 };
 Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
 /** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
