@@ -1295,6 +1295,15 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 		expect(chat.messages.at(-1).content).toStartWith("199 ");
 		const kept = chat.messages.length - 2;
 		expect(Number(chat.messages[1].content.match(/(\d+) earlier/)[1])).toBe(200 - kept);
+
+		// even when one message alone is huge and LANGFUSE_MAX_FIELD_CHARS allows it
+		const huge = prepareChat(
+			chatRequest({ system: "S".repeat(900_000), messages: [{ role: "user", content: "u".repeat(900_000) }], tools: [{ name: "t", description: "d".repeat(900_000) }] }),
+			{ ...prepareOptions, maxFieldChars: 1_000_000 },
+			new ChatCache(),
+		).json;
+		expect(huge.length).toBeLessThan(300_000);
+		expect(JSON.parse(huge).messages.map((m: any) => m.role)).toEqual(["system", "user"]);
 	});
 
 	test("linear history: each message is sanitized and encoded once, however many generations repeat it", () => {

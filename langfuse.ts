@@ -1101,6 +1101,8 @@ class PreparedJson {
 const CHAT_MAX_CHARS = 280_000;
 /** Tool definitions beyond this many characters lose their parameter schemas, then their descriptions. */
 const CHAT_TOOLS_MAX_CHARS = 80_000;
+/** One message of a chat input carries at most this many characters (the tool's own observation has it all). */
+const CHAT_MESSAGE_MAX_CHARS = 100_000;
 
 /**
  * Each message of a conversation, sanitized and encoded once per process: a generation's input repeats
@@ -1156,7 +1158,7 @@ class ChatCache {
 function encodeItems(items: unknown, options: SanitizeOptions): string {
 	const list = Array.isArray(items) ? items : [items];
 	// each message on its own budget: the conversation's size is bounded by the elision in prepareChat
-	return list.map(item => JSON.stringify(sanitize(item, { ...options, budgetChars: options.maxFieldChars * 2 }))).join(",");
+	return list.map(item => JSON.stringify(sanitize(item, { ...options, budgetChars: options.maxFieldChars }))).join(",");
 }
 
 /**
@@ -1164,7 +1166,9 @@ function encodeItems(items: unknown, options: SanitizeOptions): string {
  * through the cache. When it all would pass CHAT_MAX_CHARS, the system prompt and the latest messages
  * that fit stay whole and the ones between them become one marker message.
  */
-function prepareChat(request: ChatRequest, options: SanitizeOptions, cache: ChatCache): PreparedJson {
+function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cache: ChatCache): PreparedJson {
+	// system prompt + newest message + tools stay under CHAT_MAX_CHARS even when nothing else fits
+	const options = { ...sanitizeOptions, maxFieldChars: Math.min(sanitizeOptions.maxFieldChars, CHAT_MESSAGE_MAX_CHARS) };
 	const system = request.system === undefined ? "" : cache.encoded(request.system, options, () => chatSystem(request.system));
 	const messages = request.messages.map(raw => cache.encoded(raw, options, () => chatMessagesOf(raw))).filter(Boolean);
 	let tools = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : "";
