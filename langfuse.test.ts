@@ -1017,6 +1017,21 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 		}
 	});
 
+	test("the trace name and tags every span carries are redacted like the trace's own", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records, { tags: ["omp", "tag-sk-secret"] });
+		recorder.startPrompt(1000, { input: "deploy with sk-secret now" });
+		recorder.startTool("tool:1", 1100, { name: "bash" });
+		recorder.endTool("tool:1", 1200, { output: "ok" });
+		recorder.endPrompt(1300);
+		const redact = (text: string) => text.replaceAll("sk-secret", "[REDACTED]");
+		for (const record of records) {
+			const prepared = prepareRecord(record, { ...prepareOptions, redact });
+			expect(encodeSpan(prepared)).not.toContain("sk-secret");
+			expect(attrsOf(prepared)["langfuse.trace.name"]).toBe("deploy with [REDACTED] now");
+		}
+	});
+
 	test("a late rename (OpenCode's title after the answer) reaches every span, and wins in v3 in either file order", () => {
 		const records: any[] = [];
 		const recorder = recorderInto(records);

@@ -1220,6 +1220,8 @@ function prepareRecord(record: ObservationRecord, options: PrepareOptions): Obse
 		statusMessage,
 		model: cleanText(record.model),
 		modelParameters: clean(record.modelParameters) as ObservationRecord["modelParameters"],
+		traceName: cleanText(record.traceName),
+		traceTags: record.traceTags?.map(tag => cleanText(tag)!),
 		trace: record.trace && {
 			name: cleanText(record.trace.name)!,
 			input: content(record.trace.input),
