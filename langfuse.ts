@@ -572,10 +572,10 @@ class SessionRecorder {
 	private previousRoot?: Draft;
 	private lastTurnId?: string;
 	/**
-	 * The latest version of each span sent for the last two traces (at most SENT_KEPT each): a rename
+	 * The latest version of each span sent for the last two traces (up to SENT_KEPT_WEIGHT each): a rename
 	 * re-sends them, so every stored row carries the final trace name (v4 filters read each row's own).
 	 */
-	private readonly sent = new Map<string, Map<string, ObservationRecord>>();
+	private readonly sent = new Map<string, { spans: Map<string, ObservationRecord>; weight: number }>();
 
 	constructor(
 		private readonly sink: RecordSink,
@@ -778,7 +778,7 @@ class SessionRecorder {
 	private resendRenamed(root: Draft): void {
 		const sent = this.sent.get(root.traceId);
 		let latestStart = root.startMs;
-		for (const record of sent?.values() ?? []) {
+		for (const record of sent?.spans.values() ?? []) {
 			latestStart = Math.max(latestStart, record.startMs);
 			if (record.id !== root.id) this.send({ ...record, traceName: root.trace!.name, emissionId: crypto.randomUUID() });
 		}
@@ -873,18 +873,26 @@ class SessionRecorder {
 
 	private send(record: ObservationRecord): void {
 		record.emittedMs = nextEmitMs();
-		let spans = this.sent.get(record.traceId);
-		if (!spans) {
-			this.sent.set(record.traceId, (spans = new Map()));
+		let sent = this.sent.get(record.traceId);
+		if (!sent) {
+			this.sent.set(record.traceId, (sent = { spans: new Map(), weight: 0 }));
 			for (const traceId of this.sent.keys()) if (this.sent.size > 2) this.sent.delete(traceId);
 		}
-		if (spans.has(record.id) || spans.size < SENT_KEPT) spans.set(record.id, record);
+		// a generation holds its request's messages: it weighs as many, so what is kept stays bounded
+		const weight = 1 + (record.input instanceof ChatRequest ? record.input.messages.length : 0);
+		if (sent.spans.has(record.id) || sent.weight + weight <= SENT_KEPT_WEIGHT) {
+			if (!sent.spans.has(record.id)) sent.weight += weight;
+			sent.spans.set(record.id, record);
+		}
 		this.sink(record);
 	}
 }
 
-/** Spans per trace kept for a rename to re-send (the rest keep the name they were sent with). */
-const SENT_KEPT = 300;
+/**
+ * What a recorder keeps per trace for a rename to re-send: spans, each counting 1 plus the messages
+ * of its request (the rest keep the name they were sent with).
+ */
+const SENT_KEPT_WEIGHT = 20_000;
 let lastEmitMs = 0;
 /** Now, but strictly after the previous emission: two versions of one span never share a timestamp. */
 function nextEmitMs(): number {
