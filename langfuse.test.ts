@@ -1307,7 +1307,7 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 		const chat = JSON.parse(json);
 		expect(chat.messages[0].content).toBe("S".repeat(5000));
 		expect(chat.messages[1]).toMatchObject({ role: "system" });
-		expect(chat.messages[1].content).toMatch(/^\[langfuse\.ts: \d+ earlier message item\(s\), .* left out/);
+		expect(chat.messages[1].content).toMatch(/^\[langfuse\.ts: \d+ earlier message\(s\) left out/);
 		expect(chat.messages.at(-1).content).toStartWith("199 ");
 		const kept = chat.messages.length - 2;
 		expect(Number(chat.messages[1].content.match(/(\d+) earlier/)[1])).toBe(200 - kept);
@@ -1338,6 +1338,12 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 		// one miss per distinct message (+ system prompt + tool list), not one per message per call
 		expect(cache.misses).toBe(turns + 2);
 		expect(redactions).toBeLessThan(turns * 3);
+		// past the display limit a call looks only at what it keeps: the cost of a call stops growing
+		const long = Array.from({ length: 2000 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `${i} ${"y".repeat(5000)}` }));
+		const before = cache.hits + cache.misses;
+		const kept = JSON.parse(prepareChat(chatRequest({ messages: long }), options, cache).json).messages.length;
+		expect(kept).toBeLessThan(60);
+		expect(cache.hits + cache.misses - before).toBe(kept); // kept - marker + the first one that did not fit
 	});
 
 	test("recorded omp and pi runs: every generation is chat, tool calls recognised, tool definitions present", async () => {

@@ -1303,7 +1303,7 @@ class ChatCache {
 	hits = 0;
 	misses = 0;
 
-	constructor(private readonly maxBytes = 16 * 1024 * 1024) {}
+	constructor(private readonly maxBytes = 4 * 1024 * 1024) {}
 
 	/** The encoded ChatML messages (JSON array items, comma-joined) of one host message. */
 	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): string {
@@ -1348,41 +1348,41 @@ function encodeItems(items: unknown, options: SanitizeOptions): string {
 }
 
 /**
- * A generation's chat input, sanitized and encoded: `{"messages":[…],"tools":[…]}`. Every message goes
- * through the cache. When it all would pass CHAT_MAX_CHARS, the system prompt and the latest messages
- * that fit stay whole and the ones between them become one marker message.
+ * A generation's chat input, sanitized and encoded: `{"messages":[…],"tools":[…]}`. The leading system
+ * messages stay, then messages are taken newest first, each through the cache, while they fit under
+ * CHAT_MAX_CHARS (the newest always); the older ones are not even looked at: one marker message says how
+ * many were left out. So a call costs at most what fits in one input, whatever the history's length.
  */
 function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cache: ChatCache): PreparedJson {
 	// system prompt + newest message + tools stay under CHAT_MAX_CHARS even when nothing else fits
 	const options = { ...sanitizeOptions, maxFieldChars: Math.min(sanitizeOptions.maxFieldChars, CHAT_MESSAGE_MAX_CHARS) };
-	const system = request.system === undefined ? "" : cache.encoded(request.system, options, () => chatSystem(request.system));
-	const messages = request.messages.map(raw => cache.encoded(raw, options, () => chatMessagesOf(raw))).filter(Boolean);
+	const encode = (raw: unknown) => cache.encoded(raw, options, () => chatMessagesOf(raw));
 	let tools = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : "";
 	if (tools.length > CHAT_TOOLS_MAX_CHARS) {
 		const slim = chatTools(request.tools).map(tool => ({ type: tool.type, function: { name: tool.function.name, description: tool.function.description } }));
 		tools = encodeItems(slim, options);
 		if (tools.length > CHAT_TOOLS_MAX_CHARS) tools = encodeItems(slim.map(tool => ({ type: tool.type, function: { name: tool.function.name } })), options);
 	}
-	// leading system messages stay; then as many of the latest messages as fit
-	let head = system ? 1 : 0;
-	const all = system ? [system, ...messages] : messages;
-	while (head < all.length && all[head]!.startsWith('{"role":"system"')) head++;
-	let size = tools.length + 64 + all.slice(0, head).reduce((sum, item) => sum + item.length + 1, 0);
-	let tail = all.length;
-	while (tail > head && size + all[tail - 1]!.length + 1 <= CHAT_MAX_CHARS) size += all[--tail]!.length + 1;
-	if (tail === all.length && tail > head) tail--; // the newest message is always kept, shortened if it must be
-	const kept = all.slice(0, head);
-	if (tail > head) {
-		const omitted = all.slice(head, tail);
-		const chars = omitted.reduce((sum, item) => sum + item.length, 0);
-		kept.push(
-			JSON.stringify({
-				role: "system",
-				content: `[langfuse.ts: ${omitted.length} earlier message item(s), ${formatBytes(chars)}, left out to keep this input under Langfuse's display limit]`,
-			}),
-		);
+	const head: string[] = [];
+	if (request.system !== undefined) head.push(cache.encoded(request.system, options, () => chatSystem(request.system)));
+	const raws = request.messages;
+	let first = 0;
+	while (first < raws.length && isObject(raws[first]) && ["system", "developer"].includes((raws[first] as { role?: unknown }).role as string)) head.push(encode(raws[first++]));
+	let size = tools.length + 64 + head.reduce((sum, item) => sum + item.length + 1, 0);
+	const tail: string[] = [];
+	let next = raws.length;
+	while (next > first) {
+		const item = encode(raws[next - 1]);
+		if (next < raws.length && size + item.length + 1 > CHAT_MAX_CHARS) break;
+		size += item.length + 1;
+		tail.push(item);
+		next--;
 	}
-	kept.push(...all.slice(tail));
+	const kept = head.filter(Boolean);
+	if (next > first) {
+		kept.push(JSON.stringify({ role: "system", content: `[langfuse.ts: ${next - first} earlier message(s) left out to keep this input under Langfuse's display limit]` }));
+	}
+	for (let index = tail.length - 1; index >= 0; index--) if (tail[index]) kept.push(tail[index]!);
 	return new PreparedJson(`{"messages":[${kept.join(",")}]${tools ? `,"tools":[${tools}]` : ""}}`);
 }
 
