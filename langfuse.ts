@@ -4492,6 +4492,8 @@ interface CodexThread {
 	originator?: string;
 	provider?: string;
 	cwd?: string;
+	/** session_meta's timestamp: the session root's start in every run (traces grouped by session). */
+	startedMs?: number;
 }
 
 /** Per rollout file, in `<spool>/codex/`: where the next run starts and what it must remember. */
@@ -4792,6 +4794,7 @@ function codexThread(meta: any): CodexThread | undefined {
 		originator: stringOr(meta.originator),
 		provider: stringOr(meta.model_provider),
 		cwd: stringOr(meta.cwd),
+		startedMs: finite(Date.parse(String(meta.timestamp))),
 	};
 }
 
@@ -4805,6 +4808,8 @@ function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, r
 		host: "codex",
 		hostVersion: thread.cliVersion,
 		cwd: thread.cwd,
+		// a subagent shares its parent's session: the parent's thread says when that began
+		startedMs: subagent ? undefined : thread.startedMs,
 		metadata: {
 			host: "codex",
 			hostVersion: thread.cliVersion,
@@ -5775,6 +5780,16 @@ function readClaudeSubagents(transcript: string, endedAgent: string | undefined)
 		});
 }
 
+/** The first timestamp in a transcript's head: when its session began. */
+function claudeStartMs(head: string): number | undefined {
+	for (const line of head.split("\n").slice(0, 50)) {
+		const value = parseJsonText(line) as { timestamp?: unknown } | undefined;
+		const at = value && typeof value === "object" ? Date.parse(String(value.timestamp)) : Number.NaN;
+		if (Number.isFinite(at)) return at;
+	}
+	return undefined;
+}
+
 /** Trace ids from the prompt's uuid alone: the same prompt read from a fork or an import is the same trace. */
 const claudeIds = (promptId: string) => transcriptIds(`claude-code:${promptId}`);
 
@@ -5800,7 +5815,13 @@ async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): P
 	if (sessionId && prompts.length && sampled(runtime.config, sessionId)) {
 		const version = stringOr(prompts.at(-1)!.metadata?.version);
 		const cwd = stringOr(prompts.at(-1)!.metadata?.cwd);
-		const recorder = collectingRecorder(runtime, { sessionId, host: "claude-code", hostVersion: version, cwd, metadata: { host: "claude-code", hostVersion: version, transcript: request.transcript } }, records);
+		// grouped by session, every run re-sends the session root: it starts when the transcript does
+		const startedMs = runtime.config.grouping === "session" ? claudeStartMs(text.toString("utf8", 0, Math.min(text.length, 64 * 1024))) : undefined;
+		const recorder = collectingRecorder(
+			runtime,
+			{ sessionId, host: "claude-code", hostVersion: version, cwd, startedMs, metadata: { host: "claude-code", hostVersion: version, transcript: request.transcript } },
+			records,
+		);
 		for (const prompt of prompts) recordTranscript(recorder, prompt, claudeIds(prompt.id));
 	}
 	return { records: [...records.values()], prompts: prompts.length, commit: () => writeCursor(file, next) };
