@@ -1292,12 +1292,11 @@ const CHAT_MESSAGE_MAX_CHARS = 100_000;
 
 /**
  * Each message of a conversation, sanitized and encoded once per process: a generation's input repeats
- * the whole history, so without this a session's cost grows with the square of its length. Keyed by
- * the host's message object (identity), else by a hash of its content; bounded by bytes, least
- * recently used out first.
+ * the whole history, so without this a session's cost grows with the square of its length. Keyed by a
+ * hash of the message's content (hosts rebuild their payloads per call, and an object seen before may
+ * have changed since); bounded by characters, least recently used out first.
  */
 class ChatCache {
-	private readonly byObject = new WeakMap<object, string>();
 	private readonly entries = new Map<string, string>();
 	private bytes = 0;
 	hits = 0;
@@ -1307,19 +1306,14 @@ class ChatCache {
 
 	/** The encoded ChatML messages (JSON array items, comma-joined) of one host message. */
 	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): string {
-		let key = typeof raw === "object" && raw !== null ? this.byObject.get(raw) : undefined;
-		if (key === undefined) {
-			let text: string | undefined;
-			try {
-				text = typeof raw === "string" ? raw : JSON.stringify(raw);
-			} catch {
-				text = undefined;
-			}
-			if (text === undefined) return encodeItems(make(), options);
-			key = createHash("sha1").update(text).digest("base64");
-			if (typeof raw === "object" && raw !== null) this.byObject.set(raw, key);
+		let text: string | undefined;
+		try {
+			text = typeof raw === "string" ? raw : JSON.stringify(raw);
+		} catch {
+			text = undefined;
 		}
-		key = `${options.maxFieldChars}:${key}`;
+		if (text === undefined) return encodeItems(make(), options);
+		const key = `${options.maxFieldChars}:${createHash("sha1").update(text).digest("base64")}`;
 		const found = this.entries.get(key);
 		if (found !== undefined) {
 			this.hits++;
