@@ -9,10 +9,12 @@
  *   §0 Basics      constants, errorText, oneLine, call, ids, Logger — used by every section
  *   §1 Config      environment variables → one immutable Config (bad values: one line, then a default)
  *   §2 Record      host-neutral model: session → prompt (trace) → turn → generation | tool | span | event
- *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord)
+ *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord); chat inputs
+ *                  cleaned message by message once per process, kept under Langfuse's UI limit (prepareChat)
  *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
  *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
  *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse,
+ *                  every host's messages → ChatML (ChatRequest, chatMessagesOf, chatOutput, chatTools),
  *                  recorded transcripts → recorder, record-file cursors and locks for hook commands
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
  *                  §7.4 Claude Code (transcripts), §7.6 the one default export
@@ -21,7 +23,8 @@
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
  * SessionRecorder.finish emits the record (§2), prepareRecord cleans it (§3), encodeSpan writes it (§4),
- * the Exporter sends it (§5).
+ * the Exporter sends it (§5). An LLM call's request: the adapter wraps the host's messages in a
+ * ChatRequest (§6, references only), prepareChat converts and cleans it at flush (§3).
  *
  * Rules every section keeps: no exception ever reaches a host; nothing awaits the network inside a
  * hook the host awaits inline; every timer is unref'd; memory is bounded; the secret key never appears
