@@ -1316,7 +1316,7 @@ class ChatCache {
 			text = undefined;
 		}
 		if (text === undefined) return encodeItems(make(), options);
-		const key = `${options.maxFieldChars}:${createHash("sha1").update(text).digest("base64")}`;
+		const key = `${options.maxFieldChars}:${text.length}:${contentHash(text)}`;
 		const found = this.entries.get(key);
 		if (found !== undefined) {
 			this.hits++;
@@ -1336,6 +1336,12 @@ class ChatCache {
 		return value;
 	}
 }
+
+/** A content key: Bun's native hash where it runs (omp, OpenCode; ~5× faster), SHA-1 under Node (pi). */
+const contentHash = (() => {
+	const bunHash = (globalThis as { Bun?: { hash?: (text: string) => number | bigint } }).Bun?.hash;
+	return typeof bunHash === "function" ? (text: string) => String(bunHash(text)) : (text: string) => createHash("sha1").update(text).digest("base64");
+})();
 
 /** Sanitized items of an array as JSON, comma-joined (so arrays are assembled without re-encoding). */
 function encodeItems(items: unknown, options: SanitizeOptions): string {
