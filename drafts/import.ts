@@ -710,21 +710,35 @@ interface SqliteDb {
 	close(): void;
 }
 
-/** Open SQLite read-only with what the runtime has; undefined (with the reason) when it has none. */
-async function openSqlite(file: string): Promise<{ db?: SqliteDb; reason?: string }> {
+type SqliteOpen = (file: string) => SqliteDb;
+
+/** The runtime's SQLite: bun:sqlite under Bun, node:sqlite on Node ≥ 22.5; else the reason there is none. */
+async function loadSqlite(): Promise<{ open?: SqliteOpen; reason?: string }> {
 	try {
 		if ((globalThis as { Bun?: unknown }).Bun) {
 			// a variable specifier keeps Node's and bundlers' static analysis away from bun: modules
 			const spec = "bun:sqlite";
 			const mod = (await import(spec)) as { Database: new (f: string, o: { readonly: boolean }) => SqliteDb };
-			return { db: new mod.Database(file, { readonly: true }) };
+			return { open: f => new mod.Database(f, { readonly: true }) };
 		}
 		const spec = "node:sqlite";
+		// readOnly exists since Node 22.12; older 22.x ignore it and open read-write (we only select)
 		const mod = (await import(spec)) as { DatabaseSync: new (f: string, o: { readOnly: boolean }) => SqliteDb };
-		return { db: new mod.DatabaseSync(file, { readOnly: true }) };
+		return { open: f => new mod.DatabaseSync(f, { readOnly: true }) };
 	} catch (e) {
 		const version = typeof process !== "undefined" ? process.versions?.node : undefined;
 		return { reason: `no SQLite in this runtime (Bun, or Node ≥ 22.5 with node:sqlite, is needed; this is Node ${version ?? "?"}): ${(e as Error).message}` };
+	}
+}
+
+/** Open SQLite read-only with what the runtime has; undefined (with the reason) when it cannot. */
+async function openSqlite(file: string): Promise<{ db?: SqliteDb; reason?: string }> {
+	const { open, reason } = await loadSqlite();
+	if (!open) return { reason };
+	try {
+		return { db: open(file) };
+	} catch (e) {
+		return { reason: `cannot open ${file}: ${(e as Error).message}` };
 	}
 }
 
@@ -829,8 +843,9 @@ export async function classifyImportPath(p: string): Promise<ClassifiedPath> {
 
 /** Host of a JSONL record from its first lines (a pure helper of classifyImportPath). */
 export function classifyJsonlHead(head: string, path = ""): ImportHost | undefined {
+	// Codex's first line (session_meta with the full instructions) is longer than the head: match its start
+	if (/^\{[^\n]{0,200}?"type"\s*:\s*"session_meta"/.test(head) || /(^|[\\/])rollout-[^\\/]*\.jsonl$/.test(path)) return "codex";
 	const lines = head.split("\n").slice(0, 6).map(parseJsonLine).filter((x): x is Json => !!x);
-	if (lines.some(l => l.type === "session_meta")) return "codex";
 	if (lines[0]?.type === "title") return "omp";
 	const session = lines.find(l => l.type === "session");
 	if (!session) return undefined;

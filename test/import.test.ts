@@ -1,0 +1,292 @@
+// Import readers (drafts/import.ts) on records made by the real hosts WITHOUT the extension
+// (test/fixtures/import/, re-record with test/fixtures/import/record.ts). Each host's own numbers
+// (test/fixtures/import/totals.json) must come out of the parsed prompts exactly.
+import { Database } from "bun:sqlite";
+import { describe, expect, test } from "bun:test";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import {
+	classifyImportPath,
+	classifyJsonlHead,
+	importSources,
+	linkPiSubagents,
+	parsePiSessionFile,
+	readOpenCodeDatabase,
+	type LlmStep,
+	type PiSessionFile,
+	type RecordedPrompt,
+	type ToolStep,
+} from "../drafts/import.ts";
+
+const DIR = resolve(import.meta.dir, "fixtures/import");
+const totals = JSON.parse(readFileSync(join(DIR, "totals.json"), "utf8"));
+
+function walk(d: string): string[] {
+	return readdirSync(d, { withFileTypes: true }).flatMap(e => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
+}
+function readSessions(host: "omp" | "pi" | "omp-compaction"): PiSessionFile[] {
+	return walk(join(DIR, host, "sessions"))
+		.filter(f => f.endsWith(".jsonl"))
+		.sort()
+		.map(path => ({ path, parsed: parsePiSessionFile(readFileSync(path, "utf8").split("\n"), host === "pi" ? "pi" : "omp") }));
+}
+
+/** Every step, subagents' included (depth first). */
+function allSteps(prompts: RecordedPrompt[]): (LlmStep | ToolStep | RecordedPrompt["steps"][number])[] {
+	return prompts.flatMap(p => p.steps.flatMap(s => (s.kind === "tool" && s.subagent ? [s, ...allSteps(s.subagent.prompts)] : [s])));
+}
+const llms = (ps: RecordedPrompt[]) => allSteps(ps).filter((s): s is LlmStep => s.kind === "llm");
+const tools = (ps: RecordedPrompt[]) => allSteps(ps).filter((s): s is ToolStep => s.kind === "tool");
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+const tokenSum = (ps: RecordedPrompt[], key: "input" | "output" | "cacheRead" | "cacheWrite" | "total") => sum(llms(ps).map(s => s.usage?.[key] ?? 0));
+const costSum = (ps: RecordedPrompt[]) => sum(llms(ps).map(s => s.costUsd?.total ?? 0));
+const hostSum = (sessions: any[], f: (s: any) => number) => sum(sessions.map(f));
+
+describe("omp session files", () => {
+	const files = readSessions("omp");
+	const tops = linkPiSubagents(files);
+
+	test("two files, one top-level session: the subagent is nested into the task tool that ran it", () => {
+		expect(files.length).toBe(2);
+		expect(tops.length).toBe(1);
+		const child = files.find(f => f.parsed.parentSession)!;
+		const task = tools(tops[0].parsed.prompts).find(t => t.name === "task")!;
+		expect(task.id).toBe("call_mock_3");
+		expect(task.subagent?.sessionId).toBe(child.parsed.sessionId);
+		expect(task.subagent?.sessionId).toBe(totals.omp.sessions.find((s: any) => s.parentSession).sessionId);
+		expect(task.subagent?.prompts.length).toBe(1);
+		expect(task.subagent?.prompts[0].text).toContain("child RUN<<echo kid>>");
+		// the child's calls happen while the task tool runs
+		const childLlms = llms(task.subagent!.prompts);
+		expect(childLlms.length).toBe(2);
+		for (const s of childLlms) expect(s.startMs >= task.startMs && s.endMs <= task.endMs).toBe(true);
+	});
+
+	test("prompts, generations, tools, the failing tool", () => {
+		const s = tops[0].parsed;
+		expect(s.sessionId).toBe(totals.omp.sessions.find((x: any) => !x.parentSession).sessionId);
+		expect(s.prompts.map(p => p.text)).toEqual(["Two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>> SPAWN<<child RUN<<echo kid>>>>", "Second prompt: just answer"]);
+		expect(s.prompts.map(p => p.steps.filter(x => x.kind === "llm").length)).toEqual([4, 1]);
+		expect(s.prompts.map(p => p.steps.filter(x => x.kind === "tool").length)).toEqual([3, 0]);
+		expect(llms(s.prompts).length).toBe(7); // 5 parent + 2 subagent
+		expect(tools(s.prompts).map(t => `${t.name}:${t.isError}`)).toEqual(["bash:false", "bash:true", "task:false", "bash:false", "yield:false"]);
+		const failed = tools(s.prompts).find(t => t.isError)!;
+		expect(failed.input).toEqual({ command: "cat /nonexistent-file", i: "run cat /nonexistent-file" });
+		expect(String(failed.output)).toContain("Command exited with code 1");
+		expect(s.prompts[0].answer).toBe("DONE: 3 commands");
+		expect(s.complete).toBe(true);
+	});
+
+	test("tokens and cost equal omp's own per-message record (parent + subagent); the task tool's usage copy is not added", () => {
+		const ps = tops[0].parsed.prompts;
+		const host = totals.omp.sessions;
+		expect(tokenSum(ps, "input")).toBe(hostSum(host, s => s.tokens.input));
+		expect(tokenSum(ps, "input")).toBe(7700);
+		expect(tokenSum(ps, "output")).toBe(hostSum(host, s => s.tokens.output));
+		expect(tokenSum(ps, "cacheRead")).toBe(hostSum(host, s => s.tokens.cacheRead));
+		expect(tokenSum(ps, "total")).toBe(hostSum(host, s => s.tokens.total));
+		expect(costSum(ps)).toBeCloseTo(hostSum(host, s => s.cost.total), 12);
+		expect(costSum(ps)).toBeCloseTo(0.029085, 12);
+		// non-overlapping keys: Langfuse's total = the sum of the details
+		for (const g of llms(ps)) expect(g.usage!.input! + g.usage!.output! + g.usage!.cacheRead! + g.usage!.cacheWrite!).toBe(g.usage!.total!);
+	});
+
+	test("real timestamps: request start, completion, first token; tools from tool_execution_start", () => {
+		const [g0] = llms(tops[0].parsed.prompts);
+		expect(g0).toMatchObject({ id: "6caa5bab", model: "mock-model", provider: "mock", stopReason: "toolUse" });
+		expect(g0.startMs).toBe(1795979042562);
+		expect(g0.endMs).toBe(1795979042587);
+		expect(g0.completionStartMs).toBe(1795979042573);
+		const [t0] = tools(tops[0].parsed.prompts);
+		expect(t0.startMs).toBe(Date.parse("2026-11-29T19:04:02.594Z"));
+		expect(t0.endMs).toBe(1795979042634);
+		// each call's input is the conversation before it: user, then (assistant, tool) pairs; the
+		// subagent's (depth first after the task tool) starts with its recorded system prompt
+		expect(llms(tops[0].parsed.prompts).map(g => g.input.length)).toEqual([1, 3, 5, 2, 4, 7, 9]);
+		expect(llms(tops[0].parsed.prompts)[3].input[0].role).toBe("system");
+	});
+});
+
+describe("pi session file", () => {
+	const [file] = readSessions("pi");
+	const s = file.parsed;
+	const host = totals.pi.sessions[0];
+
+	test("prompts, generations, tools, error", () => {
+		expect(s.sessionId).toBe(host.sessionId);
+		expect(s.prompts.length).toBe(2);
+		expect(llms(s.prompts).length).toBe(host.assistantMessages);
+		expect(llms(s.prompts).length).toBe(4);
+		expect(tools(s.prompts).map(t => `${t.id}:${t.isError}`)).toEqual(["call_mock_1:false", "call_mock_2:true"]);
+		expect(s.prompts[1]).toMatchObject({ id: "5de47870", text: "Second prompt: just answer", answer: "DONE: 2 commands" });
+		// pi records no first-token time: left out, not invented
+		expect(llms(s.prompts).every(g => g.completionStartMs === undefined)).toBe(true);
+		expect(s.complete).toBe(true);
+	});
+
+	test("tokens and cost equal pi's own record", () => {
+		expect(tokenSum(s.prompts, "input")).toBe(host.tokens.input);
+		expect(tokenSum(s.prompts, "output")).toBe(host.tokens.output);
+		expect(tokenSum(s.prompts, "cacheRead")).toBe(host.tokens.cacheRead);
+		expect(tokenSum(s.prompts, "total")).toBe(4806);
+		expect(costSum(s.prompts)).toBeCloseTo(host.cost.total, 12);
+		expect(llms(s.prompts)[0].costUsd).toEqual({ input: 0.0024000000000000002, output: 0.00075, cacheRead: 0.000059999999999999995, cacheWrite: 0, total: 0.00321 });
+	});
+
+	test("a file still being written: the half line is skipped and the prompt is not complete", () => {
+		const lines = readFileSync(file.path, "utf8").split("\n");
+		// up to the failing tool's result, then half of the final answer's line
+		const cut = [...lines.slice(0, 8), lines[8].slice(0, 40)];
+		const partial = parsePiSessionFile(cut, "pi");
+		expect(partial.prompts.length).toBe(1);
+		expect(partial.lastEntryId).toBe("65fcca07");
+		expect(partial.complete).toBe(false);
+		expect(tools(partial.prompts).map(t => t.isError)).toEqual([false, true]);
+	});
+});
+
+describe("session tree", () => {
+	test("a regenerated answer (a second branch from the same user message) sees only its own ancestors", () => {
+		const lines = [
+			{ type: "session", version: 3, id: "s1", timestamp: "2026-01-01T00:00:00.000Z", cwd: "/w" },
+			{ type: "message", id: "u1", parentId: null, timestamp: "2026-01-01T00:00:01.000Z", message: { role: "user", content: [{ type: "text", text: "hi" }], timestamp: 1767225601000 } },
+			{ type: "message", id: "a1", parentId: "u1", timestamp: "2026-01-01T00:00:02.000Z", message: { role: "assistant", content: [{ type: "text", text: "first" }], usage: { input: 10, output: 1, cacheRead: 0, cacheWrite: 0, totalTokens: 11, cost: { total: 0 } }, stopReason: "stop", timestamp: 1767225601500 } },
+			{ type: "message", id: "a2", parentId: "u1", timestamp: "2026-01-01T00:00:03.000Z", message: { role: "assistant", content: [{ type: "text", text: "second" }], stopReason: "stop", timestamp: 1767225602500 } },
+		].map(l => JSON.stringify(l));
+		const s = parsePiSessionFile(lines, "pi");
+		const gens = llms(s.prompts);
+		expect(gens.map(g => g.input.map(m => m.content))).toEqual([["hi"], ["hi"]]);
+		// an unpriced model records cost 0: no cost is sent rather than a zero
+		expect(gens[0].costUsd).toBeUndefined();
+		expect(gens[0].endMs).toBe(Date.parse("2026-01-01T00:00:02.000Z"));
+		expect(s.prompts[0].answer).toBe("second");
+	});
+});
+
+describe("omp compaction", () => {
+	const [file] = readSessions("omp-compaction");
+	const s = file.parsed;
+
+	test("compactions become steps with summary and tokensBefore; the next call sees the summary first", () => {
+		const comps = allSteps(s.prompts).filter(x => x.kind === "compaction");
+		expect(comps.length).toBe(totals["omp-compaction"].sessions[0].compactions);
+		expect(comps.map(c => (c.kind === "compaction" ? c.tokensBefore : 0))).toEqual([1050, 1353, 1656]);
+		expect(s.prompts.map(p => p.steps.map(x => x.kind).join(","))).toEqual(["llm,tool,compaction,llm,compaction", "llm,compaction"]);
+		const after = llms(s.prompts)[1];
+		expect(String(after.input[0].content)).toStartWith("[compaction summary]");
+		// kept entries (from firstKeptEntryId): the first assistant message and its tool result
+		expect(after.input.map(m => m.role)).toEqual(["user", "assistant", "tool"]);
+		expect(tokenSum(s.prompts, "total")).toBe(totals["omp-compaction"].sessions[0].tokens.total);
+	});
+});
+
+describe("OpenCode database", () => {
+	const tmp = mkdtempSync(join(tmpdir(), "lf-import-"));
+	const dbFile = join(tmp, "opencode.db");
+	const mem = new Database(":memory:");
+	mem.exec(readFileSync(join(DIR, "opencode/opencode.sql"), "utf8"));
+	mem.exec(`VACUUM INTO '${dbFile}'`);
+	mem.close();
+	const host = totals.opencode.sessions;
+
+	test("one top-level session with the subagent session nested into its task tool", async () => {
+		const r = await readOpenCodeDatabase(dbFile);
+		if (!r.ok) throw new Error(r.reason);
+		expect(r.sessions.length).toBe(1);
+		const [s] = r.sessions;
+		const top = host.find((x: any) => !x.parentId);
+		const child = host.find((x: any) => x.parentId);
+		expect(s).toMatchObject({ sessionId: top.sessionId, title: "Mock session title" });
+		expect(s.prompts.map(p => p.text)).toEqual(["Two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>> SPAWN<<child RUN<<echo kid>>>>", "Second prompt: just answer"]);
+		expect(s.prompts.map(p => p.steps.filter(x => x.kind === "llm").length)).toEqual([4, 1]);
+		expect(llms(s.prompts).length).toBe(top.assistantMessages + child.assistantMessages);
+		expect(tools(s.prompts).map(t => `${t.name}:${t.isError}`)).toEqual(["bash:false", "bash:true", "task:false", "bash:false"]);
+		const task = tools(s.prompts).find(t => t.name === "task")!;
+		expect(task.subagent?.sessionId).toBe(child.sessionId);
+		expect(task.subagent?.prompts.map(p => p.text)).toEqual(["child RUN<<echo kid>>"]);
+		const failed = tools(s.prompts).find(t => t.isError)!;
+		expect(failed.output).toBe("cat: /nonexistent-file: No such file or directory\n");
+	});
+
+	test("tokens and cost equal OpenCode's own session totals (parent + subagent)", async () => {
+		const r = await readOpenCodeDatabase(dbFile);
+		if (!r.ok) throw new Error(r.reason);
+		const ps = r.sessions[0].prompts;
+		expect(r.sessions[0].totals.cost).toBe(host.find((x: any) => !x.parentId).cost);
+		expect(tokenSum(ps, "input")).toBe(hostSum(host, s => s.tokens.input));
+		expect(tokenSum(ps, "input")).toBe(7700);
+		expect(tokenSum(ps, "output")).toBe(hostSum(host, s => s.tokens.output));
+		expect(tokenSum(ps, "cacheRead")).toBe(hostSum(host, s => s.tokens.cacheRead));
+		expect(costSum(ps)).toBeCloseTo(hostSum(host, s => s.cost), 12);
+		const g = llms(ps)[0];
+		expect(g.usage).toEqual({ input: 800, output: 50, reasoning: 0, cacheRead: 200, cacheWrite: 0, total: 1050 });
+		expect(g.costUsd).toEqual({ total: 0.00321 });
+		expect(g.stopReason).toBe("tool-calls");
+		expect(g.completionStartMs! > g.startMs && g.completionStartMs! <= g.endMs).toBe(true);
+	});
+
+	test("sinceMs keeps only sessions updated since then", async () => {
+		const r = await readOpenCodeDatabase(dbFile, Date.now() + 86_400_000 * 365 * 10);
+		expect(r).toEqual({ ok: true, sessions: [] });
+	});
+
+	test("a missing database answers ok:false instead of throwing", async () => {
+		const r = await readOpenCodeDatabase(join(tmp, "nope", "opencode.db"));
+		expect(r.ok).toBe(false);
+		if (!r.ok) expect(r.reason).toStartWith("cannot open ");
+	});
+
+	test("under Node 20 (pi's runtime, via jiti) the file loads and says SQLite is unavailable", () => {
+		const script = `const j=require("jiti")(process.cwd()+"/x.js");const m=j(${JSON.stringify(resolve(import.meta.dir, "../drafts/import.ts"))});m.readOpenCodeDatabase(${JSON.stringify(dbFile)}).then(r=>console.log(JSON.stringify({node:process.versions.node,ok:r.ok,reason:r.reason,n:r.ok?r.sessions.length:0})))`;
+		const p = spawnSync("node", ["-e", script], { cwd: resolve(import.meta.dir, ".."), encoding: "utf8", timeout: 30_000 });
+		expect(p.status).toBe(0);
+		const out = JSON.parse(p.stdout.trim().split("\n").pop()!);
+		const major = Number(out.node.split(".")[0]);
+		if (major >= 23 || (major === 22 && Number(out.node.split(".")[1]) >= 5)) expect(out).toMatchObject({ ok: true, n: 1 });
+		else {
+			expect(out.ok).toBe(false);
+			expect(out.reason).toContain("no SQLite in this runtime");
+		}
+	});
+
+	test("cleanup", () => {
+		rmSync(tmp, { recursive: true, force: true });
+	});
+});
+
+describe("discovery", () => {
+	test("default locations follow each host's own rules", () => {
+		expect(importSources({}, "/home/u")).toEqual([
+			{ host: "omp", path: "/home/u/.omp/agent/sessions", kind: "folder" },
+			{ host: "pi", path: "/home/u/.pi/agent/sessions", kind: "folder" },
+			{ host: "opencode", path: "/home/u/.local/share/opencode/opencode.db", kind: "db" },
+			{ host: "codex", path: "/home/u/.codex/sessions", kind: "folder" },
+		]);
+		const custom = importSources({ XDG_DATA_HOME: "/x/data", CODEX_HOME: "/c" }, "/home/u");
+		expect(custom.find(s => s.host === "opencode")?.path).toBe("/x/data/opencode/opencode.db");
+		expect(custom.filter(s => s.host === "omp").map(s => s.path)).toEqual(["/home/u/.omp/agent/sessions", "/x/data/omp/sessions"]);
+		expect(custom.find(s => s.host === "codex")?.path).toBe("/c/sessions");
+	});
+
+	test("classify: omp / pi / codex files by content, folders, SQLite files, missing paths", async () => {
+		const omp = readSessions("omp")[0].path;
+		const pi = readSessions("pi")[0].path;
+		const codex = walk(join(DIR, "codex")).find(f => f.endsWith(".jsonl"))!;
+		expect(await classifyImportPath(omp)).toEqual({ kind: "file", host: "omp" });
+		expect(await classifyImportPath(pi)).toEqual({ kind: "file", host: "pi" });
+		expect(await classifyImportPath(codex)).toEqual({ kind: "file", host: "codex" });
+		expect(await classifyImportPath(join(DIR, "omp"))).toEqual({ kind: "folder" });
+		expect(await classifyImportPath(join(DIR, "missing.jsonl"))).toEqual({ kind: "missing" });
+		expect(await classifyImportPath(join(DIR, "totals.json"))).toEqual({ kind: "unknown" });
+		const tmp = mkdtempSync(join(tmpdir(), "lf-import-"));
+		const db = new Database(join(tmp, "x.db"));
+		db.exec("create table t(a)");
+		db.close();
+		expect(await classifyImportPath(join(tmp, "x.db"))).toEqual({ kind: "db", host: "opencode" });
+		rmSync(tmp, { recursive: true, force: true });
+		// an omp file written by a version without the title line: the model_change entry tells
+		expect(classifyJsonlHead('{"type":"session","id":"a"}\n{"type":"model_change","id":"b","model":"p/m"}\n')).toBe("omp");
+	});
+});
