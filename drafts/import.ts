@@ -42,9 +42,11 @@
 //   message id ≤ lastMessageId and that were complete are skipped. Codex rollouts: {size, lastTurnId}.
 //
 // Ids: everything here carries the HOST's ids (session uuid / ses_…, user-message entry id / msg_…,
-// assistant entry id / msg_…, tool-call id). The encoder derives trace / span ids from them with hashId,
-// e.g. trace = hashId(`omp:${sessionId}:${prompt.id}`, 32) — see the report of issue 13 for what the live
-// extension must change to derive the same ones.
+// assistant entry id / msg_…, tool-call id) and the host's own timestamps. For omp/pi, key trace and span
+// ids on what the LIVE extension can also see: a user message's `timestamp` (= prompt.startMs here; the
+// entry id is written only AFTER the extension's message_end), an assistant message's `timestamp`
+// (= llm.startMs), the toolCallId (= tool.id). For OpenCode the message ids and callIDs are seen live too.
+// Proposed: trace = hashId(`${host}:${sessionId}:prompt:${key}`, 32), spans = hashId(`…:${kind}:${key}`, 16).
 
 // ---------------------------------------------------------------- the shared model (notes/RECORDED.md)
 
