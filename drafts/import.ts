@@ -527,6 +527,8 @@ export interface OpenCodeSession {
 	totals: { cost: number; tokens: { input: number; output: number; reasoning: number; cacheRead: number; cacheWrite: number } };
 	/** Id of the newest message: what a second import compares against. */
 	lastMessageId?: string;
+	/** The last prompt is over: its last assistant message completed with a final finish (not "tool-calls"). */
+	complete: boolean;
 	prompts: RecordedPrompt[];
 }
 
@@ -686,6 +688,7 @@ export function openCodeSessionsFromRows(rows: OpenCodeRows): OpenCodeSession[] 
 				tokens: { input: r.tokens_input, output: r.tokens_output, reasoning: r.tokens_reasoning, cacheRead: r.tokens_cache_read, cacheWrite: r.tokens_cache_write },
 			},
 			lastMessageId: msgs.length ? msgs[msgs.length - 1].id : undefined,
+			complete: openCodeComplete(msgs[msgs.length - 1]),
 			prompts: openCodePrompts(r.id, msgs, partsOf),
 		};
 		if (r.parent_id) s.parentId = r.parent_id;
@@ -704,6 +707,14 @@ export function openCodeSessionsFromRows(rows: OpenCodeRows): OpenCodeSession[] 
 			}
 	}
 	return sessions.filter(s => !nested.has(s.sessionId));
+}
+
+/** A session is done when its newest message is an assistant message that finished for good. */
+function openCodeComplete(last: OpenCodeRows["messages"][number] | undefined): boolean {
+	if (!last) return true;
+	const data = parseData(last.data);
+	const time = isObject(data.time) ? data.time : {};
+	return data.role === "assistant" && num(time.completed) !== undefined && data.finish !== "tool-calls";
 }
 
 /** Minimal surface shared by bun:sqlite and node:sqlite: prepare(sql).all(...params). */
@@ -776,6 +787,42 @@ export async function readOpenCodeDatabase(file: string, sinceMs = 0): Promise<O
 	} finally {
 		db.close();
 	}
+}
+
+// ---------------------------------------------------------------- what a second import sends
+
+/** Remembered per imported file (omp/pi) or per OpenCode session; see the header for the design. */
+export interface ImportMark {
+	/** omp/pi: the file's size and mtime; OpenCode: 0 and the session's time_updated. */
+	size: number;
+	mtimeMs: number;
+	sessionId: string;
+	lastPromptId?: string;
+	/** false: the last prompt may still grow (send it again next time; same ids, same trace). */
+	lastPromptComplete: boolean;
+}
+
+/** Nothing changed since the mark: skip the file without reading it. */
+export function unchangedSince(mark: ImportMark | undefined, size: number, mtimeMs: number): boolean {
+	return !!mark && mark.size === size && mark.mtimeMs === mtimeMs;
+}
+
+/**
+ * The prompts a run must send given the last mark: all of them the first time (or when the file now
+ * holds another session, or lost the marked prompt: rewritten), else those after the marked prompt,
+ * plus the marked one itself when it was still open.
+ */
+export function promptsToSend(prompts: RecordedPrompt[], sessionId: string, mark: ImportMark | undefined): RecordedPrompt[] {
+	if (!mark || mark.sessionId !== sessionId || !mark.lastPromptId) return prompts;
+	const i = prompts.findIndex(p => p.id === mark.lastPromptId);
+	if (i < 0) return prompts;
+	return prompts.slice(mark.lastPromptComplete ? i + 1 : i);
+}
+
+/** The mark to store after sending a parsed file (or OpenCode session). */
+export function markAfter(prompts: RecordedPrompt[], sessionId: string, complete: boolean, size: number, mtimeMs: number): ImportMark {
+	const last = prompts[prompts.length - 1];
+	return compact({ size, mtimeMs, sessionId, lastPromptId: last?.id, lastPromptComplete: complete });
 }
 
 // ---------------------------------------------------------------- discovery

@@ -12,7 +12,10 @@ import {
 	classifyJsonlHead,
 	importSources,
 	linkPiSubagents,
+	markAfter,
 	parsePiSessionFile,
+	promptsToSend,
+	unchangedSince,
 	readOpenCodeDatabase,
 	type LlmStep,
 	type PiSessionFile,
@@ -165,6 +168,34 @@ describe("session tree", () => {
 	});
 });
 
+describe("a second import sends only what is new", () => {
+	const [file] = readSessions("pi");
+	const lines = readFileSync(file.path, "utf8").split("\n");
+
+	test("same file: nothing; a file that grew: the open prompt again plus the new one", () => {
+		const full = file.parsed;
+		expect(promptsToSend(full.prompts, full.sessionId, undefined).length).toBe(2);
+		const mark = markAfter(full.prompts, full.sessionId, full.complete, 3781, 1);
+		expect(mark).toEqual({ size: 3781, mtimeMs: 1, sessionId: full.sessionId, lastPromptId: "5de47870", lastPromptComplete: true });
+		expect(unchangedSince(mark, 3781, 1)).toBe(true);
+		expect(unchangedSince(mark, 3781, 2)).toBe(false);
+		expect(promptsToSend(full.prompts, full.sessionId, mark)).toEqual([]);
+
+		// imported while pi was still in the first prompt (up to the failing tool's result)
+		const early = parsePiSessionFile(lines.slice(0, 8), "pi");
+		expect(early.complete).toBe(false);
+		const earlyMark = markAfter(early.prompts, early.sessionId, early.complete, 2000, 1);
+		expect(earlyMark.lastPromptComplete).toBe(false);
+		expect(promptsToSend(full.prompts, full.sessionId, earlyMark).map(p => p.id)).toEqual(["d3e0de97", "5de47870"]);
+		// the first prompt was finished at the mark: only the second one is new
+		const midMark = markAfter(full.prompts.slice(0, 1), full.sessionId, true, 2500, 1);
+		expect(promptsToSend(full.prompts, full.sessionId, midMark).map(p => p.id)).toEqual(["5de47870"]);
+		// another session in the same path, or the marked prompt gone: everything again
+		expect(promptsToSend(full.prompts, "other", mark).length).toBe(2);
+		expect(promptsToSend(full.prompts, full.sessionId, { ...mark, lastPromptId: "gone" }).length).toBe(2);
+	});
+});
+
 describe("omp compaction", () => {
 	const [file] = readSessions("omp-compaction");
 	const s = file.parsed;
@@ -198,7 +229,7 @@ describe("OpenCode database", () => {
 		const [s] = r.sessions;
 		const top = host.find((x: any) => !x.parentId);
 		const child = host.find((x: any) => x.parentId);
-		expect(s).toMatchObject({ sessionId: top.sessionId, title: "Mock session title" });
+		expect(s).toMatchObject({ sessionId: top.sessionId, title: "Mock session title", complete: true });
 		expect(s.prompts.map(p => p.text)).toEqual(["Two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>> SPAWN<<child RUN<<echo kid>>>>", "Second prompt: just answer"]);
 		expect(s.prompts.map(p => p.steps.filter(x => x.kind === "llm").length)).toEqual([4, 1]);
 		expect(llms(s.prompts).length).toBe(top.assistantMessages + child.assistantMessages);
