@@ -191,6 +191,8 @@ export interface PiSessionParse {
 	cwd?: string;
 	/** omp subagents: the parent's session file as the child recorded it (an absolute path). */
 	parentSession?: string;
+	/** Set by linkPiSubagents on a child it could not nest (no matching task tool) but whose parent it found. */
+	parentSessionId?: string;
 	/** omp: the session title from the leading `title` line, when set. */
 	title?: string;
 	prompts: RecordedPrompt[];
@@ -387,7 +389,7 @@ export function parsePiSessionFile(lines: string[], host: "omp" | "pi"): PiSessi
 					tool.endMs = Math.max(tool.startMs, msgAt);
 					tool.output = toolOutput(m.content);
 					tool.isError = m.isError === true;
-					const taskIds = piSubagentTaskIds(m);
+					const taskIds = piSubagentTaskIds(m, tool.input);
 					if (taskIds.length) result.subagentTasks.push({ toolCallId: id, taskIds });
 				}
 				prompt.endMs = Math.max(prompt.endMs, msgAt, at);
@@ -446,11 +448,18 @@ function toolOutput(content: unknown): unknown {
 	return parts;
 }
 
-/** omp's task tool result names the subagents it ran: details.results[].id = the child file's name. */
-function piSubagentTaskIds(m: Json): string[] {
-	if (m.toolName !== "task" || !isObject(m.details)) return [];
-	return arr(m.details.results)
+/**
+ * omp's task tool result names the subagents it ran: details.results[].id = the child file's name.
+ * Without results (async tasks answer "Spawned agent …" at once) the call's own tasks[].name are the ids.
+ */
+function piSubagentTaskIds(m: Json, args: unknown): string[] {
+	if (m.toolName !== "task") return [];
+	const fromResults = arr(isObject(m.details) ? m.details.results : undefined)
 		.map(r => (isObject(r) ? str(r.id) : undefined))
+		.filter((id): id is string => !!id);
+	if (fromResults.length) return fromResults;
+	return arr(isObject(args) ? args.tasks : undefined)
+		.map(t => (isObject(t) ? str(t.name) : undefined))
 		.filter((id): id is string => !!id);
 }
 
@@ -485,6 +494,13 @@ export function linkPiSubagents(files: PiSessionFile[]): PiSessionFile[] {
 				linked.add(child);
 			}
 		}
+	}
+	// a child whose parent is here but whose task tool is not: keep it top-level, linked by session id
+	for (const f of files) {
+		if (linked.has(f) || !f.parsed.parentSession) continue;
+		const parentStem = f.path.replace(/\\/g, "/").split("/").slice(0, -1).join("/");
+		const parent = byStem.get(parentStem);
+		if (parent) f.parsed.parentSessionId = parent.parsed.sessionId;
 	}
 	return files.filter(f => !linked.has(f));
 }

@@ -67,6 +67,18 @@ describe("omp session files", () => {
 		for (const s of childLlms) expect(s.startMs >= task.startMs && s.endMs <= task.endMs).toBe(true);
 	});
 
+	test("a child whose task tool is missing stays top-level, linked to its parent by session id", () => {
+		const parent = files.find(f => !f.parsed.parentSession)!;
+		const child = files.find(f => f.parsed.parentSession)!;
+		const lines = readFileSync(parent.path, "utf8").split("\n").filter(l => !l.includes('"toolName":"task"'));
+		const again = linkPiSubagents([
+			{ path: parent.path, parsed: parsePiSessionFile(lines, "omp") },
+			{ path: child.path, parsed: parsePiSessionFile(readFileSync(child.path, "utf8").split("\n"), "omp") },
+		]);
+		expect(again.length).toBe(2);
+		expect(again[1].parsed.parentSessionId).toBe(parent.parsed.sessionId);
+	});
+
 	test("prompts, generations, tools, the failing tool", () => {
 		const s = tops[0].parsed;
 		expect(s.sessionId).toBe(totals.omp.sessions.find((x: any) => !x.parentSession).sessionId);
