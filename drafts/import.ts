@@ -782,11 +782,12 @@ export async function readOpenCodeDatabase(file: string, sinceMs = 0): Promise<O
 	const { db, reason } = await openSqlite(file);
 	if (!db) return { ok: false, reason: reason ?? "SQLite unavailable" };
 	try {
-		const sessions = db
-			.prepare(
-				"select id, parent_id, title, directory, cost, tokens_input, tokens_output, tokens_reasoning, tokens_cache_read, tokens_cache_write, time_created, time_updated from session where time_updated >= ? order by time_created, id",
-			)
-			.all(sinceMs) as OpenCodeRows["sessions"];
+		const columns = "id, parent_id, title, directory, cost, tokens_input, tokens_output, tokens_reasoning, tokens_cache_read, tokens_cache_write, time_created, time_updated";
+		const sessions = db.prepare(`select ${columns} from session where time_updated >= ? order by time_created, id`).all(sinceMs) as OpenCodeRows["sessions"];
+		// a subagent that finished before sinceMs while its parent changed since: still needed for the nesting
+		const have = new Set(sessions.map(s => s.id));
+		const childQ = db.prepare(`select ${columns} from session where parent_id = ? order by time_created, id`);
+		for (const s of [...sessions]) for (const c of childQ.all(s.id) as OpenCodeRows["sessions"]) if (!have.has(c.id)) (have.add(c.id), sessions.push(c));
 		const messages: OpenCodeRows["messages"] = [];
 		const parts: OpenCodeRows["parts"] = [];
 		// per session, so a big database is read session by session via the (session_id, …) indexes
@@ -796,7 +797,6 @@ export async function readOpenCodeDatabase(file: string, sinceMs = 0): Promise<O
 			messages.push(...(msgQ.all(s.id) as OpenCodeRows["messages"]));
 			parts.push(...(partQ.all(s.id) as OpenCodeRows["parts"]));
 		}
-		// a child updated before sinceMs while its parent changed is still needed for the link
 		return { ok: true, sessions: openCodeSessionsFromRows({ sessions, messages, parts }) };
 	} catch (e) {
 		return { ok: false, reason: `cannot read ${file}: ${(e as Error).message}` };

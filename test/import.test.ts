@@ -273,6 +273,16 @@ describe("OpenCode database", () => {
 	test("sinceMs keeps only sessions updated since then", async () => {
 		const r = await readOpenCodeDatabase(dbFile, Date.now() + 86_400_000 * 365 * 10);
 		expect(r).toEqual({ ok: true, sessions: [] });
+		// the parent changed after the subagent's last update: the subagent still comes along, nested
+		const child = host.find((x: any) => x.parentId);
+		const db = new Database(dbFile, { readonly: true });
+		const childUpdated = (db.query("select time_updated from session where id = ?").get(child.sessionId) as { time_updated: number }).time_updated;
+		db.close();
+		const later = await readOpenCodeDatabase(dbFile, childUpdated + 1);
+		if (!later.ok) throw new Error(later.reason);
+		expect(later.sessions.length).toBe(1);
+		const task = tools(later.sessions[0].prompts).find(t => t.name === "task")!;
+		expect(task.subagent?.prompts.length).toBe(1);
 	});
 
 	test("a missing database answers ok:false instead of throwing", async () => {
