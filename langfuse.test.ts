@@ -6,12 +6,12 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import langfuse from "./langfuse.ts";
+import langfuse, { type Internals } from "./langfuse.ts";
 import { readAgentSession, sumUsage } from "./test/support/hosts.ts";
 import { decodeAttributes } from "./test/support/receiver.ts";
 import { readRecording, replay } from "./test/support/replay.ts";
 
-const internals = (langfuse as any).internals;
+const internals = (langfuse as unknown as { internals: Internals }).internals;
 const { readConfig, sanitize, prepareRecord, encodeSpan, otlpBody, ingestionEvents, SessionRecorder, Exporter, Logger, createRuntime, attachPiHost } =
 	internals;
 
@@ -50,6 +50,15 @@ function fakeLangfuse(script: Answer[] = []) {
 
 function config(overrides: Record<string, string> = {}) {
 	return readConfig({ ...KEYS, LANGFUSE_HOST: "http://langfuse.test", LANGFUSE_SPOOL_DIR: path.join(tmp, "spool"), LANGFUSE_FLUSH_MS: "600000", ...overrides }).config;
+}
+
+/** Lets timers and I/O run until `done()` holds (fails the test after 5 s). */
+async function until(done: () => boolean, timeoutMs = 5000): Promise<void> {
+	const give = Date.now() + timeoutMs;
+	while (!done()) {
+		if (Date.now() > give) throw new Error("condition not reached");
+		await new Promise(resolve => setTimeout(resolve, 5));
+	}
 }
 
 function exporterWith(langfuseFake: ReturnType<typeof fakeLangfuse>, overrides: Record<string, string> = {}) {
@@ -172,7 +181,7 @@ describe("config: environment variables only, bad values never stop the agent", 
 
 	test("debug output shows the config with keys masked, never the secret key", () => {
 		const lines: string[] = [];
-		createRuntime({ ...KEYS, LANGFUSE_DEBUG: "1", LANGFUSE_SPOOL_DIR: path.join(tmp, "s") }, { write: (line: string) => lines.push(line), exitHook: false }).exporter.stop();
+		createRuntime({ ...KEYS, LANGFUSE_DEBUG: "1", LANGFUSE_SPOOL_DIR: path.join(tmp, "s") }, { write: (line: string) => lines.push(line), exitHook: false }).exporter!.stop();
 		const text = lines.join("\n");
 		expect(text).toContain("config: host=https://cloud.langfuse.com");
 		expect(text).toContain("public_key=pk-lf-11…5555");
@@ -460,7 +469,7 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 		expect(text).not.toContain("exit code 1");
 		expect(text).toContain("mock-model");
 		expect(text).toContain('"input_cache_read":200');
-		expect(prepared.find((r: any) => r.type === "tool").name).toBe("bash");
+		expect(prepared.find((r: any) => r.type === "tool")!.name).toBe("bash");
 	});
 });
 
@@ -489,7 +498,8 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		const langfuseFake = fakeLangfuse();
 		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_QUEUE: "5" });
 		for (const record of someRecords()) exporter.enqueue(record);
-		await Bun.sleep(50);
+		// no flush() and a 600 s timer: only the queue threshold can have sent these
+		await until(() => langfuseFake.spans().length >= 5);
 		expect(langfuseFake.spans().length).toBeGreaterThanOrEqual(5);
 	});
 
@@ -828,7 +838,10 @@ describe("omp/pi adapter: the host is never hurt", () => {
 	test("a sampled-out session sends nothing", async () => {
 		const host = tracedHost({ LANGFUSE_SAMPLE_RATE: "0" });
 		await onePrompt(host);
+		await host.runtime.exporter!.flush();
 		expect(host.langfuseFake.requests).toHaveLength(0);
+		expect(host.runtime.exporter!.status).toMatchObject({ queued: 0, waitingBatches: 0, sentSpans: 0 });
+		expect(fs.readdirSync(path.join(tmp, "spool")).filter(name => name.includes(".jsonl"))).toEqual([]);
 	});
 
 	test("the status bar shows tracing, and clears at shutdown", async () => {
@@ -846,7 +859,7 @@ describe("omp/pi adapter: the host is never hurt", () => {
 		host.emit("session_start", {}, ctx);
 		host.emit("agent_start", {}, ctx);
 		host.emit("agent_end", { messages: [] }, ctx);
-		await host.runtime.exporter.flush();
+		await host.runtime.exporter!.flush();
 		expect(ctx.status.get("langfuse")).toBe("langfuse ✗ export blocked (/langfuse)");
 		expect(ctx.notes.join()).toContain("HTTP 401");
 	});
@@ -862,16 +875,20 @@ describe("omp/pi adapter: the host is never hurt", () => {
 		await command.handler("off", ctx);
 		host.emit("agent_start", {}, ctx);
 		host.emit("agent_end", { messages: [] }, ctx);
-		await host.runtime.exporter.flush();
+		await host.runtime.exporter!.flush();
 		expect(host.langfuseFake.requests).toHaveLength(0);
 		expect(ctx.status.get("langfuse")).toBe("langfuse ○ paused");
 	});
 
 	test("tracing off: the factory subscribes and stays silent", async () => {
-		const runtime = createRuntime({}, { write: () => {}, exitHook: false });
+		const lines: string[] = [];
+		const runtime = createRuntime({}, { write: (line: string) => lines.push(line), exitHook: false });
+		expect(lines).toEqual(["[langfuse] tracing off: LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY not set"]);
 		const host = fakeHost();
 		attachPiHost(host.pi, runtime);
+		expect(host.handlers.size).toBeGreaterThan(10);
 		for (const [name] of host.handlers) expect(host.emit(name, {}, fakeCtx())).toEqual([undefined]);
+		expect(lines).toHaveLength(1);
 	});
 });
 
@@ -887,8 +904,8 @@ describe("recorded real omp and pi sessions become the traces a user expects", (
 			{ fetch: langfuseFake.fetch, write: () => {}, exitHook: false },
 		);
 		await replay(readRecording(fixture(name)), pi => attachPiHost(pi, runtime));
-		await runtime.exporter.flush();
-		runtime.exporter.stop();
+		await runtime.exporter!.flush();
+		runtime.exporter!.stop();
 		const spans = [...new Map(langfuseFake.spans().map((span: any) => [span.spanId, span])).values()] as any[];
 		const ofType = (type: string) => spans.filter(span => span.attrs["langfuse.observation.type"] === type);
 		const json = (span: any, key: string) => JSON.parse(span.attrs[key] ?? "{}");

@@ -1,28 +1,43 @@
 /**
- * langfuse.ts — every Oh My Pi, pi, OpenCode and Codex session as a clean Langfuse trace tree.
+ * langfuse.ts — every Oh My Pi, pi, OpenCode, Codex and Claude Code session as a clean Langfuse trace tree.
  *
  * Drop this one file into `~/.omp/agent/extensions/`, `~/.pi/agent/extensions/` or `.opencode/plugin/`,
  * set LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY (and LANGFUSE_HOST), and keep working. Run it directly
- * (`bun langfuse.ts doctor|flush|codex-notify|codex-hook|codex-config`) for the commands around it.
+ * (`bun langfuse.ts help`) for the commands around it.
  *
- * The file reads top to bottom as the pipeline, data flowing one way:
- *   1. config     environment variables → one immutable Config (bad values: a line, then a default)
- *   2. sanitize   redact secrets, drop images, deep-truncate — every string that leaves memory
- *   3. record     a host-neutral model of sessions, prompts, turns, LLM calls and tool calls
- *   4. encode     records → OTLP/HTTP JSON spans | legacy ingestion events
- *   5. transport  queue → batches under 3.5 MB → private disk spool → send with retry → delete
- *   6. adapters   omp/pi (`pi.on`), OpenCode (hooks object), Codex (rollout files) — thin mappings
- *   7. cli        doctor, flush, codex-*; guarded by import.meta.main so it never runs inside a host
+ * INDEX — the file reads top to bottom as the data flows; grep a tag (e.g. "§5 Transport") to jump.
+ *   §0 Basics      constants, errorText, oneLine, call, ids, Logger — used by every section
+ *   §1 Config      environment variables → one immutable Config (bad values: one line, then a default)
+ *   §2 Record      host-neutral model: session → prompt (trace) → turn → generation | tool | span | event
+ *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord)
+ *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
+ *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
+ *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse
+ *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
+ *                  §7.4 the one default export
+ *   §8 CLI         doctor, flush, codex-* — guarded by import.meta.main, never runs inside a host
+ *   Appendix       the secret redactor: patterns and engine
+ *
+ * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
+ * SessionRecorder.finish emits the record (§2), prepareRecord cleans it (§3), encodeSpan writes it (§4),
+ * the Exporter sends it (§5).
  *
  * Rules every section keeps: no exception ever reaches a host; nothing awaits the network inside a
  * hook the host awaits inline; every timer is unref'd; memory is bounded; the secret key never appears
  * in a log line, an error, a payload or the spool.
  */
+
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
+
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §0 Basics — constants and the small helpers every section uses.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
 
 const VERSION = "0.1.0";
 const LOG_PREFIX = "[langfuse]";
@@ -33,8 +48,86 @@ const REQUEST_TIMEOUT_MS = 10_000;
 /** What a host may spend waiting for our final flush at shutdown (omp kills after 2 s). */
 const SHUTDOWN_BUDGET_MS = 1_500;
 
+function errorText(error: unknown): string {
+	if (error instanceof Error) return `${error.name}: ${error.message}`;
+	try {
+		return String(error);
+	} catch {
+		return "unprintable error";
+	}
+}
+
+function formatBytes(bytes: number): string {
+	if (bytes < 1024) return `${bytes} B`;
+	if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+	return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** The first line, shortened between words: a cut inside a pasted token would hide it from the redactor. */
+function oneLine(text: string, max: number): string {
+	const line = text.trim().split("\n", 1)[0]!.trim();
+	if (line.length <= max) return line;
+	const head = line.slice(0, max - 1);
+	const lastSpace = head.search(/\s\S*$/);
+	return `${lastSpace > 0 ? head.slice(0, lastSpace) : ""}…`;
+}
+
+/** A non-empty string, or undefined: host fields are read through these, never trusted. */
+const stringOr = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
+/** A finite number, or undefined (NaN, Infinity and non-numbers are not data). */
+const finite = (value: unknown): number | undefined => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
+
+/** Reads a host getter that may throw or be missing. */
+function call<T>(read: () => T): T | undefined {
+	try {
+		return read();
+	} catch {
+		return undefined;
+	}
+}
+
+const randomTraceId = () => crypto.randomUUID().replace(/-/g, "");
+const randomSpanId = () => crypto.randomUUID().replace(/-/g, "").slice(16);
+/** Stable ids from stable names: the same input always gives the same span. */
+const hashId = (text: string, hexChars: 16 | 32) => createHash("sha256").update(text).digest("hex").slice(0, hexChars);
+
+/** Diagnostics: warnings once per key, debug lines only with LANGFUSE_DEBUG; everything redacted. */
+class Logger {
+	private readonly warned = new Set<string>();
+	/** Set while a host UI is up: warnings become notifications instead of stderr under a TUI. */
+	notify?: (line: string) => void;
+	constructor(
+		private readonly redact: Redactor,
+		readonly debugEnabled: boolean,
+		private readonly write: (line: string) => void = line => process.stderr.write(`${line}\n`),
+	) {}
+
+	warnOnce(key: string, message: string): void {
+		if (this.warned.has(key)) return this.debug(message);
+		this.warned.add(key);
+		if (!this.notify) return this.out(message);
+		try {
+			this.notify(`langfuse: ${this.redact(message)}`);
+		} catch {
+			this.out(message);
+		}
+	}
+
+	debug(message: string): void {
+		if (this.debugEnabled) this.out(message);
+	}
+
+	private out(message: string): void {
+		try {
+			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
+		} catch {
+			// stderr closed: nothing left to tell
+		}
+	}
+}
+
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 1. Config — environment variables only. LANGFUSE_* names win over the OPENCODE_LANGFUSE_* aliases.
+// §1 Config — environment variables only. LANGFUSE_* names win over the OPENCODE_LANGFUSE_* aliases.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
 type Env = Record<string, string | undefined>;
@@ -215,8 +308,4303 @@ function maskKey(key: string): string {
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// 2. Sanitize — redact secrets, drop images, and deep-truncate any value into plain JSON.
+// §2 Record — a host-neutral model: session → prompt (trace) → turn → LLM call | tool call | event.
+//    Adapters translate host events into these calls; finished observations go to the sink.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+type ObservationType = "span" | "generation" | "event" | "agent" | "tool" | "chain";
+type Level = "DEBUG" | "DEFAULT" | "WARNING" | "ERROR";
+type Metadata = Record<string, unknown>;
+
+interface TraceFields {
+	name: string;
+	input?: unknown;
+	output?: unknown;
+	tags: string[];
+	metadata: Metadata;
+}
+
+/** One observation as Langfuse stores it. A record with `trace` also creates or updates its trace. */
+interface ObservationRecord {
+	traceId: string;
+	id: string;
+	parentId?: string;
+	type: ObservationType;
+	name: string;
+	startMs: number;
+	endMs: number;
+	input?: unknown;
+	output?: unknown;
+	metadata?: Metadata;
+	level?: Level;
+	statusMessage?: string;
+	model?: string;
+	modelParameters?: Record<string, string | number | boolean>;
+	usage?: Record<string, number>;
+	cost?: Record<string, number>;
+	completionStartMs?: number;
+	sessionId: string;
+	userId?: string;
+	environment?: string;
+	release?: string;
+	trace?: TraceFields;
+	/** Unique per emission and kept through spool replays: the ingestion event id. */
+	emissionId: string;
+	/** Ingestion only: after a 207, the event ids of this record still to send (the others were accepted). */
+	pendingEvents?: string[];
+}
+
+type RecordSink = (record: ObservationRecord) => void;
+
+/** What a recorder knows about its session; set once by the adapter. */
+interface SessionInfo {
+	sessionId: string;
+	host: string;
+	hostVersion?: string;
+	cwd?: string;
+	/** Metadata on every trace of the session (model, parent session, …). */
+	metadata: Metadata;
+	tags: string[];
+	userId?: string;
+	environment?: string;
+	release?: string;
+	grouping: Grouping;
+	exportMode: ExportMode;
+	tracePrefix: string;
+}
+
+interface Draft extends Omit<ObservationRecord, "endMs" | "emissionId"> {
+	endMs?: number;
+}
+
+interface StartOptions {
+	name?: string;
+	input?: unknown;
+	metadata?: Metadata;
+	/** Explicit ids make re-recording idempotent (Codex replays rollout files). */
+	id?: string;
+}
+
+interface EndOptions {
+	output?: unknown;
+	metadata?: Metadata;
+	level?: Level;
+	statusMessage?: string;
+}
+
+interface GenerationStart extends StartOptions {
+	model?: string;
+	modelParameters?: Record<string, string | number | boolean>;
+}
+
+interface GenerationEnd extends EndOptions {
+	model?: string;
+	usage?: Record<string, number>;
+	cost?: Record<string, number>;
+	completionStartMs?: number;
+}
+
+// ── recorded transcripts: a host's OWN record of a session (Codex rollout, Claude Code transcript, session
+//    files), parsed by pure functions into this shape; recordTranscript (§6) turns it into recorder calls.
+//    One shape for every host, so the mapping to traces is written once.
+
+/** OpenAI-style ChatML: the message shape Langfuse's chat view renders. */
+interface ChatMessage {
+	role: "system" | "user" | "assistant" | "tool";
+	/** Text, or content parts (images → an omitted marker). */
+	content: string | unknown[];
+	tool_calls?: ChatToolCall[];
+	/** On role "tool": the id of the call this answers. */
+	tool_call_id?: string;
+	/** Assistant thinking, where the host records it. */
+	reasoning?: string;
+}
+
+interface ChatToolCall {
+	id: string;
+	type: "function";
+	function: { name: string; arguments: string };
+}
+
+interface ToolDefinition {
+	type: "function";
+	function: { name: string; description?: string; parameters?: unknown };
+}
+
+/** Token counts, non-overlapping (Langfuse sums keys): input EXCLUDES cache read/write, output EXCLUDES reasoning. */
+interface TokenCounts {
+	input?: number;
+	output?: number;
+	cacheRead?: number;
+	cacheWrite?: number;
+	cacheWrite5m?: number;
+	cacheWrite1h?: number;
+	reasoning?: number;
+	total?: number;
+}
+
+/** One user prompt and everything it caused. Ids are the HOST's ids: deterministic span ids derive from them. */
+interface RecordedPrompt {
+	/** Host id of the prompt (user message uuid, Codex turn id). */
+	id: string;
+	/** Host session id: the Langfuse session. */
+	sessionId: string;
+	startMs: number;
+	endMs: number;
+	/** The prompt as typed; "" when the record has none. */
+	text: string;
+	/** The final assistant text. */
+	answer?: string;
+	aborted?: boolean;
+	/** The prompt failed: an ERROR on the trace. */
+	error?: string;
+	/** Did not finish normally (aborted, or the record ends mid-prompt): a WARNING with this message. */
+	warning?: string;
+	steps: RecordedStep[];
+	/** Host-specific metadata, on the trace and the prompt's observation. */
+	metadata?: Metadata;
+	/** Known only at the end (durations, totals): on the prompt's observation, not on the trace. */
+	endMetadata?: Metadata;
+}
+
+type RecordedStep = RecordedLlmCall | RecordedToolCall | RecordedCompaction | RecordedEvent;
+
+interface RecordedLlmCall {
+	kind: "llm";
+	/** Host id of the response/message (dedupe key). */
+	id: string;
+	startMs: number;
+	endMs: number;
+	completionStartMs?: number;
+	model?: string;
+	provider?: string;
+	parameters?: Record<string, string | number | boolean>;
+	/** The messages the model received: the full history where the record has it (the Codex parser gives only what is new since the previous call, as Codex traces always had). */
+	input: ChatMessage[];
+	/** Tool definitions offered, when the record has them. */
+	tools?: ToolDefinition[];
+	/** Role "assistant": text, reasoning, tool_calls. */
+	output: ChatMessage;
+	usage?: TokenCounts;
+	/** ONLY if the host records it per call; never zeros. */
+	costUsd?: { input?: number; output?: number; total: number };
+	stopReason?: string;
+	error?: string;
+	metadata?: Metadata;
+}
+
+interface RecordedToolCall {
+	kind: "tool";
+	/** Host tool-call id (= the tool_calls[].id of the generation that asked). */
+	id: string;
+	name: string;
+	startMs: number;
+	/** Absent: the record has no result (still running when it ends); the prompt's end closes it, marked. */
+	endMs?: number;
+	input: unknown;
+	output: unknown;
+	isError: boolean;
+	/** A failed command's exit code: the status message says it, unless `error` says more. */
+	exitCode?: number;
+	error?: string;
+	/** A subagent run this tool started. */
+	subagent?: { sessionId?: string; prompts: RecordedPrompt[] };
+	metadata?: Metadata;
+}
+
+interface RecordedCompaction {
+	kind: "compaction";
+	id: string;
+	/** startMs === endMs: the host recorded only that it happened (an event, not a span). */
+	startMs: number;
+	endMs: number;
+	summary?: string;
+	tokensBefore?: number;
+}
+
+interface RecordedEvent {
+	kind: "event";
+	id: string;
+	at: number;
+	name: string;
+	level?: "WARNING" | "ERROR";
+	message?: string;
+	metadata?: Metadata;
+}
+
+/**
+ * One session's observations. Prompts are traces (or, grouped by session, chain spans under one
+ * session trace); turns are spans in the prompt; LLM and tool calls hang under the open turn.
+ * Every method is O(1) bookkeeping: no I/O, no copying of payloads.
+ */
+class SessionRecorder {
+	private readonly drafts = new Map<string, Draft>();
+	private prompt?: Draft;
+	private sessionRoot?: Draft;
+	private turn?: Draft;
+	private promptCount = 0;
+	private goalName?: string;
+	private lastOutput?: string;
+	private previousTraceId?: string;
+	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
+	private previousRoot?: Draft;
+	private lastTurnId?: string;
+
+	constructor(
+		private readonly sink: RecordSink,
+		readonly info: SessionInfo,
+	) {}
+
+	get traceId(): string | undefined {
+		return this.prompt?.traceId;
+	}
+
+	/** The trace of the open prompt, else of the last one: what /langfuse links to. */
+	get lastTraceId(): string | undefined {
+		return this.prompt?.traceId ?? this.previousTraceId;
+	}
+
+	get promptOpen(): boolean {
+		return this.prompt !== undefined;
+	}
+
+	startPrompt(at: number, options: StartOptions & { traceId?: string } = {}): void {
+		if (this.prompt) this.endPrompt(at);
+		this.promptCount++;
+		const text = typeof options.input === "string" ? options.input : undefined;
+		const name = this.traceName(text);
+		const traceFields: TraceFields = {
+			name,
+			input: options.input,
+			tags: this.info.tags,
+			metadata: { ...this.info.metadata, ...options.metadata },
+		};
+		if (this.info.grouping === "session") {
+			if (!this.sessionRoot) {
+				this.sessionRoot = this.draft("agent", name, at, {
+					traceId: hashId(`session:${this.info.sessionId}`, 32),
+					id: hashId(`session-root:${this.info.sessionId}`, 16),
+					input: options.input,
+					trace: traceFields,
+				});
+				this.emitSnapshot(this.sessionRoot, at);
+			}
+			this.prompt = this.draft("chain", name, at, {
+				traceId: this.sessionRoot.traceId,
+				parentId: this.sessionRoot.id,
+				id: options.id,
+				input: options.input,
+				metadata: options.metadata,
+			});
+		} else {
+			this.prompt = this.draft("agent", name, at, {
+				traceId: options.traceId ?? randomTraceId(),
+				id: options.id,
+				input: options.input,
+				trace: traceFields,
+			});
+			// Sent now so a trace has its name and input even if the process dies mid-prompt.
+			this.emitSnapshot(this.prompt, at);
+		}
+	}
+
+	/** Ends the prompt (and anything still open in it); the trace gets the final answer as output. */
+	endPrompt(at: number, options: EndOptions = {}): void {
+		const prompt = this.prompt;
+		if (!prompt) return;
+		this.closeChildren(at);
+		const output = options.output ?? this.lastOutput;
+		if (prompt.trace) prompt.trace.output = output;
+		this.finish(prompt, at, { ...options, output });
+		this.previousTraceId = prompt.traceId;
+		if (prompt.trace) this.previousRoot = prompt;
+		this.prompt = undefined;
+		this.lastOutput = undefined;
+		if (this.sessionRoot) {
+			this.sessionRoot.output = output;
+			if (this.sessionRoot.trace) this.sessionRoot.trace.output = output;
+			this.emitSnapshot(this.sessionRoot, at);
+		}
+	}
+
+	/** The latest assistant text: the prompt's output if the prompt ends without one. */
+	noteOutput(text: string | undefined): void {
+		if (text) this.lastOutput = text;
+	}
+
+	/**
+	 * With `adoptOpenCalls`, calls still open between turns, or under the previous turn, move into this
+	 * one, which then starts when they did — for hosts that announce a turn's LLM request before the turn.
+	 */
+	startTurn(at: number, options: StartOptions & { adoptOpenCalls?: boolean } = {}): void {
+		this.ensurePrompt(at);
+		if (this.turn) this.endTurn(at);
+		const previousTurnId = this.lastTurnId;
+		const turn = (this.turn = this.draft("span", options.name ?? "turn", at, this.childOf(this.prompt!, options)));
+		this.lastTurnId = turn.id;
+		if (!options.adoptOpenCalls) return;
+		for (const draft of this.drafts.values()) {
+			if ((previousTurnId && draft.parentId === previousTurnId) || draft.parentId === this.prompt!.id) {
+				draft.parentId = turn.id;
+				turn.startMs = Math.min(turn.startMs, draft.startMs);
+			}
+		}
+	}
+
+	endTurn(at: number, options: EndOptions = {}): void {
+		if (!this.turn) return;
+		this.finish(this.turn, at, options);
+		this.turn = undefined;
+	}
+
+	startGeneration(key: string, at: number, options: GenerationStart = {}): void {
+		this.ensurePrompt(at);
+		const draft = this.draft("generation", options.name ?? options.model ?? "llm", at, this.childOf(this.turn ?? this.prompt!, options));
+		draft.model = options.model;
+		draft.modelParameters = options.modelParameters;
+		this.replaceDraft(key, draft, at);
+	}
+
+	/** First streamed token: called per delta, so it must stay O(1). */
+	markFirstToken(key: string, at: number): void {
+		const draft = this.drafts.get(key);
+		if (draft && draft.completionStartMs === undefined) draft.completionStartMs = at;
+	}
+
+	hasDraft(key: string): boolean {
+		return this.drafts.has(key);
+	}
+
+	endGeneration(key: string, at: number, options: GenerationEnd = {}): void {
+		let draft = this.drafts.get(key);
+		if (!draft) {
+			this.startGeneration(key, at, { model: options.model });
+			draft = this.drafts.get(key)!;
+		}
+		draft.model = options.model ?? draft.model;
+		draft.usage = options.usage;
+		draft.cost = options.cost;
+		if (options.completionStartMs !== undefined) draft.completionStartMs ??= options.completionStartMs;
+		this.drafts.delete(key);
+		this.finish(draft, at, options);
+	}
+
+	startTool(key: string, at: number, options: StartOptions & { name: string }): void {
+		if (this.drafts.has(key)) return; // hosts announce a tool twice (tool_call and tool_execution_start)
+		this.ensurePrompt(at);
+		this.drafts.set(key, this.draft("tool", options.name, at, this.childOf(this.turn ?? this.prompt!, options)));
+	}
+
+	endTool(key: string, at: number, options: EndOptions & { name?: string } = {}): void {
+		if (!this.drafts.has(key)) this.startTool(key, at, { name: options.name ?? "tool" });
+		const draft = this.drafts.get(key)!;
+		this.drafts.delete(key);
+		this.finish(draft, at, options);
+	}
+
+	/** A span the adapter opens and closes by key (compaction, subagent runs, …). */
+	startSpan(key: string, at: number, options: StartOptions & { name: string; type?: ObservationType }): void {
+		this.ensurePrompt(at);
+		this.replaceDraft(key, this.draft(options.type ?? "span", options.name, at, this.childOf(this.turn ?? this.prompt!, options)), at);
+	}
+
+	endSpan(key: string, at: number, options: EndOptions = {}): void {
+		const draft = this.drafts.get(key);
+		if (!draft) return;
+		this.drafts.delete(key);
+		this.finish(draft, at, options);
+	}
+
+	/** A point in time (retry, reminder, …) under the open turn or prompt. */
+	event(at: number, options: StartOptions & { name: string; level?: Level; statusMessage?: string }): void {
+		this.ensurePrompt(at);
+		const draft = this.draft("event", options.name, at, this.childOf(this.turn ?? this.prompt!, options));
+		this.finish(draft, at, { level: options.level, statusMessage: options.statusMessage });
+	}
+
+	/**
+	 * The current and every later trace take this name (omp's goal_updated); with includeLast, and no
+	 * prompt open, so does the trace of the prompt that just ended (OpenCode's title arriving late).
+	 */
+	rename(name: string | undefined, options: { includeLast?: boolean } = {}): void {
+		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
+		if (!this.goalName) return;
+		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
+		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
+			if (!root?.trace) continue;
+			root.name = root.trace.name = this.goalName;
+			this.emitSnapshot(root, root.endMs ?? Date.now());
+		}
+	}
+
+	/** Ends everything still open: the session is over (shutdown, dispose, end of a rollout). */
+	close(at: number, options: EndOptions = {}): void {
+		if (this.prompt) this.endPrompt(at, options);
+		for (const key of [...this.drafts.keys()]) this.finishKey(key, at, { level: "WARNING", statusMessage: "still running when the session ended" });
+	}
+
+	private traceName(promptText: string | undefined): string {
+		if (this.goalName) return this.goalName;
+		const label =
+			this.info.exportMode === "full" && promptText?.trim() ? oneLine(promptText, 80) : `${this.info.host} prompt ${this.promptCount}`;
+		return this.info.tracePrefix + label;
+	}
+
+	private ensurePrompt(at: number): void {
+		if (!this.prompt) this.startPrompt(at);
+	}
+
+	private childOf(parent: Draft, options: StartOptions): Partial<Draft> {
+		return { traceId: parent.traceId, parentId: parent.id, id: options.id, input: options.input, metadata: options.metadata };
+	}
+
+	private draft(type: ObservationType, name: string, at: number, fields: Partial<Draft>): Draft {
+		return {
+			...fields,
+			type,
+			name,
+			startMs: at,
+			traceId: fields.traceId ?? randomTraceId(),
+			id: fields.id ?? randomSpanId(),
+			sessionId: this.info.sessionId,
+			userId: this.info.userId,
+			environment: this.info.environment,
+			release: this.info.release,
+		};
+	}
+
+	private replaceDraft(key: string, draft: Draft, at: number): void {
+		if (this.drafts.has(key)) this.finishKey(key, at, { level: "WARNING", statusMessage: "superseded before it ended" });
+		this.drafts.set(key, draft);
+	}
+
+	private closeChildren(at: number): void {
+		this.endTurn(at);
+		for (const key of [...this.drafts.keys()]) {
+			if (this.drafts.get(key)?.traceId === this.prompt?.traceId) this.finishKey(key, at, { level: "WARNING", statusMessage: "still running when the prompt ended" });
+		}
+	}
+
+	private finishKey(key: string, at: number, options: EndOptions): void {
+		const draft = this.drafts.get(key);
+		this.drafts.delete(key);
+		if (draft) this.finish(draft, at, options);
+	}
+
+	private finish(draft: Draft, at: number, options: EndOptions): void {
+		if (options.output !== undefined) draft.output = options.output;
+		if (options.metadata) draft.metadata = { ...draft.metadata, ...options.metadata };
+		if (options.level) draft.level = options.level;
+		if (options.statusMessage) draft.statusMessage = options.statusMessage;
+		draft.endMs = Math.max(at, draft.startMs);
+		this.emit(draft);
+	}
+
+	private emitSnapshot(draft: Draft, at: number): void {
+		this.emit({ ...draft, endMs: Math.max(at, draft.startMs), trace: draft.trace && { ...draft.trace } });
+	}
+
+	private emit(draft: Draft): void {
+		this.sink({ ...draft, endMs: draft.endMs ?? draft.startMs, emissionId: crypto.randomUUID() });
+	}
+}
+
+/** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
+function usageDetails(counts: {
+	input?: unknown;
+	output?: unknown;
+	cacheRead?: unknown;
+	cacheWrite?: unknown;
+	reasoning?: unknown;
+	total?: unknown;
+}): Record<string, number> | undefined {
+	const details: Record<string, number> = {};
+	const put = (key: string, value: unknown) => {
+		if (typeof value === "number" && Number.isFinite(value) && value > 0) details[key] = Math.round(value);
+	};
+	put("input", counts.input);
+	put("input_cache_read", counts.cacheRead);
+	put("input_cache_write", counts.cacheWrite);
+	put("output", counts.output);
+	put("output_reasoning", counts.reasoning);
+	put("total", counts.total);
+	return Object.keys(details).length ? details : undefined;
+}
+
+/** Dollar costs in the same keys, so Langfuse shows the host's own prices instead of guessing. */
+function costDetails(costs: { input?: unknown; output?: unknown; cacheRead?: unknown; cacheWrite?: unknown; total?: unknown }) {
+	const details: Record<string, number> = {};
+	const put = (key: string, value: unknown) => {
+		if (typeof value === "number" && Number.isFinite(value) && value >= 0) details[key] = value;
+	};
+	put("input", costs.input);
+	put("input_cache_read", costs.cacheRead);
+	put("input_cache_write", costs.cacheWrite);
+	put("output", costs.output);
+	put("total", costs.total);
+	return Object.values(details).some(value => value > 0) ? details : undefined;
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §3 Sanitize — redact secrets, drop images, deep-truncate: every string that leaves memory.
 //    Runs on the exporter's side of the queue (a flush), never inside a hook the host awaits.
+//    The secret patterns and the redactor engine are in the Appendix at the end of the file.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+type Redactor = (text: string) => string;
+
+interface SanitizeOptions {
+	redact: Redactor;
+	/** Longest string kept whole; longer ones keep head and tail around a marker. */
+	maxFieldChars: number;
+	/** Total characters one record may carry; past it strings shrink to short markers. */
+	budgetChars: number;
+}
+
+const MAX_DEPTH = 12;
+const MAX_ARRAY_ITEMS = 500;
+const MAX_OBJECT_KEYS = 300;
+
+/**
+ * A JSON-safe, redacted, bounded copy of any value. Never throws: cycles, BigInt, functions,
+ * symbols, Map/Set, Error, Date, typed arrays and throwing getters all come out readable.
+ */
+function sanitize(value: unknown, options: SanitizeOptions): unknown {
+	const state = { budget: options.budgetChars, seen: new WeakSet<object>() };
+	const walk = (input: unknown, depth: number): unknown => {
+		if (input === null || input === undefined) return input ?? null;
+		switch (typeof input) {
+			case "string":
+				return sanitizeString(input, options, state);
+			case "number":
+				return Number.isFinite(input) ? input : String(input);
+			case "boolean":
+				return input;
+			case "bigint":
+				return input.toString();
+			case "function":
+				return `[function ${input.name || "anonymous"}]`;
+			case "symbol":
+				return input.toString();
+		}
+		const object = input as object;
+		if (state.seen.has(object)) return "[circular]";
+		if (depth >= MAX_DEPTH) return `[${object.constructor?.name ?? "object"} nested too deep]`;
+		if (object instanceof Date) return Number.isNaN(object.getTime()) ? "[invalid date]" : object.toISOString();
+		if (object instanceof Error) {
+			return walk({ name: object.name, message: object.message, stack: object.stack }, depth);
+		}
+		if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
+			return `[${object.constructor.name} ${(object as ArrayBuffer).byteLength} bytes]`;
+		}
+		if (object instanceof RegExp) return object.toString();
+		state.seen.add(object);
+		try {
+			if (object instanceof Map) return walk(Object.fromEntries([...object.entries()].slice(0, MAX_OBJECT_KEYS)), depth);
+			if (object instanceof Set) return walk([...object], depth);
+			if (Array.isArray(object)) {
+				const items = object.slice(0, MAX_ARRAY_ITEMS).map(item => walk(item, depth + 1));
+				if (object.length > MAX_ARRAY_ITEMS) items.push(`[… ${object.length - MAX_ARRAY_ITEMS} more items]`);
+				return items;
+			}
+			if (isImagePart(object)) return describeImagePart(object);
+			const output: Record<string, unknown> = {};
+			const keys = Object.keys(object);
+			for (const key of keys.slice(0, MAX_OBJECT_KEYS)) {
+				let child: unknown;
+				try {
+					child = (object as Record<string, unknown>)[key];
+				} catch (error) {
+					child = `[unreadable: ${errorText(error)}]`;
+				}
+				if (child !== undefined) output[key] = walk(child, depth + 1);
+			}
+			if (keys.length > MAX_OBJECT_KEYS) output["…"] = `${keys.length - MAX_OBJECT_KEYS} more keys`;
+			return output;
+		} finally {
+			state.seen.delete(object);
+		}
+	};
+	try {
+		return walk(value, 0);
+	} catch (error) {
+		return `[unserializable: ${options.redact(errorText(error))}]`;
+	}
+}
+
+function sanitizeString(input: string, options: SanitizeOptions, state: { budget: number }): string {
+	let text = input.includes(";base64,") ? dropDataUrls(input) : input;
+	const limit = Math.max(200, Math.min(options.maxFieldChars, state.budget));
+	text = text.length > limit ? truncateMiddle(text, limit, options.redact) : options.redact(text);
+	state.budget -= text.length;
+	return text;
+}
+
+/**
+ * Keep head and tail of a long string. Cuts land on whitespace so no secret is ever split in two
+ * (a half secret would slip past the redactor); a private-key block cut open is dropped whole.
+ */
+function truncateMiddle(text: string, limit: number, redact: Redactor): string {
+	const half = Math.floor(limit / 2);
+	const windowStart = Math.max(0, half - 512);
+	const lastSpace = text.slice(windowStart, half).search(/\s\S*$/);
+	const headEnd = lastSpace >= 0 ? windowStart + lastSpace + 1 : half;
+	let tailStart = text.length - half;
+	const nextSpace = text.slice(tailStart, tailStart + 512).search(/\s/);
+	if (nextSpace >= 0) tailStart += nextSpace;
+	let head = text.slice(0, headEnd);
+	let tail = text.slice(tailStart);
+	const openKey = head.lastIndexOf("-----BEGIN");
+	if (openKey >= 0 && head.indexOf("-----END", openKey) < 0) head = head.slice(0, openKey);
+	const closeKey = tail.indexOf("PRIVATE KEY-----");
+	if (closeKey >= 0 && tail.lastIndexOf("-----BEGIN", closeKey) < 0) tail = tail.slice(closeKey + 16);
+	const cut = text.length - head.length - tail.length;
+	return `${redact(head)}\n[… ${cut.toLocaleString("en-US")} chars truncated by langfuse.ts …]\n${redact(tail)}`;
+}
+
+const DATA_URL = /data:([\w.+-]+\/[\w.+-]+);base64,[A-Za-z0-9+/=\r\n]+/g;
+
+function dropDataUrls(text: string): string {
+	return text.replace(DATA_URL, (match, mediaType: string) => imageMarker(mediaType, match.length));
+}
+
+function imageMarker(mediaType: string, base64Chars: number): string {
+	return `[image ${mediaType} ${formatBytes(Math.round((base64Chars * 3) / 4))} base64 omitted]`;
+}
+
+/** Image content parts in the shapes the hosts and providers use. */
+function isImagePart(object: object): boolean {
+	const part = object as Record<string, unknown>;
+	return (
+		(part.type === "image" || part.type === "input_image" || part.type === "image_url") &&
+		(typeof part.data === "string" || typeof part.image_url === "string" || typeof (part.source as any)?.data === "string")
+	);
+}
+
+function describeImagePart(object: object): Record<string, unknown> {
+	const part = object as Record<string, any>;
+	const data: string = part.data ?? part.source?.data ?? part.image_url ?? "";
+	const mediaType = part.mimeType ?? part.mediaType ?? part.source?.media_type ?? data.match(/^data:([^;]+)/)?.[1] ?? "image";
+	return { type: part.type, image: imageMarker(mediaType, data.length) };
+}
+
+interface PrepareOptions extends SanitizeOptions {
+	exportMode: ExportMode;
+}
+
+/**
+ * The only way a record leaves memory: every string redacted and bounded; under metadata_only the
+ * content (prompts, completions, tool arguments and results, tool error text) is left out entirely.
+ */
+function prepareRecord(record: ObservationRecord, options: PrepareOptions): ObservationRecord {
+	const clean = (value: unknown) => (value === undefined ? undefined : sanitize(value, options));
+	const content = (value: unknown) => (options.exportMode === "full" ? clean(value) : undefined);
+	const cleanText = (value: string | undefined) => (value === undefined ? undefined : (clean(value) as string));
+	const statusMessage =
+		options.exportMode === "full" || record.type !== "tool" ? cleanText(record.statusMessage) : record.statusMessage && "tool failed";
+	return {
+		...record,
+		name: cleanText(record.name)!,
+		input: content(record.input),
+		output: content(record.output),
+		metadata: clean(record.metadata) as Metadata | undefined,
+		statusMessage,
+		model: cleanText(record.model),
+		modelParameters: clean(record.modelParameters) as ObservationRecord["modelParameters"],
+		trace: record.trace && {
+			name: cleanText(record.trace.name)!,
+			input: content(record.trace.input),
+			output: content(record.trace.output),
+			tags: record.trace.tags.map(tag => cleanText(tag)!),
+			metadata: clean(record.trace.metadata) as Metadata,
+		},
+	};
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §4 Encode — sanitized records → OTLP/HTTP JSON spans (default) or legacy ingestion events.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+type OtlpValue =
+	| { stringValue: string }
+	| { intValue: string }
+	| { doubleValue: number }
+	| { boolValue: boolean }
+	| { arrayValue: { values: OtlpValue[] } };
+
+function otlpValue(value: unknown): OtlpValue {
+	if (typeof value === "string") return { stringValue: value };
+	if (typeof value === "boolean") return { boolValue: value };
+	if (typeof value === "number") return Number.isInteger(value) ? { intValue: String(value) } : { doubleValue: value };
+	if (Array.isArray(value) && value.every(item => typeof item === "string")) return { arrayValue: { values: value.map(otlpValue) } };
+	return { stringValue: JSON.stringify(value) };
+}
+
+/** OTLP attributes; undefined values are left out, objects become JSON strings as Langfuse expects. */
+function otlpAttributes(entries: Record<string, unknown>): { key: string; value: OtlpValue }[] {
+	const attributes: { key: string; value: OtlpValue }[] = [];
+	for (const [key, value] of Object.entries(entries)) {
+		if (value !== undefined && value !== null) attributes.push({ key, value: otlpValue(value) });
+	}
+	return attributes;
+}
+
+const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
+/** Input and output as Langfuse's own SDK sends them: strings as they are, anything else as JSON. */
+const io = (value: unknown) => (typeof value === "string" ? value : json(value));
+/** Metadata as one JSON object, so Langfuse keeps its structure (and numbers stay numbers). */
+const metadataJson = (metadata: Metadata | undefined) => (metadata && Object.keys(metadata).length ? json(metadata) : undefined);
+const nanos = (ms: number) => `${Math.round(ms)}000000`;
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * The instrumentation scope Langfuse recognises as carrying its own `langfuse.*` attributes. Older
+ * servers read usage_details and cost_details only from this scope, and every server copies all raw
+ * attributes of any other scope into the observation's metadata (storing input and output twice).
+ */
+const OTLP_SCOPE = "langfuse-sdk";
+
+/** One span of an OTLP ExportTraceServiceRequest, as a JSON string (so batches can be sized exactly). */
+function encodeSpan(record: ObservationRecord): string {
+	const trace = record.trace;
+	const attributes = otlpAttributes({
+		"langfuse.observation.type": record.type,
+		"langfuse.observation.input": io(record.input),
+		"langfuse.observation.output": io(record.output),
+		"langfuse.observation.level": record.level,
+		"langfuse.observation.status_message": record.statusMessage,
+		"langfuse.observation.model.name": record.model,
+		"langfuse.observation.model.parameters": json(record.modelParameters),
+		"langfuse.observation.usage_details": json(record.usage),
+		"langfuse.observation.cost_details": json(record.cost),
+		// JSON-encoded like the official SDKs: older servers JSON.parse this attribute
+		"langfuse.observation.completion_start_time": record.completionStartMs === undefined ? undefined : json(isoTime(record.completionStartMs)),
+		"langfuse.observation.metadata": metadataJson(record.metadata),
+		"session.id": record.sessionId,
+		"user.id": record.userId,
+		"langfuse.environment": record.environment,
+		"langfuse.release": record.release,
+		"langfuse.version": VERSION,
+		"langfuse.trace.name": trace?.name,
+		"langfuse.trace.input": io(trace?.input),
+		"langfuse.trace.output": io(trace?.output),
+		"langfuse.trace.tags": trace?.tags.length ? trace.tags : undefined,
+		"langfuse.trace.metadata": metadataJson(trace?.metadata),
+	});
+	return JSON.stringify({
+		traceId: record.traceId,
+		spanId: record.id,
+		parentSpanId: record.parentId,
+		name: record.name,
+		kind: 1,
+		startTimeUnixNano: nanos(record.startMs),
+		endTimeUnixNano: nanos(record.endMs),
+		attributes,
+		status: record.level === "ERROR" ? { code: 2, message: record.statusMessage ?? "error" } : { code: 0 },
+	});
+}
+
+function otlpBody(spans: string[]): string {
+	const resource = JSON.stringify({
+		attributes: otlpAttributes({
+			"service.name": "langfuse.ts",
+			"service.version": VERSION,
+			"telemetry.sdk.name": "langfuse.ts",
+			"telemetry.sdk.language": "js",
+		}),
+	});
+	return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"${OTLP_SCOPE}","version":"${VERSION}"},"spans":[${spans.join(",")}]}]}]}`;
+}
+
+/** Legacy ingestion: a trace-create for records that carry trace fields, then the observation. */
+function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
+	const timestamp = isoTime(record.endMs);
+	const events: Record<string, unknown>[] = [];
+	if (record.trace) {
+		events.push({
+			id: `${record.emissionId}-t`,
+			timestamp,
+			type: "trace-create",
+			body: {
+				id: record.traceId,
+				timestamp: isoTime(record.startMs),
+				name: record.trace.name,
+				userId: record.userId,
+				sessionId: record.sessionId,
+				input: record.trace.input,
+				output: record.trace.output,
+				metadata: record.trace.metadata,
+				tags: record.trace.tags,
+				release: record.release,
+				version: VERSION,
+				environment: record.environment,
+			},
+		});
+	}
+	const body: Record<string, unknown> = {
+		id: record.id,
+		traceId: record.traceId,
+		parentObservationId: record.parentId,
+		name: record.name,
+		startTime: isoTime(record.startMs),
+		metadata: record.type === "span" ? record.metadata : { ...record.metadata, observationType: record.type },
+		input: record.input,
+		output: record.output,
+		level: record.level,
+		statusMessage: record.statusMessage,
+		version: VERSION,
+		environment: record.environment,
+	};
+	if (record.type !== "event") body.endTime = isoTime(record.endMs);
+	if (record.type === "generation") {
+		Object.assign(body, {
+			model: record.model,
+			modelParameters: record.modelParameters,
+			usageDetails: record.usage,
+			costDetails: record.cost,
+			completionStartTime: record.completionStartMs === undefined ? undefined : isoTime(record.completionStartMs),
+		});
+	}
+	const type = record.type === "generation" ? "generation-create" : record.type === "event" ? "event-create" : "span-create";
+	events.push({ id: `${record.emissionId}-o`, timestamp, type, body });
+	return events;
+}
+
+function ingestionBody(events: string[]): string {
+	return `{"batch":[${events.join(",")}],"metadata":{"sdk_name":"langfuse.ts","sdk_version":"${VERSION}"}}`;
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §5 Transport — queue → sanitized batches → private spool file → POST with retry → delete.
+//    A batch is deleted from disk only after Langfuse confirmed it; anything else waits in the spool
+//    for a retry, for shutdown, or for the next process (any host) that starts.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+const SPOOL_SUFFIX = ".jsonl";
+/** `<ms>-<pid>-<sequence+random>.jsonl`, then `.<owner pid>` while a process has it claimed. */
+const SPOOL_NAME = /^\d+-\d+-[0-9a-f]+\.jsonl(?:\.(\d+))?$/;
+
+/** A spool file name's parts: is it one of ours, and which process owns it (0 = nobody). */
+function spoolName(name: string): { owner: number } | undefined {
+	const match = SPOOL_NAME.exec(name);
+	return match ? { owner: Number(match[1] ?? 0) } : undefined;
+}
+
+/**
+ * A lock file holding its owner's pid, for work one process at a time may do (spool replay, reading
+ * one Codex rollout). A lock whose owner is dead, or older than `staleMs`, is taken over. Returns the
+ * release, or undefined while someone else holds it.
+ */
+function tryLock(file: string, staleMs: number): (() => void) | undefined {
+	const release = () => fs.rmSync(file, { force: true });
+	for (let attempt = 0; attempt < 2; attempt++) {
+		try {
+			fs.writeFileSync(file, String(process.pid), { flag: "wx", mode: 0o600 });
+			return release;
+		} catch (error) {
+			if ((error as NodeJS.ErrnoException).code !== "EEXIST") return undefined;
+		}
+		try {
+			const owner = Number(fs.readFileSync(file, "utf8"));
+			if (owner > 0 && isAlive(owner) && Date.now() - fs.statSync(file).mtimeMs < staleMs) return undefined;
+			fs.rmSync(file, { force: true });
+		} catch {
+			// released meanwhile: try once more
+		}
+	}
+	return undefined; // another process took it over first
+}
+
+/** tryLock, waiting up to `waitMs` for the holder to finish. */
+async function waitForLock(file: string, staleMs: number, waitMs: number): Promise<(() => void) | undefined> {
+	const until = Date.now() + waitMs;
+	for (;;) {
+		const release = tryLock(file, staleMs);
+		if (release || Date.now() >= until) return release;
+		await new Promise(resolve => setTimeout(resolve, 25));
+	}
+}
+
+/**
+ * Batches on disk, one JSON record per line, in a 0700 directory as 0600 files. A file is
+ * `<ms>-<pid>-<random>.jsonl` while anyone may send it, and gets `.<pid>` appended while a live
+ * process owns it: claims are renames, so two processes never send the same file.
+ */
+class Spool {
+	private usable = false;
+	private bytes = 0;
+	/** Files this process claimed and has neither removed nor given back: released at exit. */
+	private readonly held = new Set<string>();
+
+	constructor(
+		readonly dir: string,
+		private readonly maxBytes: number,
+		private readonly retentionMs: number,
+		private readonly log: Logger,
+	) {
+		try {
+			fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+			fs.chmodSync(dir, 0o700);
+			this.usable = true;
+		} catch (error) {
+			log.warnOnce("spool-dir", `spool directory ${dir} is not writable (${errorText(error)}); unsent data is kept in memory only`);
+		}
+	}
+
+	get available(): boolean {
+		return this.usable;
+	}
+
+	/** Writes a batch already claimed by this process; returns its path. */
+	async write(records: ObservationRecord[]): Promise<string | undefined> {
+		if (!this.usable) return undefined;
+		const name = this.newName();
+		const claimed = path.join(this.dir, `${name}.${process.pid}`);
+		const temporary = path.join(this.dir, `.${name}.tmp`);
+		const data = records.map(record => JSON.stringify(record)).join("\n") + "\n";
+		try {
+			await fsp.writeFile(temporary, data, { mode: 0o600 });
+			await fsp.rename(temporary, claimed);
+			this.held.add(claimed);
+			this.bytes += data.length;
+			if (this.bytes > this.maxBytes) await this.enforceCap();
+			return claimed;
+		} catch (error) {
+			this.log.warnOnce("spool-write", `could not write the spool (${errorText(error)}); unsent data is kept in memory only`);
+			fsp.rm(temporary, { force: true }).catch(() => {});
+			return undefined;
+		}
+	}
+
+	/** At process exit only synchronous work runs: leave what is unsent for the next process. */
+	writeSync(records: ObservationRecord[]): void {
+		if (!this.usable || records.length === 0) return;
+		const file = path.join(this.dir, this.newName());
+		const temporary = path.join(this.dir, `.${path.basename(file)}.tmp`);
+		try {
+			fs.writeFileSync(temporary, records.map(record => JSON.stringify(record)).join("\n") + "\n", { mode: 0o600 });
+			fs.renameSync(temporary, file);
+		} catch {
+			// the process is going away; nothing sensible is left to do
+		}
+	}
+
+	/** Reads a batch; corrupt or truncated lines (a kill mid-write) are skipped one by one. */
+	async read(file: string): Promise<ObservationRecord[]> {
+		let text: string;
+		try {
+			text = await fsp.readFile(file, "utf8");
+		} catch {
+			return [];
+		}
+		const records: ObservationRecord[] = [];
+		for (const line of text.split("\n")) {
+			if (!line.trim()) continue;
+			try {
+				const record = JSON.parse(line) as ObservationRecord;
+				if (record && typeof record.traceId === "string" && typeof record.id === "string") records.push(record);
+			} catch {
+				this.log.debug(`skipped a corrupt line in ${path.basename(file)}`);
+			}
+		}
+		return records;
+	}
+
+	async remove(file: string): Promise<void> {
+		this.held.delete(file);
+		try {
+			const { size } = await fsp.stat(file);
+			await fsp.rm(file, { force: true });
+			this.bytes = Math.max(0, this.bytes - size);
+		} catch {
+			// already gone
+		}
+	}
+
+	/** Gives a claimed file back, so another process may send it (used at exit). */
+	releaseSync(file: string): void {
+		this.held.delete(file);
+		const released = file.replace(/\.\d+$/, "");
+		if (released === file) return;
+		try {
+			fs.renameSync(file, released);
+		} catch {
+			// gone already
+		}
+	}
+
+	/** Gives back every file this process still holds (at exit), including claims still in flight. */
+	releaseAllSync(): void {
+		for (const file of [...this.held]) this.releaseSync(file);
+	}
+
+	/**
+	 * Claims every batch nobody alive owns, oldest first; drops files past retention. One replayer at
+	 * a time: a single process claims every orphan and sends them oldest first, so a trace's later
+	 * version never reaches Langfuse before its earlier one.
+	 */
+	async claimOrphans(): Promise<string[]> {
+		const release = this.usable ? tryLock(path.join(this.dir, ".replay.lock"), 60_000) : undefined;
+		if (!release) return [];
+		try {
+			return await this.claimOrphansLocked();
+		} finally {
+			release();
+		}
+	}
+
+	/** Files another live process has claimed: it is sending them. */
+	heldByOthers(): number {
+		try {
+			return fs.readdirSync(this.dir).filter(name => {
+				const owner = spoolName(name)?.owner ?? 0;
+				return owner > 0 && owner !== process.pid && isAlive(owner);
+			}).length;
+		} catch {
+			return 0;
+		}
+	}
+
+	private async claimOrphansLocked(): Promise<string[]> {
+		const now = Date.now();
+		const claimed: string[] = [];
+		for (const entry of await this.entries()) {
+			if (now - entry.mtimeMs > this.retentionMs) {
+				this.log.debug(`removing ${entry.name}: older than LANGFUSE_RETENTION_DAYS`);
+				await fsp.rm(entry.file, { force: true }).catch(() => {});
+				continue;
+			}
+			const owner = spoolName(entry.name)?.owner ?? 0;
+			if (owner && (owner === process.pid || isAlive(owner))) continue;
+			const base = entry.name.replace(/\.\d+$/, "");
+			const target = path.join(this.dir, `${base}.${process.pid}`);
+			try {
+				await fsp.rename(entry.file, target);
+				claimed.push(target);
+				this.held.add(target);
+			} catch {
+				// another process claimed it first
+			}
+		}
+		this.bytes = (await this.entries()).reduce((sum, entry) => sum + entry.size, 0);
+		return claimed;
+	}
+
+	/** Spool contents for status lines: files, bytes, age of the oldest. */
+	async stats(): Promise<{ files: number; bytes: number; oldestMs?: number }> {
+		const entries = await this.entries();
+		return {
+			files: entries.length,
+			bytes: entries.reduce((sum, entry) => sum + entry.size, 0),
+			oldestMs: entries.length ? Date.now() - entries[0]!.mtimeMs : undefined,
+		};
+	}
+
+	/** Names sort by age: milliseconds, then this process's sequence number. */
+	private newName(): string {
+		const sequence = (Spool.sequence++).toString(16).padStart(8, "0");
+		return `${Date.now().toString().padStart(14, "0")}-${process.pid}-${sequence}${crypto.randomUUID().slice(0, 4)}${SPOOL_SUFFIX}`;
+	}
+
+	private static sequence = 0;
+
+	private async entries(): Promise<{ name: string; file: string; size: number; mtimeMs: number }[]> {
+		let names: string[];
+		try {
+			names = await fsp.readdir(this.dir);
+		} catch {
+			return [];
+		}
+		const entries = [];
+		for (const name of names.filter(name => spoolName(name)).sort()) {
+			const file = path.join(this.dir, name);
+			try {
+				const stat = await fsp.stat(file);
+				entries.push({ name, file, size: stat.size, mtimeMs: stat.mtimeMs });
+			} catch {
+				// vanished meanwhile
+			}
+		}
+		return entries;
+	}
+
+	/** Over LANGFUSE_MAX_SPOOL_MB the oldest batches go first, with one warning. */
+	private async enforceCap(): Promise<void> {
+		const entries = await this.entries();
+		let total = entries.reduce((sum, entry) => sum + entry.size, 0);
+		let dropped = 0;
+		for (const entry of entries) {
+			if (total <= this.maxBytes * 0.9) break;
+			await fsp.rm(entry.file, { force: true }).catch(() => {});
+			total -= entry.size;
+			dropped++;
+		}
+		this.bytes = total;
+		if (dropped) this.log.warnOnce("spool-cap", `spool over LANGFUSE_MAX_SPOOL_MB: dropped the ${dropped} oldest batch file(s)`);
+	}
+}
+
+function isAlive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch (error) {
+		return (error as NodeJS.ErrnoException).code === "EPERM";
+	}
+}
+
+interface Batch {
+	/** In memory while small or when there is no spool; otherwise read back from `file`. */
+	records?: ObservationRecord[];
+	file?: string;
+	attempts: number;
+	notBefore: number;
+}
+
+type SendOutcome =
+	| { kind: "ok" }
+	| { kind: "retry"; reason: string; afterMs?: number }
+	| { kind: "drop"; reason: string }
+	| { kind: "blocked"; reason: string }
+	| { kind: "partial"; retry: ObservationRecord[]; dropped: number; reason: string }
+	| { kind: "switch" };
+
+/** What one request's answer means; a 207 names the events that failed. */
+type PostOutcome = Exclude<SendOutcome, { kind: "partial" }> | { kind: "some-failed"; failedIds: string[]; dropped: number; reason: string };
+
+interface ExporterStatus {
+	queued: number;
+	waitingBatches: number;
+	sentSpans: number;
+	droppedSpans: number;
+	lastError?: string;
+	blocked?: string;
+	transport: "otel" | "ingestion";
+}
+
+type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
+
+/** What the exporter does to the outside world; tests swap these. */
+interface ExporterIo {
+	fetch?: FetchLike;
+	backoffMs?: (attempt: number) => number;
+}
+
+/** The queue and the sender: one per process, shared by every session and every copy of the module. */
+class Exporter {
+	private queue: ObservationRecord[] = [];
+	/** A flush's batch between leaving the queue and landing on disk. */
+	private writing?: ObservationRecord[];
+	private batches: Batch[] = [];
+	private pumping?: Promise<void>;
+	private flushing?: Promise<void>;
+	private timer?: ReturnType<typeof setInterval>;
+	private soon?: ReturnType<typeof setTimeout>;
+	private activeTransport: "otel" | "ingestion";
+	private readonly listeners = new Set<() => void>();
+	readonly spool: Spool;
+	readonly status: ExporterStatus;
+	private readonly prepareOptions: PrepareOptions;
+
+	constructor(
+		readonly config: Config,
+		private readonly redact: Redactor,
+		private readonly log: Logger,
+		private readonly io: ExporterIo = {},
+	) {
+		this.spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, log);
+		this.activeTransport = config.transport === "ingestion" ? "ingestion" : this.rememberedTransport() ?? "otel";
+		this.status = { queued: 0, waitingBatches: 0, sentSpans: 0, droppedSpans: 0, transport: this.activeTransport };
+		this.prepareOptions = {
+			redact,
+			maxFieldChars: config.maxFieldChars,
+			budgetChars: Math.max(config.maxFieldChars * 16, 1_000_000),
+			exportMode: config.exportMode,
+		};
+	}
+
+	/** Starts the flush timer and (unless told not to) picks up what earlier processes left in the spool. */
+	start(options: { replaySpool?: boolean } = {}): void {
+		if (this.timer) return;
+		this.timer = setInterval(() => void this.flush(), this.config.flushMs);
+		this.timer.unref?.();
+		if (options.replaySpool === false) return;
+		const replay = setTimeout(() => void this.replaySpool(), 0);
+		replay.unref?.();
+	}
+
+	stop(): void {
+		clearInterval(this.timer);
+		clearTimeout(this.soon);
+		this.timer = undefined;
+	}
+
+	onChange(listener: () => void): () => void {
+		this.listeners.add(listener);
+		return () => this.listeners.delete(listener);
+	}
+
+	/** Hooks call this: O(1), never throws, never waits. */
+	enqueue(record: ObservationRecord): void {
+		this.queue.push(record);
+		this.status.queued = this.queue.length;
+		if (this.queue.length >= this.config.maxQueue && !this.soon) {
+			this.soon = setTimeout(() => {
+				this.soon = undefined;
+				void this.flush();
+			}, 0);
+			this.soon.unref?.();
+		}
+	}
+
+	/** Spools what is queued, then sends what is due; resolves by `deadline` at the latest. */
+	async flush(deadline = Number.POSITIVE_INFINITY): Promise<void> {
+		try {
+			// A flush already under way spooled the queue as it was; what arrived since is ours to spool.
+			do {
+				this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
+				await this.flushing;
+			} while (this.queue.length > 0 || this.flushing);
+			await this.pump(deadline);
+		} catch (error) {
+			this.log.debug(`flush failed: ${errorText(error)}`);
+		}
+	}
+
+	/** Final flush within the host's budget; whatever is not confirmed stays in the spool. */
+	async shutdown(budgetMs = SHUTDOWN_BUDGET_MS): Promise<void> {
+		const deadline = Date.now() + budgetMs;
+		let timer: ReturnType<typeof setTimeout> | undefined;
+		const timeout = new Promise<void>(resolve => {
+			timer = setTimeout(resolve, budgetMs);
+			timer.unref?.();
+		});
+		await Promise.race([this.flush(deadline), timeout]);
+		clearTimeout(timer);
+	}
+
+	/** process 'exit': only synchronous work is possible. Hand everything unsent to the next process. */
+	exitSync(): void {
+		const queued = this.queue.splice(0).map(record => this.prepare(record));
+		const inMemory = this.batches.filter(batch => !batch.file && batch.records).flatMap(batch => batch.records!);
+		// A write still under way may or may not have landed: saving it again costs a duplicate at
+		// most, which Langfuse folds (same span and event ids); not saving it could lose it.
+		this.spool.writeSync([...inMemory, ...(this.writing ?? []), ...queued]);
+		this.writing = undefined;
+		this.spool.releaseAllSync();
+		this.batches = [];
+	}
+
+	private notify(): void {
+		this.status.queued = this.queue.length;
+		this.status.waitingBatches = this.batches.length;
+		this.status.transport = this.activeTransport;
+		for (const listener of this.listeners) {
+			try {
+				listener();
+			} catch {
+				// a status bar that throws must not stop the exporter
+			}
+		}
+	}
+
+	private prepare(record: ObservationRecord): ObservationRecord {
+		let prepared = prepareRecord(record, this.prepareOptions);
+		// A single observation that would not fit a request is shrunk harder, never dropped.
+		for (let divisor = 4; Buffer.byteLength(encodeSpan(prepared)) > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
+			prepared = prepareRecord(record, {
+				...this.prepareOptions,
+				maxFieldChars: Math.max(1000, Math.floor(this.prepareOptions.maxFieldChars / divisor)),
+				budgetChars: Math.floor(this.prepareOptions.budgetChars / divisor),
+			});
+			prepared.metadata = { ...prepared.metadata, truncated: `shrunk to fit a ${formatBytes(MAX_REQUEST_BYTES)} request` };
+		}
+		return prepared;
+	}
+
+	private async spoolQueue(): Promise<void> {
+		if (this.queue.length === 0) return;
+		const raw = this.queue.splice(0);
+		const records = raw.map(record => this.prepare(record));
+		this.writing = records;
+		const file = await this.spool.write(records);
+		this.writing = undefined;
+		this.batches.push({ records: file && this.batches.length > 4 ? undefined : records, file, attempts: 0, notBefore: 0 });
+		this.log.debug(`queued ${records.length} observation(s)${file ? ` → spool ${path.basename(file)}` : " (memory only)"}`);
+		this.capMemory();
+		this.notify();
+	}
+
+	/** Without a spool, memory is the only buffer: keep it bounded, oldest out first. */
+	private capMemory(): void {
+		const limit = this.config.maxQueue * 20;
+		let held = this.batches.reduce((sum, batch) => sum + (batch.file ? 0 : batch.records?.length ?? 0), 0);
+		while (held > limit) {
+			const index = this.batches.findIndex(batch => !batch.file);
+			if (index < 0) break;
+			const [dropped] = this.batches.splice(index, 1);
+			held -= dropped!.records?.length ?? 0;
+			this.status.droppedSpans += dropped!.records?.length ?? 0;
+			this.log.warnOnce("memory-cap", "Langfuse unreachable and no spool: dropping the oldest unsent observations");
+		}
+	}
+
+	private async replaySpool(): Promise<void> {
+		try {
+			await this.sendSpool(Number.POSITIVE_INFINITY);
+		} catch (error) {
+			this.log.debug(`spool replay failed: ${errorText(error)}`);
+		}
+	}
+
+	/** Claims every spooled batch no live process owns and sends it (at start, and `flush`); returns how many. */
+	async sendSpool(deadline: number): Promise<number> {
+		const files = await this.spool.claimOrphans();
+		if (files.length === 0) return 0;
+		this.log.debug(`replaying ${files.length} spooled batch(es) from earlier runs`);
+		this.batches.unshift(...files.map(file => ({ file, attempts: 0, notBefore: 0 })));
+		this.notify();
+		await this.pump(deadline);
+		return files.length;
+	}
+
+	/**
+	 * Sends what is due. Joins a send loop already running, and goes round again when that loop ended
+	 * just before a new batch arrived (it had seen the list empty), so a flush never misses its batch.
+	 */
+	private async pump(deadline: number): Promise<void> {
+		for (;;) {
+			this.pumping ??= this.sendDue(deadline).finally(() => (this.pumping = undefined));
+			await this.pumping;
+			const next = this.batches[0];
+			// a batch that already failed waits for its backoff and the timer; only a fresh one goes now
+			if (!next || next.attempts > 0 || this.status.blocked || next.notBefore > Date.now() || Date.now() >= deadline - 50) return;
+		}
+	}
+
+	private async sendDue(deadline: number): Promise<void> {
+		while (this.batches.length > 0 && !this.status.blocked && Date.now() < deadline - 50) {
+			const batch = this.batches[0]!;
+			if (batch.notBefore > Date.now()) return;
+			const records = batch.records ?? (batch.file ? await this.spool.read(batch.file) : []);
+			const outcome = records.length ? await this.send(records, deadline) : ({ kind: "ok" } as const);
+			switch (outcome.kind) {
+				case "ok":
+					this.status.sentSpans += records.length;
+					this.status.lastError = undefined;
+					await this.finishBatch(batch);
+					break;
+				case "switch":
+					break; // same batch again, on the other transport
+				case "drop":
+					this.status.droppedSpans += records.length;
+					this.status.lastError = outcome.reason;
+					this.log.warnOnce(`drop:${outcome.reason}`, `Langfuse rejected ${records.length} observation(s): ${outcome.reason}; dropped (retrying cannot help)`);
+					await this.finishBatch(batch);
+					break;
+				case "partial": {
+					this.status.sentSpans += records.length - outcome.retry.length - outcome.dropped;
+					this.status.droppedSpans += outcome.dropped;
+					if (outcome.dropped) this.log.warnOnce("partial-drop", `Langfuse rejected ${outcome.dropped} event(s): ${outcome.reason}`);
+					await this.finishBatch(batch);
+					if (outcome.retry.length) {
+						const file = await this.spool.write(outcome.retry);
+						this.batches.unshift({ records: outcome.retry, file, attempts: batch.attempts + 1, notBefore: Date.now() + this.backoff(batch.attempts) });
+					}
+					break;
+				}
+				case "blocked":
+					this.status.blocked = this.status.lastError = outcome.reason;
+					this.log.warnOnce("blocked", `${outcome.reason}; tracing keeps spooling to ${this.spool.dir} and sends nothing more from this process`);
+					break;
+				case "retry":
+					batch.attempts++;
+					batch.notBefore = Date.now() + (outcome.afterMs ?? this.backoff(batch.attempts));
+					this.status.lastError = outcome.reason;
+					this.log.debug(`send failed (${outcome.reason}); retry #${batch.attempts} in ${batch.notBefore - Date.now()} ms`);
+					this.notify();
+					return;
+			}
+			this.notify();
+		}
+	}
+
+	private backoff(attempt: number): number {
+		return (this.io.backoffMs ?? backoffMs)(attempt);
+	}
+
+	private async finishBatch(batch: Batch): Promise<void> {
+		this.batches.splice(this.batches.indexOf(batch), 1);
+		if (batch.file) await this.spool.remove(batch.file);
+	}
+
+	/** One batch, split into as many requests as its size needs; all must succeed. */
+	private async send(records: ObservationRecord[], deadline: number): Promise<SendOutcome> {
+		const transport = this.activeTransport;
+		const retry: ObservationRecord[] = [];
+		let dropped = 0;
+		let reason = "";
+		for (const body of transport === "otel" ? otlpBodies(records) : ingestionBodies(records)) {
+			const started = Date.now();
+			const outcome = await this.post(transport, body.text, deadline);
+			this.log.debug(`POST ${transport} ${body.records.length} observation(s), ${body.text.length} bytes → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
+			if (outcome.kind === "some-failed") {
+				const failed = new Set(outcome.failedIds);
+				for (const record of body.records) {
+					const pending = [`${record.emissionId}-t`, `${record.emissionId}-o`].filter(id => failed.has(id));
+					if (pending.length) retry.push({ ...record, pendingEvents: pending });
+				}
+				dropped += outcome.dropped;
+				reason = outcome.reason;
+				continue;
+			}
+			if (outcome.kind === "switch") {
+				if (this.config.transport !== "auto") {
+					return { kind: "blocked", reason: `${this.config.host} has no OTLP endpoint (HTTP 404; Langfuse older than v3.22?) — set LANGFUSE_TRANSPORT=ingestion or auto` };
+				}
+				this.log.warnOnce("switch", `${this.config.host} has no OTLP endpoint; using the legacy ingestion API from now on`);
+				this.activeTransport = "ingestion";
+				this.rememberTransport("ingestion");
+				return { kind: "switch" };
+			}
+			if (outcome.kind !== "ok") return outcome;
+		}
+		if (retry.length || dropped) return { kind: "partial", retry, dropped, reason };
+		return { kind: "ok" };
+	}
+
+	private async post(transport: "otel" | "ingestion", body: string, deadline: number): Promise<PostOutcome> {
+		const path = transport === "otel" ? OTLP_PATH : INGESTION_PATH;
+		const answer = await httpRequest(this.config, path, { body, deadline, fetch: this.io.fetch });
+		if (answer.status === 0) return { kind: "retry", reason: answer.error ?? "no answer" };
+		return interpretResponse(transport, answer);
+	}
+
+	private rememberedTransport(): "otel" | "ingestion" | undefined {
+		if (this.config.transport !== "auto") return undefined;
+		try {
+			const saved = JSON.parse(fs.readFileSync(path.join(this.config.spoolDir, "transport.json"), "utf8"));
+			return saved?.[this.config.host] === "ingestion" ? "ingestion" : undefined;
+		} catch {
+			return undefined;
+		}
+	}
+
+	private rememberTransport(transport: "otel" | "ingestion"): void {
+		const file = path.join(this.config.spoolDir, "transport.json");
+		try {
+			let saved: Record<string, string> = {};
+			try {
+				saved = JSON.parse(fs.readFileSync(file, "utf8"));
+			} catch {}
+			saved[this.config.host] = transport;
+			fs.writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
+		} catch {
+			// remembered for this process only
+		}
+	}
+}
+
+const OTLP_PATH = "/api/public/otel/v1/traces";
+const INGESTION_PATH = "/api/public/ingestion";
+/** Langfuse's answers are small JSON; a larger body (a proxy's page, a hostile server) is cut here. */
+const MAX_RESPONSE_BYTES = 64 * 1024;
+
+/** One exchange with Langfuse: status 0 means no answer (network error, timeout), with the reason. */
+interface HttpAnswer {
+	status: number;
+	text: string;
+	location?: string;
+	retryAfter?: string | null;
+	error?: string;
+}
+
+/**
+ * Every request to Langfuse goes through here: Basic auth (unless `anonymous`), aborted after
+ * REQUEST_TIMEOUT_MS or at the deadline, redirects never followed, at most MAX_RESPONSE_BYTES read.
+ */
+async function httpRequest(
+	config: Config,
+	pathname: string,
+	options: { body?: string; deadline?: number; anonymous?: boolean; fetch?: FetchLike } = {},
+): Promise<HttpAnswer> {
+	const controller = new AbortController();
+	const timeoutMs = Math.max(1, Math.min(REQUEST_TIMEOUT_MS, (options.deadline ?? Number.POSITIVE_INFINITY) - Date.now()));
+	const timer = setTimeout(() => controller.abort(), timeoutMs);
+	timer.unref?.();
+	const headers: Record<string, string> = { "User-Agent": `langfuse.ts/${VERSION}` };
+	if (!options.anonymous) headers.Authorization = basicAuth(config);
+	if (options.body !== undefined) headers["Content-Type"] = "application/json";
+	try {
+		const response = await (options.fetch ?? fetch)(`${config.host}${pathname}`, {
+			method: options.body === undefined ? "GET" : "POST",
+			headers,
+			body: options.body,
+			redirect: "manual",
+			signal: controller.signal,
+		});
+		return {
+			status: response.status,
+			text: await readBounded(response, MAX_RESPONSE_BYTES),
+			location: response.headers.get("location") ?? undefined,
+			retryAfter: response.headers.get("retry-after"),
+		};
+	} catch (error) {
+		return { status: 0, text: "", error: controller.signal.aborted ? "timed out" : `network error: ${errorText(error)}` };
+	} finally {
+		clearTimeout(timer);
+	}
+}
+
+/** The first `maxBytes` of a response body; the rest is never read (the stream is cancelled). */
+async function readBounded(response: Response, maxBytes: number): Promise<string> {
+	const reader = response.body?.getReader();
+	if (!reader) return "";
+	const chunks: Uint8Array[] = [];
+	let size = 0;
+	try {
+		while (size < maxBytes) {
+			const { done, value } = await reader.read();
+			if (done) break;
+			chunks.push(value);
+			size += value.byteLength;
+		}
+	} catch {
+		// a body that breaks off mid-way: what arrived is all there is
+	} finally {
+		reader.cancel().catch(() => {});
+	}
+	return Buffer.concat(chunks).subarray(0, maxBytes).toString("utf8");
+}
+
+function basicAuth(config: Config): string {
+	return `Basic ${Buffer.from(`${config.publicKey}:${config.secretKey}`).toString("base64")}`;
+}
+
+/** Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 60 s. */
+function backoffMs(attempt: number): number {
+	const base = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
+	return Math.round(base * (0.5 + Math.random() / 2));
+}
+
+function retryAfterMs(header: string | null | undefined): number | undefined {
+	if (!header) return undefined;
+	const seconds = Number(header);
+	const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
+	return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 300_000) : undefined;
+}
+
+function interpretResponse(transport: "otel" | "ingestion", answer: HttpAnswer): PostOutcome {
+	const { status, text } = answer;
+	if (status === 207 && transport === "ingestion") {
+		let errors: { id: string; status: number; message?: string; error?: unknown }[] = [];
+		try {
+			errors = JSON.parse(text)?.errors ?? [];
+		} catch {
+			return { kind: "retry", reason: "HTTP 207 with an unreadable body" };
+		}
+		if (errors.length === 0) return { kind: "ok" };
+		const retriable = errors.filter(error => isRetriable(error.status));
+		const first = errors.find(error => !isRetriable(error.status));
+		return {
+			kind: "some-failed",
+			failedIds: retriable.map(error => error.id),
+			dropped: errors.length - retriable.length,
+			reason: first ? `HTTP ${first.status} ${String(first.message ?? first.error ?? "").slice(0, 200)}` : `HTTP ${retriable[0]!.status}`,
+		};
+	}
+	if (status >= 200 && status < 300) return { kind: "ok" };
+	if (status === 401 || status === 403) {
+		return { kind: "blocked", reason: `Langfuse answered HTTP ${status}: check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY and LANGFUSE_HOST` };
+	}
+	if ((status === 404 || status === 405) && transport === "otel") return { kind: "switch" };
+	if (status >= 300 && status < 400) {
+		// Never followed: a redirected POST arrives as a body-less GET or hands the body to another host.
+		const where = answer.location ? ` to ${answer.location.slice(0, 200)}` : "";
+		return { kind: "blocked", reason: `${transport === "otel" ? OTLP_PATH : INGESTION_PATH} redirects (HTTP ${status})${where}: set LANGFUSE_HOST to the address Langfuse really answers on` };
+	}
+	if (isRetriable(status)) return { kind: "retry", reason: `HTTP ${status}`, afterMs: retryAfterMs(answer.retryAfter) };
+	return { kind: "drop", reason: `HTTP ${status} ${text.slice(0, 200)}` };
+}
+
+const isRetriable = (status: number) => status === 408 || status === 429 || status >= 500;
+
+function describeOutcome(outcome: { kind: string; reason?: string }): string {
+	return outcome.kind === "ok" ? "ok" : `${outcome.kind}${outcome.reason ? ` (${outcome.reason})` : ""}`;
+}
+
+/** Packs encoded items into request bodies under MAX_REQUEST_BYTES. */
+function packBodies<T>(
+	items: T[],
+	encode: (item: T) => string[],
+	wrap: (parts: string[]) => string,
+): { text: string; records: T[] }[] {
+	const overhead = wrap([]).length;
+	const bodies: { text: string; records: T[] }[] = [];
+	let parts: string[] = [];
+	let records: T[] = [];
+	let size = overhead;
+	for (const item of items) {
+		const encoded = encode(item);
+		const itemSize = encoded.reduce((sum, part) => sum + Buffer.byteLength(part) + 1, 0);
+		if (records.length && size + itemSize > MAX_REQUEST_BYTES) {
+			bodies.push({ text: wrap(parts), records });
+			parts = [];
+			records = [];
+			size = overhead;
+		}
+		parts.push(...encoded);
+		records.push(item);
+		size += itemSize;
+	}
+	if (records.length) bodies.push({ text: wrap(parts), records });
+	return bodies;
+}
+
+const otlpBodies = (records: ObservationRecord[]) => packBodies(records, record => [encodeSpan(record)], otlpBody);
+const ingestionBodies = (records: ObservationRecord[]) =>
+	packBodies(
+		records,
+		record =>
+			ingestionEvents(record)
+				.filter(event => !record.pendingEvents || record.pendingEvents.includes(String(event.id)))
+				.map(event => JSON.stringify(event)),
+		ingestionBody,
+	);
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §6 Host kit — what every adapter shares: the process runtime, session claims, guarded hooks,
+//    host-content helpers, status bar, /langfuse, test trace. Adapters are mappings over this.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+interface Runtime {
+	config: Config;
+	redact: Redactor;
+	log: Logger;
+	/** Undefined when tracing is off: adapters then only keep the host healthy. */
+	exporter?: Exporter;
+	/** Session id → the adapter instance that traces it (a module loaded twice traces once). */
+	owners: Map<string, object>;
+	/** Session file → session id, so a subagent can name its parent session. */
+	sessionFiles: Map<string, string>;
+	/** Session id → recorder, for /langfuse and for OpenCode subagents looking up their parent. */
+	recorders: Map<string, SessionRecorder>;
+	hostPackage?: { name: string; version: string } | null;
+}
+
+interface RuntimeOptions {
+	fetch?: FetchLike;
+	backoffMs?: (attempt: number) => number;
+	write?: (line: string) => void;
+	/** Hook commands (Codex, Claude Code) print nothing unless LANGFUSE_DEBUG: the host shows every line. */
+	quiet?: boolean;
+	/** Tests turn this off so no process-wide exit hook is left behind. */
+	exitHook?: boolean;
+	/** Send what earlier processes left in the spool (off inside a hook's short time budget). */
+	replaySpool?: boolean;
+}
+
+const RUNTIME_KEY = Symbol.for("langfuse.ts/runtime");
+
+/** The process's runtime, created on first use and shared through globalThis. */
+function processRuntime(): Runtime {
+	const holder = globalThis as unknown as Record<symbol, Runtime | undefined>;
+	return (holder[RUNTIME_KEY] ??= createRuntime(process.env));
+}
+
+/** Config, redactor and logger: built here only, so every line any part of the file prints is redacted alike. */
+function diagnostics(env: Env, options: Pick<RuntimeOptions, "write" | "quiet"> = {}): ConfigResult & { redact: Redactor; log: Logger } {
+	const { config, problems } = readConfig(env);
+	const redact = makeRedactor({
+		env: { ...env, LANGFUSE_SECRET_KEY: config.secretKey },
+		extraPatterns: config.redactPatterns,
+		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${JSON.stringify(pattern)} (${error})`),
+	});
+	const write = options.quiet && !config.debug ? () => {} : options.write;
+	return { config, problems, redact, log: new Logger(redact, config.debug, write) };
+}
+
+function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
+	const { config, problems, redact, log } = diagnostics(env, options);
+	const runtime: Runtime = { config, redact, log, owners: new Map(), sessionFiles: new Map(), recorders: new Map() };
+	for (const problem of problems) log.warnOnce(problem, problem);
+	if (!config.enabled) {
+		log.warnOnce("disabled", `tracing off: ${config.disabledReason}`);
+		return runtime;
+	}
+	log.debug(
+		`config: host=${config.host} public_key=${maskKey(config.publicKey)} secret_key=${maskKey(config.secretKey)} transport=${config.transport} mode=${config.exportMode} grouping=${config.grouping} flush_ms=${config.flushMs} max_queue=${config.maxQueue} sample_rate=${config.sampleRate} spool=${config.spoolDir}`,
+	);
+	runtime.exporter = new Exporter(config, redact, log, { fetch: options.fetch, backoffMs: options.backoffMs });
+	runtime.exporter.start({ replaySpool: options.replaySpool !== false });
+	if (options.exitHook !== false) {
+		const exporter = runtime.exporter;
+		// The process is going: what is still open ends here (marked), and everything unsent is spooled.
+		const saveAll = () => {
+			for (const recorder of runtime.recorders.values()) recorder.close(Date.now(), { level: "WARNING", statusMessage: "the agent exited before this ended" });
+			exporter.exitSync();
+		};
+		process.once("exit", saveAll);
+		saveOnFatalSignals(saveAll);
+	}
+	return runtime;
+}
+
+/**
+ * A signal nobody handles ends the process WITHOUT 'exit' (pi in print mode on SIGINT), so the queue
+ * would be lost. While no one but us and signal-exit (the npm package: it re-raises only when its own
+ * listeners are the only ones; pi loads it) listens, spool what is unsent, step aside and re-raise:
+ * the process dies exactly as it would have without us. A host with its own handler (omp's shutdown,
+ * a TUI) decides itself, and 'exit' saves the queue then.
+ */
+function saveOnFatalSignals(saveAll: () => void): void {
+	const passiveListeners = () => {
+		const holder = process as unknown as { __signal_exit_emitter__?: { count?: unknown } };
+		const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[Symbol.for("signal-exit emitter")];
+		const count = (value: unknown) => (typeof value === "number" && value > 0 ? value : 0);
+		return count(holder.__signal_exit_emitter__?.count) + count(v4?.count);
+	};
+	for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+		const onSignal = () => {
+			if (process.listenerCount(signal) - 1 > passiveListeners()) return;
+			process.removeListener(signal, onSignal);
+			try {
+				saveAll();
+			} catch {
+				// dying anyway
+			}
+			process.kill(process.pid, signal);
+		};
+		try {
+			process.on(signal, onSignal);
+		} catch {
+			// a runtime without signal events: 'exit' is all there is
+		}
+	}
+}
+
+/** Sampling is decided once per session from its id: a session is traced whole or not at all. */
+function sampled(config: Config, sessionId: string): boolean {
+	if (config.sampleRate >= 1) return true;
+	return Number.parseInt(hashId(`sample:${sessionId}`, 16).slice(0, 8), 16) / 0xffffffff < config.sampleRate;
+}
+
+type HostSessionInfo = Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "grouping" | "exportMode" | "tracePrefix">;
+
+/** What the host knows about a session, completed with what the config says about every trace. */
+function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] = []): SessionInfo {
+	return {
+		...info,
+		tags: [...new Set([...config.tags, info.host, ...extraTags])],
+		userId: config.userId,
+		environment: config.environment,
+		release: config.release,
+		grouping: config.grouping,
+		exportMode: config.exportMode,
+		tracePrefix: config.tracePrefix,
+	};
+}
+
+/** A live host session's recorder: it feeds the exporter and is closed (marked) if the process ends. */
+function newRecorder(runtime: Runtime, info: HostSessionInfo, extraTags: string[] = []) {
+	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags));
+	runtime.recorders.set(info.sessionId, recorder);
+	return recorder;
+}
+
+/**
+ * Claims a session for one adapter instance (`owner`). False when another copy of langfuse.ts traces
+ * it already (a module loaded twice traces once) or when it is not to be traced (sampled out).
+ */
+function claimSession(runtime: Runtime, owner: object, sessionId: string, traced: boolean): boolean {
+	const holder = runtime.owners.get(sessionId);
+	if ((holder && holder !== owner) || !traced) {
+		runtime.log.debug(holder && holder !== owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
+		return false;
+	}
+	runtime.owners.set(sessionId, owner);
+	return true;
+}
+
+/** The session is over: its owner and recorder are forgotten, so a long-lived host's memory stays flat. */
+function releaseSession(runtime: Runtime, owner: object, sessionId: string): void {
+	if (runtime.owners.get(sessionId) !== owner) return;
+	runtime.owners.delete(sessionId);
+	runtime.recorders.delete(sessionId);
+}
+
+/** How a tool call ended, in the terms the hosts report it. */
+interface ToolOutcome {
+	output?: unknown;
+	isError?: boolean;
+	exitCode?: number;
+	error?: unknown;
+	name?: string;
+	metadata?: Metadata;
+}
+
+/** A tool's end as the recorder takes it: level and status message are decided here, for every host. */
+function toolEnd(outcome: ToolOutcome): EndOptions & { name?: string } {
+	const exitCode = typeof outcome.exitCode === "number" && Number.isFinite(outcome.exitCode) ? outcome.exitCode : undefined;
+	const failedExit = exitCode !== undefined && exitCode !== 0;
+	const failed = outcome.isError === true || outcome.error !== undefined || failedExit;
+	const errorText = outcome.error === undefined ? "" : typeof outcome.error === "string" ? outcome.error : textOf(outcome.error) || String(outcome.error);
+	return {
+		name: outcome.name,
+		output: outcome.output,
+		metadata: outcome.metadata,
+		level: failed ? "ERROR" : undefined,
+		statusMessage: !failed ? undefined : errorText ? oneLine(errorText, 300) : failedExit ? `exit code ${exitCode}` : oneLine(textOf(outcome.output) || "tool failed", 300),
+	};
+}
+
+/**
+ * Runs a host callback so that nothing escapes: sync throws and async rejections are caught and
+ * reported (one line, details with LANGFUSE_DEBUG), and the host always gets undefined back —
+ * omp replaces the provider request with any other value, and a throw in tool_call blocks the tool.
+ */
+function guarded<A extends unknown[]>(log: Logger, label: string, handler: (...args: A) => unknown): (...args: A) => undefined | Promise<undefined> {
+	const report = (error: unknown) => {
+		log.warnOnce(`internal:${label}`, `internal error in ${label} (tracing continues): ${errorText(error)}`);
+		log.debug(error instanceof Error && error.stack ? error.stack : String(error));
+	};
+	return (...args: A) => {
+		try {
+			const result = handler(...args);
+			if (result && typeof (result as Promise<unknown>).then === "function") {
+				return (result as Promise<unknown>).then(
+					() => undefined,
+					error => void report(error),
+				);
+			}
+		} catch (error) {
+			report(error);
+		}
+		return undefined;
+	};
+}
+
+interface PiApi {
+	on(event: string, handler: (event: any, ctx: any) => unknown): void;
+	registerCommand?(name: string, options: { description?: string; handler: (args: string, ctx: any) => Promise<void> | void }): void;
+}
+
+/** Every pi.on subscription goes through here. */
+function safeOn(pi: PiApi, log: Logger, event: string, handler: (event: any, ctx: any) => unknown): void {
+	try {
+		pi.on(event, guarded(log, event, handler));
+	} catch (error) {
+		log.debug(`could not subscribe to ${event}: ${errorText(error)}`);
+	}
+}
+
+/** The host's package name and version, found by walking up from the running script. */
+function findHostPackage(): { name: string; version: string } | null {
+	try {
+		let dir = path.dirname(fs.realpathSync(process.argv[1] ?? ""));
+		for (let depth = 0; depth < 6; depth++) {
+			const file = path.join(dir, "package.json");
+			if (fs.existsSync(file)) {
+				const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
+				if (typeof pkg.name === "string") return { name: pkg.name, version: String(pkg.version ?? "") };
+			}
+			dir = path.dirname(dir);
+		}
+	} catch {
+		// unknown host version is fine
+	}
+	return null;
+}
+
+/** A provider request body as omp/pi hand it over (OpenAI chat or Responses, Anthropic, Google): the fields read. */
+interface ProviderRequest {
+	model?: unknown;
+	messages?: unknown;
+	system?: unknown;
+	input?: unknown;
+	instructions?: unknown;
+	contents?: unknown;
+	tools?: unknown;
+}
+
+/** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
+function requestMessages(payload: ProviderRequest): unknown {
+	// Copied (the array, not the messages): a host may append to its array after the request.
+	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
+	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
+	if (Array.isArray(payload.contents)) return [...payload.contents];
+	return payload;
+}
+
+const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
+
+/** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
+function modelParameters(payload: object): Record<string, string | number | boolean> | undefined {
+	const parameters: Record<string, string | number | boolean> = {};
+	for (const [key, value] of Object.entries(payload ?? {})) {
+		if (CONTENT_KEYS.has(key)) continue;
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
+		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
+	}
+	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+function toolNames(payload: ProviderRequest): string[] | undefined {
+	if (!Array.isArray(payload.tools)) return undefined;
+	return payload.tools.slice(0, 100).map(tool => stringOr(tool?.function?.name) ?? stringOr(tool?.name) ?? "?");
+}
+
+/** Content part types that carry plain text, across the hosts' and providers' message formats. */
+const TEXT_PARTS = new Set(["text", "input_text", "output_text", "Text"]);
+
+/** Text parts joined; the plain text of a message or tool result. */
+function textOf(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return "";
+	return content
+		.filter(part => typeof part?.text === "string" && TEXT_PARTS.has(part.type))
+		.map(part => part.text)
+		.join("\n");
+}
+
+/** A content array of only text parts reads better in Langfuse as one string. */
+function simplifyContent(content: unknown): unknown {
+	if (Array.isArray(content) && content.length > 0 && content.every(part => part?.type === "text" && typeof part.text === "string")) {
+		return textOf(content);
+	}
+	return content;
+}
+
+/** What the status bar and /langfuse show of a session: its recorder, whether tracing is paused, the last text set. */
+interface TracedSession {
+	recorder: SessionRecorder;
+	paused: boolean;
+	lastIndicator?: string;
+}
+
+/** Status-bar entry: on, events waiting, or the failure — only when the host has a UI. */
+function updateIndicator(runtime: Runtime, session: TracedSession, ctx: any): void {
+	if (!runtime.config.uiIndicator || !runtime.exporter || !call(() => ctx?.hasUI)) return;
+	const status = runtime.exporter.status;
+	const waiting = status.queued + status.waitingBatches;
+	const text = status.blocked
+		? "langfuse ✗ export blocked (/langfuse)"
+		: status.lastError
+			? `langfuse ⚠ retrying, ${waiting} waiting`
+			: session.paused
+				? "langfuse ○ paused"
+				: waiting > 0
+					? `langfuse ● ${waiting} waiting`
+					: "langfuse ●";
+	if (text === session.lastIndicator) return;
+	session.lastIndicator = text;
+	call(() => ctx.ui?.setStatus?.("langfuse", text));
+}
+
+function clearIndicator(runtime: Runtime, ctx: any): void {
+	if (runtime.config.uiIndicator && call(() => ctx?.hasUI)) call(() => ctx.ui?.setStatus?.("langfuse", undefined));
+}
+
+/** `/langfuse [test|off|on]` in omp and pi. */
+async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session: TracedSession | null): Promise<void> {
+	const notify = (text: string, level: "info" | "warning" | "error" = "info") => {
+		if (call(() => ctx?.hasUI)) call(() => ctx.ui?.notify?.(runtime.redact(text), level));
+		else process.stdout.write(`${runtime.redact(text)}\n`);
+	};
+	const { config, exporter } = runtime;
+	if (!exporter) return notify(`Langfuse tracing is off: ${config.disabledReason}`, "warning");
+	if (args === "off" || args === "on") {
+		if (session) session.paused = args === "off";
+		if (session) updateIndicator(runtime, session, ctx);
+		return notify(`Langfuse tracing ${args === "off" ? "paused" : "resumed"} for this session`);
+	}
+	if (args === "test") {
+		const result = await sendTestTrace(runtime);
+		return notify(result.ok ? `Test trace sent: ${result.detail}` : `Test trace failed: ${result.detail}`, result.ok ? "info" : "error");
+	}
+	const status = exporter.status;
+	const stats = await exporter.spool.stats();
+	const traceId = session?.recorder.lastTraceId;
+	const link = traceId ? await traceUrl(runtime, traceId) : undefined;
+	notify(
+		[
+			`Langfuse tracing ${session?.paused ? "paused" : "on"} → ${config.host} (${maskKey(config.publicKey)}, ${status.transport}, mode ${config.exportMode})`,
+			`queued ${status.queued}, waiting batches ${status.waitingBatches}, spool ${stats.files} file(s) ${formatBytes(stats.bytes)}, sent ${status.sentSpans}, dropped ${status.droppedSpans}`,
+			status.blocked ? `blocked: ${status.blocked}` : status.lastError ? `last error: ${status.lastError}` : "no errors",
+			link ? `trace: ${link}` : "no trace yet in this session",
+		].join("\n"),
+	);
+}
+
+/** The Langfuse UI address of a trace; the project id is looked up once. */
+async function traceUrl(runtime: Pick<Runtime, "config">, traceId: string): Promise<string> {
+	const projectId = await projectIdOf(runtime);
+	return projectId ? `${runtime.config.host}/project/${projectId}/traces/${traceId}` : `${runtime.config.host} (trace ${traceId})`;
+}
+
+const projectIds = new Map<string, Promise<string | undefined>>();
+
+function projectIdOf(runtime: Pick<Runtime, "config">): Promise<string | undefined> {
+	const { config } = runtime;
+	let lookup = projectIds.get(config.host + config.publicKey);
+	if (!lookup) {
+		lookup = langfuseGet(config, "/api/public/projects")
+			.then(answer => (answer.ok ? (answer.body as any)?.data?.[0]?.id : undefined))
+			.catch(() => undefined);
+		projectIds.set(config.host + config.publicKey, lookup);
+	}
+	return lookup;
+}
+
+/** A GET of Langfuse's public API, its JSON body parsed (or the start of its text). */
+async function langfuseGet(config: Config, pathname: string, authenticated = true): Promise<{ ok: boolean; status: number; body?: unknown; error?: string }> {
+	const answer = await httpRequest(config, pathname, { anonymous: !authenticated });
+	let body: unknown;
+	try {
+		body = JSON.parse(answer.text);
+	} catch {
+		body = answer.text.slice(0, 200);
+	}
+	return { ok: answer.status >= 200 && answer.status < 300, status: answer.status, body, error: answer.error };
+}
+
+/** Records one small trace and sends it straight away, bypassing the queue, to prove the setup. */
+async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">): Promise<{ ok: boolean; detail: string; traceId?: string }> {
+	const records: ObservationRecord[] = [];
+	const recorder = new SessionRecorder(record => records.push(record), {
+		sessionId: `langfuse-ts-test-${Date.now()}`,
+		host: "langfuse.ts",
+		metadata: { test: true },
+		tags: ["langfuse.ts-test"],
+		userId: runtime.config.userId,
+		environment: runtime.config.environment,
+		release: runtime.config.release,
+		grouping: "prompt",
+		exportMode: "full",
+		tracePrefix: "",
+	});
+	const now = Date.now();
+	recorder.startPrompt(now, { input: "langfuse.ts test trace" });
+	recorder.event(now, { name: "hello from langfuse.ts" });
+	recorder.endPrompt(now + 1, { output: "ok" });
+	const traceId = records[0]!.traceId;
+	const exporter = new Exporter({ ...runtime.config, spoolDir: path.join(os.tmpdir(), `langfuse-ts-test-${process.pid}`) }, runtime.redact, runtime.log);
+	for (const record of records) exporter.enqueue(record);
+	await exporter.flush(Date.now() + REQUEST_TIMEOUT_MS);
+	const status = exporter.status;
+	await fsp.rm(exporter.spool.dir, { recursive: true, force: true }).catch(() => {});
+	if (status.sentSpans === records.length) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
+	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
+}
+
+// ── transcripts → recorder ───────────────────────────────────────────────────────────────────────
+// A host's own record, parsed into a RecordedPrompt (§2), becomes observations here, for every host
+// that reads a record instead of live events (Codex rollouts, Claude Code transcripts, history import).
+
+/** Deterministic ids for one recorded prompt, so re-reading a record updates its traces, never duplicates them. */
+interface TranscriptIds {
+	traceId: string;
+	/** kind "prompt" with the prompt's id, or a step's kind with the step's id. */
+	observation(kind: "prompt" | RecordedStep["kind"], key: string): string;
+}
+
+/** Ids hashed from one scope string (host, session, prompt): the default for a host without an older scheme. */
+function transcriptIds(scope: string): TranscriptIds {
+	return { traceId: hashId(scope, 32), observation: (kind, key) => hashId(`${scope}:${kind}:${key}`, 16) };
+}
+
+/** An assistant message of text only reads best as that text; with tool calls or reasoning, as the message. */
+function assistantOutput(message: ChatMessage): unknown {
+	const empty = message.content.length === 0;
+	if (message.tool_calls?.length || message.reasoning) {
+		return { role: "assistant", content: empty ? null : message.content, tool_calls: message.tool_calls?.length ? message.tool_calls : undefined, reasoning: message.reasoning || undefined };
+	}
+	return empty ? undefined : message.content;
+}
+
+/** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
+function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds): void {
+	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
+	for (const step of prompt.steps) {
+		switch (step.kind) {
+			case "llm": {
+				const key = `llm:${step.id}`;
+				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
+				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input: step.input.length ? step.input : undefined, modelParameters: parameters });
+				recorder.endGeneration(key, step.endMs, {
+					model: step.model,
+					output: assistantOutput(step.output),
+					usage: step.usage && usageDetails(step.usage),
+					cost: step.costUsd && costDetails(step.costUsd),
+					completionStartMs: step.completionStartMs,
+					level: step.error ? "ERROR" : undefined,
+					statusMessage: step.error,
+					metadata: { ...step.metadata, provider: step.provider, ...(step.stopReason !== undefined && { stopReason: step.stopReason }) },
+				});
+				break;
+			}
+			case "tool": {
+				const key = `tool:${step.id}`;
+				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata });
+				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
+				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
+				break;
+			}
+			case "compaction": {
+				const details = step.summary !== undefined || step.tokensBefore !== undefined ? { summary: step.summary, tokensBefore: step.tokensBefore } : undefined;
+				const id = ids.observation("compaction", step.id);
+				if (step.endMs <= step.startMs) {
+					recorder.event(step.startMs, { name: "compaction", id, metadata: details });
+					break;
+				}
+				const key = `compaction:${step.id}`;
+				recorder.startSpan(key, step.startMs, { name: "compaction", id, metadata: step.tokensBefore !== undefined ? { tokensBefore: step.tokensBefore } : undefined });
+				recorder.endSpan(key, step.endMs, { output: step.summary });
+				break;
+			}
+			case "event":
+				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata });
+				break;
+		}
+	}
+	recorder.endPrompt(prompt.endMs, {
+		output: prompt.answer,
+		level: prompt.error ? "ERROR" : prompt.aborted || prompt.warning ? "WARNING" : undefined,
+		statusMessage: prompt.error ?? prompt.warning ?? (prompt.aborted ? "aborted" : undefined),
+		metadata: prompt.endMetadata,
+	});
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §7 Adapters — thin mappings of each host's events onto the recorder.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+// ── §7.1 omp and pi ───────────────────────────────────────────────────────────────────────────────
+
+// Host shapes: only the fields read here, each optional and unchecked — a host (or a fuzzer) may send
+// anything, so every value is tested before use. Sources at the pinned versions:
+//   pi 0.73.1   @mariozechner/pi-coding-agent dist/core/extensions/types.d.ts (ExtensionContext, *Event)
+//   omp 18.2.3  @oh-my-pi/pi-coding-agent src/extensibility/extensions/types.ts (the same, plus goal_updated,
+//               ttsr_triggered, todo_reminder, credential_disabled, retry_fallback_*)
+
+/** ExtensionContext: the session, the model, the UI. */
+interface PiContext {
+	sessionManager?: { getSessionId?(): unknown; getSessionFile?(): unknown; getHeader?(): { parentSession?: unknown } | undefined };
+	model?: { id?: unknown; provider?: unknown; api?: unknown };
+	cwd?: unknown;
+	mode?: unknown;
+	hasUI?: unknown;
+	ui?: { notify?(text: string, level: string): void; setStatus?(key: string, text: string | undefined): void };
+	getContextUsage?(): { tokens?: unknown; contextWindow?: unknown; percent?: unknown } | undefined;
+}
+
+/** AgentMessage (pi-ai): user, assistant or toolResult; an assistant message carries usage and cost. */
+interface PiMessage {
+	role?: unknown;
+	content?: unknown;
+	model?: unknown;
+	provider?: unknown;
+	api?: unknown;
+	stopReason?: unknown;
+	errorMessage?: unknown;
+	errorStatus?: unknown;
+	responseId?: unknown;
+	duration?: unknown;
+	ttft?: unknown;
+	timestamp?: unknown;
+	usage?: {
+		input?: unknown;
+		output?: unknown;
+		cacheRead?: unknown;
+		cacheWrite?: unknown;
+		totalTokens?: unknown;
+		cost?: { input?: unknown; output?: unknown; cacheRead?: unknown; cacheWrite?: unknown; total?: unknown };
+	};
+}
+
+/** The fields of every event this adapter reads; each event type has a few of them. */
+interface PiEvent {
+	text?: unknown;
+	prompt?: unknown;
+	turnIndex?: unknown;
+	payload?: unknown;
+	message?: PiMessage;
+	messages?: unknown;
+	toolResults?: unknown;
+	toolCallId?: unknown;
+	toolName?: unknown;
+	input?: unknown;
+	args?: unknown;
+	content?: unknown;
+	result?: { content?: unknown; details?: unknown };
+	isError?: unknown;
+	details?: unknown;
+	intent?: unknown;
+	willContinue?: unknown;
+	attempt?: unknown;
+	maxAttempts?: unknown;
+	delayMs?: unknown;
+	errorMessage?: unknown;
+	success?: unknown;
+	finalError?: unknown;
+	reason?: unknown;
+	action?: unknown;
+	aborted?: unknown;
+	fromExtension?: unknown;
+	compactionEntry?: { summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
+	goal?: { objective?: unknown };
+}
+
+interface PiSession extends TracedSession {
+	/** The prompt text, from `input`/`before_agent_start`, until agent_start opens its trace. */
+	pendingPrompt?: string;
+	/** agent_end with willContinue: the host retries inside the same prompt. */
+	continuing: boolean;
+	generationKey?: string;
+	generations: number;
+	endedTools: Set<string>;
+	/** Between auto_compaction_start and its end. */
+	compaction?: { startedAt: number; reason?: unknown; action?: unknown; recorded?: boolean };
+	ctx: PiContext;
+	unsubscribe?: () => void;
+}
+
+/** Ended sessions remembered per extension instance, so their late events are recognised and ignored. */
+const PI_SESSIONS_KEPT = 1_000;
+
+function attachPiHost(pi: PiApi, runtime: Runtime): void {
+	const { log, config } = runtime;
+	const self = {};
+	/** Session id → its state; null = not ours, sampled out, or ended (pi may deliver late events). */
+	const sessions = new Map<string, PiSession | null>();
+	/** An ended or foreign session is remembered as null, the oldest forgotten first: memory stays bounded. */
+	const forgetSession = (sessionId: string) => {
+		sessions.delete(sessionId);
+		sessions.set(sessionId, null);
+		for (const [id, known] of sessions) {
+			if (sessions.size <= PI_SESSIONS_KEPT) break;
+			if (known === null) sessions.delete(id);
+		}
+	};
+	const on = (event: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
+		safeOn(pi, log, event, (event, ctx) => {
+			const session = sessionFor(ctx);
+			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
+			if (session && !session.paused) return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
+		});
+
+	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
+	const sessionFor = (value: unknown): PiSession | null => {
+		if (value === null || typeof value !== "object" || !runtime.exporter) return null;
+		const ctx = value as PiContext;
+		const sessionId = call(() => ctx.sessionManager?.getSessionId?.());
+		if (typeof sessionId !== "string" || !sessionId) return null;
+		const known = sessions.get(sessionId);
+		if (known !== undefined) {
+			if (known) known.ctx = ctx;
+			return known;
+		}
+		if (!claimSession(runtime, self, sessionId, sampled(config, sessionId))) {
+			forgetSession(sessionId);
+			return null;
+		}
+		const session = startPiSession(runtime, sessionId, ctx);
+		sessions.set(sessionId, session);
+		return session;
+	};
+
+	on("session_start", (_event, ctx, session) => updateIndicator(runtime, session, ctx));
+	on("input", (event, _ctx, session) => {
+		if (typeof event.text === "string") session.pendingPrompt = event.text;
+	});
+	on("before_agent_start", (event, _ctx, session) => {
+		if (typeof event.prompt === "string") session.pendingPrompt = event.prompt;
+	});
+	on("agent_start", (_event, ctx, session) => {
+		if (session.continuing && session.recorder.promptOpen) {
+			session.continuing = false;
+			return;
+		}
+		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } });
+		session.pendingPrompt = undefined;
+	});
+	on("turn_start", (event, _ctx, session) => {
+		const index = typeof event.turnIndex === "number" ? event.turnIndex : undefined;
+		// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
+		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index }, adoptOpenCalls: true });
+		session.endedTools.clear();
+	});
+	on("before_provider_request", (event, ctx, session) => {
+		const payload = event.payload !== null && typeof event.payload === "object" ? (event.payload as ProviderRequest) : {};
+		// A second request with no answer to the first: the host's transport is retrying a failed call.
+		if (session.generationKey && session.recorder.hasDraft(session.generationKey)) {
+			session.recorder.endGeneration(session.generationKey, Date.now(), { level: "WARNING", statusMessage: "no response; the host retried the request" });
+		}
+		session.generationKey = `llm:${++session.generations}`;
+		session.recorder.startGeneration(session.generationKey, Date.now(), {
+			model: stringOr(payload.model) ?? stringOr(call(() => ctx.model?.id)),
+			input: requestMessages(payload),
+			modelParameters: modelParameters(payload),
+			metadata: { provider: call(() => ctx.model?.provider), api: call(() => ctx.model?.api), tools: toolNames(payload) },
+		});
+	});
+	on("message_update", (_event, _ctx, session) => {
+		if (session.generationKey) session.recorder.markFirstToken(session.generationKey, Date.now());
+	});
+	on("message_end", (event, ctx, session) => {
+		const message = event.message;
+		if (!message || message.role !== "assistant") return;
+		const key = session.generationKey ?? `llm:${++session.generations}`;
+		session.generationKey = undefined;
+		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
+		session.recorder.noteOutput(textOf(message.content));
+	});
+	const onToolStart = (event: PiEvent, _ctx: PiContext, session: PiSession) => {
+		const id = stringOr(event.toolCallId) ?? "";
+		if (session.endedTools.has(id)) return;
+		session.recorder.startTool(`tool:${id}`, Date.now(), {
+			name: stringOr(event.toolName) ?? "tool",
+			input: event.input ?? event.args,
+			metadata: { toolCallId: event.toolCallId, intent: event.intent },
+		});
+	};
+	const onToolEnd = (event: PiEvent, _ctx: PiContext, session: PiSession) => {
+		const id = stringOr(event.toolCallId) ?? "";
+		if (session.endedTools.has(id)) return;
+		session.endedTools.add(id);
+		const output = event.content ?? event.result?.content ?? event.result;
+		session.recorder.endTool(
+			`tool:${id}`,
+			Date.now(),
+			toolEnd({
+				name: stringOr(event.toolName),
+				output: simplifyContent(output),
+				isError: event.isError === true,
+				metadata: { isError: event.isError === true, details: event.details ?? event.result?.details },
+			}),
+		);
+	};
+	on("tool_call", onToolStart);
+	on("tool_execution_start", onToolStart);
+	on("tool_result", onToolEnd);
+	on("tool_execution_end", onToolEnd);
+	on("turn_end", (event, ctx, session) => {
+		const usage = call(() => ctx.getContextUsage?.());
+		session.recorder.endTurn(Date.now(), {
+			output: event.message?.stopReason === undefined ? undefined : { stopReason: event.message.stopReason },
+			metadata: {
+				toolResults: Array.isArray(event.toolResults) ? event.toolResults.length : undefined,
+				contextTokens: finite(usage?.tokens),
+				contextWindow: finite(usage?.contextWindow),
+				contextPercent: finite(usage?.percent) === undefined ? undefined : Math.round(Number(usage!.percent) * 10) / 10,
+			},
+		});
+	});
+	on("agent_end", (event, ctx, session) => {
+		if (event.willContinue === true) {
+			session.continuing = true;
+			return;
+		}
+		const last = lastAssistant(event.messages);
+		const failed = last?.stopReason === "error" || last?.stopReason === "aborted";
+		session.recorder.endPrompt(Date.now(), {
+			output: last ? textOf(last.content) || undefined : undefined,
+			level: failed ? "ERROR" : undefined,
+			statusMessage: failed ? stringOr(last?.errorMessage) ?? String(last?.stopReason) : undefined,
+		});
+		void runtime.exporter?.flush();
+		updateIndicator(runtime, session, ctx);
+	});
+	on("auto_retry_start", (event, _ctx, session) =>
+		session.recorder.event(Date.now(), {
+			name: "auto-retry",
+			level: "WARNING",
+			statusMessage: stringOr(event.errorMessage),
+			metadata: { attempt: event.attempt, maxAttempts: event.maxAttempts, delayMs: event.delayMs },
+		}),
+	);
+	on("auto_retry_end", (event, _ctx, session) =>
+		session.recorder.event(Date.now(), {
+			name: event.success === true ? "auto-retry succeeded" : "auto-retry gave up",
+			level: event.success === true ? "DEFAULT" : "ERROR",
+			statusMessage: stringOr(event.finalError),
+			metadata: { attempt: event.attempt, success: event.success },
+		}),
+	);
+	// A compaction is one span from auto_compaction_start (or, for a manual /compact, session_compact
+	// alone) to its end. A skipped one records nothing; outside a prompt it gets a trace of its own.
+	on("auto_compaction_start", (event, _ctx, session) => {
+		session.compaction = { startedAt: Date.now(), reason: event.reason, action: event.action };
+	});
+	on("session_compact", (event, _ctx, session) => {
+		const entry = event.compactionEntry ?? {};
+		recordCompaction(session, {
+			output: entry.summary,
+			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension },
+		});
+	});
+	on("auto_compaction_end", (event, _ctx, session) => {
+		if (!session.compaction) return;
+		const error = stringOr(event.errorMessage);
+		if (error) recordCompaction(session, { level: "WARNING", statusMessage: error, metadata: { aborted: event.aborted } });
+		session.compaction = undefined;
+	});
+	for (const name of ["ttsr_triggered", "todo_reminder", "credential_disabled", "retry_fallback_applied", "retry_fallback_succeeded"]) {
+		on(name, (event, _ctx, session) =>
+			session.recorder.event(Date.now(), { name: name.replace(/_/g, " "), level: name === "credential_disabled" ? "WARNING" : undefined, metadata: eventFields(event) }),
+		);
+	}
+	on("goal_updated", (event, _ctx, session) => session.recorder.rename(stringOr(event.goal?.objective)));
+	on("session_shutdown", (_event, ctx, session) => {
+		session.recorder.close(Date.now());
+		session.unsubscribe?.();
+		if (call(() => ctx.hasUI) === true) runtime.log.notify = undefined;
+		clearIndicator(runtime, ctx);
+		releaseSession(runtime, self, session.recorder.info.sessionId);
+		forgetSession(session.recorder.info.sessionId);
+		return runtime.exporter?.shutdown();
+	});
+
+	if (typeof pi.registerCommand === "function") {
+		try {
+			pi.registerCommand("langfuse", {
+				description: "Langfuse tracing: status, link to the current trace; `/langfuse test|off|on`",
+				handler: guarded(log, "/langfuse", (args: unknown, ctx: unknown) => langfuseCommand(runtime, typeof args === "string" ? args.trim() : "", ctx, sessionFor(ctx))),
+			});
+		} catch (error) {
+			log.debug(`could not register /langfuse: ${errorText(error)}`);
+		}
+	}
+}
+
+function recordCompaction(session: PiSession, end: EndOptions): void {
+	const recorder = session.recorder;
+	const now = Date.now();
+	const started = session.compaction?.recorded ? now : session.compaction?.startedAt ?? now;
+	const standalone = !recorder.promptOpen;
+	if (standalone) recorder.startPrompt(started, { input: "compaction" });
+	recorder.startSpan("compaction", started, { name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
+	recorder.endSpan("compaction", now, end);
+	if (standalone) recorder.endPrompt(now);
+	if (session.compaction) session.compaction.recorded = true;
+}
+
+function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): PiSession {
+	const hostPackage = (runtime.hostPackage ??= findHostPackage());
+	const host = hostPackage?.name.includes("oh-my-pi") ? "omp" : hostPackage ? "pi" : "Bun" in globalThis ? "omp" : "pi";
+	const sessionFile = call(() => ctx.sessionManager?.getSessionFile?.());
+	if (typeof sessionFile === "string") runtime.sessionFiles.set(sessionFile, sessionId);
+	const parentFile = stringOr(call(() => ctx.sessionManager?.getHeader?.()?.parentSession));
+	const parentSessionId = parentFile ? runtime.sessionFiles.get(parentFile) : undefined;
+	const recorder = newRecorder(
+		runtime,
+		{
+			sessionId,
+			host,
+			metadata: {
+				host,
+				hostVersion: hostPackage?.version,
+				cwd: stringOr(call(() => ctx.cwd)) ?? process.cwd(),
+				sessionFile,
+				parentSessionId,
+				parentSessionFile: parentFile,
+				mode: call(() => ctx.mode),
+			},
+		},
+		parentFile ? ["subagent"] : [],
+	);
+	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
+	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
+	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui?.notify?.(line, "warning");
+	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
+	return session;
+}
+
+function assistantGeneration(message: PiMessage, ctx: PiContext): GenerationEnd {
+	const usage = message.usage ?? {};
+	const cost = usage.cost ?? {};
+	const failed = message.stopReason === "error" || message.stopReason === "aborted";
+	const timestamp = finite(message.timestamp);
+	const ttft = finite(message.ttft);
+	return {
+		model: stringOr(message.model) ?? stringOr(call(() => ctx.model?.id)),
+		output: simplifyContent(message.content),
+		usage: usageDetails({
+			input: usage.input,
+			output: usage.output,
+			cacheRead: usage.cacheRead,
+			cacheWrite: usage.cacheWrite,
+			total: usage.totalTokens,
+		}),
+		cost: costDetails({ input: cost.input, output: cost.output, cacheRead: cost.cacheRead, cacheWrite: cost.cacheWrite, total: cost.total }),
+		level: failed ? "ERROR" : undefined,
+		statusMessage: failed ? stringOr(message.errorMessage) ?? String(message.stopReason) : undefined,
+		// omp measures time to first token itself; used when no streamed delta was seen
+		completionStartMs: timestamp !== undefined && ttft !== undefined ? timestamp + ttft : undefined,
+		metadata: {
+			provider: message.provider,
+			api: message.api,
+			stopReason: message.stopReason,
+			responseId: message.responseId,
+			durationMs: message.duration,
+			ttftMs: message.ttft,
+			errorStatus: message.errorStatus,
+		},
+	};
+}
+
+function lastAssistant(messages: unknown): PiMessage | undefined {
+	if (!Array.isArray(messages)) return undefined;
+	for (let index = messages.length - 1; index >= 0; index--) if (messages[index]?.role === "assistant") return messages[index] as PiMessage;
+	return undefined;
+}
+
+/** An informational event's own fields, as metadata. */
+function eventFields(event: PiEvent): Metadata {
+	const { type: _type, ...rest } = event as PiEvent & { type?: unknown };
+	return rest;
+}
+
+// ── §7.2 OpenCode ─────────────────────────────────────────────────────────────────────────────────
+//
+// OpenCode calls the default export once per plugin instance and gets a hooks object back. Each hook
+// is a thin guarded call into the module-level functions below, which work on two kinds of state:
+// OcPlugin (one per instance: its sessions, its project) and OcSession (one per traced session).
+// Bus events are dispatched by type through OC_EVENTS.
+
+// What we read of OpenCode's payloads: shapes as observed in test/fixtures/opencode-*.jsonl (recorded from
+// opencode-ai 1.18.33). Every field is optional: nothing OpenCode passes is trusted to be there.
+
+/** The plugin factory's input (the fixtures' `__factory__` line): shape as observed in test/fixtures. */
+interface OcPluginInput { directory?: string; worktree?: string; project?: { id?: string } }
+/** A bus event `{id, type, properties}`: shape as observed in test/fixtures. */
+interface OcEvent { type?: string; properties?: OcEventProperties }
+/** Every `properties` field a handler reads (session.* carry an OcSessionInfo, message.updated an OcMessageInfo): shape as observed in test/fixtures. */
+interface OcEventProperties {
+	sessionID?: string;
+	messageID?: string;
+	info?: OcSessionInfo & OcMessageInfo;
+	part?: OcPart;
+	status?: OcStatus;
+	error?: OcError;
+}
+/** session.status `{type: "busy" | "idle" | "retry", …}`: shape as observed in test/fixtures. */
+interface OcStatus { type?: string; message?: string; attempt?: number; next?: number }
+/** A session: shape as observed in test/fixtures. */
+interface OcSessionInfo { id?: string; parentID?: string; title?: string; version?: string }
+/** A message (parentID: the user message an assistant message answers): shape as observed in test/fixtures. */
+interface OcMessageInfo {
+	id?: string;
+	sessionID?: string;
+	role?: string;
+	agent?: string;
+	mode?: string;
+	modelID?: string;
+	providerID?: string;
+	parentID?: string;
+	time?: { created?: number; completed?: number };
+	tokens?: OcTokens;
+	cost?: number;
+	finish?: string;
+	error?: OcError;
+}
+/** Tokens on messages and step-finish parts: shape as observed in test/fixtures. */
+interface OcTokens { input?: number; output?: number; reasoning?: number; total?: number; cache?: { read?: number; write?: number } }
+/** `{name, data: {message}}`, or a plain string: shape as observed in test/fixtures. */
+type OcError = string | { name?: string; message?: string; data?: { message?: string } };
+/** A message part (text, reasoning, tool, step-start, step-finish, retry, file): shape as observed in test/fixtures. */
+interface OcPart {
+	id?: string;
+	type?: string;
+	sessionID?: string;
+	messageID?: string;
+	text?: string;
+	synthetic?: boolean;
+	tool?: string;
+	callID?: string;
+	state?: OcToolState;
+	tokens?: OcTokens;
+	cost?: number;
+	attempt?: number;
+	error?: OcError;
+	mime?: string;
+	filename?: string;
+}
+/** A tool part's state, pending → running → completed | error: shape as observed in test/fixtures. */
+interface OcToolState {
+	status?: string;
+	input?: unknown;
+	output?: unknown;
+	error?: unknown;
+	title?: string;
+	metadata?: Record<string, unknown> & { sessionId?: string; exit?: number };
+	time?: { start?: number; end?: number };
+}
+/** chat.message's input and output: shape as observed in test/fixtures. */
+interface OcChatMessageInput { sessionID?: string; agent?: string; messageID?: string; model?: OcModelRef }
+interface OcChatMessageOutput { message?: { id?: string; sessionID?: string; agent?: string; model?: OcModelRef }; parts?: OcPart[] }
+interface OcModelRef { providerID?: string; modelID?: string }
+/** chat.params' output: the call's settings; `options` also holds the provider's (API key!): shape as observed in test/fixtures. */
+type OcChatParams = Record<string, unknown> & { options?: Record<string, unknown> };
+/** One message of experimental.chat.messages.transform's output: shape as observed in test/fixtures. */
+interface OcRequestMessage { info?: OcMessageInfo; parts?: OcPart[] }
+
+/** One assistant message = one LLM call of the agent loop (OpenCode's title call makes no message). */
+interface OcMessage {
+	id: string;
+	key: string;
+	createdMs: number;
+	agent?: string;
+	model?: string;
+	provider?: string;
+	/** chat.params time: when the request actually left (the first step also waits for the title call). */
+	requestMs?: number;
+	modelParameters?: Record<string, string | number | boolean>;
+	/** References taken in the awaited transform hooks; converted only in the (unawaited) event handler. */
+	requestMessages?: unknown;
+	requestSystem?: unknown;
+	started: boolean;
+	/** Text, reasoning and tool parts by id (latest version), in the order they appeared. */
+	parts: Map<string, OcPart>;
+	stepTokens?: OcTokens;
+	stepCost: number;
+}
+
+interface OcTool {
+	callID: string;
+	spanId: string;
+	traceId?: string;
+	name: string;
+	messageId?: string;
+	startMs: number;
+	started: boolean;
+	/** A task tool's child session, once OpenCode names it (running state metadata.sessionId). */
+	childSessionId?: string;
+}
+
+/** One plugin instance (OpenCode may load the plugin more than once; each copy has its own). */
+interface OcPlugin {
+	runtime: Runtime;
+	/** Session id → its state; null = not ours (another copy traces it, or sampled out). */
+	sessions: Map<string, OcSession | null>;
+	directory: string;
+	worktree?: string;
+	projectId?: string;
+	/** The OpenCode version, from the latest session info: a session first seen without one starts with it. */
+	hostVersion?: string;
+	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
+	disposed: boolean;
+}
+
+interface OcSession {
+	id: string;
+	recorder: SessionRecorder;
+	/**
+	 * From session info, possibly learned after the claim; recorder.info keeps what was known then and
+	 * is never changed: ocTraceMetadata puts what changed since on each prompt.
+	 */
+	parentId?: string;
+	hostVersion?: string;
+	title?: string;
+	/** Assistant messages in flight; a finished one is removed, so late re-updates are ignored. */
+	messages: Map<string, OcMessage>;
+	/** The newest assistant message still waiting for its chat.params. */
+	awaiting?: OcMessage;
+	tools: Map<string, OcTool>;
+	turns: number;
+	/** The latest experimental.chat.{messages,system}.transform outputs: the next request's input. */
+	pendingMessages?: unknown;
+	pendingSystem?: unknown;
+	/** session.error during the open prompt: the trace ends with this level and message. */
+	promptError?: { level: Level; message: string };
+	/** Idle came while an LLM call was still unsaved (a failed call is saved after idle): end when it is. */
+	idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+/** OpenCode's placeholder until the title call answers: "New session - <ISO>" / "Child session - <ISO>". */
+const OC_PLACEHOLDER_TITLE = /^(New|Child) session - \d{4}-\d\d-\d\dT/;
+/** chat.params output keys kept as model parameters; provider options (API keys!) are never read. */
+const OC_PARAM_KEYS = ["temperature", "topP", "topK", "maxOutputTokens"];
+const OC_OPTION_KEYS = ["reasoningEffort", "reasoningSummary", "textVerbosity", "serviceTier", "parallelToolCalls", "store"];
+const OC_MAX_SESSIONS = 500;
+/** How long an idle session waits for its last message to be saved before the trace ends anyway. */
+const OC_IDLE_GRACE_MS = 2_000;
+
+/** OpenCode calls the default export with {client, project, directory, …} and needs hooks back. */
+function attachOpenCode(input: OcPluginInput | undefined, runtime: Runtime): Record<string, unknown> {
+	if (!runtime.exporter) return {};
+	const plugin: OcPlugin = {
+		runtime,
+		sessions: new Map(),
+		directory: call(() => (typeof input?.directory === "string" ? input.directory : undefined)) ?? process.cwd(),
+		worktree: call(() => (typeof input?.worktree === "string" ? input.worktree : undefined)),
+		projectId: call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined)),
+		disposed: false,
+	};
+	const { log } = runtime;
+	return {
+		event: guarded(log, "opencode event", (arg?: { event?: OcEvent }) => ocOnEvent(plugin, arg?.event)),
+		// awaited inline by OpenCode: O(1) bookkeeping only
+		"chat.message": guarded(log, "chat.message", (hookInput?: OcChatMessageInput, output?: OcChatMessageOutput) => ocOnChatMessage(plugin, hookInput, output)),
+		"chat.params": guarded(log, "chat.params", (hookInput?: { sessionID?: string; agent?: string }, output?: OcChatParams) => ocOnChatParams(plugin, hookInput, output)),
+		"experimental.chat.messages.transform": guarded(log, "experimental.chat.messages.transform", (_hookInput: unknown, output?: { messages?: OcRequestMessage[] }) =>
+			ocOnMessagesTransform(plugin, output),
+		),
+		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", (hookInput?: { sessionID?: string }, output?: { system?: string[] }) =>
+			ocOnSystemTransform(plugin, hookInput, output),
+		),
+		dispose: guarded(log, "dispose", () => ocDispose(plugin)),
+	};
+}
+
+// ── sessions: claim on first sight, forget at the end ──
+
+/** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
+function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo): OcSession | null {
+	const { runtime, sessions } = plugin;
+	const { log, config } = runtime;
+	if (typeof sessionId !== "string" || !sessionId) return null;
+	const known = sessions.get(sessionId);
+	if (known !== undefined || plugin.disposed) return known ?? null;
+	const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
+	const parent = parentId ? sessions.get(parentId) : undefined;
+	// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
+	const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
+	if (!claimSession(runtime, plugin, sessionId, traced)) {
+		sessions.set(sessionId, null);
+		return null;
+	}
+	if (typeof info?.version === "string") plugin.hostVersion = info.version;
+	const { hostVersion, directory } = plugin;
+	const recorder = newRecorder(
+		runtime,
+		{
+			sessionId,
+			host: "opencode",
+			hostVersion,
+			cwd: directory,
+			metadata: { host: "opencode", hostVersion, cwd: directory, worktree: plugin.worktree, projectId: plugin.projectId, parentSessionId: parentId },
+		},
+		parentId ? ["subagent"] : [],
+	);
+	const session: OcSession = { id: sessionId, recorder, parentId, hostVersion, messages: new Map(), tools: new Map(), turns: 0 };
+	sessions.set(sessionId, session);
+	ocEvictSessions(plugin);
+	log.debug(`tracing opencode session ${sessionId}${parentId ? ` (subagent of ${parentId})` : ""}`);
+	return session;
+}
+
+/** A long-running `opencode serve` sees many sessions: forget the oldest idle ones. */
+function ocEvictSessions(plugin: OcPlugin): void {
+	const { sessions } = plugin;
+	if (sessions.size <= OC_MAX_SESSIONS) return;
+	for (const [id, session] of sessions) {
+		if (sessions.size <= OC_MAX_SESSIONS * 0.9) break;
+		if (session?.recorder.promptOpen) continue;
+		ocForget(plugin, id);
+	}
+}
+
+function ocForget(plugin: OcPlugin, sessionId: string): void {
+	const { runtime, sessions } = plugin;
+	const session = sessions.get(sessionId);
+	sessions.delete(sessionId);
+	if (session) releaseSession(runtime, plugin, sessionId);
+}
+
+/**
+ * recorder.info is set once, at the claim; what session info taught us since (OpenCode's version, the
+ * parent of a session first seen without it) rides along on every trace as prompt metadata.
+ */
+function ocTraceMetadata(session: OcSession): Metadata {
+	const known = session.recorder.info.metadata;
+	const metadata: Metadata = {};
+	if (session.hostVersion !== known.hostVersion) metadata.hostVersion = session.hostVersion;
+	if (session.parentId !== known.parentSessionId) metadata.parentSessionId = session.parentId;
+	return metadata;
+}
+
+/**
+ * The session's recorder with a prompt open. A recorder call outside a prompt would open one by
+ * itself, without the session's trace metadata; opening it here keeps a late-learned version or parent.
+ */
+function ocPromptRecorder(session: OcSession, at: number): SessionRecorder {
+	if (!session.recorder.promptOpen) session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
+	return session.recorder;
+}
+
+// ── hooks awaited inline by OpenCode: O(1) bookkeeping only ──
+
+function ocOnChatMessage(plugin: OcPlugin, hookInput: OcChatMessageInput | undefined, output: OcChatMessageOutput | undefined): void {
+	const session = ocSessionFor(plugin, hookInput?.sessionID ?? output?.message?.sessionID);
+	if (!session) return;
+	const text = ocPromptText(output?.parts);
+	if (session.idleTimer) ocFinishPrompt(plugin, session);
+	if (session.recorder.promptOpen) {
+		// Sent while the agent is busy: OpenCode feeds it into the running loop, so it joins that trace.
+		return session.recorder.event(Date.now(), { name: "user message", input: text });
+	}
+	const message = output?.message ?? {};
+	const model = hookInput?.model ?? message.model ?? {};
+	session.promptError = undefined;
+	session.turns = 0;
+	session.recorder.startPrompt(Date.now(), {
+		input: text,
+		metadata: {
+			...ocTraceMetadata(session),
+			agent: hookInput?.agent ?? message.agent,
+			model: model.modelID,
+			provider: model.providerID,
+			userMessageId: hookInput?.messageID ?? message.id,
+			...ocSubagentLink(plugin, session),
+		},
+	});
+}
+
+function ocOnChatParams(plugin: OcPlugin, hookInput: { sessionID?: string; agent?: string } | undefined, output: OcChatParams | undefined): void {
+	const session = plugin.sessions.get(hookInput?.sessionID as string);
+	const message = session?.awaiting;
+	// The title call (agent "title") and other side calls create no message: not a generation.
+	if (!session || !message || hookInput?.agent !== message.agent) return;
+	session.awaiting = undefined;
+	message.requestMs = Date.now();
+	message.modelParameters = ocModelParameters(output);
+	message.requestMessages = session.pendingMessages;
+	message.requestSystem = session.pendingSystem;
+	session.pendingMessages = session.pendingSystem = undefined;
+}
+
+function ocOnMessagesTransform(plugin: OcPlugin, output: { messages?: OcRequestMessage[] } | undefined): void {
+	const messages = output?.messages;
+	if (!Array.isArray(messages) || messages.length === 0) return;
+	const session = plugin.sessions.get(messages[messages.length - 1]?.info?.sessionID as string);
+	if (session) session.pendingMessages = messages;
+}
+
+function ocOnSystemTransform(plugin: OcPlugin, hookInput: { sessionID?: string } | undefined, output: { system?: string[] } | undefined): void {
+	const session = plugin.sessions.get(hookInput?.sessionID as string);
+	if (session) session.pendingSystem = output?.system;
+}
+
+// ── the event stream (not awaited) ──
+
+/** OpenCode bus event type → its handler; other types are ignored. */
+const OC_EVENTS: Record<string, (plugin: OcPlugin, properties: OcEventProperties) => void> = {
+	"message.part.delta": (plugin, properties) => {
+		// Per streamed delta: two map look-ups, nothing else.
+		const session = plugin.sessions.get(properties.sessionID as string);
+		if (session) session.recorder.markFirstToken(`msg:${properties.messageID}`, Date.now());
+	},
+	"message.part.updated": (plugin, properties) => ocOnPart(plugin, properties.part),
+	"message.updated": (plugin, properties) => ocOnMessage(plugin, properties.info),
+	"session.created": (plugin, properties) => ocOnSessionInfo(plugin, properties.info),
+	"session.updated": (plugin, properties) => ocOnSessionInfo(plugin, properties.info),
+	"session.status": (plugin, properties) => {
+		if (properties.status?.type === "idle") return ocOnIdle(plugin, properties.sessionID);
+		if (properties.status?.type === "retry") return ocOnRetry(plugin, properties.sessionID, properties.status);
+	},
+	"session.idle": (plugin, properties) => ocOnIdle(plugin, properties.sessionID),
+	"session.error": (plugin, properties) => ocOnSessionError(plugin, properties),
+	"session.compacted": (plugin, properties) => {
+		const session = plugin.sessions.get(properties.sessionID as string);
+		if (session?.recorder.promptOpen) session.recorder.event(Date.now(), { name: "compacted" });
+	},
+	"session.deleted": (plugin, properties) => {
+		const id = properties.info?.id ?? properties.sessionID;
+		plugin.sessions.get(id as string)?.recorder.close(Date.now());
+		if (typeof id === "string") ocForget(plugin, id);
+	},
+};
+
+function ocOnEvent(plugin: OcPlugin, event: OcEvent | undefined): void {
+	const properties = event?.properties ?? {};
+	const type = event?.type;
+	if (typeof type === "string" && Object.hasOwn(OC_EVENTS, type)) OC_EVENTS[type]!(plugin, properties);
+}
+
+function ocOnSessionInfo(plugin: OcPlugin, info: OcSessionInfo | undefined): void {
+	if (!info || typeof info.id !== "string") return;
+	const session = ocSessionFor(plugin, info.id, info);
+	if (!session) return;
+	if (typeof info.version === "string") plugin.hostVersion = session.hostVersion = info.version;
+	if (typeof info.parentID === "string" && !session.parentId) session.parentId = info.parentID;
+	const title = typeof info.title === "string" ? info.title.trim() : "";
+	if (title && title !== session.title && !OC_PLACEHOLDER_TITLE.test(title)) {
+		session.title = title;
+		// OpenCode generates the title alongside the first LLM call: it may come after a quick answer
+		session.recorder.rename(title, { includeLast: true });
+	}
+}
+
+function ocOnMessage(plugin: OcPlugin, info: OcMessageInfo | undefined): void {
+	if (info?.role !== "assistant" || typeof info.id !== "string") return;
+	const session = ocSessionFor(plugin, info.sessionID);
+	if (!session) return;
+	let message = session.messages.get(info.id);
+	if (!message) {
+		// A message first seen completed is an old one being re-saved (compaction, summaries): skip.
+		if (info.time?.completed) return;
+		const createdMs = typeof info.time?.created === "number" ? info.time.created : Date.now();
+		message = { id: info.id, key: `msg:${info.id}`, createdMs, agent: info.agent ?? info.mode, started: false, parts: new Map(), stepCost: 0 };
+		message.model = info.modelID;
+		message.provider = info.providerID;
+		session.messages.set(info.id, message);
+		session.awaiting = message;
+		ocPromptRecorder(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+		return;
+	}
+	message.model = info.modelID ?? message.model;
+	message.provider = info.providerID ?? message.provider;
+	if (info.time?.completed || info.error) ocEndMessage(plugin, session, message, info);
+}
+
+function ocOnPart(plugin: OcPlugin, part: OcPart | undefined): void {
+	if (!part || typeof part.messageID !== "string") return;
+	const session = plugin.sessions.get(part.sessionID as string);
+	if (!session) return;
+	const message = session.messages.get(part.messageID);
+	if (part.type === "tool") {
+		if (message) message.parts.set(part.id as string, part);
+		return ocOnToolPart(session, part, message);
+	}
+	if (!message) return;
+	switch (part.type) {
+		case "text":
+		case "reasoning":
+			message.parts.set(part.id as string, part);
+			return ocStartGeneration(session, message);
+		case "step-start":
+			return ocStartGeneration(session, message);
+		case "step-finish":
+			message.stepTokens = part.tokens;
+			if (typeof part.cost === "number") message.stepCost += part.cost;
+			return;
+		case "retry": {
+			const now = Date.now();
+			return ocPromptRecorder(session, now).event(now, { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
+		}
+	}
+}
+
+function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | undefined): void {
+	const state = part.state ?? {};
+	const callID = (typeof part.callID === "string" ? part.callID : part.id) as string;
+	const known = session.tools.get(callID);
+	// Completed parts of messages no longer in flight are re-saves (e.g. compaction pruning outputs).
+	if (!known && !message) return;
+	const tool = known ?? ocToolEntry(session, callID, String(part.tool ?? "tool"), part.messageID, Date.now());
+	if (typeof state.metadata?.sessionId === "string" && state.metadata.sessionId !== session.id) tool.childSessionId = state.metadata.sessionId;
+	const startMs = typeof state.time?.start === "number" ? state.time.start : tool.startMs;
+	if (state.status === "pending") return;
+	ocStartTool(session, tool, startMs, state.input);
+	if (state.status !== "completed" && state.status !== "error") return;
+	const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
+	const exit = state.metadata?.exit;
+	// bash reports a failing command as completed with its exit code; pi and omp call that an error
+	// bash reports a failing command as completed with its exit code; the kit calls that an error
+	ocPromptRecorder(session, endMs).endTool(
+		`tool:${callID}`,
+		endMs,
+		toolEnd({
+			name: tool.name,
+			output: state.status === "error" ? state.error : state.output,
+			error: state.status === "error" ? state.error ?? "tool failed" : undefined,
+			exitCode: typeof exit === "number" ? exit : undefined,
+			metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
+		}),
+	);
+	session.tools.delete(callID);
+}
+
+function ocToolEntry(session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool {
+	let tool = session.tools.get(callID);
+	if (!tool) {
+		tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
+		session.tools.set(callID, tool);
+	}
+	return tool;
+}
+
+function ocStartTool(session: OcSession, tool: OcTool, at: number, args: unknown): void {
+	if (tool.started) return;
+	tool.started = true;
+	ocPromptRecorder(session, at).startTool(`tool:${tool.callID}`, at, {
+		name: tool.name,
+		id: tool.spanId,
+		input: args,
+		metadata: { callID: tool.callID, messageId: tool.messageId },
+	});
+	tool.traceId = session.recorder.traceId;
+}
+
+/** The generation starts when the request is under way (step-start), with the request it sent. */
+function ocStartGeneration(session: OcSession, message: OcMessage): void {
+	if (message.started) return;
+	message.started = true;
+	if (session.awaiting === message) session.awaiting = undefined;
+	const at = message.requestMs ?? message.createdMs;
+	ocPromptRecorder(session, at).startGeneration(message.key, at, {
+		model: message.model,
+		modelParameters: message.modelParameters,
+		input: ocRequestInput(message.requestSystem, message.requestMessages),
+		metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
+	});
+	message.requestMessages = message.requestSystem = undefined;
+}
+
+function ocEndMessage(plugin: OcPlugin, session: OcSession, message: OcMessage, info: OcMessageInfo): void {
+	ocStartGeneration(session, message);
+	session.messages.delete(message.id);
+	if (session.awaiting === message) session.awaiting = undefined;
+	const endMs = typeof info.time?.completed === "number" ? info.time.completed : Date.now();
+	const tokens: OcTokens = info.tokens && ocTokenSum(info.tokens) > 0 ? info.tokens : message.stepTokens ?? info.tokens ?? {};
+	const cost = typeof info.cost === "number" && info.cost > 0 ? info.cost : message.stepCost;
+	const error = info.error;
+	const errorName = typeof error === "object" ? error?.name : undefined;
+	const aborted = errorName === "MessageAbortedError";
+	const output = ocOutput(message.parts);
+	session.recorder.endGeneration(message.key, endMs, {
+		model: info.modelID,
+		output,
+		usage: usageDetails({
+			input: tokens.input,
+			output: tokens.output,
+			reasoning: tokens.reasoning,
+			cacheRead: tokens.cache?.read,
+			cacheWrite: tokens.cache?.write,
+			total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
+		}),
+		cost: costDetails({ total: cost }),
+		level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
+		statusMessage: error ? ocErrorMessage(error) : undefined,
+		metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName },
+	});
+	session.recorder.noteOutput(textOf([...message.parts.values()]) || undefined);
+	session.recorder.endTurn(endMs, { output: info.finish === undefined ? undefined : { finish: info.finish } });
+	if (session.idleTimer && session.messages.size === 0) ocFinishPrompt(plugin, session);
+}
+
+function ocOnIdle(plugin: OcPlugin, sessionId: unknown): void {
+	const session = plugin.sessions.get(sessionId as string);
+	if (!session || session.idleTimer) return;
+	if (session.messages.size > 0 && session.recorder.promptOpen) {
+		session.idleTimer = setTimeout(
+			guarded(plugin.runtime.log, "opencode idle", () => ocFinishPrompt(plugin, session)),
+			OC_IDLE_GRACE_MS,
+		);
+		session.idleTimer.unref?.();
+		return;
+	}
+	ocFinishPrompt(plugin, session);
+}
+
+function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
+	clearTimeout(session.idleTimer);
+	session.idleTimer = undefined;
+	const error = session.promptError;
+	session.promptError = undefined;
+	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+	session.messages.clear();
+	session.tools.clear();
+	session.awaiting = undefined;
+	void plugin.runtime.exporter?.flush();
+}
+
+function ocOnRetry(plugin: OcPlugin, sessionId: unknown, status: OcStatus): void {
+	const session = plugin.sessions.get(sessionId as string);
+	if (!session?.recorder.promptOpen) return;
+	session.recorder.event(Date.now(), {
+		name: "retry",
+		level: "WARNING",
+		statusMessage: typeof status.message === "string" ? status.message : undefined,
+		metadata: { attempt: status.attempt, nextMs: status.next },
+	});
+}
+
+function ocOnSessionError(plugin: OcPlugin, properties: OcEventProperties): void {
+	const session = plugin.sessions.get(properties.sessionID as string);
+	if (!session) return;
+	const error = properties.error;
+	const errorName = typeof error === "object" ? error?.name : undefined;
+	const level: Level = errorName === "MessageAbortedError" ? "WARNING" : "ERROR";
+	const message = ocErrorMessage(error) ?? "session error";
+	session.promptError = { level, message };
+	const now = Date.now();
+	ocPromptRecorder(session, now).event(now, { name: errorName === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName } });
+}
+
+/** A subagent's trace names the parent's trace and the task tool call that spawned it. */
+function ocSubagentLink(plugin: OcPlugin, session: OcSession): Metadata {
+	if (!session.parentId) return {};
+	const parent = plugin.sessions.get(session.parentId);
+	let task: OcTool | undefined;
+	for (const tool of parent?.tools.values() ?? []) {
+		if (tool.childSessionId === session.id) task = tool;
+		else if (!task && tool.name === "task" && !tool.childSessionId) task = tool;
+	}
+	return { parentSessionId: session.parentId, parentTraceId: task?.traceId ?? parent?.recorder.traceId, parentObservationId: task?.spanId };
+}
+
+async function ocDispose(plugin: OcPlugin): Promise<void> {
+	plugin.disposed = true;
+	const now = Date.now();
+	for (const [id, session] of plugin.sessions) {
+		if (!session) continue;
+		clearTimeout(session.idleTimer);
+		session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
+		ocForget(plugin, id);
+	}
+	await plugin.runtime.exporter?.shutdown();
+}
+
+// ── OpenCode payloads → record fields (pure) ──
+
+/** The user's words: the text parts that are not synthetic (file contents OpenCode inlines). */
+function ocPromptText(parts: unknown): string | undefined {
+	if (!Array.isArray(parts)) return undefined;
+	const texts = (parts as OcPart[]).filter(part => part?.type === "text" && typeof part.text === "string");
+	const typed = texts.filter(part => !part.synthetic);
+	const text = (typed.length ? typed : texts).map(part => part.text).join("\n");
+	return text || undefined;
+}
+
+/** A tool's own metadata, small: scalars only, minus copies of the output (bash `output`, read `preview`). */
+function ocToolMetadata(metadata: unknown): Metadata {
+	const out: Metadata = {};
+	if (!metadata || typeof metadata !== "object") return out;
+	for (const [key, value] of Object.entries(metadata)) {
+		if (key === "output" || key === "preview") continue;
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") out[key] = value;
+	}
+	return out;
+}
+
+/** The call's settings from chat.params, scalars only; of `options` only OC_OPTION_KEYS (it also holds the API key). */
+function ocModelParameters(output: OcChatParams | undefined): Record<string, string | number | boolean> | undefined {
+	const parameters: Record<string, string | number | boolean> = {};
+	const scalar = (value: unknown) => typeof value === "string" || typeof value === "number" || typeof value === "boolean";
+	for (const key of OC_PARAM_KEYS) if (scalar(output?.[key])) parameters[key] = output![key] as string | number | boolean;
+	for (const key of OC_OPTION_KEYS) if (scalar(output?.options?.[key])) parameters[key] = output!.options![key] as string | number | boolean;
+	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+function ocTokenSum(tokens: OcTokens | undefined): number {
+	const n = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : 0);
+	return n(tokens?.input) + n(tokens?.output) + n(tokens?.reasoning) + n(tokens?.cache?.read) + n(tokens?.cache?.write);
+}
+
+function ocErrorMessage(error: OcError | undefined): string | undefined {
+	if (!error) return undefined;
+	if (typeof error === "string") return oneLine(error, 300);
+	const message = error.data?.message ?? error.message ?? error.name;
+	return typeof message === "string" ? oneLine(message, 300) : undefined;
+}
+
+/** One message's parts as the generation output: plain text, or reasoning and tool calls next to it. */
+function ocOutput(parts: Map<string, OcPart>): unknown {
+	const content: unknown[] = [];
+	for (const part of parts.values()) {
+		if (part.type === "tool") content.push({ type: "tool_call", name: part.tool, id: part.callID, arguments: part.state?.input });
+		else if (typeof part.text === "string" && part.text) content.push({ type: part.type === "reasoning" ? "reasoning" : "text", text: part.text });
+	}
+	return content.length ? simplifyContent(content) : undefined;
+}
+
+/** The conversation a request carried, as chat messages (system first); built outside the awaited hooks. */
+function ocRequestInput(system: unknown, messages: unknown): unknown {
+	const out: unknown[] = [];
+	if (Array.isArray(system) && system.length) out.push({ role: "system", content: system.filter(line => typeof line === "string").join("\n") });
+	if (!Array.isArray(messages)) return out.length ? out : undefined;
+	for (const message of (messages as OcRequestMessage[]).slice(-MAX_ARRAY_ITEMS)) {
+		const role = message?.info?.role ?? "unknown";
+		const content: unknown[] = [];
+		for (const part of Array.isArray(message?.parts) ? message.parts : []) {
+			switch (part?.type) {
+				case "text":
+				case "reasoning":
+					if (typeof part.text === "string" && part.text) content.push({ type: part.type, text: part.text });
+					break;
+				case "tool":
+					content.push({
+						type: "tool",
+						name: part.tool,
+						callID: part.callID,
+						input: part.state?.input,
+						output: part.state?.status === "error" ? part.state.error : part.state?.output,
+						status: part.state?.status,
+					});
+					break;
+				case "file":
+					content.push({ type: "file", mime: part.mime, filename: part.filename });
+					break;
+			}
+		}
+		out.push({ role, content: simplifyContent(content) });
+	}
+	return out;
+}
+
+// ── §7.3 Codex ────────────────────────────────────────────────────────────────────────────────────
+
+// Codex keeps no plugin API: `notify` (once per turn) or a Stop hook runs `bun langfuse.ts
+// codex-notify|codex-hook`, which reads the thread's rollout file from where the last run stopped
+// and records every finished turn through the same recorder, exporter and spool as the hosts.
+// Ids are hashes of thread, turn, response and call ids, so a turn read twice is the same trace.
+
+/** Everything a notify or hook run may spend, from process start; Codex waits for it. */
+const CODEX_BUDGET_MS = 1_500;
+/** Turn ids kept in a cursor to recognise turns a hook exported before their task_complete. */
+const CODEX_DONE_KEPT = 64;
+
+interface CodexThread {
+	threadId: string;
+	/** Codex's session id: the thread's own id, or for a subagent the id of the thread that spawned it. */
+	sessionId: string;
+	parentThreadId?: string;
+	nickname?: string;
+	role?: string;
+	depth?: number;
+	cliVersion?: string;
+	originator?: string;
+	provider?: string;
+	cwd?: string;
+}
+
+/** Per rollout file, in `<spool>/codex/`: where the next run starts and what it must remember. */
+interface CodexCursor {
+	file: string;
+	/** Bytes already handled: everything before the first turn that has not finished yet. */
+	offset: number;
+	thread?: CodexThread;
+	/** Turns already exported, newest last. */
+	done: string[];
+	/** Inside history copied from another thread (a fork), which that thread's own rollout reports. */
+	copying?: boolean;
+}
+
+/**
+ * The rollout payload fields read here. A rollout line is `{timestamp, type, payload}`: type session_meta,
+ * turn_context, response_item, event_msg, compacted or token_usage_record, i.e. Codex's RolloutItem with
+ * ResponseItem / EventMsg payloads (openai/codex, codex-rs/protocol/src/protocol.rs and models.rs). Field
+ * names as observed in test/fixtures, recorded from codex-cli 0.169.0 (the pinned devDependency). Every
+ * field is optional and checked before use: versions differ, and a missing field is skipped.
+ */
+interface CodexPayload {
+	/** response_item / event_msg kind (message, function_call, task_started, token_count, …). */
+	type?: string;
+	id?: string;
+	thread_id?: string;
+	turn_id?: string;
+	// session_meta
+	session_id?: string;
+	parent_thread_id?: string;
+	agent_nickname?: string;
+	agent_role?: string;
+	cli_version?: string;
+	originator?: string;
+	model_provider?: string;
+	cwd?: string;
+	source?: { subagent?: { thread_spawn?: { parent_thread_id?: string; agent_nickname?: string; agent_role?: string; depth?: number } } };
+	// task_started, task_complete, turn_aborted
+	turn_attribution?: { parent_turn_id?: string; turn_trigger?: unknown };
+	collaboration_mode_kind?: unknown;
+	last_agent_message?: string;
+	time_to_first_token_ms?: number;
+	duration_ms?: number;
+	reason?: string;
+	// turn_context
+	model?: string;
+	effort?: unknown;
+	reasoning_effort?: unknown;
+	collaboration_mode?: { settings?: { model?: string; reasoning_effort?: unknown } };
+	/** turn_context: the reasoning summary setting (a string); reasoning item: its summary parts. */
+	summary?: unknown;
+	approval_policy?: unknown;
+	sandbox_policy?: { type?: unknown };
+	// token_usage_record, token_count
+	response_id?: string;
+	usage?: CodexUsage;
+	turn_token_usage?: unknown;
+	info?: { last_token_usage?: CodexUsage; total_token_usage?: unknown };
+	// item_started, item_completed, user_message, error, stream_error
+	item?: CodexItem;
+	started_at_ms?: number;
+	message?: unknown;
+	// response_item: message, reasoning, *_call, *_call_output, web_search_call
+	role?: string;
+	content?: unknown;
+	call_id?: string;
+	name?: string;
+	namespace?: unknown;
+	arguments?: unknown;
+	input?: unknown;
+	action?: unknown;
+	status?: unknown;
+	/** A string, or `{content, success}`. */
+	output?: unknown;
+}
+
+/** Token usage as Codex counts it: cached inside input, reasoning inside output. */
+interface CodexUsage {
+	input_tokens?: number;
+	cached_input_tokens?: number;
+	cache_write_input_tokens?: number;
+	output_tokens?: number;
+	reasoning_output_tokens?: number;
+	total_tokens?: number;
+}
+
+/** item_completed's item (UserMessage, AgentMessage, Reasoning, CommandExecution, collab calls, …). */
+interface CodexItem {
+	type?: string;
+	id?: string;
+	content?: unknown;
+	exit_code?: number;
+	status?: string;
+	command?: unknown;
+	duration?: { secs?: number; nanos?: number };
+	receiver_thread_ids?: unknown;
+}
+
+interface RolloutLine {
+	at: number;
+	type: string;
+	payload: CodexPayload;
+	/** Byte offsets of the line in its file: cursor positions and stable event ids. */
+	start: number;
+	end: number;
+}
+
+interface CodexTurn {
+	id: string;
+	started: RolloutLine;
+	lines: RolloutLine[];
+	/** task_complete or turn_aborted; absent when the turn was closed by a hook or by the next turn. */
+	finish?: RolloutLine;
+	/** The notify/hook said this turn is over before the rollout did: its last assistant message. */
+	forcedOutput?: string;
+}
+
+interface CodexRequest {
+	/** The rollout file, or the thread id to find it by. */
+	file?: string;
+	threadId?: string;
+	/** The turn the caller says has finished, with its last assistant message. */
+	turnId?: string;
+	lastMessage?: string;
+}
+
+/** `notify = [..., "codex-notify"]`: Codex appends one JSON argument per finished turn. */
+function codexNotifyRequest(args: string[]): CodexRequest | undefined {
+	for (let index = args.length - 1; index >= 0; index--) {
+		const arg = args[index]!.trim();
+		if (!arg.startsWith("{")) continue;
+		try {
+			const event = JSON.parse(arg);
+			if (event?.type !== undefined && event.type !== "agent-turn-complete") return undefined;
+			return {
+				threadId: stringOr(event["thread-id"] ?? event.thread_id),
+				turnId: stringOr(event["turn-id"] ?? event.turn_id),
+				lastMessage: stringOr(event["last-assistant-message"] ?? event.last_assistant_message),
+			};
+		} catch {
+			return undefined;
+		}
+	}
+	return undefined;
+}
+
+/** hooks.json (Stop and friends): JSON on stdin with transcript_path; Stop runs before task_complete is written. */
+function codexHookRequest(text: string): CodexRequest | undefined {
+	try {
+		const event = JSON.parse(text);
+		if (!event || typeof event !== "object") return undefined;
+		const stop = event.hook_event_name === "Stop" || event.hook_event_name === "SubagentStop";
+		// SubagentStop names the parent's rollout in transcript_path and the child's in agent_transcript_path.
+		const subagent = event.hook_event_name === "SubagentStop";
+		return {
+			file: stringOr(subagent ? event.agent_transcript_path : event.transcript_path),
+			threadId: stringOr(subagent ? event.agent_id : (event.session_id ?? event.thread_id)),
+			turnId: stop ? stringOr(event.turn_id) : undefined,
+			lastMessage: stop ? stringOr(event.last_assistant_message) : undefined,
+		};
+	} catch {
+		return undefined;
+	}
+}
+
+function codexHomeDir(env: Env): string {
+	return env.CODEX_HOME?.trim() || path.join(env.HOME || os.homedir(), ".codex");
+}
+
+/** `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl`, newest folders first. */
+function findCodexRollout(home: string, threadId: string): string | undefined {
+	if (!/^[\w-]{6,200}$/.test(threadId)) return undefined;
+	const suffix = `-${threadId}.jsonl`;
+	const search = (dir: string, depth: number): string | undefined => {
+		let entries: fs.Dirent[];
+		try {
+			entries = fs.readdirSync(dir, { withFileTypes: true });
+		} catch {
+			return undefined;
+		}
+		const file = entries.find(entry => entry.isFile() && entry.name.startsWith("rollout-") && entry.name.endsWith(suffix));
+		if (file) return path.join(dir, file.name);
+		if (depth === 0) return undefined;
+		for (const entry of entries.filter(entry => entry.isDirectory()).sort((a, b) => b.name.localeCompare(a.name))) {
+			const found = search(path.join(dir, entry.name), depth - 1);
+			if (found) return found;
+		}
+		return undefined;
+	};
+	return search(path.join(home, "sessions"), 4) ?? search(path.join(home, "archived_sessions"), 4);
+}
+
+function codexCursorFile(config: Config, rollout: string): string {
+	return path.join(config.spoolDir, "codex", `${hashId(path.resolve(rollout), 16)}.json`);
+}
+
+function readCodexCursor(file: string, rollout: string): CodexCursor {
+	try {
+		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+		if (saved && typeof saved.offset === "number" && Array.isArray(saved.done)) return { ...saved, file: rollout };
+	} catch {
+		// first run for this rollout, or an unreadable cursor: start from the beginning
+	}
+	return { file: rollout, offset: 0, done: [] };
+}
+
+function writeCodexCursor(file: string, cursor: CodexCursor): void {
+	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	const temporary = `${file}.${process.pid}.tmp`;
+	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CODEX_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
+	fs.renameSync(temporary, file);
+}
+
+/** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
+async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
+	try {
+		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	} catch {
+		return () => {}; // no spool directory: nothing to protect either
+	}
+	return waitForLock(`${file}.lock`, 30_000, waitMs);
+}
+
+/** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
+async function readRolloutLines(file: string, offset: number): Promise<{ lines: RolloutLine[]; size: number; restarted: boolean }> {
+	const handle = await fsp.open(file, "r");
+	try {
+		const { size } = await handle.stat();
+		const restarted = size < offset; // replaced or truncated: read it again from the top
+		const from = restarted ? 0 : offset;
+		const buffer = Buffer.alloc(size - from);
+		let filled = 0;
+		while (filled < buffer.length) {
+			const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, from + filled);
+			if (bytesRead === 0) break;
+			filled += bytesRead;
+		}
+		return { lines: rolloutLines(buffer.subarray(0, filled), from), size, restarted };
+	} finally {
+		await handle.close();
+	}
+}
+
+/** The complete lines of a rollout chunk that starts at byte `from` of its file. */
+function rolloutLines(buffer: Buffer, from: number): RolloutLine[] {
+	const lines: RolloutLine[] = [];
+	let lastAt = Date.now();
+	for (let start = 0, end = buffer.indexOf(10, 0); end >= 0; start = end + 1, end = buffer.indexOf(10, start)) {
+		if (end === start) continue;
+		let record: { timestamp?: unknown; type?: unknown; payload?: CodexPayload } | null;
+		try {
+			record = JSON.parse(buffer.toString("utf8", start, end));
+		} catch {
+			continue; // a corrupt line is skipped, never fatal
+		}
+		if (!record || typeof record !== "object" || typeof record.type !== "string") continue;
+		const at = typeof record.timestamp === "string" ? Date.parse(record.timestamp) : Number.NaN;
+		if (Number.isFinite(at)) lastAt = at;
+		lines.push({ at: Number.isFinite(at) ? at : lastAt, type: record.type, payload: record.payload ?? {}, start: from + start, end: from + end + 1 });
+	}
+	return lines;
+}
+
+const isTurnStart = (line: RolloutLine) => line.type === "event_msg" && line.payload?.type === "task_started";
+const isTurnEnd = (line: RolloutLine) => line.type === "event_msg" && (line.payload?.type === "task_complete" || line.payload?.type === "turn_aborted");
+
+/**
+ * Groups lines into turns. A turn is finished by its task_complete / turn_aborted, by the next
+ * task_started, or by the caller naming it (the Stop hook runs before Codex writes task_complete).
+ * The returned offset is where the first unfinished turn starts: the next run reads from there.
+ */
+function collectCodexTurns(lines: RolloutLine[], cursor: CodexCursor, request: CodexRequest): { turns: CodexTurn[]; offset: number } {
+	const turns: CodexTurn[] = [];
+	let offset = cursor.offset;
+	let open: CodexTurn | undefined;
+	for (const line of lines) {
+		if (line.type === "session_meta") {
+			const thread = codexThread(line.payload);
+			cursor.thread ??= thread;
+			// A forked thread starts with a copy of its parent's history, under the parent's session_meta.
+			if (thread && thread.threadId !== cursor.thread?.threadId) cursor.copying = true;
+			if (!open) offset = line.end;
+			continue;
+		}
+		if (cursor.copying) {
+			const own = line.payload?.thread_id !== undefined && line.payload.thread_id === cursor.thread?.threadId;
+			if (!own && !(isTurnStart(line) && stringOr(line.payload.turn_attribution?.parent_turn_id))) {
+				if (!open) offset = line.end;
+				continue;
+			}
+			cursor.copying = false;
+		}
+		if (isTurnStart(line)) {
+			if (open) turns.push(open); // never finished: recorded as it stands
+			const id = stringOr(line.payload.turn_id) ?? `@${line.start}`;
+			open = { id, started: line, lines: [] };
+			offset = line.start;
+			continue;
+		}
+		if (!open) {
+			offset = line.end; // between turns: settings, or the task_complete of a turn a hook already sent
+			continue;
+		}
+		open.lines.push(line);
+		if (isTurnEnd(line) && (line.payload.turn_id === undefined || line.payload.turn_id === open.id)) {
+			open.finish = line;
+			turns.push(open);
+			open = undefined;
+			offset = line.end;
+		}
+	}
+	if (open && request.turnId === open.id) {
+		open.forcedOutput = request.lastMessage;
+		turns.push(open);
+		offset = open.lines.at(-1)?.end ?? open.started.end;
+	}
+	const done = new Set(cursor.done);
+	return { turns: turns.filter(turn => !done.has(turn.id)), offset };
+}
+
+function codexThread(meta: any): CodexThread | undefined {
+	const threadId = stringOr(meta?.id);
+	if (!threadId) return undefined;
+	const spawn = meta.source?.subagent?.thread_spawn ?? {};
+	return {
+		threadId,
+		sessionId: stringOr(meta.session_id) ?? threadId,
+		parentThreadId: stringOr(meta.parent_thread_id) ?? stringOr(spawn.parent_thread_id),
+		nickname: stringOr(meta.agent_nickname) ?? stringOr(spawn.agent_nickname),
+		role: stringOr(meta.agent_role) ?? stringOr(spawn.agent_role),
+		depth: typeof spawn.depth === "number" ? spawn.depth : undefined,
+		cliVersion: stringOr(meta.cli_version),
+		originator: stringOr(meta.originator),
+		provider: stringOr(meta.model_provider),
+		cwd: stringOr(meta.cwd),
+	};
+}
+
+const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
+
+/** A recorder whose records are collected, one per observation id (the last state wins). */
+function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
+	const subagent = thread.parentThreadId !== undefined;
+	const info: HostSessionInfo = {
+		sessionId: thread.sessionId,
+		host: "codex",
+		hostVersion: thread.cliVersion,
+		cwd: thread.cwd,
+		metadata: {
+			host: "codex",
+			hostVersion: thread.cliVersion,
+			threadId: thread.threadId,
+			parentThreadId: thread.parentThreadId,
+			agentNickname: thread.nickname,
+			agentRole: thread.role,
+			subagentDepth: thread.depth,
+			originator: thread.originator,
+			modelProvider: thread.provider,
+			rolloutFile: rollout,
+		},
+	};
+	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, subagent ? ["subagent"] : []));
+}
+
+/** Context Codex injects as user messages (environment, AGENTS.md, skills), not typed by the user. */
+const injectedText = (text: string) => /^\s*(<environment_context>|<user_instructions>|<skills_instructions>|# AGENTS\.md instructions)/.test(text);
+
+function parseJsonText(text: unknown): unknown {
+	if (typeof text !== "string") return text;
+	try {
+		return JSON.parse(text);
+	} catch {
+		return text;
+	}
+}
+
+/** Codex counts cached tokens inside input and reasoning inside output; Langfuse's keys must not overlap. */
+function codexUsage(usage: CodexUsage | undefined): TokenCounts | undefined {
+	if (!usage || typeof usage !== "object") return undefined;
+	const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0);
+	const cached = count(usage.cached_input_tokens);
+	const cacheWrite = count(usage.cache_write_input_tokens);
+	const reasoning = count(usage.reasoning_output_tokens);
+	return {
+		input: Math.max(0, count(usage.input_tokens) - cached - cacheWrite),
+		cacheRead: cached,
+		cacheWrite,
+		output: Math.max(0, count(usage.output_tokens) - reasoning),
+		reasoning,
+		total: count(usage.total_tokens) || count(usage.input_tokens) + count(usage.output_tokens),
+	};
+}
+
+/** A model response being read: it ends at its token record (or the next token_count, or the turn's end). */
+interface PendingResponse {
+	/** Where its step goes in the turn's steps: before the tool calls it made. */
+	at: number;
+	input: ChatMessage[];
+	text: string[];
+	reasoning: string[];
+	toolCalls: ChatToolCall[];
+	firstTokenAt?: number;
+}
+
+const CODEX_TOOL_CALLS = new Set(["function_call", "custom_tool_call", "local_shell_call", "tool_search_call"]);
+const CODEX_TOOL_OUTPUTS = new Set(["function_call_output", "custom_tool_call_output", "tool_search_output"]);
+
+/**
+ * One finished turn → one RecordedPrompt, pure: the prompt, a step per model response (closed at its
+ * token record), a step per tool call (ended by its output), and compactions, web searches and errors.
+ */
+function parseCodexTurn(turn: CodexTurn, thread: CodexThread): RecordedPrompt {
+	const startAt = turn.started.at;
+	const started = turn.started.payload;
+	const attribution = started.turn_attribution ?? {};
+	const finish = turn.finish?.payload ?? {};
+
+	// First pass: what the prompt needs up front, and the items tool results are completed by.
+	const userTexts: string[] = [];
+	const fallbackTexts: string[] = [];
+	const items = new Map<string, CodexItem>();
+	let context: CodexPayload = {};
+	let hasUsageRecords = false;
+	for (const line of turn.lines) {
+		const payload = line.payload;
+		if (line.type === "turn_context") context = payload;
+		else if (line.type === "token_usage_record") hasUsageRecords = true;
+		else if (line.type === "event_msg" && payload.type === "item_completed" && payload.item) {
+			const item = payload.item;
+			if (item.type === "UserMessage") userTexts.push(textOf(item.content));
+			else if (typeof item.id === "string") items.set(item.id, item);
+		} else if (line.type === "event_msg" && payload.type === "user_message" && typeof payload.message === "string") {
+			userTexts.push(payload.message); // rollouts before item events
+		} else if (line.type === "response_item" && payload.type === "message" && payload.role === "user") {
+			const text = textOf(payload.content);
+			if (text && !injectedText(text) && !text.startsWith("<subagent_notification>")) fallbackTexts.push(text);
+		}
+	}
+	const text = (userTexts.length ? userTexts : fallbackTexts).filter(Boolean).join("\n\n");
+	const model = stringOr(context.model) ?? stringOr(context.collaboration_mode?.settings?.model);
+	const effort = context.effort ?? context.reasoning_effort ?? context.collaboration_mode?.settings?.reasoning_effort;
+	const parameters: Record<string, string> = {};
+	if (typeof effort === "string") parameters.reasoning_effort = effort;
+	if (typeof context.summary === "string") parameters.reasoning_summary = context.summary;
+	const parentTurnId = stringOr(attribution.parent_turn_id);
+	const ttft = typeof finish.time_to_first_token_ms === "number" ? finish.time_to_first_token_ms : undefined;
+
+	// Second pass, in file order: responses close at their token record, tools at their output.
+	const steps: RecordedStep[] = [];
+	const openTools = new Map<string, RecordedToolCall>();
+	const newResponse = (): PendingResponse => ({ at: steps.length, input: [], text: [], reasoning: [], toolCalls: [] });
+	let pending = newResponse();
+	let inputAt = startAt;
+	let responses = 0;
+	let lastTurnUsage: unknown;
+	let lastText: string | undefined;
+	const hasOutput = () => pending.text.length > 0 || pending.toolCalls.length > 0 || pending.reasoning.length > 0;
+	const closeResponse = (at: number, usage: CodexUsage | undefined, responseId?: string) => {
+		const index = responses++;
+		const firstToken = index === 0 && ttft !== undefined ? startAt + ttft : pending.firstTokenAt;
+		const step: RecordedLlmCall = {
+			kind: "llm",
+			id: responseId ?? String(index),
+			startMs: inputAt,
+			endMs: Math.max(at, inputAt),
+			completionStartMs: firstToken !== undefined && firstToken >= inputAt && firstToken <= at ? firstToken : undefined,
+			model,
+			provider: thread.provider,
+			parameters,
+			input: pending.input,
+			output: { role: "assistant", content: pending.text.join("\n"), tool_calls: pending.toolCalls.length ? pending.toolCalls : undefined, reasoning: pending.reasoning.join("\n") || undefined },
+			usage: codexUsage(usage),
+			metadata: { responseId },
+		};
+		steps.splice(pending.at, 0, step);
+		pending = newResponse();
+		inputAt = at;
+	};
+	const event = (line: RolloutLine, name: string, fields: Partial<RecordedEvent> = {}) =>
+		steps.push({ kind: "event", id: String(line.start), at: line.at, name, ...fields });
+	const compaction = (line: RolloutLine) => steps.push({ kind: "compaction", id: String(line.start), startMs: line.at, endMs: line.at });
+	for (const line of turn.lines) {
+		const payload = line.payload;
+		const at = line.at;
+		const type = payload.type ?? "";
+		if (line.type === "response_item") {
+			if (type === "message") {
+				const content = textOf(payload.content);
+				if (payload.role === "assistant") {
+					if (content) pending.text.push(content);
+					if (content) lastText = content;
+				} else if (payload.role === "user" && content && !injectedText(content)) {
+					pending.input.push({ role: "user", content });
+					inputAt = at;
+				}
+			} else if (type === "reasoning") {
+				const summary = Array.isArray(payload.summary) ? payload.summary.map(part => part?.text).filter(Boolean).join("\n") : "";
+				if (summary) pending.reasoning.push(summary);
+			} else if (CODEX_TOOL_CALLS.has(type)) {
+				const callId = stringOr(payload.call_id) ?? stringOr(payload.id) ?? `${line.start}`;
+				const name = stringOr(payload.name) ?? type.replace(/_call$/, "");
+				const raw = payload.arguments ?? payload.input ?? payload.action;
+				pending.toolCalls.push({ id: callId, type: "function", function: { name, arguments: typeof raw === "string" ? raw : JSON.stringify(raw ?? {}) } });
+				if (!openTools.has(callId)) {
+					const tool: RecordedToolCall = { kind: "tool", id: callId, name, startMs: at, input: parseJsonText(raw), output: undefined, isError: false, metadata: { callId, namespace: payload.namespace, toolType: type } };
+					openTools.set(callId, tool);
+					steps.push(tool);
+				}
+			} else if (CODEX_TOOL_OUTPUTS.has(type)) {
+				const callId = stringOr(payload.call_id) ?? "";
+				const raw = payload.output as { content?: unknown; success?: unknown } | string | undefined;
+				const output = raw && typeof raw === "object" && !Array.isArray(raw) && "content" in raw ? raw.content : raw;
+				const item = items.get(callId);
+				const exitCode =
+					typeof item?.exit_code === "number" ? item.exit_code : typeof output === "string" ? Number(output.match(/Process exited with code (-?\d+)/)?.[1] ?? Number.NaN) : Number.NaN;
+				let tool = openTools.get(callId);
+				openTools.delete(callId);
+				if (!tool) {
+					// a result whose call is not in this turn: a tool of its own, at the result
+					tool = { kind: "tool", id: callId, name: "tool", startMs: at, input: undefined, output: undefined, isError: false };
+					steps.push(tool);
+				}
+				tool.endMs = at;
+				tool.output = output;
+				tool.isError = (typeof raw === "object" && raw?.success === false) || (Number.isFinite(exitCode) && exitCode !== 0) || item?.status === "failed";
+				tool.exitCode = Number.isFinite(exitCode) ? exitCode : undefined;
+				tool.metadata = {
+					...tool.metadata,
+					command: Array.isArray(item?.command) ? item.command : undefined,
+					durationMs: item?.duration ? Math.round((item.duration.secs ?? 0) * 1000 + (item.duration.nanos ?? 0) / 1e6) : undefined,
+					childThreadIds: Array.isArray(item?.receiver_thread_ids) ? item.receiver_thread_ids : undefined,
+				};
+				// Codex records the output as the tool gave it: a string, or content parts
+				pending.input.push({ role: "tool", tool_call_id: callId, content: output as ChatMessage["content"] });
+				inputAt = at;
+			} else if (type === "web_search_call") {
+				event(line, "web search", { metadata: { action: payload.action, status: payload.status } });
+			} else if (type === "compaction" || type === "compaction_summary") {
+				compaction(line);
+			}
+		} else if (line.type === "token_usage_record") {
+			lastTurnUsage = payload.turn_token_usage ?? lastTurnUsage;
+			closeResponse(at, payload.usage, stringOr(payload.response_id));
+		} else if (line.type === "compacted") {
+			compaction(line);
+		} else if (line.type === "event_msg") {
+			if (type === "token_count") {
+				// Versions without token_usage_record: the last_token_usage after each response.
+				const last = payload.info?.last_token_usage;
+				if (!hasUsageRecords && last && hasOutput()) closeResponse(at, last);
+				if (payload.info?.total_token_usage && !hasUsageRecords) lastTurnUsage = payload.info.total_token_usage;
+			} else if (type === "item_completed" || type === "item_started") {
+				const item = payload.item;
+				if ((item?.type === "AgentMessage" || item?.type === "Reasoning") && typeof payload.started_at_ms === "number") pending.firstTokenAt ??= payload.started_at_ms;
+			} else if (type === "error" || type === "stream_error") {
+				const error = type === "error";
+				event(line, error ? "error" : "stream error", { level: error ? "ERROR" : "WARNING", message: stringOr(payload.message) });
+			} else if (type === "context_compacted") {
+				compaction(line);
+			}
+		}
+	}
+	const endAt = turn.finish?.at ?? turn.lines.at(-1)?.at ?? startAt;
+	if (hasOutput()) closeResponse(endAt, undefined);
+	const aborted = turn.finish?.payload.type === "turn_aborted";
+	const unfinished = !turn.finish && turn.forcedOutput === undefined;
+	return {
+		id: turn.id,
+		sessionId: thread.sessionId,
+		startMs: startAt,
+		endMs: endAt,
+		text,
+		answer: stringOr(finish.last_agent_message) ?? turn.forcedOutput ?? lastText,
+		aborted: aborted || undefined,
+		warning: aborted ? `turn aborted${finish.reason ? `: ${finish.reason}` : ""}` : unfinished ? "turn did not finish in the rollout" : undefined,
+		steps,
+		metadata: {
+			turnId: turn.id,
+			parentTurnId,
+			parentTraceId: thread.parentThreadId && parentTurnId ? codexTraceId(thread.parentThreadId, parentTurnId) : undefined,
+			trigger: attribution.turn_trigger,
+			model,
+			cwd: context.cwd,
+			approvalPolicy: context.approval_policy,
+			sandbox: context.sandbox_policy?.type,
+			collaborationMode: started.collaboration_mode_kind,
+		},
+		endMetadata: { durationMs: finish.duration_ms, ttftMs: ttft, responses, turnUsage: lastTurnUsage },
+	};
+}
+
+/** The ids Codex traces have always had, so a turn exported by an older version is updated, not duplicated. */
+function codexIds(threadId: string, turnId: string): TranscriptIds {
+	const scope = `codex:${threadId}:${turnId}`;
+	return {
+		traceId: codexTraceId(threadId, turnId),
+		observation: (kind, key) => {
+			if (kind === "tool") return hashId(`codex-call:${threadId}:${key}`, 16);
+			if (kind === "prompt") return hashId(`${scope}:turn:0`, 16);
+			return hashId(`${scope}:${kind === "llm" ? "response" : "event"}:${key}`, 16);
+		},
+	};
+}
+
+/**
+ * A whole rollout (or the part of it from a session_meta on) → its thread and finished turns, pure.
+ * With `request.turnId`, that turn counts as finished even without its task_complete (as the Stop hook says).
+ */
+function parseRollout(text: string, request: CodexRequest = {}): { thread?: CodexThread; prompts: RecordedPrompt[] } {
+	const cursor: CodexCursor = { file: "", offset: 0, done: [] };
+	const { turns } = collectCodexTurns(rolloutLines(Buffer.from(text, "utf8"), 0), cursor, request);
+	const thread = cursor.thread ?? (request.threadId ? { threadId: request.threadId, sessionId: request.threadId } : undefined);
+	return { thread, prompts: thread ? turns.map(turn => parseCodexTurn(turn, thread)) : [] };
+}
+
+/**
+ * Reads what is new in one rollout and records it. Returns the records and a commit that saves the
+ * cursor; the caller commits once the records are spooled or sent, so a crash re-reads, never skips.
+ */
+async function readCodexRollout(
+	runtime: Runtime,
+	rollout: string,
+	request: CodexRequest,
+): Promise<{ records: ObservationRecord[]; turns: number; commit: () => void }> {
+	const cursorFile = codexCursorFile(runtime.config, rollout);
+	const cursor = readCodexCursor(cursorFile, rollout);
+	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
+	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
+	const { turns, offset } = collectCodexTurns(lines, cursor, request);
+	const thread = cursor.thread ?? (request.threadId ? { threadId: request.threadId, sessionId: request.threadId } : undefined);
+	runtime.log.debug(`codex: ${path.basename(rollout)} ${size} bytes, from ${cursor.offset}: ${lines.length} line(s), ${turns.length} new turn(s)`);
+	const records = new Map<string, ObservationRecord>();
+	if (thread && sampled(runtime.config, thread.sessionId)) {
+		const recorder = codexRecorder(runtime, thread, rollout, records);
+		for (const turn of turns) recordTranscript(recorder, parseCodexTurn(turn, thread), codexIds(thread.threadId, turn.id));
+	}
+	return {
+		records: [...records.values()],
+		turns: turns.length,
+		commit: () => writeCodexCursor(cursorFile, { ...cursor, thread: cursor.thread, offset, done: [...cursor.done, ...turns.map(turn => turn.id)] }),
+	};
+}
+
+/** `codex-notify` / `codex-hook`: silent, exit 0, done within CODEX_BUDGET_MS whatever Langfuse does. */
+async function runCodexExport(request: CodexRequest | undefined, runtime: Runtime): Promise<void> {
+	const { exporter, log } = runtime;
+	if (!exporter || !request) return;
+	const remaining = () => CODEX_BUDGET_MS - process.uptime() * 1000;
+	const rollout = request.file ?? (request.threadId ? findCodexRollout(codexHomeDir(process.env), request.threadId) : undefined);
+	if (!rollout || !fs.existsSync(rollout)) {
+		log.debug(`codex: no rollout file for thread ${request.threadId ?? "?"} under ${codexHomeDir(process.env)}`);
+		return;
+	}
+	const unlock = await lockCodexCursor(codexCursorFile(runtime.config, rollout), Math.min(1000, remaining() - 300));
+	if (!unlock) {
+		log.debug(`codex: another run is reading ${rollout}; leaving it to that one`);
+		return;
+	}
+	try {
+		const result = await readCodexRollout(runtime, rollout, request);
+		for (const record of result.records) exporter.enqueue(record);
+		await exporter.shutdown(Math.max(100, remaining()));
+		const status = exporter.status;
+		// Advance only when nothing can be lost: spooled on disk, or confirmed by Langfuse.
+		if (exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0)) result.commit();
+		log.debug(`codex: ${result.turns} turn(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
+	} finally {
+		unlock();
+	}
+	await handOnSpool(runtime);
+}
+
+/**
+ * Spool files earlier runs left (Langfuse was down then) go with a detached `flush` that outlives this
+ * run: replaying them here could spend Codex's budget, and Codex waits for this process. Only when
+ * Langfuse took this run's own batch: otherwise they wait for a run that gets through.
+ */
+async function handOnSpool(runtime: Runtime): Promise<void> {
+	const { exporter, log } = runtime;
+	const script = process.argv[1];
+	if (!exporter || !script || !exporter.spool.available) return;
+	const status = exporter.status;
+	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
+	const { files } = await exporter.spool.stats();
+	if (files === 0) return;
+	log.debug(`codex: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
+	try {
+		const child = spawn(process.execPath, [...process.execArgv, script, "flush"], { detached: true, stdio: "ignore", env: process.env });
+		child.on("error", () => {});
+		child.unref();
+	} catch (error) {
+		log.debug(`codex: could not start the background flush: ${errorText(error)}`);
+	}
+}
+
+// ── §7.4 the one export ───────────────────────────────────────────────────────────────────────────
+
+/**
+ * The only export (OpenCode calls every export as a plugin). omp and pi pass an API object with
+ * `on`; OpenCode passes its plugin input and must always get a hooks object back, even when
+ * tracing is off or something went wrong — a missing one breaks OpenCode for every plugin.
+ */
+export default function langfuse(host: any, _options?: unknown): any {
+	const isPiHost = host && typeof host.on === "function" && !("client" in host);
+	try {
+		const runtime = processRuntime();
+		if (isPiHost) return void attachPiHost(host, runtime);
+		return attachOpenCode(host, runtime);
+	} catch (error) {
+		try {
+			process.stderr.write(`${LOG_PREFIX} could not start (tracing off): ${errorText(error)}\n`);
+		} catch {}
+		return isPiHost ? undefined : {};
+	}
+}
+
+/** What langfuse.test.ts reaches: a property, not an export, so hosts never see it as a plugin. */
+const internals = {
+	readConfig,
+	makeRedactor,
+	sanitize,
+	prepareRecord,
+	encodeSpan,
+	otlpBody,
+	ingestionEvents,
+	interpretResponse,
+	SessionRecorder,
+	Exporter,
+	Spool,
+	Logger,
+	createRuntime,
+	attachPiHost,
+	attachOpenCode,
+	usageDetails,
+	costDetails,
+	parseRollout,
+	recordTranscript,
+};
+Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
+/** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
+export type Internals = typeof internals;
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// §8 CLI — `bun langfuse.ts <command>`. import.meta.main is false when a host imports this file
+//    (and undefined under pi's jiti), so none of this runs inside an agent.
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+
+const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode and Codex
+
+usage: bun langfuse.ts <command>
+
+  doctor         check config, host, keys, transport and spool, then send a test trace (exit 0 = tracing works)
+  flush          send everything waiting in the spool now (exit 0 = nothing left)
+  codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
+  codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
+  codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
+  help           this text
+
+Configuration is read from the environment: LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST, …
+`;
+
+async function runCli(argv: string[]): Promise<number> {
+	const [command, ...args] = argv;
+	switch (command) {
+		case "codex-notify":
+			return codexCli(() => codexNotifyRequest(args));
+		case "codex-hook":
+			return codexCli(async () => codexHookRequest(await readStdin(500)));
+		case "codex-config":
+			return codexConfig();
+		case "doctor":
+			return doctor();
+		case "flush":
+			return flushCli();
+		case undefined:
+		case "help":
+		case "--help":
+		case "-h":
+			process.stdout.write(USAGE);
+			return 0;
+		default:
+			process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
+			return 2;
+	}
+}
+
+/** Codex's hooks: never a line on stdout/stderr (Codex shows them) unless LANGFUSE_DEBUG, always exit 0. */
+async function codexCli(request: () => CodexRequest | undefined | Promise<CodexRequest | undefined>): Promise<number> {
+	let runtime: Runtime | undefined;
+	try {
+		runtime = createRuntime(process.env, { quiet: true, replaySpool: false });
+		await runCodexExport(await request(), runtime);
+	} catch (error) {
+		runtime?.log.debug(`codex: ${errorText(error)}`);
+	}
+	return 0;
+}
+
+/** All of stdin, or what arrived within `waitMs` (a hook started by hand must not hang). */
+function readStdin(waitMs: number): Promise<string> {
+	if (process.stdin.isTTY) return Promise.resolve("");
+	return new Promise(resolve => {
+		const chunks: Buffer[] = [];
+		const done = () => {
+			clearTimeout(timer);
+			process.stdin.pause();
+			resolve(Buffer.concat(chunks).toString("utf8"));
+		};
+		const timer = setTimeout(done, waitMs);
+		process.stdin.on("data", chunk => chunks.push(Buffer.from(chunk)));
+		process.stdin.once("end", done);
+		process.stdin.once("error", done);
+	});
+}
+
+/** This file's absolute path (what Codex must run). */
+function selfPath(): string {
+	const meta = import.meta as { path?: string; filename?: string; url: string };
+	return meta.path ?? meta.filename ?? decodeURIComponent(new URL(meta.url).pathname);
+}
+
+const tomlString = (text: string) => JSON.stringify(text);
+
+/** `codex-config`: the config.toml lines, with absolute paths and (for [otel]) a ready Basic header. */
+function codexConfig(): number {
+	const { config } = readConfig(process.env);
+	const bun = process.execPath;
+	const self = selfPath();
+	const haveKeys = Boolean(config.publicKey && config.secretKey);
+	const host = config.host || "https://cloud.langfuse.com";
+	const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
+	const hook = JSON.stringify({ hooks: [{ type: "command", command: `${shellQuote(bun)} ${shellQuote(self)} codex-hook` }] });
+	// The one place a key is printed on purpose: Codex cannot expand ${VAR} in [otel] headers.
+	const authorization = haveKeys ? basicAuth(config) : "Basic <base64 of LANGFUSE_PUBLIC_KEY:LANGFUSE_SECRET_KEY — set both and run this again>";
+	const lines = [
+		`# ${codexHomeDir(process.env)}/config.toml — Langfuse tracing for Codex (langfuse.ts ${VERSION})`,
+		"# Put the notify line at the top level, before the first [table]. Codex runs it after every turn;",
+		"# it reads the turn from the rollout file and sends prompt, answer, generations and tool calls.",
+		`notify = [${[bun, self, "codex-notify"].map(tomlString).join(", ")}]`,
+		"",
+		"# Codex passes its own environment to notify: export LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and",
+		"# LANGFUSE_HOST in the shell that starts codex. Check with: bun langfuse.ts doctor",
+		"#",
+		"# Codex runs only one notify program. If yours is taken, use Stop hooks instead, in",
+		`# ${codexHomeDir(process.env)}/hooks.json (review and trust them with /hooks in codex):`,
+		`#   {"hooks": {"Stop": [${hook}], "SubagentStop": [${hook}]}}`,
+		"",
+		"# Optional: Codex's native OpenTelemetry traces as well. They carry token counts and timings",
+		"# but no prompt, completion or tool output text (that is what notify adds), plus many internal",
+		"# spans. Codex does not expand ${VAR} in headers, so the header below holds your keys:",
+		"# keep config.toml private (chmod 600).",
+		"[otel]",
+		`trace_exporter = { otlp-http = { endpoint = ${tomlString(`${host}/api/public/otel/v1/traces`)}, protocol = "json", headers = { "Authorization" = ${tomlString(authorization)} } } }`,
+	];
+	process.stdout.write(`${lines.join("\n")}\n`);
+	if (!haveKeys) process.stderr.write(`${LOG_PREFIX} ${config.disabledReason ?? "keys not set"}: the [otel] header above is a placeholder\n`);
+	return haveKeys ? 0 : 1;
+}
+
+type Mark = "ok" | "warn" | "fail" | "info";
+
+/** `doctor`: one line per check, each failure with its fix; exit 0 only when tracing will work. */
+async function doctor(): Promise<number> {
+	const { config, problems, redact, log } = diagnostics(process.env, { quiet: true });
+	const marks: Record<Mark, string> = { ok: "✓", warn: "!", fail: "✗", info: "·" };
+	let healthy = true;
+	const line = (mark: Mark, label: string, text: string) => {
+		if (mark === "fail") healthy = false;
+		process.stdout.write(`${redact(`${marks[mark]} ${label.padEnd(9)} ${text}`)}\n`);
+	};
+	const finish = () => {
+		line(healthy ? "ok" : "info", "result", healthy ? `ready: traces go to ${config.host}` : "not ready: fix the ✗ lines above, then run doctor again");
+		return healthy ? 0 : 1;
+	};
+
+	line(
+		config.enabled ? "ok" : "fail",
+		"config",
+		`host ${config.host || "(invalid)"}, public key ${maskKey(config.publicKey)}, secret key ${maskKey(config.secretKey)}, transport ${config.transport}, mode ${config.exportMode}` +
+			(config.enabled ? "" : ` — tracing off: ${config.disabledReason}`),
+	);
+	for (const problem of problems) line("warn", "config", problem);
+	if (!config.host) return finish();
+
+	const health = await langfuseGet(config, "/api/public/health", false);
+	if (health.status === 0) {
+		line("fail", "host", `unreachable: ${config.host} (${health.error}) — check LANGFUSE_HOST, the network, a proxy or VPN`);
+		await spoolLine(config, line);
+		return finish();
+	}
+	const version = (health.body as any)?.version;
+	if (!health.ok) line("fail", "host", `${config.host}/api/public/health answered HTTP ${health.status} — is LANGFUSE_HOST a Langfuse server (no /api suffix)?`);
+	else line("ok", "host", `reachable, Langfuse ${version ?? "(version unknown)"}`);
+
+	let keysOk = false;
+	if (!config.publicKey || !config.secretKey) {
+		line("fail", "keys", "set LANGFUSE_PUBLIC_KEY=pk-lf-… and LANGFUSE_SECRET_KEY=sk-lf-… (Langfuse → project settings → API keys)");
+	} else if (health.ok) {
+		const projects = await langfuseGet(config, "/api/public/projects");
+		if (projects.status === 401 || projects.status === 403) {
+			line("fail", "keys", `wrong key: ${config.host} answered HTTP ${projects.status} — LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be a pair from a project on this host (EU vs US cloud?)`);
+		} else if (!projects.ok) {
+			line("fail", "keys", `could not check: /api/public/projects answered ${projects.status ? `HTTP ${projects.status}` : projects.error}`);
+		} else {
+			const project = (projects.body as any)?.data?.[0];
+			line("ok", "keys", `valid${project ? ` for project ${project.name ?? "?"} (${project.id})` : ""}`);
+			keysOk = true;
+		}
+	}
+
+	let transportOk = false;
+	if (keysOk) {
+		const otlp = await postEmptyOtlp(config);
+		if (otlp.status >= 200 && otlp.status < 300) {
+			transportOk = true;
+			if (config.transport === "ingestion") line("warn", "transport", "the server takes OTLP, but LANGFUSE_TRANSPORT=ingestion uses the legacy API (gone on Langfuse Cloud) — unset it");
+			else line("ok", "transport", "OTLP: /api/public/otel/v1/traces accepts traces");
+		} else if (otlp.status === 404 || otlp.status === 405) {
+			if (config.transport === "otel") {
+				line("fail", "transport", `server without OTLP: ${config.host} answered HTTP ${otlp.status} on /api/public/otel/v1/traces (Langfuse older than v3.22) — set LANGFUSE_TRANSPORT=ingestion (or auto)`);
+			} else {
+				transportOk = true;
+				line("ok", "transport", `legacy ingestion API (the server has no OTLP endpoint; LANGFUSE_TRANSPORT=${config.transport})`);
+			}
+		} else if (otlp.status === 401 || otlp.status === 403) {
+			line("fail", "transport", `the OTLP endpoint answered HTTP ${otlp.status} — check the keys`);
+		} else {
+			line("fail", "transport", `the OTLP endpoint answered ${otlp.status ? `HTTP ${otlp.status}` : otlp.error} — try again, or check a proxy in front of Langfuse`);
+		}
+	}
+
+	await spoolLine(config, line);
+	codexLine(line);
+
+	if (healthy && config.enabled && transportOk) {
+		const result = await sendTestTrace({ config, redact, log });
+		line(result.ok ? "ok" : "fail", "test", result.ok ? `test trace sent and confirmed: ${result.detail}` : `test trace not confirmed: ${result.detail}`);
+	}
+	return finish();
+}
+
+/** The transport probe: an empty OTLP export is accepted (200) by any Langfuse with the endpoint. */
+async function postEmptyOtlp(config: Config): Promise<{ status: number; error?: string }> {
+	const answer = await httpRequest(config, OTLP_PATH, { body: '{"resourceSpans":[]}' });
+	return { status: answer.status, error: answer.error };
+}
+
+async function spoolLine(config: Config, line: (mark: Mark, label: string, text: string) => void): Promise<void> {
+	const spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, new Logger(text => text, false, () => {}));
+	if (!spool.available) return line("warn", "spool", `${config.spoolDir} is not writable: unsent data would live in memory only — set LANGFUSE_SPOOL_DIR`);
+	const stats = await spool.stats();
+	if (stats.files === 0) return line("ok", "spool", `${config.spoolDir}: empty`);
+	line("warn", "spool", `${config.spoolDir}: ${stats.files} batch file(s), ${formatBytes(stats.bytes)}, oldest ${formatAge(stats.oldestMs ?? 0)} old — run \`bun langfuse.ts flush\``);
+}
+
+/** Informational: is Codex wired to this file? */
+function codexLine(line: (mark: Mark, label: string, text: string) => void): void {
+	const home = codexHomeDir(process.env);
+	let toml = "";
+	let hooks = "";
+	try {
+		toml = fs.readFileSync(path.join(home, "config.toml"), "utf8");
+	} catch {}
+	try {
+		hooks = fs.readFileSync(path.join(home, "hooks.json"), "utf8");
+	} catch {}
+	if (!toml && !hooks) return;
+	if (/^\s*notify\s*=.*codex-notify/m.test(toml) || hooks.includes("codex-hook")) line("ok", "codex", `${home} runs langfuse.ts after every turn`);
+	else line("info", "codex", `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
+}
+
+function formatAge(ms: number): string {
+	const minutes = Math.round(ms / 60_000);
+	if (minutes < 1) return `${Math.max(0, Math.round(ms / 1000))} s`;
+	if (minutes < 120) return `${minutes} min`;
+	const hours = Math.round(minutes / 60);
+	return hours < 48 ? `${hours} h` : `${Math.round(hours / 24)} days`;
+}
+
+/** `flush`: claim every spooled batch no live process owns, send it now, report; exit 0 when none is left. */
+async function flushCli(): Promise<number> {
+	const { config, redact, log } = diagnostics(process.env);
+	const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
+	const exporter = new Exporter(config, redact, log);
+	const before = await exporter.spool.stats();
+	if (before.files === 0) {
+		out(`flush: nothing waiting in ${config.spoolDir}`);
+		return 0;
+	}
+	if (!config.enabled) {
+		out(`flush: ${before.files} batch file(s) wait in ${config.spoolDir}, but tracing is off (${config.disabledReason})`);
+		return 1;
+	}
+	const tty = process.stdout.isTTY === true;
+	out(`flush: ${before.files} batch file(s), ${formatBytes(before.bytes)} in ${config.spoolDir} → ${config.host}`);
+	let claimed = 0;
+	const progress = () => {
+		if (tty) process.stdout.write(`\rflush: ${claimed - exporter.status.waitingBatches}/${claimed} batch(es) done, ${exporter.status.sentSpans} observation(s) sent `);
+	};
+	const stop = exporter.onChange(progress);
+	const deadline = Date.now() + 60_000;
+	try {
+		claimed = await exporter.sendSpool(deadline);
+		// Retriable failures back off 1 s, then 2 s (the exporter's own schedule); two more rounds.
+		for (let round = 1; round <= 2 && exporter.status.waitingBatches > 0 && !exporter.status.blocked && Date.now() < deadline; round++) {
+			await new Promise(resolve => setTimeout(resolve, 1000 * round));
+			await exporter.flush(deadline);
+		}
+	} finally {
+		stop();
+		if (tty) process.stdout.write("\n");
+		exporter.exitSync(); // give back what was not sent, for the next run or host
+	}
+	const status = exporter.status;
+	const left = (await exporter.spool.stats()).files;
+	const busy = exporter.spool.heldByOthers();
+	const unsent = status.waitingBatches ? `${status.waitingBatches} batch(es) not sent` : "none unsent";
+	out(
+		`flush: sent ${status.sentSpans} observation(s) from ${claimed} batch file(s); failed: ${status.droppedSpans} rejected, ${unsent}; left ${left - busy} batch file(s)` +
+			(busy ? ` (+${busy} held by running agents, which send them)` : "") +
+			(status.blocked || status.lastError ? ` — ${status.blocked ?? status.lastError}` : ""),
+	);
+	return left - busy === 0 ? 0 : 1;
+}
+
+if ((import.meta as { main?: boolean }).main) {
+	runCli(process.argv.slice(2)).then(
+		code => process.exit(code),
+		error => {
+			process.stderr.write(`${LOG_PREFIX} ${errorText(error)}\n`);
+			process.exit(1);
+		},
+	);
+}
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// Appendix Secret redactor — the patterns of SECRETS.md-style formats and the engine that finds them.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
 // Secret redaction: every string that leaves memory goes through makeRedactor(...)(text).
@@ -234,7 +4622,6 @@ function maskKey(key: string): string {
 // a private key block becomes "[REDACTED PRIVATE KEY]"; a base64 image or blob becomes
 // "[image image/png 12.3 KB base64 omitted]". No rule matches a marker, so redaction is idempotent.
 // It never throws; if it ever failed it would return a marker, never the unredacted input.
-type Redactor = (text: string) => string;
 
 function makeRedactor(options: {
 	env?: Record<string, string | undefined>;
@@ -856,3712 +5243,4 @@ function makeRedactor(options: {
 			return "[REDACTED: redactor failed]";
 		}
 	};
-}
-
-interface SanitizeOptions {
-	redact: Redactor;
-	/** Longest string kept whole; longer ones keep head and tail around a marker. */
-	maxFieldChars: number;
-	/** Total characters one record may carry; past it strings shrink to short markers. */
-	budgetChars: number;
-}
-
-const MAX_DEPTH = 12;
-const MAX_ARRAY_ITEMS = 500;
-const MAX_OBJECT_KEYS = 300;
-
-/**
- * A JSON-safe, redacted, bounded copy of any value. Never throws: cycles, BigInt, functions,
- * symbols, Map/Set, Error, Date, typed arrays and throwing getters all come out readable.
- */
-function sanitize(value: unknown, options: SanitizeOptions): unknown {
-	const state = { budget: options.budgetChars, seen: new WeakSet<object>() };
-	const walk = (input: unknown, depth: number): unknown => {
-		if (input === null || input === undefined) return input ?? null;
-		switch (typeof input) {
-			case "string":
-				return sanitizeString(input, options, state);
-			case "number":
-				return Number.isFinite(input) ? input : String(input);
-			case "boolean":
-				return input;
-			case "bigint":
-				return input.toString();
-			case "function":
-				return `[function ${input.name || "anonymous"}]`;
-			case "symbol":
-				return input.toString();
-		}
-		const object = input as object;
-		if (state.seen.has(object)) return "[circular]";
-		if (depth >= MAX_DEPTH) return `[${object.constructor?.name ?? "object"} nested too deep]`;
-		if (object instanceof Date) return Number.isNaN(object.getTime()) ? "[invalid date]" : object.toISOString();
-		if (object instanceof Error) {
-			return walk({ name: object.name, message: object.message, stack: object.stack }, depth);
-		}
-		if (ArrayBuffer.isView(object) || object instanceof ArrayBuffer) {
-			return `[${object.constructor.name} ${(object as ArrayBuffer).byteLength} bytes]`;
-		}
-		if (object instanceof RegExp) return object.toString();
-		state.seen.add(object);
-		try {
-			if (object instanceof Map) return walk(Object.fromEntries([...object.entries()].slice(0, MAX_OBJECT_KEYS)), depth);
-			if (object instanceof Set) return walk([...object], depth);
-			if (Array.isArray(object)) {
-				const items = object.slice(0, MAX_ARRAY_ITEMS).map(item => walk(item, depth + 1));
-				if (object.length > MAX_ARRAY_ITEMS) items.push(`[… ${object.length - MAX_ARRAY_ITEMS} more items]`);
-				return items;
-			}
-			if (isImagePart(object)) return describeImagePart(object);
-			const output: Record<string, unknown> = {};
-			const keys = Object.keys(object);
-			for (const key of keys.slice(0, MAX_OBJECT_KEYS)) {
-				let child: unknown;
-				try {
-					child = (object as Record<string, unknown>)[key];
-				} catch (error) {
-					child = `[unreadable: ${errorText(error)}]`;
-				}
-				if (child !== undefined) output[key] = walk(child, depth + 1);
-			}
-			if (keys.length > MAX_OBJECT_KEYS) output["…"] = `${keys.length - MAX_OBJECT_KEYS} more keys`;
-			return output;
-		} finally {
-			state.seen.delete(object);
-		}
-	};
-	try {
-		return walk(value, 0);
-	} catch (error) {
-		return `[unserializable: ${options.redact(errorText(error))}]`;
-	}
-}
-
-function sanitizeString(input: string, options: SanitizeOptions, state: { budget: number }): string {
-	let text = input.includes(";base64,") ? dropDataUrls(input) : input;
-	const limit = Math.max(200, Math.min(options.maxFieldChars, state.budget));
-	text = text.length > limit ? truncateMiddle(text, limit, options.redact) : options.redact(text);
-	state.budget -= text.length;
-	return text;
-}
-
-/**
- * Keep head and tail of a long string. Cuts land on whitespace so no secret is ever split in two
- * (a half secret would slip past the redactor); a private-key block cut open is dropped whole.
- */
-function truncateMiddle(text: string, limit: number, redact: Redactor): string {
-	const half = Math.floor(limit / 2);
-	const windowStart = Math.max(0, half - 512);
-	const lastSpace = text.slice(windowStart, half).search(/\s\S*$/);
-	const headEnd = lastSpace >= 0 ? windowStart + lastSpace + 1 : half;
-	let tailStart = text.length - half;
-	const nextSpace = text.slice(tailStart, tailStart + 512).search(/\s/);
-	if (nextSpace >= 0) tailStart += nextSpace;
-	let head = text.slice(0, headEnd);
-	let tail = text.slice(tailStart);
-	const openKey = head.lastIndexOf("-----BEGIN");
-	if (openKey >= 0 && head.indexOf("-----END", openKey) < 0) head = head.slice(0, openKey);
-	const closeKey = tail.indexOf("PRIVATE KEY-----");
-	if (closeKey >= 0 && tail.lastIndexOf("-----BEGIN", closeKey) < 0) tail = tail.slice(closeKey + 16);
-	const cut = text.length - head.length - tail.length;
-	return `${redact(head)}\n[… ${cut.toLocaleString("en-US")} chars truncated by langfuse.ts …]\n${redact(tail)}`;
-}
-
-const DATA_URL = /data:([\w.+-]+\/[\w.+-]+);base64,[A-Za-z0-9+/=\r\n]+/g;
-
-function dropDataUrls(text: string): string {
-	return text.replace(DATA_URL, (match, mediaType: string) => imageMarker(mediaType, match.length));
-}
-
-function imageMarker(mediaType: string, base64Chars: number): string {
-	return `[image ${mediaType} ${formatBytes(Math.round((base64Chars * 3) / 4))} base64 omitted]`;
-}
-
-/** Image content parts in the shapes the hosts and providers use. */
-function isImagePart(object: object): boolean {
-	const part = object as Record<string, unknown>;
-	return (
-		(part.type === "image" || part.type === "input_image" || part.type === "image_url") &&
-		(typeof part.data === "string" || typeof part.image_url === "string" || typeof (part.source as any)?.data === "string")
-	);
-}
-
-function describeImagePart(object: object): Record<string, unknown> {
-	const part = object as Record<string, any>;
-	const data: string = part.data ?? part.source?.data ?? part.image_url ?? "";
-	const mediaType = part.mimeType ?? part.mediaType ?? part.source?.media_type ?? data.match(/^data:([^;]+)/)?.[1] ?? "image";
-	return { type: part.type, image: imageMarker(mediaType, data.length) };
-}
-
-function formatBytes(bytes: number): string {
-	if (bytes < 1024) return `${bytes} B`;
-	if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-	return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
-
-function errorText(error: unknown): string {
-	if (error instanceof Error) return `${error.name}: ${error.message}`;
-	try {
-		return String(error);
-	} catch {
-		return "unprintable error";
-	}
-}
-
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-// 3. Record — a host-neutral model: session → prompt (trace) → turn → LLM call | tool call | event.
-//    Adapters translate host events into these calls; finished observations go to the sink.
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-
-type ObservationType = "span" | "generation" | "event" | "agent" | "tool" | "chain";
-type Level = "DEBUG" | "DEFAULT" | "WARNING" | "ERROR";
-type Metadata = Record<string, unknown>;
-
-interface TraceFields {
-	name: string;
-	input?: unknown;
-	output?: unknown;
-	tags: string[];
-	metadata: Metadata;
-}
-
-/** One observation as Langfuse stores it. A record with `trace` also creates or updates its trace. */
-interface ObservationRecord {
-	traceId: string;
-	id: string;
-	parentId?: string;
-	type: ObservationType;
-	name: string;
-	startMs: number;
-	endMs: number;
-	input?: unknown;
-	output?: unknown;
-	metadata?: Metadata;
-	level?: Level;
-	statusMessage?: string;
-	model?: string;
-	modelParameters?: Record<string, string | number | boolean>;
-	usage?: Record<string, number>;
-	cost?: Record<string, number>;
-	completionStartMs?: number;
-	sessionId: string;
-	userId?: string;
-	environment?: string;
-	release?: string;
-	trace?: TraceFields;
-	/** Unique per emission and kept through spool replays: the ingestion event id. */
-	emissionId: string;
-	/** Ingestion only: after a 207, the event ids of this record still to send (the others were accepted). */
-	pendingEvents?: string[];
-}
-
-type RecordSink = (record: ObservationRecord) => void;
-
-/** What a recorder knows about its session; set once by the adapter. */
-interface SessionInfo {
-	sessionId: string;
-	host: string;
-	hostVersion?: string;
-	cwd?: string;
-	/** Metadata on every trace of the session (model, parent session, …). */
-	metadata: Metadata;
-	tags: string[];
-	userId?: string;
-	environment?: string;
-	release?: string;
-	grouping: Grouping;
-	exportMode: ExportMode;
-	tracePrefix: string;
-}
-
-interface Draft extends Omit<ObservationRecord, "endMs" | "emissionId"> {
-	endMs?: number;
-}
-
-interface StartOptions {
-	name?: string;
-	input?: unknown;
-	metadata?: Metadata;
-	/** Explicit ids make re-recording idempotent (Codex replays rollout files). */
-	id?: string;
-}
-
-interface EndOptions {
-	output?: unknown;
-	metadata?: Metadata;
-	level?: Level;
-	statusMessage?: string;
-}
-
-interface GenerationStart extends StartOptions {
-	model?: string;
-	modelParameters?: Record<string, string | number | boolean>;
-}
-
-interface GenerationEnd extends EndOptions {
-	model?: string;
-	usage?: Record<string, number>;
-	cost?: Record<string, number>;
-	completionStartMs?: number;
-}
-
-const randomTraceId = () => crypto.randomUUID().replace(/-/g, "");
-const randomSpanId = () => crypto.randomUUID().replace(/-/g, "").slice(16);
-/** Stable ids from stable names: the same input always gives the same span. */
-const hashId = (text: string, hexChars: 16 | 32) => createHash("sha256").update(text).digest("hex").slice(0, hexChars);
-
-/**
- * One session's observations. Prompts are traces (or, grouped by session, chain spans under one
- * session trace); turns are spans in the prompt; LLM and tool calls hang under the open turn.
- * Every method is O(1) bookkeeping: no I/O, no copying of payloads.
- */
-class SessionRecorder {
-	private readonly drafts = new Map<string, Draft>();
-	private prompt?: Draft;
-	private sessionRoot?: Draft;
-	private turn?: Draft;
-	private promptCount = 0;
-	private goalName?: string;
-	private lastOutput?: string;
-	private previousTraceId?: string;
-	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
-	private previousRoot?: Draft;
-	private lastTurnId?: string;
-
-	constructor(
-		private readonly sink: RecordSink,
-		readonly info: SessionInfo,
-	) {}
-
-	get traceId(): string | undefined {
-		return this.prompt?.traceId;
-	}
-
-	/** The trace of the open prompt, else of the last one: what /langfuse links to. */
-	get lastTraceId(): string | undefined {
-		return this.prompt?.traceId ?? this.previousTraceId;
-	}
-
-	get promptOpen(): boolean {
-		return this.prompt !== undefined;
-	}
-
-	startPrompt(at: number, options: StartOptions & { traceId?: string } = {}): void {
-		if (this.prompt) this.endPrompt(at);
-		this.promptCount++;
-		const text = typeof options.input === "string" ? options.input : undefined;
-		const name = this.traceName(text);
-		const traceFields: TraceFields = {
-			name,
-			input: options.input,
-			tags: this.info.tags,
-			metadata: { ...this.info.metadata, ...options.metadata },
-		};
-		if (this.info.grouping === "session") {
-			if (!this.sessionRoot) {
-				this.sessionRoot = this.draft("agent", name, at, {
-					traceId: hashId(`session:${this.info.sessionId}`, 32),
-					id: hashId(`session-root:${this.info.sessionId}`, 16),
-					input: options.input,
-					trace: traceFields,
-				});
-				this.emitSnapshot(this.sessionRoot, at);
-			}
-			this.prompt = this.draft("chain", name, at, {
-				traceId: this.sessionRoot.traceId,
-				parentId: this.sessionRoot.id,
-				id: options.id,
-				input: options.input,
-				metadata: options.metadata,
-			});
-		} else {
-			this.prompt = this.draft("agent", name, at, {
-				traceId: options.traceId ?? randomTraceId(),
-				id: options.id,
-				input: options.input,
-				trace: traceFields,
-			});
-			// Sent now so a trace has its name and input even if the process dies mid-prompt.
-			this.emitSnapshot(this.prompt, at);
-		}
-	}
-
-	/** Ends the prompt (and anything still open in it); the trace gets the final answer as output. */
-	endPrompt(at: number, options: EndOptions = {}): void {
-		const prompt = this.prompt;
-		if (!prompt) return;
-		this.closeChildren(at);
-		const output = options.output ?? this.lastOutput;
-		if (prompt.trace) prompt.trace.output = output;
-		this.finish(prompt, at, { ...options, output });
-		this.previousTraceId = prompt.traceId;
-		if (prompt.trace) this.previousRoot = prompt;
-		this.prompt = undefined;
-		this.lastOutput = undefined;
-		if (this.sessionRoot) {
-			this.sessionRoot.output = output;
-			if (this.sessionRoot.trace) this.sessionRoot.trace.output = output;
-			this.emitSnapshot(this.sessionRoot, at);
-		}
-	}
-
-	/** The latest assistant text: the prompt's output if the prompt ends without one. */
-	noteOutput(text: string | undefined): void {
-		if (text) this.lastOutput = text;
-	}
-
-	startTurn(at: number, options: StartOptions = {}): void {
-		this.ensurePrompt(at);
-		if (this.turn) this.endTurn(at);
-		const previousTurnId = this.lastTurnId;
-		const turn = (this.turn = this.draft("span", options.name ?? "turn", at, this.childOf(this.prompt!, options)));
-		this.lastTurnId = turn.id;
-		// pi announces a turn's LLM request before the turn starts (even before the previous one ends):
-		// calls still open between turns belong to this one, which then starts when they did.
-		for (const draft of this.drafts.values()) {
-			if ((previousTurnId && draft.parentId === previousTurnId) || draft.parentId === this.prompt!.id) {
-				draft.parentId = turn.id;
-				turn.startMs = Math.min(turn.startMs, draft.startMs);
-			}
-		}
-	}
-
-	endTurn(at: number, options: EndOptions = {}): void {
-		if (!this.turn) return;
-		this.finish(this.turn, at, options);
-		this.turn = undefined;
-	}
-
-	startGeneration(key: string, at: number, options: GenerationStart = {}): void {
-		this.ensurePrompt(at);
-		const draft = this.draft("generation", options.name ?? options.model ?? "llm", at, this.childOf(this.turn ?? this.prompt!, options));
-		draft.model = options.model;
-		draft.modelParameters = options.modelParameters;
-		this.replaceDraft(key, draft, at);
-	}
-
-	/** First streamed token: called per delta, so it must stay O(1). */
-	markFirstToken(key: string, at: number): void {
-		const draft = this.drafts.get(key);
-		if (draft && draft.completionStartMs === undefined) draft.completionStartMs = at;
-	}
-
-	hasDraft(key: string): boolean {
-		return this.drafts.has(key);
-	}
-
-	endGeneration(key: string, at: number, options: GenerationEnd = {}): void {
-		let draft = this.drafts.get(key);
-		if (!draft) {
-			this.startGeneration(key, at, { model: options.model });
-			draft = this.drafts.get(key)!;
-		}
-		draft.model = options.model ?? draft.model;
-		draft.usage = options.usage;
-		draft.cost = options.cost;
-		if (options.completionStartMs !== undefined) draft.completionStartMs ??= options.completionStartMs;
-		this.drafts.delete(key);
-		this.finish(draft, at, options);
-	}
-
-	startTool(key: string, at: number, options: StartOptions & { name: string }): void {
-		if (this.drafts.has(key)) return; // hosts announce a tool twice (tool_call and tool_execution_start)
-		this.ensurePrompt(at);
-		this.drafts.set(key, this.draft("tool", options.name, at, this.childOf(this.turn ?? this.prompt!, options)));
-	}
-
-	endTool(key: string, at: number, options: EndOptions & { name?: string } = {}): void {
-		if (!this.drafts.has(key)) this.startTool(key, at, { name: options.name ?? "tool" });
-		const draft = this.drafts.get(key)!;
-		this.drafts.delete(key);
-		this.finish(draft, at, options);
-	}
-
-	/** A span the adapter opens and closes by key (compaction, subagent runs, …). */
-	startSpan(key: string, at: number, options: StartOptions & { name: string; type?: ObservationType }): void {
-		this.ensurePrompt(at);
-		this.replaceDraft(key, this.draft(options.type ?? "span", options.name, at, this.childOf(this.turn ?? this.prompt!, options)), at);
-	}
-
-	endSpan(key: string, at: number, options: EndOptions = {}): void {
-		const draft = this.drafts.get(key);
-		if (!draft) return;
-		this.drafts.delete(key);
-		this.finish(draft, at, options);
-	}
-
-	/** A point in time (retry, reminder, …) under the open turn or prompt. */
-	event(at: number, options: StartOptions & { name: string; level?: Level; statusMessage?: string }): void {
-		this.ensurePrompt(at);
-		const draft = this.draft("event", options.name, at, this.childOf(this.turn ?? this.prompt!, options));
-		this.finish(draft, at, { level: options.level, statusMessage: options.statusMessage });
-	}
-
-	/**
-	 * The current and every later trace take this name (omp's goal_updated); with includeLast, and no
-	 * prompt open, so does the trace of the prompt that just ended (OpenCode's title arriving late).
-	 */
-	rename(name: string | undefined, options: { includeLast?: boolean } = {}): void {
-		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
-		if (!this.goalName) return;
-		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
-		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
-			if (!root?.trace) continue;
-			root.name = root.trace.name = this.goalName;
-			this.emitSnapshot(root, root.endMs ?? Date.now());
-		}
-	}
-
-	/** Ends everything still open: the session is over (shutdown, dispose, end of a rollout). */
-	close(at: number, options: EndOptions = {}): void {
-		if (this.prompt) this.endPrompt(at, options);
-		for (const key of [...this.drafts.keys()]) this.finishKey(key, at, { level: "WARNING", statusMessage: "still running when the session ended" });
-	}
-
-	private traceName(promptText: string | undefined): string {
-		if (this.goalName) return this.goalName;
-		const label =
-			this.info.exportMode === "full" && promptText?.trim() ? oneLine(promptText, 80) : `${this.info.host} prompt ${this.promptCount}`;
-		return this.info.tracePrefix + label;
-	}
-
-	private ensurePrompt(at: number): void {
-		if (!this.prompt) this.startPrompt(at);
-	}
-
-	private childOf(parent: Draft, options: StartOptions): Partial<Draft> {
-		return { traceId: parent.traceId, parentId: parent.id, id: options.id, input: options.input, metadata: options.metadata };
-	}
-
-	private draft(type: ObservationType, name: string, at: number, fields: Partial<Draft>): Draft {
-		return {
-			...fields,
-			type,
-			name,
-			startMs: at,
-			traceId: fields.traceId ?? randomTraceId(),
-			id: fields.id ?? randomSpanId(),
-			sessionId: this.info.sessionId,
-			userId: this.info.userId,
-			environment: this.info.environment,
-			release: this.info.release,
-		};
-	}
-
-	private replaceDraft(key: string, draft: Draft, at: number): void {
-		if (this.drafts.has(key)) this.finishKey(key, at, { level: "WARNING", statusMessage: "superseded before it ended" });
-		this.drafts.set(key, draft);
-	}
-
-	private closeChildren(at: number): void {
-		this.endTurn(at);
-		for (const key of [...this.drafts.keys()]) {
-			if (this.drafts.get(key)?.traceId === this.prompt?.traceId) this.finishKey(key, at, { level: "WARNING", statusMessage: "still running when the prompt ended" });
-		}
-	}
-
-	private finishKey(key: string, at: number, options: EndOptions): void {
-		const draft = this.drafts.get(key);
-		this.drafts.delete(key);
-		if (draft) this.finish(draft, at, options);
-	}
-
-	private finish(draft: Draft, at: number, options: EndOptions): void {
-		if (options.output !== undefined) draft.output = options.output;
-		if (options.metadata) draft.metadata = { ...draft.metadata, ...options.metadata };
-		if (options.level) draft.level = options.level;
-		if (options.statusMessage) draft.statusMessage = options.statusMessage;
-		draft.endMs = Math.max(at, draft.startMs);
-		this.emit(draft);
-	}
-
-	private emitSnapshot(draft: Draft, at: number): void {
-		this.emit({ ...draft, endMs: Math.max(at, draft.startMs), trace: draft.trace && { ...draft.trace } });
-	}
-
-	private emit(draft: Draft): void {
-		this.sink({ ...draft, endMs: draft.endMs ?? draft.startMs, emissionId: crypto.randomUUID() });
-	}
-}
-
-/** The first line, shortened between words: a cut inside a pasted token would hide it from the redactor. */
-function oneLine(text: string, max: number): string {
-	const line = text.trim().split("\n", 1)[0]!.trim();
-	if (line.length <= max) return line;
-	const head = line.slice(0, max - 1);
-	const lastSpace = head.search(/\s\S*$/);
-	return `${lastSpace > 0 ? head.slice(0, lastSpace) : ""}…`;
-}
-
-/** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
-function usageDetails(counts: {
-	input?: number;
-	output?: number;
-	cacheRead?: number;
-	cacheWrite?: number;
-	reasoning?: number;
-	total?: number;
-}): Record<string, number> | undefined {
-	const details: Record<string, number> = {};
-	const put = (key: string, value: number | undefined) => {
-		if (typeof value === "number" && Number.isFinite(value) && value > 0) details[key] = Math.round(value);
-	};
-	put("input", counts.input);
-	put("input_cache_read", counts.cacheRead);
-	put("input_cache_write", counts.cacheWrite);
-	put("output", counts.output);
-	put("output_reasoning", counts.reasoning);
-	put("total", counts.total);
-	return Object.keys(details).length ? details : undefined;
-}
-
-/** Dollar costs in the same keys, so Langfuse shows the host's own prices instead of guessing. */
-function costDetails(costs: { input?: number; output?: number; cacheRead?: number; cacheWrite?: number; total?: number }) {
-	const details: Record<string, number> = {};
-	const put = (key: string, value: number | undefined) => {
-		if (typeof value === "number" && Number.isFinite(value) && value >= 0) details[key] = value;
-	};
-	put("input", costs.input);
-	put("input_cache_read", costs.cacheRead);
-	put("input_cache_write", costs.cacheWrite);
-	put("output", costs.output);
-	put("total", costs.total);
-	return Object.values(details).some(value => value > 0) ? details : undefined;
-}
-
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-// 4. Encode — sanitized records → OTLP/HTTP JSON spans (default) or legacy ingestion events.
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-
-interface PrepareOptions extends SanitizeOptions {
-	exportMode: ExportMode;
-}
-
-/**
- * The only way a record leaves memory: every string redacted and bounded; under metadata_only the
- * content (prompts, completions, tool arguments and results, tool error text) is left out entirely.
- */
-function prepareRecord(record: ObservationRecord, options: PrepareOptions): ObservationRecord {
-	const clean = (value: unknown) => (value === undefined ? undefined : sanitize(value, options));
-	const content = (value: unknown) => (options.exportMode === "full" ? clean(value) : undefined);
-	const cleanText = (value: string | undefined) => (value === undefined ? undefined : (clean(value) as string));
-	const statusMessage =
-		options.exportMode === "full" || record.type !== "tool" ? cleanText(record.statusMessage) : record.statusMessage && "tool failed";
-	return {
-		...record,
-		name: cleanText(record.name)!,
-		input: content(record.input),
-		output: content(record.output),
-		metadata: clean(record.metadata) as Metadata | undefined,
-		statusMessage,
-		model: cleanText(record.model),
-		modelParameters: clean(record.modelParameters) as ObservationRecord["modelParameters"],
-		trace: record.trace && {
-			name: cleanText(record.trace.name)!,
-			input: content(record.trace.input),
-			output: content(record.trace.output),
-			tags: record.trace.tags.map(tag => cleanText(tag)!),
-			metadata: clean(record.trace.metadata) as Metadata,
-		},
-	};
-}
-
-type OtlpValue =
-	| { stringValue: string }
-	| { intValue: string }
-	| { doubleValue: number }
-	| { boolValue: boolean }
-	| { arrayValue: { values: OtlpValue[] } };
-
-function otlpValue(value: unknown): OtlpValue {
-	if (typeof value === "string") return { stringValue: value };
-	if (typeof value === "boolean") return { boolValue: value };
-	if (typeof value === "number") return Number.isInteger(value) ? { intValue: String(value) } : { doubleValue: value };
-	if (Array.isArray(value) && value.every(item => typeof item === "string")) return { arrayValue: { values: value.map(otlpValue) } };
-	return { stringValue: JSON.stringify(value) };
-}
-
-/** OTLP attributes; undefined values are left out, objects become JSON strings as Langfuse expects. */
-function otlpAttributes(entries: Record<string, unknown>): { key: string; value: OtlpValue }[] {
-	const attributes: { key: string; value: OtlpValue }[] = [];
-	for (const [key, value] of Object.entries(entries)) {
-		if (value !== undefined && value !== null) attributes.push({ key, value: otlpValue(value) });
-	}
-	return attributes;
-}
-
-const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
-/** Input and output as Langfuse's own SDK sends them: strings as they are, anything else as JSON. */
-const io = (value: unknown) => (typeof value === "string" ? value : json(value));
-/** Metadata as one JSON object, so Langfuse keeps its structure (and numbers stay numbers). */
-const metadataJson = (metadata: Metadata | undefined) => (metadata && Object.keys(metadata).length ? json(metadata) : undefined);
-const nanos = (ms: number) => `${Math.round(ms)}000000`;
-const isoTime = (ms: number) => new Date(ms).toISOString();
-
-/**
- * The instrumentation scope Langfuse recognises as carrying its own `langfuse.*` attributes. Older
- * servers read usage_details and cost_details only from this scope, and every server copies all raw
- * attributes of any other scope into the observation's metadata (storing input and output twice).
- */
-const OTLP_SCOPE = "langfuse-sdk";
-
-/** One span of an OTLP ExportTraceServiceRequest, as a JSON string (so batches can be sized exactly). */
-function encodeSpan(record: ObservationRecord): string {
-	const trace = record.trace;
-	const attributes = otlpAttributes({
-		"langfuse.observation.type": record.type,
-		"langfuse.observation.input": io(record.input),
-		"langfuse.observation.output": io(record.output),
-		"langfuse.observation.level": record.level,
-		"langfuse.observation.status_message": record.statusMessage,
-		"langfuse.observation.model.name": record.model,
-		"langfuse.observation.model.parameters": json(record.modelParameters),
-		"langfuse.observation.usage_details": json(record.usage),
-		"langfuse.observation.cost_details": json(record.cost),
-		// JSON-encoded like the official SDKs: older servers JSON.parse this attribute
-		"langfuse.observation.completion_start_time": record.completionStartMs === undefined ? undefined : json(isoTime(record.completionStartMs)),
-		"langfuse.observation.metadata": metadataJson(record.metadata),
-		"session.id": record.sessionId,
-		"user.id": record.userId,
-		"langfuse.environment": record.environment,
-		"langfuse.release": record.release,
-		"langfuse.version": VERSION,
-		"langfuse.trace.name": trace?.name,
-		"langfuse.trace.input": io(trace?.input),
-		"langfuse.trace.output": io(trace?.output),
-		"langfuse.trace.tags": trace?.tags.length ? trace.tags : undefined,
-		"langfuse.trace.metadata": metadataJson(trace?.metadata),
-	});
-	return JSON.stringify({
-		traceId: record.traceId,
-		spanId: record.id,
-		parentSpanId: record.parentId,
-		name: record.name,
-		kind: 1,
-		startTimeUnixNano: nanos(record.startMs),
-		endTimeUnixNano: nanos(record.endMs),
-		attributes,
-		status: record.level === "ERROR" ? { code: 2, message: record.statusMessage ?? "error" } : { code: 0 },
-	});
-}
-
-function otlpBody(spans: string[]): string {
-	const resource = JSON.stringify({
-		attributes: otlpAttributes({
-			"service.name": "langfuse.ts",
-			"service.version": VERSION,
-			"telemetry.sdk.name": "langfuse.ts",
-			"telemetry.sdk.language": "js",
-		}),
-	});
-	return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"${OTLP_SCOPE}","version":"${VERSION}"},"spans":[${spans.join(",")}]}]}]}`;
-}
-
-/** Legacy ingestion: a trace-create for records that carry trace fields, then the observation. */
-function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
-	const timestamp = isoTime(record.endMs);
-	const events: Record<string, unknown>[] = [];
-	if (record.trace) {
-		events.push({
-			id: `${record.emissionId}-t`,
-			timestamp,
-			type: "trace-create",
-			body: {
-				id: record.traceId,
-				timestamp: isoTime(record.startMs),
-				name: record.trace.name,
-				userId: record.userId,
-				sessionId: record.sessionId,
-				input: record.trace.input,
-				output: record.trace.output,
-				metadata: record.trace.metadata,
-				tags: record.trace.tags,
-				release: record.release,
-				version: VERSION,
-				environment: record.environment,
-			},
-		});
-	}
-	const body: Record<string, unknown> = {
-		id: record.id,
-		traceId: record.traceId,
-		parentObservationId: record.parentId,
-		name: record.name,
-		startTime: isoTime(record.startMs),
-		metadata: record.type === "span" ? record.metadata : { ...record.metadata, observationType: record.type },
-		input: record.input,
-		output: record.output,
-		level: record.level,
-		statusMessage: record.statusMessage,
-		version: VERSION,
-		environment: record.environment,
-	};
-	if (record.type !== "event") body.endTime = isoTime(record.endMs);
-	if (record.type === "generation") {
-		Object.assign(body, {
-			model: record.model,
-			modelParameters: record.modelParameters,
-			usageDetails: record.usage,
-			costDetails: record.cost,
-			completionStartTime: record.completionStartMs === undefined ? undefined : isoTime(record.completionStartMs),
-		});
-	}
-	const type = record.type === "generation" ? "generation-create" : record.type === "event" ? "event-create" : "span-create";
-	events.push({ id: `${record.emissionId}-o`, timestamp, type, body });
-	return events;
-}
-
-function ingestionBody(events: string[]): string {
-	return `{"batch":[${events.join(",")}],"metadata":{"sdk_name":"langfuse.ts","sdk_version":"${VERSION}"}}`;
-}
-
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-// 5. Transport — queue → sanitized batches → private spool file → POST with retry → delete.
-//    A batch is deleted from disk only after Langfuse confirmed it; anything else waits in the spool
-//    for a retry, for shutdown, or for the next process (any host) that starts.
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-
-/** Diagnostics: warnings once per key, debug lines only with LANGFUSE_DEBUG; everything redacted. */
-class Logger {
-	private readonly warned = new Set<string>();
-	/** Set while a host UI is up: warnings become notifications instead of stderr under a TUI. */
-	notify?: (line: string) => void;
-	constructor(
-		private readonly redact: Redactor,
-		readonly debugEnabled: boolean,
-		private readonly write: (line: string) => void = line => process.stderr.write(`${line}\n`),
-	) {}
-
-	warnOnce(key: string, message: string): void {
-		if (this.warned.has(key)) return this.debug(message);
-		this.warned.add(key);
-		if (!this.notify) return this.out(message);
-		try {
-			this.notify(`langfuse: ${this.redact(message)}`);
-		} catch {
-			this.out(message);
-		}
-	}
-
-	debug(message: string): void {
-		if (this.debugEnabled) this.out(message);
-	}
-
-	private out(message: string): void {
-		try {
-			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
-		} catch {
-			// stderr closed: nothing left to tell
-		}
-	}
-}
-
-const SPOOL_SUFFIX = ".jsonl";
-
-/**
- * Batches on disk, one JSON record per line, in a 0700 directory as 0600 files. A file is
- * `<ms>-<pid>-<random>.jsonl` while anyone may send it, and gets `.<pid>` appended while a live
- * process owns it: claims are renames, so two processes never send the same file.
- */
-class Spool {
-	private usable = false;
-	private bytes = 0;
-	/** Files this process claimed and has neither removed nor given back: released at exit. */
-	private readonly held = new Set<string>();
-
-	constructor(
-		readonly dir: string,
-		private readonly maxBytes: number,
-		private readonly retentionMs: number,
-		private readonly log: Logger,
-	) {
-		try {
-			fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-			fs.chmodSync(dir, 0o700);
-			this.usable = true;
-		} catch (error) {
-			log.warnOnce("spool-dir", `spool directory ${dir} is not writable (${errorText(error)}); unsent data is kept in memory only`);
-		}
-	}
-
-	get available(): boolean {
-		return this.usable;
-	}
-
-	/** Writes a batch already claimed by this process; returns its path. */
-	async write(records: ObservationRecord[]): Promise<string | undefined> {
-		if (!this.usable) return undefined;
-		const name = this.newName();
-		const claimed = path.join(this.dir, `${name}.${process.pid}`);
-		const temporary = path.join(this.dir, `.${name}.tmp`);
-		const data = records.map(record => JSON.stringify(record)).join("\n") + "\n";
-		try {
-			await fsp.writeFile(temporary, data, { mode: 0o600 });
-			await fsp.rename(temporary, claimed);
-			this.held.add(claimed);
-			this.bytes += data.length;
-			if (this.bytes > this.maxBytes) await this.enforceCap();
-			return claimed;
-		} catch (error) {
-			this.log.warnOnce("spool-write", `could not write the spool (${errorText(error)}); unsent data is kept in memory only`);
-			fsp.rm(temporary, { force: true }).catch(() => {});
-			return undefined;
-		}
-	}
-
-	/** At process exit only synchronous work runs: leave what is unsent for the next process. */
-	writeSync(records: ObservationRecord[]): void {
-		if (!this.usable || records.length === 0) return;
-		const file = path.join(this.dir, this.newName());
-		const temporary = path.join(this.dir, `.${path.basename(file)}.tmp`);
-		try {
-			fs.writeFileSync(temporary, records.map(record => JSON.stringify(record)).join("\n") + "\n", { mode: 0o600 });
-			fs.renameSync(temporary, file);
-		} catch {
-			// the process is going away; nothing sensible is left to do
-		}
-	}
-
-	/** Reads a batch; corrupt or truncated lines (a kill mid-write) are skipped one by one. */
-	async read(file: string): Promise<ObservationRecord[]> {
-		let text: string;
-		try {
-			text = await fsp.readFile(file, "utf8");
-		} catch {
-			return [];
-		}
-		const records: ObservationRecord[] = [];
-		for (const line of text.split("\n")) {
-			if (!line.trim()) continue;
-			try {
-				const record = JSON.parse(line) as ObservationRecord;
-				if (record && typeof record.traceId === "string" && typeof record.id === "string") records.push(record);
-			} catch {
-				this.log.debug(`skipped a corrupt line in ${path.basename(file)}`);
-			}
-		}
-		return records;
-	}
-
-	async remove(file: string): Promise<void> {
-		this.held.delete(file);
-		try {
-			const { size } = await fsp.stat(file);
-			await fsp.rm(file, { force: true });
-			this.bytes = Math.max(0, this.bytes - size);
-		} catch {
-			// already gone
-		}
-	}
-
-	/** Gives a claimed file back, so another process may send it (used at exit). */
-	releaseSync(file: string): void {
-		this.held.delete(file);
-		const released = file.replace(/\.\d+$/, "");
-		if (released === file) return;
-		try {
-			fs.renameSync(file, released);
-		} catch {
-			// gone already
-		}
-	}
-
-	/** Gives back every file this process still holds (at exit), including claims still in flight. */
-	releaseAllSync(): void {
-		for (const file of [...this.held]) this.releaseSync(file);
-	}
-
-	/** Claims every batch nobody alive owns, oldest first; drops files past retention. */
-	async claimOrphans(): Promise<string[]> {
-		if (!this.usable || !this.lockReplay()) return [];
-		try {
-			return await this.claimOrphansLocked();
-		} finally {
-			fs.rmSync(this.replayLock, { force: true });
-		}
-	}
-
-	private get replayLock(): string {
-		return path.join(this.dir, ".replay.lock");
-	}
-
-	/**
-	 * One replayer at a time: a single process claims every orphan and sends them oldest first, so
-	 * a trace's later version never reaches Langfuse before its earlier one. A lock whose process is
-	 * gone, or older than a minute, is taken over.
-	 */
-	private lockReplay(): boolean {
-		const take = () => fs.writeFileSync(this.replayLock, String(process.pid), { flag: "wx", mode: 0o600 });
-		try {
-			take();
-			return true;
-		} catch {
-			try {
-				const holder = Number(fs.readFileSync(this.replayLock, "utf8"));
-				if (isAlive(holder) && Date.now() - fs.statSync(this.replayLock).mtimeMs < 60_000) return false;
-				fs.rmSync(this.replayLock, { force: true });
-				take();
-				return true;
-			} catch {
-				return false; // another process took it over first
-			}
-		}
-	}
-
-	private async claimOrphansLocked(): Promise<string[]> {
-		const now = Date.now();
-		const claimed: string[] = [];
-		for (const entry of await this.entries()) {
-			if (now - entry.mtimeMs > this.retentionMs) {
-				this.log.debug(`removing ${entry.name}: older than LANGFUSE_RETENTION_DAYS`);
-				await fsp.rm(entry.file, { force: true }).catch(() => {});
-				continue;
-			}
-			const owner = entry.name.match(/\.jsonl\.(\d+)$/)?.[1];
-			if (owner && (Number(owner) === process.pid || isAlive(Number(owner)))) continue;
-			const base = entry.name.replace(/\.\d+$/, "");
-			const target = path.join(this.dir, `${base}.${process.pid}`);
-			try {
-				await fsp.rename(entry.file, target);
-				claimed.push(target);
-				this.held.add(target);
-			} catch {
-				// another process claimed it first
-			}
-		}
-		this.bytes = (await this.entries()).reduce((sum, entry) => sum + entry.size, 0);
-		return claimed;
-	}
-
-	/** Spool contents for status lines: files, bytes, age of the oldest. */
-	async stats(): Promise<{ files: number; bytes: number; oldestMs?: number }> {
-		const entries = await this.entries();
-		return {
-			files: entries.length,
-			bytes: entries.reduce((sum, entry) => sum + entry.size, 0),
-			oldestMs: entries.length ? Date.now() - entries[0]!.mtimeMs : undefined,
-		};
-	}
-
-	/** Names sort by age: milliseconds, then this process's sequence number. */
-	private newName(): string {
-		const sequence = (Spool.sequence++).toString(16).padStart(8, "0");
-		return `${Date.now().toString().padStart(14, "0")}-${process.pid}-${sequence}${crypto.randomUUID().slice(0, 4)}${SPOOL_SUFFIX}`;
-	}
-
-	private static sequence = 0;
-
-	private async entries(): Promise<{ name: string; file: string; size: number; mtimeMs: number }[]> {
-		let names: string[];
-		try {
-			names = await fsp.readdir(this.dir);
-		} catch {
-			return [];
-		}
-		const entries = [];
-		for (const name of names.filter(name => /^\d+-\d+-[0-9a-f]+\.jsonl(\.\d+)?$/.test(name)).sort()) {
-			const file = path.join(this.dir, name);
-			try {
-				const stat = await fsp.stat(file);
-				entries.push({ name, file, size: stat.size, mtimeMs: stat.mtimeMs });
-			} catch {
-				// vanished meanwhile
-			}
-		}
-		return entries;
-	}
-
-	/** Over LANGFUSE_MAX_SPOOL_MB the oldest batches go first, with one warning. */
-	private async enforceCap(): Promise<void> {
-		const entries = await this.entries();
-		let total = entries.reduce((sum, entry) => sum + entry.size, 0);
-		let dropped = 0;
-		for (const entry of entries) {
-			if (total <= this.maxBytes * 0.9) break;
-			await fsp.rm(entry.file, { force: true }).catch(() => {});
-			total -= entry.size;
-			dropped++;
-		}
-		this.bytes = total;
-		if (dropped) this.log.warnOnce("spool-cap", `spool over LANGFUSE_MAX_SPOOL_MB: dropped the ${dropped} oldest batch file(s)`);
-	}
-}
-
-function isAlive(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (error) {
-		return (error as NodeJS.ErrnoException).code === "EPERM";
-	}
-}
-
-interface Batch {
-	/** In memory while small or when there is no spool; otherwise read back from `file`. */
-	records?: ObservationRecord[];
-	file?: string;
-	attempts: number;
-	notBefore: number;
-}
-
-type SendOutcome =
-	| { kind: "ok" }
-	| { kind: "retry"; reason: string; afterMs?: number }
-	| { kind: "drop"; reason: string }
-	| { kind: "blocked"; reason: string }
-	| { kind: "partial"; retry: ObservationRecord[]; dropped: number; reason: string }
-	| { kind: "switch" };
-
-/** What one request's answer means; a 207 names the events that failed. */
-type PostOutcome = Exclude<SendOutcome, { kind: "partial" }> | { kind: "some-failed"; failedIds: string[]; dropped: number; reason: string };
-
-interface ExporterStatus {
-	queued: number;
-	waitingBatches: number;
-	sentSpans: number;
-	droppedSpans: number;
-	lastError?: string;
-	blocked?: string;
-	transport: "otel" | "ingestion";
-}
-
-type FetchLike = (url: string, init: RequestInit) => Promise<Response>;
-
-/** What the exporter does to the outside world; tests swap these. */
-interface ExporterIo {
-	fetch?: FetchLike;
-	backoffMs?: (attempt: number) => number;
-}
-
-/** The queue and the sender: one per process, shared by every session and every copy of the module. */
-class Exporter {
-	private queue: ObservationRecord[] = [];
-	/** A flush's batch between leaving the queue and landing on disk. */
-	private writing?: ObservationRecord[];
-	private batches: Batch[] = [];
-	private pumping?: Promise<void>;
-	private flushing?: Promise<void>;
-	private timer?: ReturnType<typeof setInterval>;
-	private soon?: ReturnType<typeof setTimeout>;
-	private activeTransport: "otel" | "ingestion";
-	private readonly listeners = new Set<() => void>();
-	readonly spool: Spool;
-	readonly status: ExporterStatus;
-	private readonly prepareOptions: PrepareOptions;
-
-	constructor(
-		readonly config: Config,
-		private readonly redact: Redactor,
-		private readonly log: Logger,
-		private readonly io: ExporterIo = {},
-	) {
-		this.spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, log);
-		this.activeTransport = config.transport === "ingestion" ? "ingestion" : this.rememberedTransport() ?? "otel";
-		this.status = { queued: 0, waitingBatches: 0, sentSpans: 0, droppedSpans: 0, transport: this.activeTransport };
-		this.prepareOptions = {
-			redact,
-			maxFieldChars: config.maxFieldChars,
-			budgetChars: Math.max(config.maxFieldChars * 16, 1_000_000),
-			exportMode: config.exportMode,
-		};
-	}
-
-	/** Starts the flush timer and picks up what earlier processes left in the spool. */
-	start(): void {
-		if (this.timer) return;
-		this.timer = setInterval(() => void this.flush(), this.config.flushMs);
-		this.timer.unref?.();
-		const replay = setTimeout(() => void this.replaySpool(), 0);
-		replay.unref?.();
-	}
-
-	stop(): void {
-		clearInterval(this.timer);
-		clearTimeout(this.soon);
-		this.timer = undefined;
-	}
-
-	onChange(listener: () => void): () => void {
-		this.listeners.add(listener);
-		return () => this.listeners.delete(listener);
-	}
-
-	/** Hooks call this: O(1), never throws, never waits. */
-	enqueue(record: ObservationRecord): void {
-		this.queue.push(record);
-		this.status.queued = this.queue.length;
-		if (this.queue.length >= this.config.maxQueue && !this.soon) {
-			this.soon = setTimeout(() => {
-				this.soon = undefined;
-				void this.flush();
-			}, 0);
-			this.soon.unref?.();
-		}
-	}
-
-	/** Spools what is queued, then sends what is due; resolves by `deadline` at the latest. */
-	async flush(deadline = Number.POSITIVE_INFINITY): Promise<void> {
-		try {
-			// A flush already under way spooled the queue as it was; what arrived since is ours to spool.
-			do {
-				this.flushing ??= this.spoolQueue().finally(() => (this.flushing = undefined));
-				await this.flushing;
-			} while (this.queue.length > 0);
-			await this.pump(deadline);
-		} catch (error) {
-			this.log.debug(`flush failed: ${errorText(error)}`);
-		}
-	}
-
-	/** Final flush within the host's budget; whatever is not confirmed stays in the spool. */
-	async shutdown(budgetMs = SHUTDOWN_BUDGET_MS): Promise<void> {
-		const deadline = Date.now() + budgetMs;
-		let timer: ReturnType<typeof setTimeout> | undefined;
-		const timeout = new Promise<void>(resolve => {
-			timer = setTimeout(resolve, budgetMs);
-			timer.unref?.();
-		});
-		await Promise.race([this.flush(deadline), timeout]);
-		clearTimeout(timer);
-	}
-
-	/** process 'exit': only synchronous work is possible. Hand everything unsent to the next process. */
-	exitSync(): void {
-		const queued = this.queue.splice(0).map(record => this.prepare(record));
-		const inMemory = this.batches.filter(batch => !batch.file && batch.records).flatMap(batch => batch.records!);
-		// A write still under way may or may not have landed: saving it again costs a duplicate at
-		// most, which Langfuse folds (same span and event ids); not saving it could lose it.
-		this.spool.writeSync([...inMemory, ...(this.writing ?? []), ...queued]);
-		this.writing = undefined;
-		this.spool.releaseAllSync();
-		this.batches = [];
-	}
-
-	private notify(): void {
-		this.status.queued = this.queue.length;
-		this.status.waitingBatches = this.batches.length;
-		this.status.transport = this.activeTransport;
-		for (const listener of this.listeners) {
-			try {
-				listener();
-			} catch {
-				// a status bar that throws must not stop the exporter
-			}
-		}
-	}
-
-	private prepare(record: ObservationRecord): ObservationRecord {
-		let prepared = prepareRecord(record, this.prepareOptions);
-		// A single observation that would not fit a request is shrunk harder, never dropped.
-		for (let divisor = 4; Buffer.byteLength(encodeSpan(prepared)) > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
-			prepared = prepareRecord(record, {
-				...this.prepareOptions,
-				maxFieldChars: Math.max(1000, Math.floor(this.prepareOptions.maxFieldChars / divisor)),
-				budgetChars: Math.floor(this.prepareOptions.budgetChars / divisor),
-			});
-			prepared.metadata = { ...prepared.metadata, truncated: `shrunk to fit a ${formatBytes(MAX_REQUEST_BYTES)} request` };
-		}
-		return prepared;
-	}
-
-	private async spoolQueue(): Promise<void> {
-		if (this.queue.length === 0) return;
-		const raw = this.queue.splice(0);
-		const records = raw.map(record => this.prepare(record));
-		this.writing = records;
-		const file = await this.spool.write(records);
-		this.writing = undefined;
-		this.batches.push({ records: file && this.batches.length > 4 ? undefined : records, file, attempts: 0, notBefore: 0 });
-		this.log.debug(`queued ${records.length} observation(s)${file ? ` → spool ${path.basename(file)}` : " (memory only)"}`);
-		this.capMemory();
-		this.notify();
-	}
-
-	/** Without a spool, memory is the only buffer: keep it bounded, oldest out first. */
-	private capMemory(): void {
-		const limit = this.config.maxQueue * 20;
-		let held = this.batches.reduce((sum, batch) => sum + (batch.file ? 0 : batch.records?.length ?? 0), 0);
-		while (held > limit) {
-			const index = this.batches.findIndex(batch => !batch.file);
-			if (index < 0) break;
-			const [dropped] = this.batches.splice(index, 1);
-			held -= dropped!.records?.length ?? 0;
-			this.status.droppedSpans += dropped!.records?.length ?? 0;
-			this.log.warnOnce("memory-cap", "Langfuse unreachable and no spool: dropping the oldest unsent observations");
-		}
-	}
-
-	private async replaySpool(): Promise<void> {
-		try {
-			await this.sendSpool(Number.POSITIVE_INFINITY);
-		} catch (error) {
-			this.log.debug(`spool replay failed: ${errorText(error)}`);
-		}
-	}
-
-	/** Claims every spooled batch no live process owns and sends it (at start, and `flush`); returns how many. */
-	async sendSpool(deadline: number): Promise<number> {
-		const files = await this.spool.claimOrphans();
-		if (files.length === 0) return 0;
-		this.log.debug(`replaying ${files.length} spooled batch(es) from earlier runs`);
-		this.batches.unshift(...files.map(file => ({ file, attempts: 0, notBefore: 0 })));
-		this.notify();
-		await this.pump(deadline);
-		return files.length;
-	}
-
-	/**
-	 * Sends what is due. Joins a send loop already running, and goes round again when that loop ended
-	 * just before a new batch arrived (it had seen the list empty), so a flush never misses its batch.
-	 */
-	private async pump(deadline: number): Promise<void> {
-		for (;;) {
-			this.pumping ??= this.sendDue(deadline).finally(() => (this.pumping = undefined));
-			await this.pumping;
-			const next = this.batches[0];
-			// a batch that already failed waits for its backoff and the timer; only a fresh one goes now
-			if (!next || next.attempts > 0 || this.status.blocked || next.notBefore > Date.now() || Date.now() >= deadline - 50) return;
-		}
-	}
-
-	private async sendDue(deadline: number): Promise<void> {
-		while (this.batches.length > 0 && !this.status.blocked && Date.now() < deadline - 50) {
-			const batch = this.batches[0]!;
-			if (batch.notBefore > Date.now()) return;
-			const records = batch.records ?? (batch.file ? await this.spool.read(batch.file) : []);
-			const outcome = records.length ? await this.send(records, deadline) : ({ kind: "ok" } as const);
-			switch (outcome.kind) {
-				case "ok":
-					this.status.sentSpans += records.length;
-					this.status.lastError = undefined;
-					await this.finishBatch(batch);
-					break;
-				case "switch":
-					break; // same batch again, on the other transport
-				case "drop":
-					this.status.droppedSpans += records.length;
-					this.status.lastError = outcome.reason;
-					this.log.warnOnce(`drop:${outcome.reason}`, `Langfuse rejected ${records.length} observation(s): ${outcome.reason}; dropped (retrying cannot help)`);
-					await this.finishBatch(batch);
-					break;
-				case "partial": {
-					this.status.sentSpans += records.length - outcome.retry.length - outcome.dropped;
-					this.status.droppedSpans += outcome.dropped;
-					if (outcome.dropped) this.log.warnOnce("partial-drop", `Langfuse rejected ${outcome.dropped} event(s): ${outcome.reason}`);
-					await this.finishBatch(batch);
-					if (outcome.retry.length) {
-						const file = await this.spool.write(outcome.retry);
-						this.batches.unshift({ records: outcome.retry, file, attempts: batch.attempts + 1, notBefore: Date.now() + this.backoff(batch.attempts) });
-					}
-					break;
-				}
-				case "blocked":
-					this.status.blocked = this.status.lastError = outcome.reason;
-					this.log.warnOnce("blocked", `${outcome.reason}; tracing keeps spooling to ${this.spool.dir} and sends nothing more from this process`);
-					break;
-				case "retry":
-					batch.attempts++;
-					batch.notBefore = Date.now() + (outcome.afterMs ?? this.backoff(batch.attempts));
-					this.status.lastError = outcome.reason;
-					this.log.debug(`send failed (${outcome.reason}); retry #${batch.attempts} in ${batch.notBefore - Date.now()} ms`);
-					this.notify();
-					return;
-			}
-			this.notify();
-		}
-	}
-
-	private backoff(attempt: number): number {
-		return (this.io.backoffMs ?? backoffMs)(attempt);
-	}
-
-	private async finishBatch(batch: Batch): Promise<void> {
-		this.batches.splice(this.batches.indexOf(batch), 1);
-		if (batch.file) await this.spool.remove(batch.file);
-	}
-
-	/** One batch, split into as many requests as its size needs; all must succeed. */
-	private async send(records: ObservationRecord[], deadline: number): Promise<SendOutcome> {
-		const transport = this.activeTransport;
-		const retry: ObservationRecord[] = [];
-		let dropped = 0;
-		let reason = "";
-		for (const body of transport === "otel" ? otlpBodies(records) : ingestionBodies(records)) {
-			const started = Date.now();
-			const outcome = await this.post(transport, body.text, deadline);
-			this.log.debug(`POST ${transport} ${body.records.length} observation(s), ${body.text.length} bytes → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
-			if (outcome.kind === "some-failed") {
-				const failed = new Set(outcome.failedIds);
-				for (const record of body.records) {
-					const pending = [`${record.emissionId}-t`, `${record.emissionId}-o`].filter(id => failed.has(id));
-					if (pending.length) retry.push({ ...record, pendingEvents: pending });
-				}
-				dropped += outcome.dropped;
-				reason = outcome.reason;
-				continue;
-			}
-			if (outcome.kind === "switch") {
-				if (this.config.transport !== "auto") {
-					return { kind: "blocked", reason: `${this.config.host} has no OTLP endpoint (HTTP 404; Langfuse older than v3.22?) — set LANGFUSE_TRANSPORT=ingestion or auto` };
-				}
-				this.log.warnOnce("switch", `${this.config.host} has no OTLP endpoint; using the legacy ingestion API from now on`);
-				this.activeTransport = "ingestion";
-				this.rememberTransport("ingestion");
-				return { kind: "switch" };
-			}
-			if (outcome.kind !== "ok") return outcome;
-		}
-		if (retry.length || dropped) return { kind: "partial", retry, dropped, reason };
-		return { kind: "ok" };
-	}
-
-	private async post(
-		transport: "otel" | "ingestion",
-		body: string,
-		deadline: number,
-	): Promise<PostOutcome> {
-		const url = `${this.config.host}${transport === "otel" ? "/api/public/otel/v1/traces" : "/api/public/ingestion"}`;
-		const controller = new AbortController();
-		const timer = setTimeout(() => controller.abort(), Math.max(1, Math.min(REQUEST_TIMEOUT_MS, deadline - Date.now())));
-		timer.unref?.();
-		try {
-			const response = await (this.io.fetch ?? fetch)(url, {
-				method: "POST",
-				headers: { Authorization: basicAuth(this.config), "Content-Type": "application/json", "User-Agent": `langfuse.ts/${VERSION}` },
-				body,
-				signal: controller.signal,
-			});
-			const text = await response.text().catch(() => "");
-			return interpretResponse(transport, response.status, response.headers.get("retry-after"), text);
-		} catch (error) {
-			const reason = controller.signal.aborted ? "timed out" : `network error: ${errorText(error)}`;
-			return { kind: "retry", reason };
-		} finally {
-			clearTimeout(timer);
-		}
-	}
-
-	private rememberedTransport(): "otel" | "ingestion" | undefined {
-		if (this.config.transport !== "auto") return undefined;
-		try {
-			const saved = JSON.parse(fs.readFileSync(path.join(this.config.spoolDir, "transport.json"), "utf8"));
-			return saved?.[this.config.host] === "ingestion" ? "ingestion" : undefined;
-		} catch {
-			return undefined;
-		}
-	}
-
-	private rememberTransport(transport: "otel" | "ingestion"): void {
-		const file = path.join(this.config.spoolDir, "transport.json");
-		try {
-			let saved: Record<string, string> = {};
-			try {
-				saved = JSON.parse(fs.readFileSync(file, "utf8"));
-			} catch {}
-			saved[this.config.host] = transport;
-			fs.writeFileSync(file, JSON.stringify(saved), { mode: 0o600 });
-		} catch {
-			// remembered for this process only
-		}
-	}
-}
-
-function basicAuth(config: Config): string {
-	return `Basic ${Buffer.from(`${config.publicKey}:${config.secretKey}`).toString("base64")}`;
-}
-
-/** Exponential backoff with jitter: 1 s, 2 s, 4 s … capped at 60 s. */
-function backoffMs(attempt: number): number {
-	const base = Math.min(60_000, 1000 * 2 ** Math.max(0, attempt - 1));
-	return Math.round(base * (0.5 + Math.random() / 2));
-}
-
-function retryAfterMs(header: string | null): number | undefined {
-	if (!header) return undefined;
-	const seconds = Number(header);
-	const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - Date.now();
-	return Number.isFinite(ms) && ms >= 0 ? Math.min(ms, 300_000) : undefined;
-}
-
-function interpretResponse(
-	transport: "otel" | "ingestion",
-	status: number,
-	retryAfter: string | null,
-	text: string,
-): PostOutcome {
-	if (status === 207 && transport === "ingestion") {
-		let errors: { id: string; status: number; message?: string; error?: unknown }[] = [];
-		try {
-			errors = JSON.parse(text)?.errors ?? [];
-		} catch {
-			return { kind: "retry", reason: "HTTP 207 with an unreadable body" };
-		}
-		if (errors.length === 0) return { kind: "ok" };
-		const retriable = errors.filter(error => isRetriable(error.status));
-		const first = errors.find(error => !isRetriable(error.status));
-		return {
-			kind: "some-failed",
-			failedIds: retriable.map(error => error.id),
-			dropped: errors.length - retriable.length,
-			reason: first ? `HTTP ${first.status} ${String(first.message ?? first.error ?? "").slice(0, 200)}` : `HTTP ${retriable[0]!.status}`,
-		};
-	}
-	if (status >= 200 && status < 300) return { kind: "ok" };
-	if (status === 401 || status === 403) {
-		return { kind: "blocked", reason: `Langfuse answered HTTP ${status}: check LANGFUSE_PUBLIC_KEY / LANGFUSE_SECRET_KEY and LANGFUSE_HOST` };
-	}
-	if ((status === 404 || status === 405) && transport === "otel") return { kind: "switch" };
-	if (isRetriable(status)) return { kind: "retry", reason: `HTTP ${status}`, afterMs: retryAfterMs(retryAfter) };
-	return { kind: "drop", reason: `HTTP ${status} ${text.slice(0, 200)}` };
-}
-
-const isRetriable = (status: number) => status === 408 || status === 429 || status >= 500;
-
-function describeOutcome(outcome: { kind: string; reason?: string }): string {
-	return outcome.kind === "ok" ? "ok" : `${outcome.kind}${outcome.reason ? ` (${outcome.reason})` : ""}`;
-}
-
-/** Packs encoded items into request bodies under MAX_REQUEST_BYTES. */
-function packBodies<T>(
-	items: T[],
-	encode: (item: T) => string[],
-	wrap: (parts: string[]) => string,
-): { text: string; records: T[] }[] {
-	const overhead = wrap([]).length;
-	const bodies: { text: string; records: T[] }[] = [];
-	let parts: string[] = [];
-	let records: T[] = [];
-	let size = overhead;
-	for (const item of items) {
-		const encoded = encode(item);
-		const itemSize = encoded.reduce((sum, part) => sum + Buffer.byteLength(part) + 1, 0);
-		if (records.length && size + itemSize > MAX_REQUEST_BYTES) {
-			bodies.push({ text: wrap(parts), records });
-			parts = [];
-			records = [];
-			size = overhead;
-		}
-		parts.push(...encoded);
-		records.push(item);
-		size += itemSize;
-	}
-	if (records.length) bodies.push({ text: wrap(parts), records });
-	return bodies;
-}
-
-const otlpBodies = (records: ObservationRecord[]) => packBodies(records, record => [encodeSpan(record)], otlpBody);
-const ingestionBodies = (records: ObservationRecord[]) =>
-	packBodies(
-		records,
-		record =>
-			ingestionEvents(record)
-				.filter(event => !record.pendingEvents || record.pendingEvents.includes(String(event.id)))
-				.map(event => JSON.stringify(event)),
-		ingestionBody,
-	);
-
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-// 6. Host adapters — thin translations of each host's events into the recorder. One process-wide
-//    runtime (config, exporter, session owners) is shared by every session and every module copy.
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-
-interface Runtime {
-	config: Config;
-	redact: Redactor;
-	log: Logger;
-	/** Undefined when tracing is off: adapters then only keep the host healthy. */
-	exporter?: Exporter;
-	/** Session id → the adapter instance that traces it (a module loaded twice traces once). */
-	owners: Map<string, object>;
-	/** Session file → session id, so a subagent can name its parent session. */
-	sessionFiles: Map<string, string>;
-	/** Session id → recorder, for /langfuse and for OpenCode subagents looking up their parent. */
-	recorders: Map<string, SessionRecorder>;
-	hostPackage?: { name: string; version: string } | null;
-}
-
-interface RuntimeOptions {
-	fetch?: FetchLike;
-	backoffMs?: (attempt: number) => number;
-	write?: (line: string) => void;
-	/** Tests turn this off so no process-wide exit hook is left behind. */
-	exitHook?: boolean;
-}
-
-const RUNTIME_KEY = Symbol.for("langfuse.ts/runtime");
-
-/** The process's runtime, created on first use and shared through globalThis. */
-function processRuntime(): Runtime {
-	const holder = globalThis as unknown as Record<symbol, Runtime | undefined>;
-	return (holder[RUNTIME_KEY] ??= createRuntime(process.env));
-}
-
-function createRuntime(env: Env, options: RuntimeOptions = {}): Runtime {
-	const { config, problems } = readConfig(env);
-	const redact = makeRedactor({
-		env: { ...env, LANGFUSE_SECRET_KEY: config.secretKey },
-		extraPatterns: config.redactPatterns,
-		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${JSON.stringify(pattern)} (${error})`),
-	});
-	const log = new Logger(redact, config.debug, options.write);
-	for (const problem of problems) log.warnOnce(problem, problem);
-	const runtime: Runtime = { config, redact, log, owners: new Map(), sessionFiles: new Map(), recorders: new Map() };
-	if (!config.enabled) {
-		log.warnOnce("disabled", `tracing off: ${config.disabledReason}`);
-		return runtime;
-	}
-	log.debug(
-		`config: host=${config.host} public_key=${maskKey(config.publicKey)} secret_key=${maskKey(config.secretKey)} transport=${config.transport} mode=${config.exportMode} grouping=${config.grouping} flush_ms=${config.flushMs} max_queue=${config.maxQueue} sample_rate=${config.sampleRate} spool=${config.spoolDir}`,
-	);
-	runtime.exporter = new Exporter(config, redact, log, { fetch: options.fetch, backoffMs: options.backoffMs });
-	runtime.exporter.start();
-	if (options.exitHook !== false) {
-		const exporter = runtime.exporter;
-		// The process is going: what is still open ends here (marked), and everything unsent is spooled.
-		const saveAll = () => {
-			for (const recorder of runtime.recorders.values()) recorder.close(Date.now(), { level: "WARNING", statusMessage: "the agent exited before this ended" });
-			exporter.exitSync();
-		};
-		process.once("exit", saveAll);
-		saveOnFatalSignals(saveAll);
-	}
-	return runtime;
-}
-
-/**
- * A signal nobody handles ends the process WITHOUT 'exit' (pi in print mode on SIGINT), so the queue
- * would be lost. While no one but us and signal-exit (the npm package: it re-raises only when its own
- * listeners are the only ones; pi loads it) listens, spool what is unsent, step aside and re-raise:
- * the process dies exactly as it would have without us. A host with its own handler (omp's shutdown,
- * a TUI) decides itself, and 'exit' saves the queue then.
- */
-function saveOnFatalSignals(saveAll: () => void): void {
-	const passiveListeners = () => {
-		const holder = process as unknown as { __signal_exit_emitter__?: { count?: unknown } };
-		const v4 = (globalThis as Record<symbol, { count?: unknown } | undefined>)[Symbol.for("signal-exit emitter")];
-		const count = (value: unknown) => (typeof value === "number" && value > 0 ? value : 0);
-		return count(holder.__signal_exit_emitter__?.count) + count(v4?.count);
-	};
-	for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-		const onSignal = () => {
-			if (process.listenerCount(signal) - 1 > passiveListeners()) return;
-			process.removeListener(signal, onSignal);
-			try {
-				saveAll();
-			} catch {
-				// dying anyway
-			}
-			process.kill(process.pid, signal);
-		};
-		try {
-			process.on(signal, onSignal);
-		} catch {
-			// a runtime without signal events: 'exit' is all there is
-		}
-	}
-}
-
-/** Sampling is decided once per session from its id: a session is traced whole or not at all. */
-function sampled(config: Config, sessionId: string): boolean {
-	if (config.sampleRate >= 1) return true;
-	return Number.parseInt(hashId(`sample:${sessionId}`, 16).slice(0, 8), 16) / 0xffffffff < config.sampleRate;
-}
-
-type HostSessionInfo = Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "grouping" | "exportMode" | "tracePrefix">;
-
-/** What the host knows about a session, completed with what the config says about every trace. */
-function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] = []): SessionInfo {
-	return {
-		...info,
-		tags: [...new Set([...config.tags, info.host, ...extraTags])],
-		userId: config.userId,
-		environment: config.environment,
-		release: config.release,
-		grouping: config.grouping,
-		exportMode: config.exportMode,
-		tracePrefix: config.tracePrefix,
-	};
-}
-
-/** A live host session's recorder: it feeds the exporter and is closed (marked) if the process ends. */
-function newRecorder(runtime: Runtime, info: HostSessionInfo, extraTags: string[] = []) {
-	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags));
-	runtime.recorders.set(info.sessionId, recorder);
-	return recorder;
-}
-
-/**
- * Runs a host callback so that nothing escapes: sync throws and async rejections are caught and
- * reported (one line, details with LANGFUSE_DEBUG), and the host always gets undefined back —
- * omp replaces the provider request with any other value, and a throw in tool_call blocks the tool.
- */
-function guarded<A extends unknown[]>(log: Logger, label: string, handler: (...args: A) => unknown): (...args: A) => undefined | Promise<undefined> {
-	const report = (error: unknown) => {
-		log.warnOnce(`internal:${label}`, `internal error in ${label} (tracing continues): ${errorText(error)}`);
-		log.debug(error instanceof Error && error.stack ? error.stack : String(error));
-	};
-	return (...args: A) => {
-		try {
-			const result = handler(...args);
-			if (result && typeof (result as Promise<unknown>).then === "function") {
-				return (result as Promise<unknown>).then(
-					() => undefined,
-					error => void report(error),
-				);
-			}
-		} catch (error) {
-			report(error);
-		}
-		return undefined;
-	};
-}
-
-// ── omp and pi ──────────────────────────────────────────────────────────────────────────────────
-
-interface PiApi {
-	on(event: string, handler: (event: any, ctx: any) => unknown): void;
-	registerCommand?(name: string, options: { description?: string; handler: (args: string, ctx: any) => Promise<void> | void }): void;
-}
-
-/** Every pi.on subscription goes through here. */
-function safeOn(pi: PiApi, log: Logger, event: string, handler: (event: any, ctx: any) => unknown): void {
-	try {
-		pi.on(event, guarded(log, event, handler));
-	} catch (error) {
-		log.debug(`could not subscribe to ${event}: ${errorText(error)}`);
-	}
-}
-
-interface PiSession {
-	recorder: SessionRecorder;
-	/** The prompt text, from `input`/`before_agent_start`, until agent_start opens its trace. */
-	pendingPrompt?: string;
-	/** agent_end with willContinue: the host retries inside the same prompt. */
-	continuing: boolean;
-	generationKey?: string;
-	generations: number;
-	endedTools: Set<string>;
-	paused: boolean;
-	/** Between auto_compaction_start and its end. */
-	compaction?: { startedAt: number; reason?: string; action?: string; recorded?: boolean };
-	/** After session_shutdown: pi may still deliver late events; they must not open a new trace. */
-	closed: boolean;
-	ctx: any;
-	lastIndicator?: string;
-	unsubscribe?: () => void;
-}
-
-function attachPiHost(pi: PiApi, runtime: Runtime): void {
-	const { log, config } = runtime;
-	const self = {};
-	const sessions = new Map<string, PiSession | null>();
-	const on = (event: string, handler: (event: any, ctx: any, session: PiSession) => unknown) =>
-		safeOn(pi, log, event, (event, ctx) => {
-			const session = sessionFor(ctx);
-			if (session && !session.paused && !session.closed) return handler(event ?? {}, ctx, session);
-		});
-
-	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
-	const sessionFor = (ctx: any): PiSession | null => {
-		const sessionId = call(() => ctx?.sessionManager?.getSessionId?.());
-		if (typeof sessionId !== "string" || !sessionId || !runtime.exporter) return null;
-		const known = sessions.get(sessionId);
-		if (known !== undefined) {
-			if (known) known.ctx = ctx;
-			return known;
-		}
-		const owner = runtime.owners.get(sessionId);
-		if ((owner && owner !== self) || !sampled(config, sessionId)) {
-			log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
-			sessions.set(sessionId, null);
-			return null;
-		}
-		runtime.owners.set(sessionId, self);
-		const session = startPiSession(runtime, sessionId, ctx);
-		sessions.set(sessionId, session);
-		return session;
-	};
-
-	on("session_start", (_event, ctx, session) => updateIndicator(runtime, session, ctx));
-	on("input", (event, _ctx, session) => {
-		if (typeof event.text === "string") session.pendingPrompt = event.text;
-	});
-	on("before_agent_start", (event, _ctx, session) => {
-		if (typeof event.prompt === "string") session.pendingPrompt = event.prompt;
-	});
-	on("agent_start", (_event, ctx, session) => {
-		if (session.continuing && session.recorder.promptOpen) {
-			session.continuing = false;
-			return;
-		}
-		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: modelMetadata(ctx) });
-		session.pendingPrompt = undefined;
-	});
-	on("turn_start", (event, _ctx, session) => {
-		const index = typeof event.turnIndex === "number" ? event.turnIndex : undefined;
-		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index } });
-		session.endedTools.clear();
-	});
-	on("before_provider_request", (event, ctx, session) => {
-		const payload = event.payload ?? {};
-		// A second request with no answer to the first: the host's transport is retrying a failed call.
-		if (session.generationKey && session.recorder.hasDraft(session.generationKey)) {
-			session.recorder.endGeneration(session.generationKey, Date.now(), { level: "WARNING", statusMessage: "no response; the host retried the request" });
-		}
-		session.generationKey = `llm:${++session.generations}`;
-		session.recorder.startGeneration(session.generationKey, Date.now(), {
-			model: typeof payload.model === "string" ? payload.model : call(() => ctx.model?.id),
-			input: requestMessages(payload),
-			modelParameters: modelParameters(payload),
-			metadata: { provider: call(() => ctx.model?.provider), api: call(() => ctx.model?.api), tools: toolNames(payload) },
-		});
-	});
-	on("message_update", (_event, _ctx, session) => {
-		if (session.generationKey) session.recorder.markFirstToken(session.generationKey, Date.now());
-	});
-	on("message_end", (event, ctx, session) => {
-		const message = event.message;
-		if (message?.role !== "assistant") return;
-		const key = session.generationKey ?? `llm:${++session.generations}`;
-		session.generationKey = undefined;
-		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
-		session.recorder.noteOutput(textOf(message.content));
-	});
-	const toolStart = (event: any, _ctx: any, session: PiSession) => {
-		const id = String(event.toolCallId ?? "");
-		if (session.endedTools.has(id)) return;
-		session.recorder.startTool(`tool:${id}`, Date.now(), {
-			name: String(event.toolName ?? "tool"),
-			input: event.input ?? event.args,
-			metadata: { toolCallId: event.toolCallId, intent: event.intent },
-		});
-	};
-	const toolEnd = (event: any, _ctx: any, session: PiSession) => {
-		const id = String(event.toolCallId ?? "");
-		if (session.endedTools.has(id)) return;
-		session.endedTools.add(id);
-		const output = event.content ?? event.result?.content ?? event.result;
-		const failed = event.isError === true;
-		session.recorder.endTool(`tool:${id}`, Date.now(), {
-			name: event.toolName,
-			output: simplifyContent(output),
-			level: failed ? "ERROR" : undefined,
-			statusMessage: failed ? oneLine(textOf(output) || "tool failed", 300) : undefined,
-			metadata: { isError: failed, details: event.details ?? event.result?.details },
-		});
-	};
-	on("tool_call", toolStart);
-	on("tool_execution_start", toolStart);
-	on("tool_result", toolEnd);
-	on("tool_execution_end", toolEnd);
-	on("turn_end", (event, ctx, session) => {
-		const usage = call(() => ctx.getContextUsage?.());
-		session.recorder.endTurn(Date.now(), {
-			output: event.message?.stopReason === undefined ? undefined : { stopReason: event.message.stopReason },
-			metadata: {
-				toolResults: Array.isArray(event.toolResults) ? event.toolResults.length : undefined,
-				contextTokens: usage?.tokens ?? undefined,
-				contextWindow: usage?.contextWindow,
-				contextPercent: typeof usage?.percent === "number" ? Math.round(usage.percent * 10) / 10 : undefined,
-			},
-		});
-	});
-	on("agent_end", (event, ctx, session) => {
-		if (event.willContinue === true) {
-			session.continuing = true;
-			return;
-		}
-		const last = lastAssistant(event.messages);
-		const failed = last && (last.stopReason === "error" || last.stopReason === "aborted");
-		session.recorder.endPrompt(Date.now(), {
-			output: last ? textOf(last.content) || undefined : undefined,
-			level: failed ? "ERROR" : undefined,
-			statusMessage: failed ? String(last.errorMessage ?? last.stopReason) : undefined,
-		});
-		void runtime.exporter?.flush();
-		updateIndicator(runtime, session, ctx);
-	});
-	on("auto_retry_start", (event, _ctx, session) =>
-		session.recorder.event(Date.now(), {
-			name: "auto-retry",
-			level: "WARNING",
-			statusMessage: event.errorMessage,
-			metadata: { attempt: event.attempt, maxAttempts: event.maxAttempts, delayMs: event.delayMs },
-		}),
-	);
-	on("auto_retry_end", (event, _ctx, session) =>
-		session.recorder.event(Date.now(), {
-			name: event.success ? "auto-retry succeeded" : "auto-retry gave up",
-			level: event.success ? "DEFAULT" : "ERROR",
-			statusMessage: event.finalError,
-			metadata: { attempt: event.attempt, success: event.success },
-		}),
-	);
-	// A compaction is one span from auto_compaction_start (or, for a manual /compact, session_compact
-	// alone) to its end. A skipped one records nothing; outside a prompt it gets a trace of its own.
-	on("auto_compaction_start", (event, _ctx, session) => {
-		session.compaction = { startedAt: Date.now(), reason: event.reason, action: event.action };
-	});
-	on("session_compact", (event, _ctx, session) => {
-		const entry = event.compactionEntry ?? {};
-		recordCompaction(session, {
-			output: entry.summary,
-			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension },
-		});
-	});
-	on("auto_compaction_end", (event, _ctx, session) => {
-		if (!session.compaction) return;
-		if (event.errorMessage) recordCompaction(session, { level: "WARNING", statusMessage: event.errorMessage, metadata: { aborted: event.aborted } });
-		session.compaction = undefined;
-	});
-	for (const name of ["ttsr_triggered", "todo_reminder", "credential_disabled", "retry_fallback_applied", "retry_fallback_succeeded"]) {
-		on(name, (event, _ctx, session) =>
-			session.recorder.event(Date.now(), { name: name.replace(/_/g, " "), level: name === "credential_disabled" ? "WARNING" : undefined, metadata: eventFields(event) }),
-		);
-	}
-	on("goal_updated", (event, _ctx, session) => session.recorder.rename(event.goal?.objective));
-	on("session_shutdown", (_event, ctx, session) => {
-		session.closed = true;
-		session.recorder.close(Date.now());
-		session.unsubscribe?.();
-		if (call(() => ctx.hasUI) === true) runtime.log.notify = undefined;
-		clearIndicator(runtime, ctx);
-		runtime.owners.delete(session.recorder.info.sessionId);
-		return runtime.exporter?.shutdown();
-	});
-
-	if (typeof pi.registerCommand === "function") {
-		try {
-			pi.registerCommand("langfuse", {
-				description: "Langfuse tracing: status, link to the current trace; `/langfuse test|off|on`",
-				handler: guarded(log, "/langfuse", (args: string, ctx: any) => langfuseCommand(runtime, String(args ?? "").trim(), ctx, sessionFor(ctx))),
-			});
-		} catch (error) {
-			log.debug(`could not register /langfuse: ${errorText(error)}`);
-		}
-	}
-}
-
-function recordCompaction(session: PiSession, end: EndOptions): void {
-	const recorder = session.recorder;
-	const now = Date.now();
-	const started = session.compaction?.recorded ? now : session.compaction?.startedAt ?? now;
-	const standalone = !recorder.promptOpen;
-	if (standalone) recorder.startPrompt(started, { input: "compaction" });
-	recorder.startSpan("compaction", started, { name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
-	recorder.endSpan("compaction", now, end);
-	if (standalone) recorder.endPrompt(now);
-	if (session.compaction) session.compaction.recorded = true;
-}
-
-function startPiSession(runtime: Runtime, sessionId: string, ctx: any): PiSession {
-	const hostPackage = (runtime.hostPackage ??= findHostPackage());
-	const host = hostPackage?.name.includes("oh-my-pi") ? "omp" : hostPackage ? "pi" : typeof (globalThis as any).Bun === "undefined" ? "pi" : "omp";
-	const sessionFile = call(() => ctx.sessionManager?.getSessionFile?.());
-	if (typeof sessionFile === "string") runtime.sessionFiles.set(sessionFile, sessionId);
-	const parentFile = call(() => ctx.sessionManager?.getHeader?.()?.parentSession);
-	const parentSessionId = typeof parentFile === "string" ? runtime.sessionFiles.get(parentFile) : undefined;
-	const recorder = newRecorder(
-		runtime,
-		{
-			sessionId,
-			host,
-			hostVersion: hostPackage?.version,
-			cwd: call(() => ctx.cwd) ?? process.cwd(),
-			metadata: {
-				host,
-				hostVersion: hostPackage?.version,
-				cwd: call(() => ctx.cwd) ?? process.cwd(),
-				sessionFile,
-				parentSessionId,
-				parentSessionFile: parentFile,
-				mode: call(() => ctx.mode),
-			},
-		},
-		parentFile ? ["subagent"] : [],
-	);
-	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, closed: false, ctx };
-	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
-	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui.notify(line, "warning");
-	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
-	return session;
-}
-
-/** The host's package name and version, found by walking up from the running script. */
-function findHostPackage(): { name: string; version: string } | null {
-	try {
-		let dir = path.dirname(fs.realpathSync(process.argv[1] ?? ""));
-		for (let depth = 0; depth < 6; depth++) {
-			const file = path.join(dir, "package.json");
-			if (fs.existsSync(file)) {
-				const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
-				if (typeof pkg.name === "string") return { name: pkg.name, version: String(pkg.version ?? "") };
-			}
-			dir = path.dirname(dir);
-		}
-	} catch {
-		// unknown host version is fine
-	}
-	return null;
-}
-
-/** Reads a host getter that may throw or be missing. */
-function call<T>(read: () => T): T | undefined {
-	try {
-		return read();
-	} catch {
-		return undefined;
-	}
-}
-
-function modelMetadata(ctx: any): Metadata {
-	return { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) };
-}
-
-/** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
-function requestMessages(payload: any): unknown {
-	// Copied (the array, not the messages): a host may append to its array after the request.
-	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
-	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
-	if (Array.isArray(payload.contents)) return [...payload.contents];
-	return payload;
-}
-
-const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
-
-/** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
-function modelParameters(payload: any): Record<string, string | number | boolean> | undefined {
-	const parameters: Record<string, string | number | boolean> = {};
-	for (const [key, value] of Object.entries(payload ?? {})) {
-		if (CONTENT_KEYS.has(key)) continue;
-		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
-		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
-	}
-	return Object.keys(parameters).length ? parameters : undefined;
-}
-
-function toolNames(payload: any): string[] | undefined {
-	if (!Array.isArray(payload.tools)) return undefined;
-	return payload.tools.map((tool: any) => tool?.function?.name ?? tool?.name ?? "?").slice(0, 100);
-}
-
-function assistantGeneration(message: any, ctx: any): GenerationEnd {
-	const usage = message.usage ?? {};
-	const cost = usage.cost ?? {};
-	const failed = message.stopReason === "error" || message.stopReason === "aborted";
-	return {
-		model: message.model ?? call(() => ctx.model?.id),
-		output: simplifyContent(message.content),
-		usage: usageDetails({
-			input: usage.input,
-			output: usage.output,
-			cacheRead: usage.cacheRead,
-			cacheWrite: usage.cacheWrite,
-			total: usage.totalTokens,
-		}),
-		cost: costDetails({ input: cost.input, output: cost.output, cacheRead: cost.cacheRead, cacheWrite: cost.cacheWrite, total: cost.total }),
-		level: failed ? "ERROR" : undefined,
-		statusMessage: failed ? String(message.errorMessage ?? message.stopReason) : undefined,
-		// omp measures time to first token itself; used when no streamed delta was seen
-		completionStartMs: typeof message.timestamp === "number" && typeof message.ttft === "number" ? message.timestamp + message.ttft : undefined,
-		metadata: {
-			provider: message.provider,
-			api: message.api,
-			stopReason: message.stopReason,
-			responseId: message.responseId,
-			durationMs: message.duration,
-			ttftMs: message.ttft,
-			errorStatus: message.errorStatus,
-		},
-	};
-}
-
-/** Content part types that carry plain text, across the hosts' and providers' message formats. */
-const TEXT_PARTS = new Set(["text", "input_text", "output_text", "Text"]);
-
-/** Text parts joined; the plain text of a message or tool result. */
-function textOf(content: unknown): string {
-	if (typeof content === "string") return content;
-	if (!Array.isArray(content)) return "";
-	return content
-		.filter(part => typeof part?.text === "string" && TEXT_PARTS.has(part.type))
-		.map(part => part.text)
-		.join("\n");
-}
-
-/** A content array of only text parts reads better in Langfuse as one string. */
-function simplifyContent(content: unknown): unknown {
-	if (Array.isArray(content) && content.length > 0 && content.every(part => part?.type === "text" && typeof part.text === "string")) {
-		return textOf(content);
-	}
-	return content;
-}
-
-function lastAssistant(messages: unknown): any {
-	if (!Array.isArray(messages)) return undefined;
-	for (let index = messages.length - 1; index >= 0; index--) if (messages[index]?.role === "assistant") return messages[index];
-	return undefined;
-}
-
-function eventFields(event: any): Metadata {
-	const { type: _type, ...rest } = event ?? {};
-	return rest;
-}
-
-/** Status-bar entry: on, events waiting, or the failure — only when the host has a UI. */
-function updateIndicator(runtime: Runtime, session: PiSession, ctx: any): void {
-	if (!runtime.config.uiIndicator || !runtime.exporter || !call(() => ctx?.hasUI)) return;
-	const status = runtime.exporter.status;
-	const waiting = status.queued + status.waitingBatches;
-	const text = status.blocked
-		? "langfuse ✗ export blocked (/langfuse)"
-		: status.lastError
-			? `langfuse ⚠ retrying, ${waiting} waiting`
-			: session.paused
-				? "langfuse ○ paused"
-				: waiting > 0
-					? `langfuse ● ${waiting} waiting`
-					: "langfuse ●";
-	if (text === session.lastIndicator) return;
-	session.lastIndicator = text;
-	call(() => ctx.ui?.setStatus?.("langfuse", text));
-}
-
-function clearIndicator(runtime: Runtime, ctx: any): void {
-	if (runtime.config.uiIndicator && call(() => ctx?.hasUI)) call(() => ctx.ui?.setStatus?.("langfuse", undefined));
-}
-
-/** `/langfuse [test|off|on]` in omp and pi. */
-async function langfuseCommand(runtime: Runtime, args: string, ctx: any, session: PiSession | null): Promise<void> {
-	const notify = (text: string, level: "info" | "warning" | "error" = "info") => {
-		if (call(() => ctx?.hasUI)) call(() => ctx.ui?.notify?.(runtime.redact(text), level));
-		else process.stdout.write(`${runtime.redact(text)}\n`);
-	};
-	const { config, exporter } = runtime;
-	if (!exporter) return notify(`Langfuse tracing is off: ${config.disabledReason}`, "warning");
-	if (args === "off" || args === "on") {
-		if (session) session.paused = args === "off";
-		if (session) updateIndicator(runtime, session, ctx);
-		return notify(`Langfuse tracing ${args === "off" ? "paused" : "resumed"} for this session`);
-	}
-	if (args === "test") {
-		const result = await sendTestTrace(runtime);
-		return notify(result.ok ? `Test trace sent: ${result.detail}` : `Test trace failed: ${result.detail}`, result.ok ? "info" : "error");
-	}
-	const status = exporter.status;
-	const stats = await exporter.spool.stats();
-	const traceId = session?.recorder.lastTraceId;
-	const link = traceId ? await traceUrl(runtime, traceId) : undefined;
-	notify(
-		[
-			`Langfuse tracing ${session?.paused ? "paused" : "on"} → ${config.host} (${maskKey(config.publicKey)}, ${status.transport}, mode ${config.exportMode})`,
-			`queued ${status.queued}, waiting batches ${status.waitingBatches}, spool ${stats.files} file(s) ${formatBytes(stats.bytes)}, sent ${status.sentSpans}, dropped ${status.droppedSpans}`,
-			status.blocked ? `blocked: ${status.blocked}` : status.lastError ? `last error: ${status.lastError}` : "no errors",
-			link ? `trace: ${link}` : "no trace yet in this session",
-		].join("\n"),
-	);
-}
-
-/** The Langfuse UI address of a trace; the project id is looked up once. */
-async function traceUrl(runtime: Runtime, traceId: string): Promise<string> {
-	const projectId = await projectIdOf(runtime);
-	return projectId ? `${runtime.config.host}/project/${projectId}/traces/${traceId}` : `${runtime.config.host} (trace ${traceId})`;
-}
-
-const projectIds = new Map<string, Promise<string | undefined>>();
-
-function projectIdOf(runtime: Runtime): Promise<string | undefined> {
-	const { config } = runtime;
-	let lookup = projectIds.get(config.host + config.publicKey);
-	if (!lookup) {
-		lookup = langfuseGet(config, "/api/public/projects")
-			.then(answer => (answer.ok ? (answer.body as any)?.data?.[0]?.id : undefined))
-			.catch(() => undefined);
-		projectIds.set(config.host + config.publicKey, lookup);
-	}
-	return lookup;
-}
-
-async function langfuseGet(config: Config, pathname: string, authenticated = true): Promise<{ ok: boolean; status: number; body?: unknown; error?: string }> {
-	const controller = new AbortController();
-	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-	timer.unref?.();
-	try {
-		const response = await fetch(`${config.host}${pathname}`, {
-			headers: authenticated ? { Authorization: basicAuth(config) } : {},
-			signal: controller.signal,
-		});
-		const text = await response.text();
-		let body: unknown;
-		try {
-			body = JSON.parse(text);
-		} catch {
-			body = text.slice(0, 200);
-		}
-		return { ok: response.ok, status: response.status, body };
-	} catch (error) {
-		return { ok: false, status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
-	} finally {
-		clearTimeout(timer);
-	}
-}
-
-/** Records one small trace and sends it straight away, bypassing the queue, to prove the setup. */
-async function sendTestTrace(runtime: Runtime): Promise<{ ok: boolean; detail: string; traceId?: string }> {
-	const records: ObservationRecord[] = [];
-	const recorder = new SessionRecorder(record => records.push(record), {
-		sessionId: `langfuse-ts-test-${Date.now()}`,
-		host: "langfuse.ts",
-		metadata: { test: true },
-		tags: ["langfuse.ts-test"],
-		userId: runtime.config.userId,
-		environment: runtime.config.environment,
-		release: runtime.config.release,
-		grouping: "prompt",
-		exportMode: "full",
-		tracePrefix: "",
-	});
-	const now = Date.now();
-	recorder.startPrompt(now, { input: "langfuse.ts test trace" });
-	recorder.event(now, { name: "hello from langfuse.ts" });
-	recorder.endPrompt(now + 1, { output: "ok" });
-	const traceId = records[0]!.traceId;
-	const exporter = new Exporter({ ...runtime.config, spoolDir: path.join(os.tmpdir(), `langfuse-ts-test-${process.pid}`) }, runtime.redact, runtime.log);
-	for (const record of records) exporter.enqueue(record);
-	await exporter.flush(Date.now() + REQUEST_TIMEOUT_MS);
-	const status = exporter.status;
-	await fsp.rm(exporter.spool.dir, { recursive: true, force: true }).catch(() => {});
-	if (status.sentSpans === records.length) return { ok: true, detail: await traceUrl(runtime, traceId), traceId };
-	return { ok: false, detail: status.blocked ?? status.lastError ?? "not confirmed" };
-}
-
-// ── OpenCode ────────────────────────────────────────────────────────────────────────────────────
-
-/** One assistant message = one LLM call of the agent loop (OpenCode's title call makes no message). */
-interface OcMessage {
-	id: string;
-	key: string;
-	createdMs: number;
-	agent?: string;
-	model?: string;
-	provider?: string;
-	/** chat.params time: when the request actually left (the first step also waits for the title call). */
-	requestMs?: number;
-	modelParameters?: Record<string, string | number | boolean>;
-	/** References taken in the awaited transform hooks; converted only in the (unawaited) event handler. */
-	requestMessages?: unknown;
-	requestSystem?: unknown;
-	started: boolean;
-	/** Text, reasoning and tool parts by id (latest version), in the order they appeared. */
-	parts: Map<string, any>;
-	stepTokens?: any;
-	stepCost: number;
-}
-
-interface OcTool {
-	callID: string;
-	spanId: string;
-	traceId?: string;
-	name: string;
-	messageId?: string;
-	startMs: number;
-	started: boolean;
-	/** A task tool's child session, once OpenCode names it (running state metadata.sessionId). */
-	childSessionId?: string;
-}
-
-interface OcSession {
-	id: string;
-	recorder: SessionRecorder;
-	parentId?: string;
-	title?: string;
-	/** Assistant messages in flight; a finished one is removed, so late re-updates are ignored. */
-	messages: Map<string, OcMessage>;
-	/** The newest assistant message still waiting for its chat.params. */
-	awaiting?: OcMessage;
-	tools: Map<string, OcTool>;
-	turns: number;
-	/** The latest experimental.chat.{messages,system}.transform outputs: the next request's input. */
-	pendingMessages?: unknown;
-	pendingSystem?: unknown;
-	/** session.error during the open prompt: the trace ends with this level and message. */
-	promptError?: { level: Level; message: string };
-	/** Idle came while an LLM call was still unsaved (a failed call is saved after idle): end when it is. */
-	idleTimer?: ReturnType<typeof setTimeout>;
-}
-
-/** OpenCode's placeholder until the title call answers: "New session - <ISO>" / "Child session - <ISO>". */
-const OC_PLACEHOLDER_TITLE = /^(New|Child) session - \d{4}-\d\d-\d\dT/;
-/** chat.params output keys kept as model parameters; provider options (API keys!) are never read. */
-const OC_PARAM_KEYS = ["temperature", "topP", "topK", "maxOutputTokens"];
-const OC_OPTION_KEYS = ["reasoningEffort", "reasoningSummary", "textVerbosity", "serviceTier", "parallelToolCalls", "store"];
-const OC_MAX_SESSIONS = 500;
-/** How long an idle session waits for its last message to be saved before the trace ends anyway. */
-const OC_IDLE_GRACE_MS = 2_000;
-
-/** OpenCode calls the default export with {client, project, directory, …} and needs hooks back. */
-function attachOpenCode(input: any, runtime: Runtime): Record<string, unknown> {
-	if (!runtime.exporter) return {};
-	const { log, config } = runtime;
-	const self = {};
-	const sessions = new Map<string, OcSession | null>();
-	const directory = call(() => (typeof input?.directory === "string" ? input.directory : undefined)) ?? process.cwd();
-	const worktree = call(() => (typeof input?.worktree === "string" ? input.worktree : undefined));
-	const projectId = call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined));
-	let hostVersion: string | undefined;
-	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
-	let disposed = false;
-
-	/** The session's state, claimed on first sight; null = not ours (another copy, sampled out). */
-	const sessionFor = (sessionId: unknown, info?: any): OcSession | null => {
-		if (typeof sessionId !== "string" || !sessionId) return null;
-		const known = sessions.get(sessionId);
-		if (known !== undefined || disposed) return known ?? null;
-		const parentId = typeof info?.parentID === "string" ? info.parentID : undefined;
-		const parent = parentId ? sessions.get(parentId) : undefined;
-		const owner = runtime.owners.get(sessionId);
-		// A subagent is traced exactly when its parent is, so a sampled trace tree is never half there.
-		const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
-		if ((owner && owner !== self) || !traced) {
-			log.debug(owner ? `session ${sessionId} is traced by another copy of langfuse.ts` : `session ${sessionId} sampled out`);
-			sessions.set(sessionId, null);
-			return null;
-		}
-		runtime.owners.set(sessionId, self);
-		if (typeof info?.version === "string") hostVersion = info.version;
-		const recorder = newRecorder(
-			runtime,
-			{
-				sessionId,
-				host: "opencode",
-				hostVersion,
-				cwd: directory,
-				metadata: { host: "opencode", hostVersion, cwd: directory, worktree, projectId, parentSessionId: parentId },
-			},
-			parentId ? ["subagent"] : [],
-		);
-		const session: OcSession = { id: sessionId, recorder, parentId, messages: new Map(), tools: new Map(), turns: 0 };
-		sessions.set(sessionId, session);
-		evictSessions();
-		log.debug(`tracing opencode session ${sessionId}${parentId ? ` (subagent of ${parentId})` : ""}`);
-		return session;
-	};
-
-	/** A long-running `opencode serve` sees many sessions: forget the oldest idle ones. */
-	const evictSessions = () => {
-		if (sessions.size <= OC_MAX_SESSIONS) return;
-		for (const [id, session] of sessions) {
-			if (sessions.size <= OC_MAX_SESSIONS * 0.9) break;
-			if (session?.recorder.promptOpen) continue;
-			forget(id);
-		}
-	};
-
-	const forget = (sessionId: string) => {
-		const session = sessions.get(sessionId);
-		sessions.delete(sessionId);
-		if (!session) return;
-		if (runtime.owners.get(sessionId) === self) runtime.owners.delete(sessionId);
-		if (runtime.recorders.get(sessionId) === session.recorder) runtime.recorders.delete(sessionId);
-	};
-
-	// ── awaited inline by OpenCode: O(1) bookkeeping only ──
-
-	const onChatMessage = (hookInput: any, output: any) => {
-		const session = sessionFor(hookInput?.sessionID ?? output?.message?.sessionID);
-		if (!session) return;
-		const text = ocPromptText(output?.parts);
-		if (session.idleTimer) finishPrompt(session);
-		if (session.recorder.promptOpen) {
-			// Sent while the agent is busy: OpenCode feeds it into the running loop, so it joins that trace.
-			return session.recorder.event(Date.now(), { name: "user message", input: text });
-		}
-		const message = output?.message ?? {};
-		const model = hookInput?.model ?? message.model ?? {};
-		session.promptError = undefined;
-		session.turns = 0;
-		session.recorder.startPrompt(Date.now(), {
-			input: text,
-			metadata: {
-				agent: hookInput?.agent ?? message.agent,
-				model: model.modelID,
-				provider: model.providerID,
-				userMessageId: hookInput?.messageID ?? message.id,
-				...subagentLink(session),
-			},
-		});
-	};
-
-	const onChatParams = (hookInput: any, output: any) => {
-		const session = sessions.get(hookInput?.sessionID);
-		const message = session?.awaiting;
-		// The title call (agent "title") and other side calls create no message: not a generation.
-		if (!session || !message || hookInput?.agent !== message.agent) return;
-		session.awaiting = undefined;
-		message.requestMs = Date.now();
-		message.modelParameters = ocModelParameters(output);
-		message.requestMessages = session.pendingMessages;
-		message.requestSystem = session.pendingSystem;
-		session.pendingMessages = session.pendingSystem = undefined;
-	};
-
-	const onMessagesTransform = (_hookInput: any, output: any) => {
-		const messages = output?.messages;
-		if (!Array.isArray(messages) || messages.length === 0) return;
-		const session = sessions.get(messages[messages.length - 1]?.info?.sessionID);
-		if (session) session.pendingMessages = messages;
-	};
-
-	const onSystemTransform = (hookInput: any, output: any) => {
-		const session = sessions.get(hookInput?.sessionID);
-		if (session) session.pendingSystem = output?.system;
-	};
-
-	// ── the event stream (not awaited) ──
-
-	const onEvent = (event: any) => {
-		const properties = event?.properties ?? {};
-		switch (event?.type) {
-			case "message.part.delta": {
-				// Per streamed delta: two map look-ups, nothing else.
-				const session = sessions.get(properties.sessionID);
-				if (session) session.recorder.markFirstToken(`msg:${properties.messageID}`, Date.now());
-				return;
-			}
-			case "message.part.updated":
-				return onPart(properties.part);
-			case "message.updated":
-				return onMessage(properties.info);
-			case "session.created":
-			case "session.updated":
-				return onSessionInfo(properties.info);
-			case "session.status":
-				if (properties.status?.type === "idle") return onIdle(properties.sessionID);
-				if (properties.status?.type === "retry") return onRetry(properties.sessionID, properties.status);
-				return;
-			case "session.idle":
-				return onIdle(properties.sessionID);
-			case "session.error":
-				return onSessionError(properties);
-			case "session.compacted": {
-				const session = sessions.get(properties.sessionID);
-				if (session?.recorder.promptOpen) session.recorder.event(Date.now(), { name: "compacted" });
-				return;
-			}
-			case "session.deleted": {
-				const id = properties.info?.id ?? properties.sessionID;
-				sessions.get(id)?.recorder.close(Date.now());
-				if (typeof id === "string") forget(id);
-				return;
-			}
-		}
-	};
-
-	const onSessionInfo = (info: any) => {
-		if (!info || typeof info.id !== "string") return;
-		const session = sessionFor(info.id, info);
-		if (!session) return;
-		if (typeof info.version === "string" && session.recorder.info.metadata.hostVersion !== info.version) {
-			hostVersion = info.version;
-			session.recorder.info.metadata.hostVersion = info.version;
-		}
-		if (typeof info.parentID === "string" && !session.parentId) session.parentId = session.recorder.info.metadata.parentSessionId = info.parentID;
-		const title = typeof info.title === "string" ? info.title.trim() : "";
-		if (title && title !== session.title && !OC_PLACEHOLDER_TITLE.test(title)) {
-			session.title = title;
-			// OpenCode generates the title alongside the first LLM call: it may come after a quick answer
-			session.recorder.rename(title, { includeLast: true });
-		}
-	};
-
-	const onMessage = (info: any) => {
-		if (info?.role !== "assistant" || typeof info.id !== "string") return;
-		const session = sessionFor(info.sessionID);
-		if (!session) return;
-		let message = session.messages.get(info.id);
-		if (!message) {
-			// A message first seen completed is an old one being re-saved (compaction, summaries): skip.
-			if (info.time?.completed) return;
-			const createdMs = typeof info.time?.created === "number" ? info.time.created : Date.now();
-			message = { id: info.id, key: `msg:${info.id}`, createdMs, agent: info.agent ?? info.mode, started: false, parts: new Map(), stepCost: 0 };
-			message.model = info.modelID;
-			message.provider = info.providerID;
-			session.messages.set(info.id, message);
-			session.awaiting = message;
-			session.recorder.startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
-			return;
-		}
-		message.model = info.modelID ?? message.model;
-		message.provider = info.providerID ?? message.provider;
-		if (info.time?.completed || info.error) endMessage(session, message, info);
-	};
-
-	const onPart = (part: any) => {
-		if (!part || typeof part.messageID !== "string") return;
-		const session = sessions.get(part.sessionID);
-		if (!session) return;
-		const message = session.messages.get(part.messageID);
-		if (part.type === "tool") {
-			if (message) message.parts.set(part.id, part);
-			return onToolPart(session, part, message);
-		}
-		if (!message) return;
-		switch (part.type) {
-			case "text":
-			case "reasoning":
-				message.parts.set(part.id, part);
-				return startGeneration(session, message);
-			case "step-start":
-				return startGeneration(session, message);
-			case "step-finish":
-				message.stepTokens = part.tokens;
-				if (typeof part.cost === "number") message.stepCost += part.cost;
-				return;
-			case "retry":
-				return session.recorder.event(Date.now(), { name: "retry", level: "WARNING", statusMessage: ocErrorMessage(part.error), metadata: { attempt: part.attempt } });
-		}
-	};
-
-	const onToolPart = (session: OcSession, part: any, message: OcMessage | undefined) => {
-		const state = part.state ?? {};
-		const callID = typeof part.callID === "string" ? part.callID : part.id;
-		const known = session.tools.get(callID);
-		// Completed parts of messages no longer in flight are re-saves (e.g. compaction pruning outputs).
-		if (!known && !message) return;
-		const tool = known ?? toolEntry(session, callID, String(part.tool ?? "tool"), part.messageID, Date.now());
-		if (typeof state.metadata?.sessionId === "string" && state.metadata.sessionId !== session.id) tool.childSessionId = state.metadata.sessionId;
-		const startMs = typeof state.time?.start === "number" ? state.time.start : tool.startMs;
-		if (state.status === "pending") return;
-		startTool(session, tool, startMs, state.input);
-		if (state.status !== "completed" && state.status !== "error") return;
-		const endMs = typeof state.time?.end === "number" ? state.time.end : Date.now();
-		const exit = state.metadata?.exit;
-		// bash reports a failing command as completed with its exit code; pi and omp call that an error
-		const failed = state.status === "error" || (typeof exit === "number" && exit !== 0);
-		session.recorder.endTool(`tool:${callID}`, endMs, {
-			name: tool.name,
-			output: state.status === "error" ? state.error : state.output,
-			level: failed ? "ERROR" : undefined,
-			statusMessage: failed ? (state.status === "error" ? oneLine(String(state.error ?? "tool failed"), 300) : `exit code ${exit}`) : undefined,
-			metadata: { ...ocToolMetadata(state.metadata), title: state.title, status: state.status, childSessionId: tool.childSessionId },
-		});
-		session.tools.delete(callID);
-	};
-
-	const toolEntry = (session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool => {
-		let tool = session.tools.get(callID);
-		if (!tool) {
-			tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
-			session.tools.set(callID, tool);
-		}
-		return tool;
-	};
-
-	const startTool = (session: OcSession, tool: OcTool, at: number, args: unknown) => {
-		if (tool.started) return;
-		tool.started = true;
-		session.recorder.startTool(`tool:${tool.callID}`, at, {
-			name: tool.name,
-			id: tool.spanId,
-			input: args,
-			metadata: { callID: tool.callID, messageId: tool.messageId },
-		});
-		tool.traceId = session.recorder.traceId;
-	};
-
-	/** The generation starts when the request is under way (step-start), with the request it sent. */
-	const startGeneration = (session: OcSession, message: OcMessage) => {
-		if (message.started) return;
-		message.started = true;
-		if (session.awaiting === message) session.awaiting = undefined;
-		session.recorder.startGeneration(message.key, message.requestMs ?? message.createdMs, {
-			model: message.model,
-			modelParameters: message.modelParameters,
-			input: ocRequestInput(message.requestSystem, message.requestMessages),
-			metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
-		});
-		message.requestMessages = message.requestSystem = undefined;
-	};
-
-	const endMessage = (session: OcSession, message: OcMessage, info: any) => {
-		startGeneration(session, message);
-		session.messages.delete(message.id);
-		if (session.awaiting === message) session.awaiting = undefined;
-		const endMs = typeof info.time?.completed === "number" ? info.time.completed : Date.now();
-		const tokens = info.tokens && ocTokenSum(info.tokens) > 0 ? info.tokens : message.stepTokens ?? info.tokens ?? {};
-		const cost = typeof info.cost === "number" && info.cost > 0 ? info.cost : message.stepCost;
-		const error = info.error;
-		const aborted = error?.name === "MessageAbortedError";
-		const output = ocOutput(message.parts);
-		session.recorder.endGeneration(message.key, endMs, {
-			model: info.modelID,
-			output,
-			usage: usageDetails({
-				input: tokens.input,
-				output: tokens.output,
-				reasoning: tokens.reasoning,
-				cacheRead: tokens.cache?.read,
-				cacheWrite: tokens.cache?.write,
-				total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
-			}),
-			cost: costDetails({ total: cost }),
-			level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
-			statusMessage: error ? ocErrorMessage(error) : undefined,
-			metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName: error?.name },
-		});
-		session.recorder.noteOutput(textOf([...message.parts.values()]) || undefined);
-		session.recorder.endTurn(endMs, { output: info.finish === undefined ? undefined : { finish: info.finish } });
-		if (session.idleTimer && session.messages.size === 0) finishPrompt(session);
-	};
-
-	const onIdle = (sessionId: unknown) => {
-		const session = sessions.get(sessionId as string);
-		if (!session || session.idleTimer) return;
-		if (session.messages.size > 0 && session.recorder.promptOpen) {
-			session.idleTimer = setTimeout(
-				guarded(log, "opencode idle", () => finishPrompt(session)),
-				OC_IDLE_GRACE_MS,
-			);
-			session.idleTimer.unref?.();
-			return;
-		}
-		finishPrompt(session);
-	};
-
-	const finishPrompt = (session: OcSession) => {
-		clearTimeout(session.idleTimer);
-		session.idleTimer = undefined;
-		const error = session.promptError;
-		session.promptError = undefined;
-		session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
-		session.messages.clear();
-		session.tools.clear();
-		session.awaiting = undefined;
-		void runtime.exporter?.flush();
-	};
-
-	const onRetry = (sessionId: unknown, status: any) => {
-		const session = sessions.get(sessionId as string);
-		if (!session?.recorder.promptOpen) return;
-		session.recorder.event(Date.now(), {
-			name: "retry",
-			level: "WARNING",
-			statusMessage: typeof status.message === "string" ? status.message : undefined,
-			metadata: { attempt: status.attempt, nextMs: status.next },
-		});
-	};
-
-	const onSessionError = (properties: any) => {
-		const session = sessions.get(properties.sessionID);
-		if (!session) return;
-		const error = properties.error;
-		const level: Level = error?.name === "MessageAbortedError" ? "WARNING" : "ERROR";
-		const message = ocErrorMessage(error) ?? "session error";
-		session.promptError = { level, message };
-		session.recorder.event(Date.now(), { name: error?.name === "MessageAbortedError" ? "aborted" : "session error", level, statusMessage: message, metadata: { errorName: error?.name } });
-	};
-
-	/** A subagent's trace names the parent's trace and the task tool call that spawned it. */
-	const subagentLink = (session: OcSession): Metadata => {
-		if (!session.parentId) return {};
-		const parent = sessions.get(session.parentId);
-		let task: OcTool | undefined;
-		for (const tool of parent?.tools.values() ?? []) {
-			if (tool.childSessionId === session.id) task = tool;
-			else if (!task && tool.name === "task" && !tool.childSessionId) task = tool;
-		}
-		return { parentSessionId: session.parentId, parentTraceId: task?.traceId ?? parent?.recorder.traceId, parentObservationId: task?.spanId };
-	};
-
-	const dispose = async () => {
-		disposed = true;
-		const now = Date.now();
-		for (const [id, session] of sessions) {
-			if (!session) continue;
-			clearTimeout(session.idleTimer);
-			session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
-			forget(id);
-		}
-		await runtime.exporter?.shutdown();
-	};
-
-	return {
-		event: guarded(log, "opencode event", (arg: any) => onEvent(arg?.event)),
-		"chat.message": guarded(log, "chat.message", onChatMessage),
-		"chat.params": guarded(log, "chat.params", onChatParams),
-		"experimental.chat.messages.transform": guarded(log, "experimental.chat.messages.transform", onMessagesTransform),
-		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", onSystemTransform),
-		dispose: guarded(log, "dispose", dispose),
-	};
-}
-
-/** The user's words: the text parts that are not synthetic (file contents OpenCode inlines). */
-function ocPromptText(parts: unknown): string | undefined {
-	if (!Array.isArray(parts)) return undefined;
-	const texts = parts.filter(part => part?.type === "text" && typeof part.text === "string");
-	const typed = texts.filter(part => !part.synthetic);
-	const text = (typed.length ? typed : texts).map(part => part.text).join("\n");
-	return text || undefined;
-}
-
-/** A tool's own metadata, small: scalars only, minus copies of the output (bash `output`, read `preview`). */
-function ocToolMetadata(metadata: unknown): Metadata {
-	const out: Metadata = {};
-	if (!metadata || typeof metadata !== "object") return out;
-	for (const [key, value] of Object.entries(metadata)) {
-		if (key === "output" || key === "preview") continue;
-		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") out[key] = value;
-	}
-	return out;
-}
-
-function ocModelParameters(output: any): Record<string, string | number | boolean> | undefined {
-	const parameters: Record<string, string | number | boolean> = {};
-	const scalar = (value: unknown) => typeof value === "string" || typeof value === "number" || typeof value === "boolean";
-	for (const key of OC_PARAM_KEYS) if (scalar(output?.[key])) parameters[key] = output[key];
-	for (const key of OC_OPTION_KEYS) if (scalar(output?.options?.[key])) parameters[key] = output.options[key];
-	return Object.keys(parameters).length ? parameters : undefined;
-}
-
-function ocTokenSum(tokens: any): number {
-	const n = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : 0);
-	return n(tokens?.input) + n(tokens?.output) + n(tokens?.reasoning) + n(tokens?.cache?.read) + n(tokens?.cache?.write);
-}
-
-function ocErrorMessage(error: any): string | undefined {
-	if (!error) return undefined;
-	if (typeof error === "string") return oneLine(error, 300);
-	const message = error.data?.message ?? error.message ?? error.name;
-	return typeof message === "string" ? oneLine(message, 300) : undefined;
-}
-
-/** One message's parts as the generation output: plain text, or reasoning and tool calls next to it. */
-function ocOutput(parts: Map<string, any>): unknown {
-	const content: unknown[] = [];
-	for (const part of parts.values()) {
-		if (part.type === "tool") content.push({ type: "tool_call", name: part.tool, id: part.callID, arguments: part.state?.input });
-		else if (typeof part.text === "string" && part.text) content.push({ type: part.type === "reasoning" ? "reasoning" : "text", text: part.text });
-	}
-	return content.length ? simplifyContent(content) : undefined;
-}
-
-/** The conversation a request carried, as chat messages (system first); built outside the awaited hooks. */
-function ocRequestInput(system: unknown, messages: unknown): unknown {
-	const out: unknown[] = [];
-	if (Array.isArray(system) && system.length) out.push({ role: "system", content: system.filter(line => typeof line === "string").join("\n") });
-	if (!Array.isArray(messages)) return out.length ? out : undefined;
-	for (const message of messages.slice(-MAX_ARRAY_ITEMS)) {
-		const role = message?.info?.role ?? "unknown";
-		const content: unknown[] = [];
-		for (const part of Array.isArray(message?.parts) ? message.parts : []) {
-			switch (part?.type) {
-				case "text":
-				case "reasoning":
-					if (typeof part.text === "string" && part.text) content.push({ type: part.type, text: part.text });
-					break;
-				case "tool":
-					content.push({
-						type: "tool",
-						name: part.tool,
-						callID: part.callID,
-						input: part.state?.input,
-						output: part.state?.status === "error" ? part.state.error : part.state?.output,
-						status: part.state?.status,
-					});
-					break;
-				case "file":
-					content.push({ type: "file", mime: part.mime, filename: part.filename });
-					break;
-			}
-		}
-		out.push({ role, content: simplifyContent(content) });
-	}
-	return out;
-}
-
-// ── Codex ───────────────────────────────────────────────────────────────────────────────────────
-// Codex keeps no plugin API: `notify` (once per turn) or a Stop hook runs `bun langfuse.ts
-// codex-notify|codex-hook`, which reads the thread's rollout file from where the last run stopped
-// and records every finished turn through the same recorder, exporter and spool as the hosts.
-// Ids are hashes of thread, turn, response and call ids, so a turn read twice is the same trace.
-
-/** Everything a notify or hook run may spend, from process start; Codex waits for it. */
-const CODEX_BUDGET_MS = 1_500;
-/** Turn ids kept in a cursor to recognise turns a hook exported before their task_complete. */
-const CODEX_DONE_KEPT = 64;
-
-interface CodexThread {
-	threadId: string;
-	/** Codex's session id: the thread's own id, or for a subagent the id of the thread that spawned it. */
-	sessionId: string;
-	parentThreadId?: string;
-	nickname?: string;
-	role?: string;
-	depth?: number;
-	cliVersion?: string;
-	originator?: string;
-	provider?: string;
-	cwd?: string;
-}
-
-/** Per rollout file, in `<spool>/codex/`: where the next run starts and what it must remember. */
-interface CodexCursor {
-	file: string;
-	/** Bytes already handled: everything before the first turn that has not finished yet. */
-	offset: number;
-	thread?: CodexThread;
-	/** Turns already exported, newest last. */
-	done: string[];
-	/** Inside history copied from another thread (a fork), which that thread's own rollout reports. */
-	copying?: boolean;
-}
-
-interface RolloutLine {
-	at: number;
-	type: string;
-	payload: any;
-	start: number;
-	end: number;
-}
-
-interface CodexTurn {
-	id: string;
-	started: RolloutLine;
-	lines: RolloutLine[];
-	/** task_complete or turn_aborted; absent when the turn was closed by a hook or by the next turn. */
-	finish?: RolloutLine;
-	/** The notify/hook said this turn is over before the rollout did: its last assistant message. */
-	forcedOutput?: string;
-}
-
-interface CodexRequest {
-	/** The rollout file, or the thread id to find it by. */
-	file?: string;
-	threadId?: string;
-	/** The turn the caller says has finished, with its last assistant message. */
-	turnId?: string;
-	lastMessage?: string;
-}
-
-/** `notify = [..., "codex-notify"]`: Codex appends one JSON argument per finished turn. */
-function codexNotifyRequest(args: string[]): CodexRequest | undefined {
-	for (let index = args.length - 1; index >= 0; index--) {
-		const arg = args[index]!.trim();
-		if (!arg.startsWith("{")) continue;
-		try {
-			const event = JSON.parse(arg);
-			if (event?.type !== undefined && event.type !== "agent-turn-complete") return undefined;
-			return {
-				threadId: stringOr(event["thread-id"] ?? event.thread_id),
-				turnId: stringOr(event["turn-id"] ?? event.turn_id),
-				lastMessage: stringOr(event["last-assistant-message"] ?? event.last_assistant_message),
-			};
-		} catch {
-			return undefined;
-		}
-	}
-	return undefined;
-}
-
-/** hooks.json (Stop and friends): JSON on stdin with transcript_path; Stop runs before task_complete is written. */
-function codexHookRequest(text: string): CodexRequest | undefined {
-	try {
-		const event = JSON.parse(text);
-		if (!event || typeof event !== "object") return undefined;
-		const stop = event.hook_event_name === "Stop" || event.hook_event_name === "SubagentStop";
-		// SubagentStop names the parent's rollout in transcript_path and the child's in agent_transcript_path.
-		const subagent = event.hook_event_name === "SubagentStop";
-		return {
-			file: stringOr(subagent ? event.agent_transcript_path : event.transcript_path),
-			threadId: stringOr(subagent ? event.agent_id : (event.session_id ?? event.thread_id)),
-			turnId: stop ? stringOr(event.turn_id) : undefined,
-			lastMessage: stop ? stringOr(event.last_assistant_message) : undefined,
-		};
-	} catch {
-		return undefined;
-	}
-}
-
-const stringOr = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
-
-function codexHomeDir(env: Env): string {
-	return env.CODEX_HOME?.trim() || path.join(env.HOME || os.homedir(), ".codex");
-}
-
-/** `$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl`, newest folders first. */
-function findCodexRollout(home: string, threadId: string): string | undefined {
-	if (!/^[\w-]{6,200}$/.test(threadId)) return undefined;
-	const suffix = `-${threadId}.jsonl`;
-	const search = (dir: string, depth: number): string | undefined => {
-		let entries: fs.Dirent[];
-		try {
-			entries = fs.readdirSync(dir, { withFileTypes: true });
-		} catch {
-			return undefined;
-		}
-		const file = entries.find(entry => entry.isFile() && entry.name.startsWith("rollout-") && entry.name.endsWith(suffix));
-		if (file) return path.join(dir, file.name);
-		if (depth === 0) return undefined;
-		for (const entry of entries.filter(entry => entry.isDirectory()).sort((a, b) => b.name.localeCompare(a.name))) {
-			const found = search(path.join(dir, entry.name), depth - 1);
-			if (found) return found;
-		}
-		return undefined;
-	};
-	return search(path.join(home, "sessions"), 4) ?? search(path.join(home, "archived_sessions"), 4);
-}
-
-function codexCursorFile(config: Config, rollout: string): string {
-	return path.join(config.spoolDir, "codex", `${hashId(path.resolve(rollout), 16)}.json`);
-}
-
-function readCodexCursor(file: string, rollout: string): CodexCursor {
-	try {
-		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
-		if (saved && typeof saved.offset === "number" && Array.isArray(saved.done)) return { ...saved, file: rollout };
-	} catch {
-		// first run for this rollout, or an unreadable cursor: start from the beginning
-	}
-	return { file: rollout, offset: 0, done: [] };
-}
-
-function writeCodexCursor(file: string, cursor: CodexCursor): void {
-	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	const temporary = `${file}.${process.pid}.tmp`;
-	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CODEX_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
-	fs.renameSync(temporary, file);
-}
-
-/** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
-async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
-	const lock = `${file}.lock`;
-	const until = Date.now() + waitMs;
-	try {
-		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	} catch {
-		return () => {}; // no spool directory: nothing to protect either
-	}
-	for (;;) {
-		try {
-			fs.writeFileSync(lock, String(process.pid), { flag: "wx", mode: 0o600 });
-			return () => fs.rmSync(lock, { force: true });
-		} catch (error) {
-			if ((error as NodeJS.ErrnoException).code !== "EEXIST") return () => {};
-		}
-		try {
-			const owner = Number(fs.readFileSync(lock, "utf8"));
-			if ((owner > 0 && !isAlive(owner)) || Date.now() - fs.statSync(lock).mtimeMs > 30_000) {
-				fs.rmSync(lock, { force: true });
-				continue;
-			}
-		} catch {
-			continue; // released meanwhile
-		}
-		if (Date.now() >= until) return undefined;
-		await new Promise(resolve => setTimeout(resolve, 25));
-	}
-}
-
-/** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
-async function readRolloutLines(file: string, offset: number): Promise<{ lines: RolloutLine[]; size: number; restarted: boolean }> {
-	const handle = await fsp.open(file, "r");
-	try {
-		const { size } = await handle.stat();
-		const restarted = size < offset; // replaced or truncated: read it again from the top
-		const from = restarted ? 0 : offset;
-		const buffer = Buffer.alloc(size - from);
-		let filled = 0;
-		while (filled < buffer.length) {
-			const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, from + filled);
-			if (bytesRead === 0) break;
-			filled += bytesRead;
-		}
-		const lines: RolloutLine[] = [];
-		let lastAt = Date.now();
-		for (let start = 0, end = buffer.indexOf(10, 0); end >= 0 && end < filled; start = end + 1, end = buffer.indexOf(10, start)) {
-			if (end === start) continue;
-			let record: any;
-			try {
-				record = JSON.parse(buffer.toString("utf8", start, end));
-			} catch {
-				continue; // a corrupt line is skipped, never fatal
-			}
-			if (!record || typeof record !== "object" || typeof record.type !== "string") continue;
-			const at = Date.parse(record.timestamp);
-			if (Number.isFinite(at)) lastAt = at;
-			lines.push({ at: Number.isFinite(at) ? at : lastAt, type: record.type, payload: record.payload ?? {}, start: from + start, end: from + end + 1 });
-		}
-		return { lines, size, restarted };
-	} finally {
-		await handle.close();
-	}
-}
-
-const isTurnStart = (line: RolloutLine) => line.type === "event_msg" && line.payload?.type === "task_started";
-const isTurnEnd = (line: RolloutLine) => line.type === "event_msg" && (line.payload?.type === "task_complete" || line.payload?.type === "turn_aborted");
-
-/**
- * Groups lines into turns. A turn is finished by its task_complete / turn_aborted, by the next
- * task_started, or by the caller naming it (the Stop hook runs before Codex writes task_complete).
- * The returned offset is where the first unfinished turn starts: the next run reads from there.
- */
-function collectCodexTurns(lines: RolloutLine[], cursor: CodexCursor, request: CodexRequest): { turns: CodexTurn[]; offset: number } {
-	const turns: CodexTurn[] = [];
-	let offset = cursor.offset;
-	let open: CodexTurn | undefined;
-	for (const line of lines) {
-		if (line.type === "session_meta") {
-			const thread = codexThread(line.payload);
-			cursor.thread ??= thread;
-			// A forked thread starts with a copy of its parent's history, under the parent's session_meta.
-			if (thread && thread.threadId !== cursor.thread?.threadId) cursor.copying = true;
-			if (!open) offset = line.end;
-			continue;
-		}
-		if (cursor.copying) {
-			const own = line.payload?.thread_id !== undefined && line.payload.thread_id === cursor.thread?.threadId;
-			if (!own && !(isTurnStart(line) && stringOr(line.payload.turn_attribution?.parent_turn_id))) {
-				if (!open) offset = line.end;
-				continue;
-			}
-			cursor.copying = false;
-		}
-		if (isTurnStart(line)) {
-			if (open) turns.push(open); // never finished: recorded as it stands
-			const id = stringOr(line.payload.turn_id) ?? `@${line.start}`;
-			open = { id, started: line, lines: [] };
-			offset = line.start;
-			continue;
-		}
-		if (!open) {
-			offset = line.end; // between turns: settings, or the task_complete of a turn a hook already sent
-			continue;
-		}
-		open.lines.push(line);
-		if (isTurnEnd(line) && (line.payload.turn_id === undefined || line.payload.turn_id === open.id)) {
-			open.finish = line;
-			turns.push(open);
-			open = undefined;
-			offset = line.end;
-		}
-	}
-	if (open && request.turnId === open.id) {
-		open.forcedOutput = request.lastMessage;
-		turns.push(open);
-		offset = open.lines.at(-1)?.end ?? open.started.end;
-	}
-	const done = new Set(cursor.done);
-	return { turns: turns.filter(turn => !done.has(turn.id)), offset };
-}
-
-function codexThread(meta: any): CodexThread | undefined {
-	const threadId = stringOr(meta?.id);
-	if (!threadId) return undefined;
-	const spawn = meta.source?.subagent?.thread_spawn ?? {};
-	return {
-		threadId,
-		sessionId: stringOr(meta.session_id) ?? threadId,
-		parentThreadId: stringOr(meta.parent_thread_id) ?? stringOr(spawn.parent_thread_id),
-		nickname: stringOr(meta.agent_nickname) ?? stringOr(spawn.agent_nickname),
-		role: stringOr(meta.agent_role) ?? stringOr(spawn.agent_role),
-		depth: typeof spawn.depth === "number" ? spawn.depth : undefined,
-		cliVersion: stringOr(meta.cli_version),
-		originator: stringOr(meta.originator),
-		provider: stringOr(meta.model_provider),
-		cwd: stringOr(meta.cwd),
-	};
-}
-
-const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
-
-/** A recorder whose records are collected, one per observation id (the last state wins). */
-function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
-	const subagent = thread.parentThreadId !== undefined;
-	const info: HostSessionInfo = {
-		sessionId: thread.sessionId,
-		host: "codex",
-		hostVersion: thread.cliVersion,
-		cwd: thread.cwd,
-		metadata: {
-			host: "codex",
-			hostVersion: thread.cliVersion,
-			threadId: thread.threadId,
-			parentThreadId: thread.parentThreadId,
-			agentNickname: thread.nickname,
-			agentRole: thread.role,
-			subagentDepth: thread.depth,
-			originator: thread.originator,
-			modelProvider: thread.provider,
-			rolloutFile: rollout,
-		},
-	};
-	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, subagent ? ["subagent"] : []));
-}
-
-/** Context Codex injects as user messages (environment, AGENTS.md, skills), not typed by the user. */
-const injectedText = (text: string) => /^\s*(<environment_context>|<user_instructions>|<skills_instructions>|# AGENTS\.md instructions)/.test(text);
-
-function parseJsonText(text: unknown): unknown {
-	if (typeof text !== "string") return text;
-	try {
-		return JSON.parse(text);
-	} catch {
-		return text;
-	}
-}
-
-/** Codex counts cached tokens inside input and reasoning inside output; Langfuse's keys must not overlap. */
-function codexUsage(usage: any): Record<string, number> | undefined {
-	if (!usage || typeof usage !== "object") return undefined;
-	const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0);
-	const cached = count(usage.cached_input_tokens);
-	const cacheWrite = count(usage.cache_write_input_tokens);
-	const reasoning = count(usage.reasoning_output_tokens);
-	return usageDetails({
-		input: Math.max(0, count(usage.input_tokens) - cached - cacheWrite),
-		cacheRead: cached,
-		cacheWrite,
-		output: Math.max(0, count(usage.output_tokens) - reasoning),
-		reasoning,
-		total: count(usage.total_tokens) || count(usage.input_tokens) + count(usage.output_tokens),
-	});
-}
-
-interface PendingResponse {
-	input: unknown[];
-	text: string[];
-	reasoning: string[];
-	toolCalls: { id: string; type: "function"; function: { name: string; arguments: string } }[];
-	firstTokenAt?: number;
-}
-
-const emptyResponse = (): PendingResponse => ({ input: [], text: [], reasoning: [], toolCalls: [] });
-
-/** One finished turn → one trace: the prompt, a generation per model response, a tool per call. */
-function recordCodexTurn(recorder: SessionRecorder, thread: CodexThread, turn: CodexTurn): void {
-	const ids = (kind: string, key: string | number) => hashId(`codex:${thread.threadId}:${turn.id}:${kind}:${key}`, 16);
-	const startAt = turn.started.at;
-	const started = turn.started.payload;
-	const attribution = started.turn_attribution ?? {};
-	const finish = turn.finish?.payload ?? {};
-
-	// First pass: what the trace needs up front, and what tool results are completed by.
-	const userTexts: string[] = [];
-	const fallbackTexts: string[] = [];
-	const items = new Map<string, any>();
-	let context: any = {};
-	let hasUsageRecords = false;
-	for (const line of turn.lines) {
-		const payload = line.payload;
-		if (line.type === "turn_context") context = payload;
-		else if (line.type === "token_usage_record") hasUsageRecords = true;
-		else if (line.type === "event_msg" && payload.type === "item_completed" && payload.item) {
-			const item = payload.item;
-			if (item.type === "UserMessage") userTexts.push(textOf(item.content));
-			else if (typeof item.id === "string") items.set(item.id, item);
-		} else if (line.type === "event_msg" && payload.type === "user_message" && typeof payload.message === "string") {
-			userTexts.push(payload.message); // rollouts before item events
-		} else if (line.type === "response_item" && payload.type === "message" && payload.role === "user") {
-			const text = textOf(payload.content);
-			if (text && !injectedText(text) && !text.startsWith("<subagent_notification>")) fallbackTexts.push(text);
-		}
-	}
-	const prompt = (userTexts.length ? userTexts : fallbackTexts).filter(Boolean).join("\n\n") || undefined;
-	const model = stringOr(context.model) ?? stringOr(context.collaboration_mode?.settings?.model);
-	const effort = context.effort ?? context.reasoning_effort ?? context.collaboration_mode?.settings?.reasoning_effort;
-	const modelParameters: Record<string, string> = {};
-	if (typeof effort === "string") modelParameters.reasoning_effort = effort;
-	if (typeof context.summary === "string") modelParameters.reasoning_summary = context.summary;
-	const parentTurnId = stringOr(attribution.parent_turn_id);
-	const ttft = typeof finish.time_to_first_token_ms === "number" ? finish.time_to_first_token_ms : undefined;
-
-	recorder.startPrompt(startAt, {
-		traceId: codexTraceId(thread.threadId, turn.id),
-		id: ids("turn", 0),
-		input: prompt,
-		metadata: {
-			turnId: turn.id,
-			parentTurnId,
-			parentTraceId: thread.parentThreadId && parentTurnId ? codexTraceId(thread.parentThreadId, parentTurnId) : undefined,
-			trigger: attribution.turn_trigger,
-			model,
-			cwd: context.cwd,
-			approvalPolicy: context.approval_policy,
-			sandbox: context.sandbox_policy?.type,
-			collaborationMode: started.collaboration_mode_kind,
-		},
-	});
-
-	// Second pass, in file order: responses close at their token record, tools at their output.
-	let pending = emptyResponse();
-	let inputAt = startAt;
-	let responses = 0;
-	let lastTurnUsage: unknown;
-	const closeResponse = (at: number, usage: unknown, responseId?: string) => {
-		const index = responses++;
-		const key = `llm:${index}`;
-		const text = pending.text.join("\n");
-		const output =
-			pending.toolCalls.length || pending.reasoning.length
-				? { role: "assistant", content: text || null, tool_calls: pending.toolCalls.length ? pending.toolCalls : undefined, reasoning: pending.reasoning.join("\n") || undefined }
-				: text || undefined;
-		const firstToken = index === 0 && ttft !== undefined ? startAt + ttft : pending.firstTokenAt;
-		recorder.startGeneration(key, inputAt, { id: ids("response", responseId ?? index), model, input: pending.input.length ? pending.input : undefined, modelParameters: Object.keys(modelParameters).length ? modelParameters : undefined });
-		recorder.endGeneration(key, Math.max(at, inputAt), {
-			model,
-			output,
-			usage: codexUsage(usage),
-			completionStartMs: firstToken !== undefined && firstToken >= inputAt && firstToken <= at ? firstToken : undefined,
-			metadata: { responseId, provider: thread.provider },
-		});
-		pending = emptyResponse();
-		inputAt = at;
-	};
-	for (const line of turn.lines) {
-		const payload = line.payload;
-		const at = line.at;
-		if (line.type === "response_item") {
-			switch (payload.type) {
-				case "message": {
-					const text = textOf(payload.content);
-					if (payload.role === "assistant") {
-						if (text) pending.text.push(text);
-						recorder.noteOutput(text || undefined);
-					} else if (payload.role === "user" && text && !injectedText(text)) {
-						pending.input.push({ role: "user", content: text });
-						inputAt = at;
-					}
-					break;
-				}
-				case "reasoning": {
-					const summary = Array.isArray(payload.summary) ? payload.summary.map((part: any) => part?.text).filter(Boolean).join("\n") : "";
-					if (summary) pending.reasoning.push(summary);
-					break;
-				}
-				case "function_call":
-				case "custom_tool_call":
-				case "local_shell_call":
-				case "tool_search_call": {
-					const callId = stringOr(payload.call_id) ?? stringOr(payload.id) ?? `${line.start}`;
-					const name = stringOr(payload.name) ?? payload.type.replace(/_call$/, "");
-					const raw = payload.arguments ?? payload.input ?? payload.action;
-					pending.toolCalls.push({ id: callId, type: "function", function: { name, arguments: typeof raw === "string" ? raw : JSON.stringify(raw ?? {}) } });
-					recorder.startTool(`tool:${callId}`, at, {
-						name,
-						id: hashId(`codex-call:${thread.threadId}:${callId}`, 16),
-						input: parseJsonText(raw),
-						metadata: { callId, namespace: payload.namespace, toolType: payload.type },
-					});
-					break;
-				}
-				case "function_call_output":
-				case "custom_tool_call_output":
-				case "tool_search_output": {
-					const callId = stringOr(payload.call_id) ?? "";
-					const raw = payload.output;
-					const output = raw && typeof raw === "object" && !Array.isArray(raw) && "content" in raw ? raw.content : raw;
-					const item = items.get(callId);
-					const exitCode =
-						typeof item?.exit_code === "number" ? item.exit_code : typeof output === "string" ? Number(output.match(/Process exited with code (-?\d+)/)?.[1] ?? Number.NaN) : Number.NaN;
-					const failed = raw?.success === false || (Number.isFinite(exitCode) && exitCode !== 0) || item?.status === "failed";
-					recorder.endTool(`tool:${callId}`, at, {
-						output,
-						level: failed ? "ERROR" : undefined,
-						statusMessage: failed ? (Number.isFinite(exitCode) && exitCode !== 0 ? `exit code ${exitCode}` : "tool failed") : undefined,
-						metadata: {
-							exitCode: Number.isFinite(exitCode) ? exitCode : undefined,
-							command: Array.isArray(item?.command) ? item.command : undefined,
-							durationMs: item?.duration ? Math.round((item.duration.secs ?? 0) * 1000 + (item.duration.nanos ?? 0) / 1e6) : undefined,
-							childThreadIds: Array.isArray(item?.receiver_thread_ids) ? item.receiver_thread_ids : undefined,
-						},
-					});
-					pending.input.push({ role: "tool", tool_call_id: callId, content: output });
-					inputAt = at;
-					break;
-				}
-				case "web_search_call":
-					recorder.event(at, { name: "web search", id: ids("event", line.start), metadata: { action: payload.action, status: payload.status } });
-					break;
-				case "compaction":
-				case "compaction_summary":
-					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-					break;
-			}
-		} else if (line.type === "token_usage_record") {
-			lastTurnUsage = payload.turn_token_usage ?? lastTurnUsage;
-			closeResponse(at, payload.usage, stringOr(payload.response_id));
-		} else if (line.type === "compacted") {
-			recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-		} else if (line.type === "event_msg") {
-			switch (payload.type) {
-				case "token_count": {
-					// Versions without token_usage_record: the last_token_usage after each response.
-					const last = payload.info?.last_token_usage;
-					if (!hasUsageRecords && last && (pending.text.length || pending.toolCalls.length || pending.reasoning.length)) closeResponse(at, last);
-					if (payload.info?.total_token_usage && !hasUsageRecords) lastTurnUsage = payload.info.total_token_usage;
-					break;
-				}
-				case "item_completed":
-				case "item_started": {
-					const item = payload.item;
-					if ((item?.type === "AgentMessage" || item?.type === "Reasoning") && typeof payload.started_at_ms === "number") pending.firstTokenAt ??= payload.started_at_ms;
-					break;
-				}
-				case "error":
-				case "stream_error":
-					recorder.event(at, {
-						name: payload.type === "error" ? "error" : "stream error",
-						id: ids("event", line.start),
-						level: payload.type === "error" ? "ERROR" : "WARNING",
-						statusMessage: stringOr(payload.message),
-					});
-					break;
-				case "context_compacted":
-					recorder.event(at, { name: "compaction", id: ids("event", line.start) });
-					break;
-			}
-		}
-	}
-	const endAt = turn.finish?.at ?? turn.lines.at(-1)?.at ?? startAt;
-	if (pending.text.length || pending.toolCalls.length || pending.reasoning.length) closeResponse(endAt, undefined);
-	const aborted = turn.finish?.payload?.type === "turn_aborted";
-	const unfinished = !turn.finish && turn.forcedOutput === undefined;
-	recorder.endPrompt(endAt, {
-		output: stringOr(finish.last_agent_message) ?? turn.forcedOutput,
-		level: aborted || unfinished ? "WARNING" : undefined,
-		statusMessage: aborted ? `turn aborted${finish.reason ? `: ${finish.reason}` : ""}` : unfinished ? "turn did not finish in the rollout" : undefined,
-		metadata: {
-			durationMs: finish.duration_ms,
-			ttftMs: ttft,
-			responses,
-			turnUsage: lastTurnUsage,
-		},
-	});
-}
-
-/**
- * Reads what is new in one rollout and records it. Returns the records and a commit that saves the
- * cursor; the caller commits once the records are spooled or sent, so a crash re-reads, never skips.
- */
-async function readCodexRollout(
-	runtime: Runtime,
-	rollout: string,
-	request: CodexRequest,
-): Promise<{ records: ObservationRecord[]; turns: number; commit: () => void }> {
-	const cursorFile = codexCursorFile(runtime.config, rollout);
-	const cursor = readCodexCursor(cursorFile, rollout);
-	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
-	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
-	const { turns, offset } = collectCodexTurns(lines, cursor, request);
-	const thread = cursor.thread ?? (request.threadId ? { threadId: request.threadId, sessionId: request.threadId } : undefined);
-	runtime.log.debug(`codex: ${path.basename(rollout)} ${size} bytes, from ${cursor.offset}: ${lines.length} line(s), ${turns.length} new turn(s)`);
-	const records = new Map<string, ObservationRecord>();
-	if (thread && sampled(runtime.config, thread.sessionId)) {
-		const recorder = codexRecorder(runtime, thread, rollout, records);
-		for (const turn of turns) recordCodexTurn(recorder, thread, turn);
-	}
-	return {
-		records: [...records.values()],
-		turns: turns.length,
-		commit: () => writeCodexCursor(cursorFile, { ...cursor, thread: cursor.thread, offset, done: [...cursor.done, ...turns.map(turn => turn.id)] }),
-	};
-}
-
-/** `codex-notify` / `codex-hook`: silent, exit 0, done within CODEX_BUDGET_MS whatever Langfuse does. */
-async function runCodexExport(request: CodexRequest | undefined, runtime: Runtime): Promise<void> {
-	const { exporter, log } = runtime;
-	if (!exporter || !request) return;
-	const remaining = () => CODEX_BUDGET_MS - process.uptime() * 1000;
-	const rollout = request.file ?? (request.threadId ? findCodexRollout(codexHomeDir(process.env), request.threadId) : undefined);
-	if (!rollout || !fs.existsSync(rollout)) {
-		log.debug(`codex: no rollout file for thread ${request.threadId ?? "?"} under ${codexHomeDir(process.env)}`);
-		return;
-	}
-	const unlock = await lockCodexCursor(codexCursorFile(runtime.config, rollout), Math.min(1000, remaining() - 300));
-	if (!unlock) {
-		log.debug(`codex: another run is reading ${rollout}; leaving it to that one`);
-		return;
-	}
-	try {
-		const result = await readCodexRollout(runtime, rollout, request);
-		for (const record of result.records) exporter.enqueue(record);
-		await exporter.shutdown(Math.max(100, remaining()));
-		const status = exporter.status;
-		// Advance only when nothing can be lost: spooled on disk, or confirmed by Langfuse.
-		if (exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0)) result.commit();
-		log.debug(`codex: ${result.turns} turn(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
-	} finally {
-		unlock();
-	}
-}
-
-// ── the one export ──────────────────────────────────────────────────────────────────────────────
-
-/**
- * The only export (OpenCode calls every export as a plugin). omp and pi pass an API object with
- * `on`; OpenCode passes its plugin input and must always get a hooks object back, even when
- * tracing is off or something went wrong — a missing one breaks OpenCode for every plugin.
- */
-export default function langfuse(host: any, _options?: unknown): any {
-	const isPiHost = host && typeof host.on === "function" && !("client" in host);
-	try {
-		const runtime = processRuntime();
-		if (isPiHost) return void attachPiHost(host, runtime);
-		return attachOpenCode(host, runtime);
-	} catch (error) {
-		try {
-			process.stderr.write(`${LOG_PREFIX} could not start (tracing off): ${errorText(error)}\n`);
-		} catch {}
-		return isPiHost ? undefined : {};
-	}
-}
-
-/** Internals for langfuse.test.ts; a property, not an export, so hosts never see it as a plugin. */
-Object.defineProperty(langfuse, "internals", {
-	enumerable: false,
-	value: {
-		readConfig,
-		makeRedactor,
-		sanitize,
-		prepareRecord,
-		encodeSpan,
-		otlpBody,
-		ingestionEvents,
-		interpretResponse,
-		SessionRecorder,
-		Exporter,
-		Spool,
-		Logger,
-		createRuntime,
-		attachPiHost,
-		attachOpenCode,
-		usageDetails,
-		costDetails,
-	},
-});
-
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-// 7. CLI — `bun langfuse.ts <command>`. import.meta.main is false when a host imports this file
-//    (and undefined under pi's jiti), so none of this runs inside an agent.
-// ════════════════════════════════════════════════════════════════════════════════════════════════
-
-const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode and Codex
-
-usage: bun langfuse.ts <command>
-
-  doctor         check config, host, keys, transport and spool, then send a test trace (exit 0 = tracing works)
-  flush          send everything waiting in the spool now (exit 0 = nothing left)
-  codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
-  codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
-  codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
-  help           this text
-
-Configuration is read from the environment: LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST, …
-`;
-
-async function runCli(argv: string[]): Promise<number> {
-	const [command, ...args] = argv;
-	switch (command) {
-		case "codex-notify":
-			return codexCli(() => codexNotifyRequest(args));
-		case "codex-hook":
-			return codexCli(async () => codexHookRequest(await readStdin(500)));
-		case "codex-config":
-			return codexConfig();
-		case "doctor":
-			return doctor();
-		case "flush":
-			return flushCli();
-		case undefined:
-		case "help":
-		case "--help":
-		case "-h":
-			process.stdout.write(USAGE);
-			return 0;
-		default:
-			process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
-			return 2;
-	}
-}
-
-/** Codex's hooks: never a line on stdout/stderr (Codex shows them) unless LANGFUSE_DEBUG, always exit 0. */
-async function codexCli(request: () => CodexRequest | undefined | Promise<CodexRequest | undefined>): Promise<number> {
-	let debug = false;
-	try {
-		debug = readConfig(process.env).config.debug;
-		const runtime = createRuntime(process.env, { write: line => debug && process.stderr.write(`${line}\n`) });
-		await runCodexExport(await request(), runtime);
-	} catch (error) {
-		if (debug) process.stderr.write(`${LOG_PREFIX} codex: ${errorText(error)}\n`);
-	}
-	return 0;
-}
-
-/** All of stdin, or what arrived within `waitMs` (a hook started by hand must not hang). */
-function readStdin(waitMs: number): Promise<string> {
-	if (process.stdin.isTTY) return Promise.resolve("");
-	return new Promise(resolve => {
-		const chunks: Buffer[] = [];
-		const done = () => {
-			clearTimeout(timer);
-			process.stdin.pause();
-			resolve(Buffer.concat(chunks).toString("utf8"));
-		};
-		const timer = setTimeout(done, waitMs);
-		process.stdin.on("data", chunk => chunks.push(Buffer.from(chunk)));
-		process.stdin.once("end", done);
-		process.stdin.once("error", done);
-	});
-}
-
-/** This file's absolute path (what Codex must run). */
-function selfPath(): string {
-	const meta = import.meta as { path?: string; filename?: string; url: string };
-	return meta.path ?? meta.filename ?? decodeURIComponent(new URL(meta.url).pathname);
-}
-
-const tomlString = (text: string) => JSON.stringify(text);
-
-/** `codex-config`: the config.toml lines, with absolute paths and (for [otel]) a ready Basic header. */
-function codexConfig(): number {
-	const { config } = readConfig(process.env);
-	const bun = process.execPath;
-	const self = selfPath();
-	const haveKeys = Boolean(config.publicKey && config.secretKey);
-	const host = config.host || "https://cloud.langfuse.com";
-	const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
-	const hook = JSON.stringify({ hooks: [{ type: "command", command: `${shellQuote(bun)} ${shellQuote(self)} codex-hook` }] });
-	// The one place a key is printed on purpose: Codex cannot expand ${VAR} in [otel] headers.
-	const authorization = haveKeys ? basicAuth(config) : "Basic <base64 of LANGFUSE_PUBLIC_KEY:LANGFUSE_SECRET_KEY — set both and run this again>";
-	const lines = [
-		`# ${codexHomeDir(process.env)}/config.toml — Langfuse tracing for Codex (langfuse.ts ${VERSION})`,
-		"# Put the notify line at the top level, before the first [table]. Codex runs it after every turn;",
-		"# it reads the turn from the rollout file and sends prompt, answer, generations and tool calls.",
-		`notify = [${[bun, self, "codex-notify"].map(tomlString).join(", ")}]`,
-		"",
-		"# Codex passes its own environment to notify: export LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and",
-		"# LANGFUSE_HOST in the shell that starts codex. Check with: bun langfuse.ts doctor",
-		"#",
-		"# Codex runs only one notify program. If yours is taken, use Stop hooks instead, in",
-		`# ${codexHomeDir(process.env)}/hooks.json (review and trust them with /hooks in codex):`,
-		`#   {"hooks": {"Stop": [${hook}], "SubagentStop": [${hook}]}}`,
-		"",
-		"# Optional: Codex's native OpenTelemetry traces as well. They carry token counts and timings",
-		"# but no prompt, completion or tool output text (that is what notify adds), plus many internal",
-		"# spans. Codex does not expand ${VAR} in headers, so the header below holds your keys:",
-		"# keep config.toml private (chmod 600).",
-		"[otel]",
-		`trace_exporter = { otlp-http = { endpoint = ${tomlString(`${host}/api/public/otel/v1/traces`)}, protocol = "json", headers = { "Authorization" = ${tomlString(authorization)} } } }`,
-	];
-	process.stdout.write(`${lines.join("\n")}\n`);
-	if (!haveKeys) process.stderr.write(`${LOG_PREFIX} ${config.disabledReason ?? "keys not set"}: the [otel] header above is a placeholder\n`);
-	return haveKeys ? 0 : 1;
-}
-
-type Mark = "ok" | "warn" | "fail" | "info";
-
-/** `doctor`: one line per check, each failure with its fix; exit 0 only when tracing will work. */
-async function doctor(): Promise<number> {
-	const { config, problems } = readConfig(process.env);
-	const redact = makeRedactor({ env: { ...process.env, LANGFUSE_SECRET_KEY: config.secretKey }, extraPatterns: config.redactPatterns });
-	const marks: Record<Mark, string> = { ok: "✓", warn: "!", fail: "✗", info: "·" };
-	let healthy = true;
-	const line = (mark: Mark, label: string, text: string) => {
-		if (mark === "fail") healthy = false;
-		process.stdout.write(`${redact(`${marks[mark]} ${label.padEnd(9)} ${text}`)}\n`);
-	};
-	const finish = () => {
-		line(healthy ? "ok" : "info", "result", healthy ? `ready: traces go to ${config.host}` : "not ready: fix the ✗ lines above, then run doctor again");
-		return healthy ? 0 : 1;
-	};
-
-	line(
-		config.enabled ? "ok" : "fail",
-		"config",
-		`host ${config.host || "(invalid)"}, public key ${maskKey(config.publicKey)}, secret key ${maskKey(config.secretKey)}, transport ${config.transport}, mode ${config.exportMode}` +
-			(config.enabled ? "" : ` — tracing off: ${config.disabledReason}`),
-	);
-	for (const problem of problems) line("warn", "config", problem);
-	if (!config.host) return finish();
-
-	const health = await langfuseGet(config, "/api/public/health", false);
-	if (health.status === 0) {
-		line("fail", "host", `unreachable: ${config.host} (${health.error}) — check LANGFUSE_HOST, the network, a proxy or VPN`);
-		await spoolLine(config, line);
-		return finish();
-	}
-	const version = (health.body as any)?.version;
-	if (!health.ok) line("fail", "host", `${config.host}/api/public/health answered HTTP ${health.status} — is LANGFUSE_HOST a Langfuse server (no /api suffix)?`);
-	else line("ok", "host", `reachable, Langfuse ${version ?? "(version unknown)"}`);
-
-	let keysOk = false;
-	if (!config.publicKey || !config.secretKey) {
-		line("fail", "keys", "set LANGFUSE_PUBLIC_KEY=pk-lf-… and LANGFUSE_SECRET_KEY=sk-lf-… (Langfuse → project settings → API keys)");
-	} else if (health.ok) {
-		const projects = await langfuseGet(config, "/api/public/projects");
-		if (projects.status === 401 || projects.status === 403) {
-			line("fail", "keys", `wrong key: ${config.host} answered HTTP ${projects.status} — LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY must be a pair from a project on this host (EU vs US cloud?)`);
-		} else if (!projects.ok) {
-			line("fail", "keys", `could not check: /api/public/projects answered ${projects.status ? `HTTP ${projects.status}` : projects.error}`);
-		} else {
-			const project = (projects.body as any)?.data?.[0];
-			line("ok", "keys", `valid${project ? ` for project ${project.name ?? "?"} (${project.id})` : ""}`);
-			keysOk = true;
-		}
-	}
-
-	let transportOk = false;
-	if (keysOk) {
-		const otlp = await postEmptyOtlp(config);
-		if (otlp.status >= 200 && otlp.status < 300) {
-			transportOk = true;
-			if (config.transport === "ingestion") line("warn", "transport", "the server takes OTLP, but LANGFUSE_TRANSPORT=ingestion uses the legacy API (gone on Langfuse Cloud) — unset it");
-			else line("ok", "transport", "OTLP: /api/public/otel/v1/traces accepts traces");
-		} else if (otlp.status === 404 || otlp.status === 405) {
-			if (config.transport === "otel") {
-				line("fail", "transport", `server without OTLP: ${config.host} answered HTTP ${otlp.status} on /api/public/otel/v1/traces (Langfuse older than v3.22) — set LANGFUSE_TRANSPORT=ingestion (or auto)`);
-			} else {
-				transportOk = true;
-				line("ok", "transport", `legacy ingestion API (the server has no OTLP endpoint; LANGFUSE_TRANSPORT=${config.transport})`);
-			}
-		} else if (otlp.status === 401 || otlp.status === 403) {
-			line("fail", "transport", `the OTLP endpoint answered HTTP ${otlp.status} — check the keys`);
-		} else {
-			line("fail", "transport", `the OTLP endpoint answered ${otlp.status ? `HTTP ${otlp.status}` : otlp.error} — try again, or check a proxy in front of Langfuse`);
-		}
-	}
-
-	await spoolLine(config, line);
-	codexLine(line);
-
-	if (healthy && config.enabled && transportOk) {
-		const log = new Logger(redact, config.debug, text => config.debug && process.stderr.write(`${text}\n`));
-		const runtime: Runtime = { config, redact, log, owners: new Map(), sessionFiles: new Map(), recorders: new Map() };
-		const result = await sendTestTrace(runtime);
-		line(result.ok ? "ok" : "fail", "test", result.ok ? `test trace sent and confirmed: ${result.detail}` : `test trace not confirmed: ${result.detail}`);
-	}
-	return finish();
-}
-
-/** The transport probe: an empty OTLP export is accepted (200) by any Langfuse with the endpoint. */
-async function postEmptyOtlp(config: Config): Promise<{ status: number; error?: string }> {
-	const controller = new AbortController();
-	const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
-	timer.unref?.();
-	try {
-		const response = await fetch(`${config.host}/api/public/otel/v1/traces`, {
-			method: "POST",
-			headers: { Authorization: basicAuth(config), "Content-Type": "application/json", "User-Agent": `langfuse.ts/${VERSION}` },
-			body: '{"resourceSpans":[]}',
-			signal: controller.signal,
-		});
-		await response.text().catch(() => "");
-		return { status: response.status };
-	} catch (error) {
-		return { status: 0, error: controller.signal.aborted ? "timed out" : errorText(error) };
-	} finally {
-		clearTimeout(timer);
-	}
-}
-
-async function spoolLine(config: Config, line: (mark: Mark, label: string, text: string) => void): Promise<void> {
-	const spool = new Spool(config.spoolDir, config.maxSpoolBytes, config.retentionDays * 86_400_000, new Logger(text => text, false, () => {}));
-	if (!spool.available) return line("warn", "spool", `${config.spoolDir} is not writable: unsent data would live in memory only — set LANGFUSE_SPOOL_DIR`);
-	const stats = await spool.stats();
-	if (stats.files === 0) return line("ok", "spool", `${config.spoolDir}: empty`);
-	line("warn", "spool", `${config.spoolDir}: ${stats.files} batch file(s), ${formatBytes(stats.bytes)}, oldest ${formatAge(stats.oldestMs ?? 0)} old — run \`bun langfuse.ts flush\``);
-}
-
-/** Informational: is Codex wired to this file? */
-function codexLine(line: (mark: Mark, label: string, text: string) => void): void {
-	const home = codexHomeDir(process.env);
-	let toml = "";
-	let hooks = "";
-	try {
-		toml = fs.readFileSync(path.join(home, "config.toml"), "utf8");
-	} catch {}
-	try {
-		hooks = fs.readFileSync(path.join(home, "hooks.json"), "utf8");
-	} catch {}
-	if (!toml && !hooks) return;
-	if (/^\s*notify\s*=.*codex-notify/m.test(toml) || hooks.includes("codex-hook")) line("ok", "codex", `${home} runs langfuse.ts after every turn`);
-	else line("info", "codex", `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
-}
-
-function formatAge(ms: number): string {
-	const minutes = Math.round(ms / 60_000);
-	if (minutes < 1) return `${Math.max(0, Math.round(ms / 1000))} s`;
-	if (minutes < 120) return `${minutes} min`;
-	const hours = Math.round(minutes / 60);
-	return hours < 48 ? `${hours} h` : `${Math.round(hours / 24)} days`;
-}
-
-/** `flush`: claim every spooled batch no live process owns, send it now, report; exit 0 when none is left. */
-async function flushCli(): Promise<number> {
-	const { config } = readConfig(process.env);
-	const redact = makeRedactor({ env: { ...process.env, LANGFUSE_SECRET_KEY: config.secretKey }, extraPatterns: config.redactPatterns });
-	const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
-	const log = new Logger(redact, config.debug);
-	const exporter = new Exporter(config, redact, log);
-	const before = await exporter.spool.stats();
-	if (before.files === 0) {
-		out(`flush: nothing waiting in ${config.spoolDir}`);
-		return 0;
-	}
-	if (!config.enabled) {
-		out(`flush: ${before.files} batch file(s) wait in ${config.spoolDir}, but tracing is off (${config.disabledReason})`);
-		return 1;
-	}
-	const tty = process.stdout.isTTY === true;
-	out(`flush: ${before.files} batch file(s), ${formatBytes(before.bytes)} in ${config.spoolDir} → ${config.host}`);
-	let claimed = 0;
-	const progress = () => {
-		if (tty) process.stdout.write(`\rflush: ${claimed - exporter.status.waitingBatches}/${claimed} batch(es) done, ${exporter.status.sentSpans} observation(s) sent `);
-	};
-	const stop = exporter.onChange(progress);
-	const deadline = Date.now() + 60_000;
-	try {
-		claimed = await exporter.sendSpool(deadline);
-		// Retriable failures back off 1 s, then 2 s (the exporter's own schedule); two more rounds.
-		for (let round = 1; round <= 2 && exporter.status.waitingBatches > 0 && !exporter.status.blocked && Date.now() < deadline; round++) {
-			await new Promise(resolve => setTimeout(resolve, 1000 * round));
-			await exporter.flush(deadline);
-		}
-	} finally {
-		stop();
-		if (tty) process.stdout.write("\n");
-		exporter.exitSync(); // give back what was not sent, for the next run or host
-	}
-	const status = exporter.status;
-	const left = (await exporter.spool.stats()).files;
-	const busy = heldByOthers(config.spoolDir);
-	const unsent = status.waitingBatches ? `${status.waitingBatches} batch(es) not sent` : "none unsent";
-	out(
-		`flush: sent ${status.sentSpans} observation(s) from ${claimed} batch file(s); failed: ${status.droppedSpans} rejected, ${unsent}; left ${left - busy} batch file(s)` +
-			(busy ? ` (+${busy} held by running agents, which send them)` : "") +
-			(status.blocked || status.lastError ? ` — ${status.blocked ?? status.lastError}` : ""),
-	);
-	return left - busy === 0 ? 0 : 1;
-}
-
-/** Spool files another live process has claimed: it is sending them, flush leaves them alone. */
-function heldByOthers(dir: string): number {
-	try {
-		return fs.readdirSync(dir).filter(name => {
-			const owner = Number(name.match(/^\d+-\d+-[0-9a-f]+\.jsonl\.(\d+)$/)?.[1]);
-			return owner > 0 && owner !== process.pid && isAlive(owner);
-		}).length;
-	} catch {
-		return 0;
-	}
-}
-
-if ((import.meta as { main?: boolean }).main) {
-	runCli(process.argv.slice(2)).then(
-		code => process.exit(code),
-		error => {
-			process.stderr.write(`${LOG_PREFIX} ${errorText(error)}\n`);
-			process.exit(1);
-		},
-	);
 }

@@ -114,8 +114,6 @@ for (const [host, run] of hosts) {
 			"garbage config": () => tracingEnv({ LANGFUSE_SAMPLE_RATE: "abc", LANGFUSE_FLUSH_MS: "soon", LANGFUSE_HOST: "not a url", LANGFUSE_REDACT_REGEX: "([" }),
 		};
 
-		/** Fastest of two runs, interleaved, so one noisy moment on a busy machine does not decide. */
-		const fastest: Record<string, number> = {};
 		// One HOME and TMPDIR for all runs, as on a user's machine: the hosts cache their compile of an
 		// extension there (pi's jiti in TMPDIR: ~1 s once after each update of the file, then ~15 ms;
 		// omp under HOME: ~0.25 s once). Steady state is what a user lives with.
@@ -124,24 +122,20 @@ for (const [host, run] of hosts) {
 		beforeAll(async () => {
 			await receiver.reset();
 			await receiver.setMode({ status: 401 });
-			for (let round = 0; round < 2; round++) {
-				for (const [name, env] of Object.entries(variants)) {
-					const extensionEnv = env();
-					const result = await run({
-						prompt: TWO_TOOLS,
-						mockUrl: mock.url,
-						extensions: extensionEnv ? [LANGFUSE_TS] : [],
-						env: { ...extensionEnv, TMPDIR: sharedTmp },
-						home: sharedHome,
-						timeoutMs: 60_000,
-					});
-					runs[name]?.cleanup();
-					runs[name] = result;
-					fastest[name] = Math.min(fastest[name] ?? Number.POSITIVE_INFINITY, result.ms);
-				}
+			for (const [name, env] of Object.entries(variants)) {
+				const extensionEnv = env();
+				runs[name] = await run({
+					prompt: TWO_TOOLS,
+					mockUrl: mock.url,
+					extensions: extensionEnv ? [LANGFUSE_TS] : [],
+					env: { ...extensionEnv, TMPDIR: sharedTmp },
+					home: sharedHome,
+					timeoutMs: 60_000,
+				});
 			}
 			await receiver.setMode("ok");
-			console.log(`${host} run times, fastest of two (ms): ${JSON.stringify(fastest)}`);
+			// Informational only: run time is measured by `npm run bench`, never asserted in a test.
+			console.log(`${host} run times (ms): ${JSON.stringify(Object.fromEntries(Object.entries(runs).map(([name, result]) => [name, result.ms])))}`);
 		}, 240_000);
 		afterAll(() => {
 			for (const run of Object.values(runs)) run.cleanup();
@@ -149,12 +143,11 @@ for (const [host, run] of hosts) {
 		});
 
 		for (const name of ["unreachable", "bad key (401)", "garbage config"]) {
-			test(`${name}: same output, same exit code, at most 10 % slower (+0.3 s for timer noise)`, () => {
+			test(`${name}: same output, same exit code as without tracing`, () => {
 				const baseline = runs.baseline!;
 				const variant = runs[name]!;
 				expect(variant.code).toBe(baseline.code);
 				expect(variant.stdout).toBe(baseline.stdout);
-				expect(fastest[name]!).toBeLessThanOrEqual(fastest.baseline! * 1.1 + 300);
 			});
 		}
 

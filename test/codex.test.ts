@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
 import { attr } from "./support/spans.ts";
+import type { Internals } from "../langfuse.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -439,8 +440,30 @@ describe("whatever Langfuse does", () => {
 		writeFileSync(file, f.text);
 		expectQuietSuccess(await notify(f, 1));
 		await receiver.waitFor(spans => roots(spans).length === 2, 5000);
+		// The first run's batch goes with a detached `flush` the second run starts (outside Codex's budget):
+		// it deletes its file once Langfuse has answered, a moment after the spans arrive.
+		const spoolFiles = () => readdirSync(spoolDir).filter(name => name.includes(".jsonl"));
+		for (const until = Date.now() + 5000; spoolFiles().length > 0 && Date.now() < until; ) await Bun.sleep(20);
 		expectEachSpanOnce();
-		expect(readdirSync(spoolDir).filter(name => name.includes(".jsonl"))).toEqual([]);
+		expect(spoolFiles()).toEqual([]);
+	});
+
+	test("spool files of earlier runs are not replayed inside the run: a detached flush sends them after it", async () => {
+		const f = fixture("codex-two-turns.rollout.jsonl");
+		const file = install(f, upTo(f, isEvent("task_complete")));
+		await receiver.setMode("down");
+		expectQuietSuccess(await notify(f, 0));
+		await receiver.setMode("ok");
+		writeFileSync(file, f.text);
+		const second = await notify(f, 1, { LANGFUSE_DEBUG: "true" });
+		expect(second.code).toBe(0);
+		expect(second.stderr).toContain("spooled batch(es) from earlier runs: handing them to a background flush");
+		expect(second.stderr).not.toContain("replaying");
+		await receiver.waitFor(spans => roots(spans).length === 2, 5000);
+		const spoolFiles = () => readdirSync(spoolDir).filter(name => name.includes(".jsonl"));
+		for (const until = Date.now() + 5000; spoolFiles().length > 0 && Date.now() < until; ) await Bun.sleep(20);
+		expectEachSpanOnce();
+		expect(spoolFiles()).toEqual([]);
 	});
 
 	test("a stalled Langfuse: still returns within 2 s", async () => {
@@ -460,5 +483,167 @@ describe("whatever Langfuse does", () => {
 		expect(result.stdout).toBe("");
 		expect(result.stderr).toContain("[langfuse] codex:");
 		expect(result.stderr).not.toContain("sk-lf-test");
+	});
+});
+
+// ── parseRollout: the pure half (rollout text → RecordedPrompt), on the same recorded fixtures ─────────
+
+const { parseRollout } = ((await import(LF)).default as unknown as { internals: Internals }).internals;
+type Prompt = ReturnType<Internals["parseRollout"]>["prompts"][number];
+type Step = Prompt["steps"][number];
+
+/** The raw payloads of one type (response_item / event_msg kinds go by payload.type). */
+const payloads = (f: Fixture, type: string, payloadType?: string) =>
+	f.lines.filter(line => line.type === type && (payloadType === undefined || line.payload?.type === payloadType)).map(line => ({ at: Date.parse(line.timestamp), ...line.payload }));
+const kinds = (prompt: Prompt) => prompt.steps.map(step => step.kind);
+const stepsOf = <K extends Step["kind"]>(prompt: Prompt, kind: K) => prompt.steps.filter((step): step is Extract<Step, { kind: K }> => step.kind === kind);
+/** Codex's usage in the model's non-overlapping counts. */
+const counts = (usage: Json) => ({
+	input: usage.input_tokens - usage.cached_input_tokens - usage.cache_write_input_tokens,
+	cacheRead: usage.cached_input_tokens,
+	cacheWrite: usage.cache_write_input_tokens,
+	output: usage.output_tokens - usage.reasoning_output_tokens,
+	reasoning: usage.reasoning_output_tokens,
+	total: usage.total_tokens,
+});
+
+describe("parseRollout (pure)", () => {
+	test("one shell call: one prompt, two responses with exact tokens, one tool whose id the first response asked for", () => {
+		const f = fixture("codex-one-tool.rollout.jsonl");
+		const { thread, prompts } = parseRollout(f.text);
+		expect(thread).toMatchObject({ threadId: f.threadId, sessionId: f.threadId, cliVersion: "0.169.0", provider: "mock" });
+		expect(prompts).toHaveLength(1);
+		const [prompt] = prompts as [Prompt];
+		const complete = payloads(f, "event_msg", "task_complete")[0]!;
+		expect(prompt).toMatchObject({ id: f.turns[0]!.id, sessionId: f.threadId, text: "ONE: run echo hi", answer: "The command printed `hi`. Done." });
+		expect(prompt.startMs).toBe(f.turns[0]!.startedAt);
+		expect(prompt.endMs).toBe(complete.at);
+		expect(prompt.aborted).toBeUndefined();
+		expect(prompt.warning).toBeUndefined();
+		expect(kinds(prompt)).toEqual(["llm", "tool", "llm"]);
+		const [first, second] = stepsOf(prompt, "llm") as [Extract<Step, { kind: "llm" }>, Extract<Step, { kind: "llm" }>];
+		const [tool] = stepsOf(prompt, "tool") as [Extract<Step, { kind: "tool" }>];
+		expect([first.id, second.id]).toEqual(["resp_mock_1", "resp_mock_2"]);
+		expect(stepsOf(prompt, "llm").map(step => step.usage)).toEqual(f.usages.map(counts));
+		expect(first.usage).toEqual({ input: 1001, cacheRead: 200, cacheWrite: 0, output: 21, reasoning: 0, total: 1222 });
+		expect(first.model).toBe("mock-model");
+		expect(first.completionStartMs).toBe(prompt.startMs + f.turns[0]!.ttft!);
+		// ChatML: the user's prompt in, a tool call out; the tool result in, the answer out
+		expect(first.input).toEqual([{ role: "user", content: "ONE: run echo hi" }]);
+		expect(first.output).toEqual({ role: "assistant", content: "", tool_calls: [{ id: "call_mock_1_0", type: "function", function: { name: "exec_command", arguments: '{"cmd":"echo hi"}' } }] });
+		expect(tool).toMatchObject({ id: "call_mock_1_0", name: "exec_command", input: { cmd: "echo hi" }, isError: false, exitCode: 0 });
+		expect(tool.output).toContain("Process exited with code 0");
+		expect(tool.output).toContain("\nhi\n");
+		expect(tool.metadata?.command).toEqual(["/bin/bash", "-lc", "echo hi"]);
+		expect(tool.endMs).toBe(payloads(f, "response_item", "function_call_output")[0]!.at);
+		expect(second.input).toEqual([{ role: "tool", tool_call_id: "call_mock_1_0", content: tool.output as string }]);
+		expect(second.output).toEqual({ role: "assistant", content: "The command printed `hi`. Done." });
+		expect(second.startMs).toBe(tool.endMs!);
+		expect(prompt.endMetadata).toMatchObject({ responses: 2, durationMs: complete.duration_ms, ttftMs: complete.time_to_first_token_ms });
+	});
+
+	test("parallel calls: both in one response, paired by call id; the failing one is an error with its exit code", () => {
+		const f = fixture("codex-two-tools.rollout.jsonl");
+		const [prompt] = parseRollout(f.text).prompts as [Prompt];
+		expect(kinds(prompt)).toEqual(["llm", "tool", "tool", "llm"]);
+		const first = stepsOf(prompt, "llm")[0]!;
+		const tools = stepsOf(prompt, "tool");
+		expect(first.output.tool_calls?.map(call => call.id)).toEqual(tools.map(tool => tool.id));
+		expect(tools.map(tool => [(tool.input as Json).cmd, tool.isError, tool.exitCode])).toEqual([
+			["echo one", false, 0],
+			["cat /nonexistent-file", true, 1],
+		]);
+		expect(tools[1]!.output).toContain("No such file or directory");
+		expect(stepsOf(prompt, "llm")[1]!.input.map(message => [message.role, message.tool_call_id])).toEqual([
+			["tool", "call_mock_1_0"],
+			["tool", "call_mock_1_1"],
+		]);
+	});
+
+	test("two turns: two prompts in order, one response each beyond the tool round, tokens add up to the rollout's", () => {
+		const f = fixture("codex-two-turns.rollout.jsonl");
+		const { prompts } = parseRollout(f.text);
+		expect(prompts.map(prompt => [prompt.id, prompt.text, prompt.answer])).toEqual([
+			[f.turns[0]!.id, "ONE: run echo hi", f.turns[0]!.last],
+			[f.turns[1]!.id, "SECOND prompt: just answer", "Second answer from mock."],
+		]);
+		expect(prompts.map(kinds)).toEqual([["llm", "tool", "llm"], ["llm"]]);
+		const llms = prompts.flatMap(prompt => stepsOf(prompt, "llm"));
+		expect(llms.map(step => step.id)).toEqual(["resp_mock_1", "resp_mock_2", "resp_mock_3"]);
+		expect(llms.reduce((sum, step) => sum + (step.usage?.total ?? 0), 0)).toBe(sumUsage(f.usages).total);
+		expect(llms.map(step => step.usage)).toEqual(f.usages.map(counts));
+	});
+
+	test("subagents: the child names its parent thread and trace; the parent's spawn and wait tools name the child", () => {
+		const parent = fixture("codex-subagent.parent.rollout.jsonl");
+		const child = fixture("codex-subagent.child.rollout.jsonl");
+		const parsedChild = parseRollout(child.text);
+		expect(parsedChild.thread).toMatchObject({ threadId: child.threadId, sessionId: parent.threadId, parentThreadId: parent.threadId, nickname: "Sartre", depth: 1 });
+		const [childPrompt] = parsedChild.prompts as [Prompt];
+		expect(childPrompt.sessionId).toBe(parent.threadId);
+		expect(childPrompt.metadata?.parentTurnId).toBe(parent.turns[0]!.id);
+		expect(childPrompt.metadata?.parentTraceId).toMatch(/^[0-9a-f]{32}$/);
+		const [parentPrompt] = parseRollout(parent.text).prompts as [Prompt];
+		expect(kinds(parentPrompt)).toEqual(["llm", "tool", "llm", "tool", "llm"]);
+		expect(stepsOf(parentPrompt, "tool").map(tool => [tool.name, tool.metadata?.namespace, tool.metadata?.childThreadIds])).toEqual([
+			["spawn_agent", "multi_agent_v1", [child.threadId]],
+			["wait_agent", "multi_agent_v1", [child.threadId]],
+		]);
+		expect(stepsOf(parentPrompt, "llm").map(step => step.usage?.total)).toEqual(parent.usages.map(usage => usage.total_tokens));
+		expect(parentPrompt.endMetadata?.responses).toBe(3);
+	});
+
+	test("an unfinished turn is not a prompt until the caller says it ended (Stop hook), then it takes the hook's answer", () => {
+		const f = fixture("codex-one-tool.rollout.jsonl");
+		const beforeComplete = f.text.split("\n").filter(row => row && !row.includes('"task_complete"')).join("\n") + "\n";
+		expect(parseRollout(beforeComplete).prompts).toEqual([]);
+		const [prompt] = parseRollout(beforeComplete, { turnId: f.turns[0]!.id, lastMessage: "from the hook" }).prompts as [Prompt];
+		expect(prompt.answer).toBe("from the hook");
+		expect(prompt.warning).toBeUndefined();
+		expect(kinds(prompt)).toEqual(["llm", "tool", "llm"]);
+	});
+
+	test("errors, compactions, reasoning, an aborted turn, a call without result and a result without call", () => {
+		const f = fixture("codex-one-tool.rollout.jsonl");
+		const rows = f.text.split("\n").filter(Boolean);
+		const startIndex = rows.findIndex(row => row.includes('"task_started"'));
+		const at = (ms: number) => new Date(f.turns[0]!.startedAt + ms).toISOString();
+		const turn = f.turns[0]!.id;
+		const extra = [
+			{ timestamp: at(10), type: "response_item", payload: { type: "reasoning", summary: [{ type: "summary_text", text: "thinking it over" }] } },
+			{ timestamp: at(11), type: "response_item", payload: { type: "function_call", name: "exec_command", arguments: '{"cmd":"sleep 99"}', call_id: "call_never" } },
+			{ timestamp: at(12), type: "event_msg", payload: { type: "stream_error", message: "reconnecting 1/5" } },
+			{ timestamp: at(13), type: "event_msg", payload: { type: "error", message: "boom" } },
+			{ timestamp: at(14), type: "compacted", payload: { message: "summary" } },
+			{ timestamp: at(15), type: "response_item", payload: { type: "function_call_output", call_id: "call_orphan", output: "late" } },
+			{ timestamp: at(20), type: "event_msg", payload: { type: "turn_aborted", turn_id: turn, reason: "interrupted" } },
+		].map(line => JSON.stringify(line));
+		const text = [...rows.slice(0, startIndex + 1), ...extra].join("\n") + "\n";
+		const [prompt] = parseRollout(text).prompts as [Prompt];
+		expect(prompt).toMatchObject({ aborted: true, warning: "turn aborted: interrupted", endMs: f.turns[0]!.startedAt + 20 });
+		expect(kinds(prompt)).toEqual(["llm", "tool", "event", "event", "compaction", "tool"]);
+		const llm = stepsOf(prompt, "llm")[0]!;
+		expect(llm.output).toMatchObject({ role: "assistant", content: "", reasoning: "thinking it over", tool_calls: [{ id: "call_never" }] });
+		expect(llm.usage).toBeUndefined();
+		const [never, orphan] = stepsOf(prompt, "tool") as [Extract<Step, { kind: "tool" }>, Extract<Step, { kind: "tool" }>];
+		expect(never).toMatchObject({ id: "call_never", input: { cmd: "sleep 99" } });
+		expect(never.endMs).toBeUndefined();
+		expect(orphan).toMatchObject({ id: "call_orphan", name: "tool", output: "late", isError: false, endMs: f.turns[0]!.startedAt + 15 });
+		expect(stepsOf(prompt, "event").map(event => [event.name, event.level, event.message])).toEqual([
+			["stream error", "WARNING", "reconnecting 1/5"],
+			["error", "ERROR", "boom"],
+		]);
+		expect(stepsOf(prompt, "compaction")[0]).toMatchObject({ startMs: f.turns[0]!.startedAt + 14, endMs: f.turns[0]!.startedAt + 14 });
+	});
+
+	test("rollouts without token_usage_record: a response closes at each token_count's last usage", () => {
+		const f = fixture("codex-one-tool.rollout.jsonl");
+		const rows = f.text.split("\n").filter(row => row && JSON.parse(row).type !== "token_usage_record");
+		const [prompt] = parseRollout(rows.join("\n") + "\n").prompts as [Prompt];
+		const tokenCounts = payloads(f, "event_msg", "token_count").filter(count => count.info?.last_token_usage);
+		const llms = stepsOf(prompt, "llm");
+		expect(llms.map(step => step.id)).toEqual(["0", "1"]);
+		expect(llms.map(step => step.usage)).toEqual(tokenCounts.map(count => counts(count.info.last_token_usage)));
+		expect(prompt.endMetadata?.turnUsage).toEqual(tokenCounts.at(-1)!.info.total_token_usage);
 	});
 });

@@ -7,7 +7,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import langfuse from "../langfuse.ts";
+import langfuse, { type Internals } from "../langfuse.ts";
 import { BIN_DIR, runOmp } from "./support/hosts.ts";
 import { startMockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type ReceivedSpan } from "./support/receiver.ts";
@@ -44,11 +44,11 @@ try {
 
 /** Drives the omp adapter with a recorded event stream, exactly as omp would. */
 async function replayRecording(file: string) {
-	const { createRuntime, attachPiHost } = (langfuse as any).internals;
+	const { createRuntime, attachPiHost } = (langfuse as unknown as { internals: Internals }).internals;
 	const runtime = createRuntime(env, { exitHook: false });
 	await replay(readRecording(file), pi => attachPiHost(pi, runtime));
-	await runtime.exporter.flush();
-	runtime.exporter.stop();
+	await runtime.exporter?.flush();
+	runtime.exporter?.stop();
 }
 
 /** The trace tree as Langfuse's trace view shows it: types, names, durations, tokens, cost. */

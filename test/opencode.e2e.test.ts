@@ -156,8 +156,12 @@ describe("opencode: a real session becomes one clean trace", () => {
 		}
 	});
 
-	test("the provider's API key (in chat.params provider options) never leaves", () => {
+	test("the provider's API key (in chat.params provider options) never leaves: not sent, printed or spooled", () => {
+		expect(JSON.stringify(receiver.spans)).toContain(result.sessionId!);
 		expect(JSON.stringify(receiver.spans)).not.toContain("mock-key");
+		expect(result.stdout + result.stderr).not.toContain("mock-key");
+		const spooled = spoolDirs.flatMap(dir => [...new Bun.Glob("**/*").scanSync({ cwd: dir, dot: true })].map(file => readFileSync(join(dir, file), "utf8")));
+		expect(spooled.join("")).not.toContain("mock-key");
 	});
 
 	test("the same file, in the same project's .opencode/plugin/, also traces omp there (no second copy)", async () => {

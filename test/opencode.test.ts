@@ -12,11 +12,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeOtlp, type ReceivedSpan } from "./support/receiver.ts";
 import { attr, type, json, io, meta, traceMeta, latest, sum, ms } from "./support/spans.ts";
+import type { Internals } from "../langfuse.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const mod = await import(LANGFUSE_TS);
 const langfuse = mod.default;
-const { createRuntime, attachOpenCode } = (langfuse as any).internals;
+const { createRuntime, attachOpenCode } = (langfuse as unknown as { internals: Internals }).internals;
 
 type Json = Record<string, any>;
 type Line = { t: number; hook: string; input?: any; output?: any };

@@ -2,9 +2,9 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import langfuse from "../langfuse.ts";
+import langfuse, { type Internals } from "../langfuse.ts";
 
-const { makeRedactor } = (langfuse as any).internals as { makeRedactor: (options: any) => (text: string) => string };
+const { makeRedactor } = (langfuse as unknown as { internals: Internals }).internals;
 
 const CORPUS = join(import.meta.dir, "corpus");
 const SECRETS_DIR = join(CORPUS, "secrets");

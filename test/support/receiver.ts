@@ -6,8 +6,10 @@
 //   GET  /api/public/projects         {data:[{id:"proj-test", name:"test"}]} (needs auth)
 //
 // Library: `startReceiver(opts)`; standalone:
-//   bun test/support/receiver.ts --port N --out file.jsonl [--public-key pk --secret-key sk]
+//   bun test/support/receiver.ts --port N --out file.jsonl [--request-log req.jsonl] [--public-key pk --secret-key sk]
 // prints `listening <url>` and appends every decoded span / accepted event as one JSON line.
+// `requestLog` / `--request-log`: one line per OTLP / ingestion POST as Langfuse's own server code reads
+// it (../shared/langfuse-server/map.sh): {path, headers: {x-langfuse-*, content-encoding}, body, bytes, status}.
 import { appendFileSync } from "node:fs";
 
 export type FailStatus = 400 | 401 | 403 | 429 | 500 | 502 | 503 | 504;
@@ -36,6 +38,14 @@ export interface ReceiverOptions {
 	outFile?: string;
 	/** Initial mode (default "ok"). */
 	mode?: ReceiverMode;
+	/**
+	 * Append one JSON line per OTLP / ingestion POST that reached decoding (auth ok, no forced failure,
+	 * gunzipped, valid JSON): `{path, headers, body, bytes, status}` — `headers` holds the request's
+	 * `x-langfuse-*` headers and `content-encoding`, `body` the decoded JSON, `bytes` the wire size,
+	 * `status` the receiver's answer (400 when its own checks rejected the request). This is the input
+	 * of Langfuse's server replay (`map.sh`).
+	 */
+	requestLog?: string;
 }
 
 export interface SpanStatus {
@@ -247,6 +257,21 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 		}
 	};
 
+	/** The request as Langfuse's server replay reads it; written once the answer is known. */
+	const logRequest = (req: Request, path: string, body: unknown, bytes: number, status: number) => {
+		if (!opts.requestLog) return;
+		const headers: Record<string, string> = {};
+		req.headers.forEach((value, key) => {
+			const k = key.toLowerCase();
+			if (k.startsWith("x-langfuse-") || k === "content-encoding") headers[k] = value;
+		});
+		try {
+			appendFileSync(opts.requestLog, JSON.stringify({ path, headers, body, bytes, status }) + "\n");
+		} catch {
+			/* ignore */
+		}
+	};
+
 	async function handle(req: Request): Promise<Response> {
 		const url = new URL(req.url);
 		const path = url.pathname.replace(/\/+$/, "");
@@ -316,6 +341,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 
 		if (isOtlp) {
 			const decoded = decodeOtlp(body, index);
+			logRequest(req, path, body, rec.bytes, typeof decoded === "string" ? 400 : 200);
 			if (typeof decoded === "string") return reply(400, { message: decoded }, undefined, decoded);
 			for (const s of decoded) {
 				spans.push(s);
@@ -327,6 +353,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 
 		// legacy ingestion
 		const batch = body && typeof body === "object" ? (body as Json).batch : undefined;
+		logRequest(req, path, body, rec.bytes, Array.isArray(batch) ? 207 : 400);
 		if (!Array.isArray(batch)) return reply(400, { message: "body must be {batch: [...]}" }, undefined, "batch");
 		const successes: { id: string; status: number }[] = [];
 		const errors: { id: string; status: number; message?: string; error?: string }[] = [];
@@ -460,6 +487,7 @@ if (import.meta.main) {
 	const rcv = await startReceiver({
 		port: Number(argValue(args, "--port") ?? 0),
 		outFile: argValue(args, "--out"),
+		requestLog: argValue(args, "--request-log"),
 		publicKey: argValue(args, "--public-key"),
 		secretKey: argValue(args, "--secret-key"),
 	});

@@ -255,10 +255,47 @@ describe("receiver", () => {
 		await expect(r.waitFor(s => s.length > 5, 100)).rejects.toThrow(/timed out/);
 	});
 
-	test("standalone: --port 0 --out file.jsonl", async () => {
+	test("requestLog: one line per OTLP / ingestion POST as Langfuse's server replay reads it", async () => {
+		const dir = mkdtempSync(join(tmpdir(), "lf-rcv-log-"));
+		const log = join(dir, "requests.jsonl");
+		const logged = await startReceiver({ requestLog: log });
+		try {
+			const body = otlpBody([otlpSpan()]);
+			const gz = Bun.gzipSync(new TextEncoder().encode(JSON.stringify(body)));
+			const headers = { "content-encoding": "gzip", "x-langfuse-ingestion-version": "4", "x-langfuse-sdk-name": "langfuse.ts", "x-other": "no" };
+			expect((await postOtlp(logged, gz, headers)).status).toBe(200);
+			expect((await postOtlp(logged, { resourceSpans: [{ scopeSpans: [{ spans: [otlpSpan({ spanId: "short" })] }] }] })).status).toBe(400);
+			expect((await postIngest(logged, { batch: [ingestEvent("e1")] })).status).toBe(207);
+			expect((await postIngest(logged, { batch: [] }, basicAuth("pk-x", "wrong"))).status).toBe(401); // never reached decoding
+			await fetch(`${logged.url}/api/public/health`);
+			const lines = readFileSync(log, "utf8").trim().split("\n").map(l => JSON.parse(l) as Json);
+			expect(lines).toHaveLength(3);
+			expect(lines[0]).toEqual({
+				path: "/api/public/otel/v1/traces",
+				headers: { "content-encoding": "gzip", "x-langfuse-ingestion-version": "4", "x-langfuse-sdk-name": "langfuse.ts" },
+				body,
+				bytes: gz.byteLength,
+				status: 200,
+			});
+			expect(lines[1]).toMatchObject({ path: "/api/public/otel/v1/traces", headers: {}, status: 400 });
+			expect(lines[1].body.resourceSpans[0].scopeSpans[0].spans[0].spanId).toBe("short");
+			expect(lines[2]).toMatchObject({ path: "/api/public/ingestion", status: 207 });
+			expect(lines[2].body.batch.map((e: Json) => e.id)).toEqual(["e1"]);
+		} finally {
+			await logged.close();
+			rmSync(dir, { recursive: true, force: true });
+		}
+	});
+
+	test("standalone: --port 0 --out file.jsonl --request-log req.jsonl", async () => {
 		const dir = mkdtempSync(join(tmpdir(), "lf-rcv-"));
 		const out = join(dir, "out.jsonl");
-		const proc = Bun.spawn({ cmd: [process.execPath, join(import.meta.dir, "receiver.ts"), "--port", "0", "--out", out], stdout: "pipe", stderr: "inherit" });
+		const requestLog = join(dir, "requests.jsonl");
+		const proc = Bun.spawn({
+			cmd: [process.execPath, join(import.meta.dir, "receiver.ts"), "--port", "0", "--out", out, "--request-log", requestLog],
+			stdout: "pipe",
+			stderr: "inherit",
+		});
 		try {
 			const reader = proc.stdout.getReader();
 			let text = "";
@@ -280,6 +317,12 @@ describe("receiver", () => {
 				["span", "root"],
 				["event", "s1"],
 			]);
+			const requests = readFileSync(requestLog, "utf8").trim().split("\n").map(l => JSON.parse(l) as Json);
+			expect(requests.map(l => [l.path, l.status])).toEqual([
+				["/api/public/otel/v1/traces", 200],
+				["/api/public/ingestion", 207],
+			]);
+			expect(requests[0].body).toEqual(otlpBody([otlpSpan()]));
 		} finally {
 			proc.kill("SIGTERM");
 			await proc.exited;
