@@ -398,6 +398,8 @@ interface GenerationStart extends StartOptions {
 }
 
 interface GenerationEnd extends EndOptions {
+	/** The observation id, when it is known only at the end (omp/pi: from the assistant message's timestamp). */
+	id?: string;
 	model?: string;
 	usage?: Record<string, number>;
 	cost?: Record<string, number>;
@@ -487,7 +489,7 @@ interface RecordedLlmCall {
 	output: ChatMessage;
 	usage?: TokenCounts;
 	/** ONLY if the host records it per call; never zeros. */
-	costUsd?: { input?: number; output?: number; total: number };
+	costUsd?: { input?: number; output?: number; cacheRead?: number; cacheWrite?: number; total: number };
 	stopReason?: string;
 	error?: string;
 	metadata?: Metadata;
@@ -681,6 +683,7 @@ class SessionRecorder {
 			this.startGeneration(key, at, { model: options.model });
 			draft = this.drafts.get(key)!;
 		}
+		draft.id = options.id ?? draft.id;
 		draft.model = options.model ?? draft.model;
 		draft.usage = options.usage;
 		draft.cost = options.cost;
@@ -735,6 +738,12 @@ class SessionRecorder {
 			root.name = root.trace.name = this.goalName;
 			this.emitSnapshot(root, root.endMs ?? Date.now());
 		}
+	}
+
+	/** A subagent's own session, sent to the same sink: its traces are tagged and carry the link to the parent. */
+	subagent(sessionId: string, link: Metadata): SessionRecorder {
+		const metadata = { host: this.info.host, hostVersion: this.info.hostVersion, cwd: this.info.cwd, ...link };
+		return new SessionRecorder(this.sink, { ...this.info, sessionId, metadata, tags: [...new Set([...this.info.tags, "subagent"])] });
 	}
 
 	/** Ends everything still open: the session is over (shutdown, dispose, end of a rollout). */
@@ -2404,8 +2413,16 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 /** Deterministic ids for one recorded prompt, so re-reading a record updates its traces, never duplicates them. */
 interface TranscriptIds {
 	traceId: string;
-	/** kind "prompt" with the prompt's id, or a step's kind with the step's id. */
-	observation(kind: "prompt" | RecordedStep["kind"], key: string): string;
+	/** kind "prompt" with the prompt's id, a step's kind with the step's id, "turn" with TranscriptOptions.turnKey. */
+	observation(kind: "prompt" | "turn" | RecordedStep["kind"], key: string): string;
+}
+
+/** What a host's live traces have beyond the flat default (Codex): turns, and subagents as sessions of their own. */
+interface TranscriptOptions {
+	/** Each LLM call opens a turn (as omp/pi and OpenCode traces have live), keyed by its index in the prompt or its id. */
+	turnKey?: (call: RecordedLlmCall, index: number) => string;
+	/** A subagent's prompts become its own session's traces, linked to the task tool; undefined = not traced (sampled out). */
+	subagentIds?: (sessionId: string, prompt: RecordedPrompt) => TranscriptIds | undefined;
 }
 
 /** Ids hashed from one scope string (host, session, prompt): the default for a host without an older scheme. */
@@ -2423,12 +2440,15 @@ function assistantOutput(message: ChatMessage): unknown {
 }
 
 /** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
-function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds): void {
+function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds, options: TranscriptOptions = {}): void {
 	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
+	let turns = 0;
 	for (const step of prompt.steps) {
 		switch (step.kind) {
 			case "llm": {
 				const key = `llm:${step.id}`;
+				const index = turns++;
+				if (options.turnKey) recorder.startTurn(step.startMs, { name: `turn ${index}`, id: ids.observation("turn", options.turnKey(step, index)) });
 				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
 				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input: step.input.length ? step.input : undefined, modelParameters: parameters });
 				recorder.endGeneration(key, step.endMs, {
@@ -2439,15 +2459,28 @@ function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids
 					completionStartMs: step.completionStartMs,
 					level: step.error ? "ERROR" : undefined,
 					statusMessage: step.error,
-					metadata: { ...step.metadata, provider: step.provider, ...(step.stopReason !== undefined && { stopReason: step.stopReason }) },
+					metadata: {
+						...step.metadata,
+						provider: step.provider,
+						...(step.stopReason !== undefined && { stopReason: step.stopReason }),
+						...(step.tools && { tools: step.tools.map(tool => tool.function.name) }),
+					},
 				});
 				break;
 			}
 			case "tool": {
 				const key = `tool:${step.id}`;
 				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata });
-				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
-				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
+				// without an end, endPrompt closes it, marked as still running
+				if (step.endMs !== undefined) recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
+				const child = step.subagent;
+				if (!child?.sessionId || !options.subagentIds) break;
+				const link = { parentSessionId: recorder.info.sessionId, parentTraceId: ids.traceId, parentObservationId: ids.observation("tool", step.id) };
+				const childRecorder = recorder.subagent(child.sessionId, link);
+				for (const childPrompt of child.prompts) {
+					const childIds = options.subagentIds(child.sessionId, childPrompt);
+					if (childIds) recordTranscript(childRecorder, childPrompt, childIds, options);
+				}
 				break;
 			}
 			case "compaction": {
@@ -2567,7 +2600,24 @@ interface PiSession extends TracedSession {
 	compaction?: { startedAt: number; reason?: unknown; action?: unknown; recorded?: boolean };
 	ctx: PiContext;
 	unsubscribe?: () => void;
+	/** agent_start until the user message: the trace id waits for that message's timestamp (piIds). */
+	pendingStart?: { at: number; input?: string; metadata: Metadata };
+	pendingTurn?: { at: number; index?: number };
+	/** The open prompt's ids; undefined when it had no user message (random ids then). */
+	ids?: TranscriptIds;
+	/** Turns in the open prompt: the key of each turn's id, as history import counts them. */
+	turns: number;
 }
+
+/**
+ * Ids of an omp/pi prompt from what the session file records too, so a session traced live and imported
+ * later is one trace: the user message's timestamp keys the trace, an assistant message's timestamp its
+ * generation, the tool-call id a tool, the turn's index in the prompt a turn.
+ */
+const piIds = (sessionId: string, userTimestamp: string) => transcriptIds(`pi:${sessionId}:${userTimestamp}`);
+
+/** Events that come between agent_start and the user message: they do not open the prompt yet. */
+const PI_BEFORE_USER = new Set(["agent_start", "turn_start", "message_start", "message_end", "input", "before_agent_start"]);
 
 /** Ended sessions remembered per extension instance, so their late events are recognised and ignored. */
 const PI_SESSIONS_KEPT = 1_000;
@@ -2590,7 +2640,9 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		safeOn(pi, log, event, (event, ctx) => {
 			const session = sessionFor(ctx);
 			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
-			if (session && !session.paused) return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
+			if (!session || session.paused) return;
+			if (session.pendingStart && !PI_BEFORE_USER.has(event)) openPiPrompt(session);
+			return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -2625,14 +2677,17 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			session.continuing = false;
 			return;
 		}
-		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } });
+		session.pendingStart = { at: Date.now(), input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } };
 		session.pendingPrompt = undefined;
 	});
 	on("turn_start", (event, _ctx, session) => {
 		const index = typeof event.turnIndex === "number" ? event.turnIndex : undefined;
-		// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
-		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index }, adoptOpenCalls: true });
+		if (session.pendingStart) session.pendingTurn = { at: Date.now(), index };
+		else startPiTurn(session, Date.now(), index);
 		session.endedTools.clear();
+	});
+	on("message_start", (event, _ctx, session) => {
+		if (event.message?.role === "user") openPiPrompt(session, finite(event.message.timestamp));
 	});
 	on("before_provider_request", (event, ctx, session) => {
 		const payload = event.payload !== null && typeof event.payload === "object" ? (event.payload as ProviderRequest) : {};
@@ -2653,16 +2708,20 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("message_end", (event, ctx, session) => {
 		const message = event.message;
+		if (message?.role === "user") return openPiPrompt(session, finite(message.timestamp));
+		openPiPrompt(session);
 		if (!message || message.role !== "assistant") return;
 		const key = session.generationKey ?? `llm:${++session.generations}`;
 		session.generationKey = undefined;
-		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
+		const timestamp = finite(message.timestamp);
+		session.recorder.endGeneration(key, Date.now(), { ...assistantGeneration(message, ctx), id: timestamp === undefined ? undefined : session.ids?.observation("llm", String(timestamp)) });
 		session.recorder.noteOutput(textOf(message.content));
 	});
 	const onToolStart = (event: PiEvent, _ctx: PiContext, session: PiSession) => {
 		const id = stringOr(event.toolCallId) ?? "";
 		if (session.endedTools.has(id)) return;
 		session.recorder.startTool(`tool:${id}`, Date.now(), {
+			id: id ? session.ids?.observation("tool", id) : undefined,
 			name: stringOr(event.toolName) ?? "tool",
 			input: event.input ?? event.args,
 			metadata: { toolCallId: event.toolCallId, intent: event.intent },
@@ -2777,6 +2836,29 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	}
 }
 
+/** The prompt agent_start announced, with ids from its user message's timestamp (none: random ids), and its first turn. */
+function openPiPrompt(session: PiSession, userTimestamp?: number): void {
+	const start = session.pendingStart;
+	if (!start) return;
+	session.pendingStart = undefined;
+	session.ids = userTimestamp === undefined ? undefined : piIds(session.recorder.info.sessionId, String(userTimestamp));
+	session.turns = 0;
+	session.recorder.startPrompt(start.at, { input: start.input, metadata: start.metadata, traceId: session.ids?.traceId, id: session.ids?.observation("prompt", String(userTimestamp)) });
+	const turn = session.pendingTurn;
+	session.pendingTurn = undefined;
+	if (turn) startPiTurn(session, turn.at, turn.index);
+}
+
+function startPiTurn(session: PiSession, at: number, index: number | undefined): void {
+	// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
+	session.recorder.startTurn(at, {
+		id: session.ids?.observation("turn", String(session.turns++)),
+		name: index === undefined ? "turn" : `turn ${index}`,
+		metadata: { turnIndex: index },
+		adoptOpenCalls: true,
+	});
+}
+
 function recordCompaction(session: PiSession, end: EndOptions): void {
 	const recorder = session.recorder;
 	const now = Date.now();
@@ -2813,7 +2895,7 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): Pi
 		},
 		parentFile ? ["subagent"] : [],
 	);
-	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
+	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx, turns: 0 };
 	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
 	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui?.notify?.(line, "warning");
 	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
@@ -3012,6 +3094,8 @@ interface OcSession {
 	awaiting?: OcMessage;
 	tools: Map<string, OcTool>;
 	turns: number;
+	/** The open prompt's ids, from its user message id; undefined when it began without chat.message. */
+	ids?: TranscriptIds;
 	/** The latest experimental.chat.{messages,system}.transform outputs: the next request's input. */
 	pendingMessages?: unknown;
 	pendingSystem?: unknown;
@@ -3019,6 +3103,18 @@ interface OcSession {
 	promptError?: { level: Level; message: string };
 	/** Idle came while an LLM call was still unsaved (a failed call is saved after idle): end when it is. */
 	idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Ids of an OpenCode prompt from ids its database keeps too (user message, assistant message, tool call),
+ * so a session traced live and imported later is one trace. Tools keep the ids they always had.
+ */
+function ocIds(sessionId: string, userMessageId = ""): TranscriptIds {
+	const scope = `opencode:${sessionId}:${userMessageId}`;
+	return {
+		traceId: hashId(scope, 32),
+		observation: (kind, key) => hashId(kind === "tool" ? `opencode-tool:${sessionId}:${key}` : `${scope}:${kind}:${key}`, 16),
+	};
 }
 
 /** OpenCode's placeholder until the title call answers: "New session - <ISO>" / "Child session - <ISO>". */
@@ -3129,7 +3225,9 @@ function ocTraceMetadata(session: OcSession): Metadata {
  * itself, without the session's trace metadata; opening it here keeps a late-learned version or parent.
  */
 function ocPromptRecorder(session: OcSession, at: number): SessionRecorder {
-	if (!session.recorder.promptOpen) session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
+	if (session.recorder.promptOpen) return session.recorder;
+	session.ids = undefined;
+	session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
 	return session.recorder;
 }
 
@@ -3148,14 +3246,18 @@ function ocOnChatMessage(plugin: OcPlugin, hookInput: OcChatMessageInput | undef
 	const model = hookInput?.model ?? message.model ?? {};
 	session.promptError = undefined;
 	session.turns = 0;
+	const userMessageId = stringOr(hookInput?.messageID) ?? stringOr(message.id);
+	session.ids = userMessageId ? ocIds(session.id, userMessageId) : undefined;
 	session.recorder.startPrompt(Date.now(), {
+		traceId: session.ids?.traceId,
+		id: userMessageId && session.ids?.observation("prompt", userMessageId),
 		input: text,
 		metadata: {
 			...ocTraceMetadata(session),
 			agent: hookInput?.agent ?? message.agent,
 			model: model.modelID,
 			provider: model.providerID,
-			userMessageId: hookInput?.messageID ?? message.id,
+			userMessageId,
 			...ocSubagentLink(plugin, session),
 		},
 	});
@@ -3250,7 +3352,7 @@ function ocOnMessage(plugin: OcPlugin, info: OcMessageInfo | undefined): void {
 		message.provider = info.providerID;
 		session.messages.set(info.id, message);
 		session.awaiting = message;
-		ocPromptRecorder(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+		ocPromptRecorder(session, createdMs).startTurn(createdMs, { id: session.ids?.observation("turn", info.id), name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
 		return;
 	}
 	message.model = info.modelID ?? message.model;
@@ -3319,7 +3421,7 @@ function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | und
 function ocToolEntry(session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool {
 	let tool = session.tools.get(callID);
 	if (!tool) {
-		tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
+		tool = { callID, name, messageId, startMs: at, started: false, spanId: ocIds(session.id).observation("tool", callID) };
 		session.tools.set(callID, tool);
 	}
 	return tool;
@@ -3344,6 +3446,7 @@ function ocStartGeneration(session: OcSession, message: OcMessage): void {
 	if (session.awaiting === message) session.awaiting = undefined;
 	const at = message.requestMs ?? message.createdMs;
 	ocPromptRecorder(session, at).startGeneration(message.key, at, {
+		id: session.ids?.observation("llm", message.id),
 		model: message.model,
 		modelParameters: message.modelParameters,
 		input: ocRequestInput(message.requestSystem, message.requestMessages),
@@ -3404,6 +3507,7 @@ function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
 	const error = session.promptError;
 	session.promptError = undefined;
 	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+	session.ids = undefined;
 	session.messages.clear();
 	session.tools.clear();
 	session.awaiting = undefined;
