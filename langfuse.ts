@@ -14,8 +14,8 @@
  *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
  *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
- *                  §7.4 the one default export
- *   §8 CLI         doctor, flush, codex-* — guarded by import.meta.main, never runs inside a host
+ *                  §7.5 history import (the hosts' own records → the same traces), §7.6 the one default export
+ *   §8 CLI         doctor, flush, import, codex-* — guarded by import.meta.main, never runs inside a host
  *   Appendix       the secret redactor: patterns and engine
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
@@ -2092,6 +2092,14 @@ function saveOnFatalSignals(saveAll: () => void): void {
 	}
 }
 
+/** State next to the spool (Codex cursors, import marks): private, replaced whole (a crash leaves the old one). */
+function writePrivateJson(file: string, value: object): void {
+	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	const temporary = `${file}.${process.pid}.tmp`;
+	fs.writeFileSync(temporary, JSON.stringify({ ...value, updatedAt: new Date().toISOString() }), { mode: 0o600 });
+	fs.renameSync(temporary, file);
+}
+
 /** Sampling is decided once per session from its id: a session is traced whole or not at all. */
 function sampled(config: Config, sessionId: string): boolean {
 	if (config.sampleRate >= 1) return true;
@@ -3879,10 +3887,7 @@ function readCodexCursor(file: string, rollout: string): CodexCursor {
 }
 
 function writeCodexCursor(file: string, cursor: CodexCursor): void {
-	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	const temporary = `${file}.${process.pid}.tmp`;
-	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CODEX_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
-	fs.renameSync(temporary, file);
+	writePrivateJson(file, { ...cursor, done: cursor.done.slice(-CODEX_DONE_KEPT) });
 }
 
 /** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
@@ -4013,7 +4018,7 @@ function codexThread(meta: any): CodexThread | undefined {
 const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
 
 /** A recorder whose records are collected, one per observation id (the last state wins). */
-function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
+function codexRecorder(runtime: Pick<Runtime, "config">, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
 	const subagent = thread.parentThreadId !== undefined;
 	const info: HostSessionInfo = {
 		sessionId: thread.sessionId,
@@ -4292,12 +4297,14 @@ function parseRollout(text: string, request: CodexRequest = {}): { thread?: Code
  * cursor; the caller commits once the records are spooled or sent, so a crash re-reads, never skips.
  */
 async function readCodexRollout(
-	runtime: Runtime,
+	runtime: Pick<Runtime, "config" | "log">,
 	rollout: string,
 	request: CodexRequest,
+	fromStart = false,
 ): Promise<{ records: ObservationRecord[]; turns: number; commit: () => void }> {
 	const cursorFile = codexCursorFile(runtime.config, rollout);
-	const cursor = readCodexCursor(cursorFile, rollout);
+	// fromStart: `import --force` reads every turn again (the same ids: the same traces are updated)
+	const cursor = fromStart ? readCodexCursor("", rollout) : readCodexCursor(cursorFile, rollout);
 	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
 	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
 	const { turns, offset } = collectCodexTurns(lines, cursor, request);
@@ -4367,7 +4374,813 @@ async function handOnSpool(runtime: Runtime): Promise<void> {
 	}
 }
 
-// ── §7.4 the one export ───────────────────────────────────────────────────────────────────────────
+// ── §7.5 History import ───────────────────────────────────────────────────────────────────────────
+//
+// `bun langfuse.ts import` (§8) reads what the hosts themselves recorded and sends it as the traces the
+// live hooks would have made, with the ids they would have used (piIds, ocIds, codexIds): importing twice,
+// or importing a session that was traced live, updates the same traces. Records (measured on omp 18.2.3,
+// pi 0.73.1, opencode 1.18.33; test/fixtures/import/):
+// - omp / pi: one JSONL file per session: header `{type:"session", id, cwd, parentSession?}` (omp writes a
+//   padded `title` line first and rewrites it in place), then entries `{type, id, parentId, timestamp}`:
+//   `message` (user / assistant with usage and cost / toolResult), `compaction`, `custom`
+//   (omp: tool_execution_start, session_exit), omp subagents' `session_init`. Entries form a tree: a
+//   call's input is its ancestor chain, not everything above it. omp subagents live in
+//   `<parent file minus .jsonl>/<TaskId>.jsonl`, named by the parent's task result.
+// - OpenCode: SQLite tables session (parent_id, cumulative totals), message (JSON data: role, parentID,
+//   tokens, cost, finish, time), part (text, tool {callID, state}, reasoning, step-*).
+// - Codex: the rollout reader of §7.3, with its cursors.
+// Not in any record, so left out, not invented: request parameters, the full tool schemas, time to first
+// token (pi, Codex), OpenCode's system prompt, omp's compaction LLM calls.
+
+type ImportHost = "omp" | "pi" | "opencode" | "codex";
+/** Parsed host JSON: every field is tested before use, as with live events. */
+type Raw = Record<string, any>;
+
+const isRaw = (value: unknown): value is Raw => typeof value === "object" && value !== null && !Array.isArray(value);
+const listOf = (value: unknown): any[] => (Array.isArray(value) ? value : []);
+const rawLine = (line: string): Raw | undefined => (line.trim() ? [parseJsonText(line)].find(isRaw) : undefined);
+
+/** ISO text or epoch ms → epoch ms. */
+function epochMs(value: unknown): number | undefined {
+	if (typeof value !== "string") return finite(value);
+	const ms = Date.parse(value);
+	return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** Token counts the host recorded (a recorded 0 is kept: it is a fact). */
+function recordedCounts(counts: TokenCounts): TokenCounts | undefined {
+	const kept = Object.entries(counts).filter(([, value]) => value !== undefined);
+	return kept.length ? Object.fromEntries(kept) : undefined;
+}
+
+const stepStart = (step: RecordedStep) => (step.kind === "event" ? step.at : step.startMs);
+
+// ── omp / pi session files ──
+
+interface PiSessionParse {
+	sessionId: string;
+	cwd?: string;
+	/** omp subagents: the parent's session file as the child recorded it. */
+	parentSession?: string;
+	title?: string;
+	/** Prompt ids are the user message's timestamp, generation ids the assistant message's: what live hooks see. */
+	prompts: RecordedPrompt[];
+	/** omp task tools that ran subagents: tool-call id → task ids (= child file names). */
+	subagentTasks: { toolCallId: string; taskIds: string[] }[];
+	/** A session_exit follows the last prompt (omp), or pi's last call stopped: the host finished writing it. */
+	complete: boolean;
+}
+
+interface PiEntry {
+	type: string;
+	id?: string;
+	parentId?: string;
+	at?: number;
+	raw: Raw;
+}
+
+function piAssistantOutput(message: Raw): ChatMessage {
+	const parts = listOf(message.content).filter(isRaw);
+	const joined = (type: string, key: string) => parts.filter(part => part.type === type).map(part => stringOr(part[key]) ?? "").join("");
+	const calls = parts
+		.filter(part => part.type === "toolCall")
+		.map(part => ({ id: String(part.id), type: "function" as const, function: { name: String(part.name), arguments: JSON.stringify(part.arguments ?? {}) } }));
+	return { role: "assistant", content: joined("text", "text"), tool_calls: calls.length ? calls : undefined, reasoning: joined("thinking", "thinking") || undefined };
+}
+
+function piChat(message: Raw): ChatMessage | undefined {
+	if (message.role === "user") return { role: "user", content: textOf(message.content) };
+	if (message.role === "toolResult") return { role: "tool", content: textOf(message.content), tool_call_id: stringOr(message.toolCallId) };
+	return message.role === "assistant" ? piAssistantOutput(message) : undefined;
+}
+
+/** The messages a call received: its ancestors (the tree may hold other branches), cut at a compaction. */
+function piHistory(entry: PiEntry, byId: Map<string, PiEntry>, chat: Map<string, ChatMessage>, system?: string): ChatMessage[] {
+	const chain: PiEntry[] = [];
+	const seen = new Set<string>();
+	for (let at = entry.parentId ? byId.get(entry.parentId) : undefined; at?.id && !seen.has(at.id); at = at.parentId ? byId.get(at.parentId) : undefined) {
+		seen.add(at.id);
+		chain.unshift(at);
+	}
+	const messages = (entries: PiEntry[]) => entries.flatMap(e => (e.id && chat.get(e.id)) || []);
+	const head: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
+	const cut = chain.map(e => e.type).lastIndexOf("compaction");
+	if (cut < 0) return [...head, ...messages(chain)];
+	// after a compaction the model sees its summary, the entries it kept (from firstKeptEntryId), then what followed
+	const compaction = chain[cut]!;
+	const kept = chain.findIndex(e => e.id === compaction.raw.firstKeptEntryId);
+	head.push({ role: "user", content: `[compaction summary]\n${stringOr(compaction.raw.summary) ?? ""}` });
+	return [...head, ...messages(kept >= 0 && kept < cut ? chain.slice(kept, cut) : []), ...messages(chain.slice(cut + 1))];
+}
+
+function piLlmCall(entry: PiEntry, message: Raw, input: ChatMessage[], tools: ToolDefinition[] | undefined): RecordedLlmCall {
+	const written = entry.at ?? 0;
+	const start = epochMs(message.timestamp) ?? written;
+	const usage = isRaw(message.usage) ? message.usage : undefined;
+	const cost = isRaw(usage?.cost) ? usage.cost : undefined;
+	const total = finite(cost?.total);
+	const duration = finite(message.duration);
+	const ttft = finite(message.ttft);
+	// omp: completedAt, or start + duration; pi writes the entry when the message ends
+	const end = finite(message.completedAt) ?? (duration !== undefined ? start + duration : written);
+	return {
+		kind: "llm",
+		id: String(start),
+		startMs: start,
+		endMs: Math.max(start, end),
+		completionStartMs: ttft !== undefined ? Math.round(start + ttft) : undefined,
+		model: stringOr(message.model),
+		provider: stringOr(message.provider),
+		input,
+		tools,
+		output: piAssistantOutput(message),
+		// omp/pi report input without the cached tokens already
+		usage: usage && recordedCounts({ input: finite(usage.input), output: finite(usage.output), cacheRead: finite(usage.cacheRead), cacheWrite: finite(usage.cacheWrite), total: finite(usage.totalTokens) }),
+		// an unpriced model records 0: no cost is sent rather than a zero
+		costUsd: cost && total !== undefined && total > 0 ? { input: finite(cost.input), output: finite(cost.output), cacheRead: finite(cost.cacheRead), cacheWrite: finite(cost.cacheWrite), total } : undefined,
+		stopReason: stringOr(message.stopReason),
+		error: stringOr(message.errorMessage) ?? (message.stopReason === "error" ? "error" : undefined),
+		metadata: { responseId: message.responseId, entryId: entry.id },
+	};
+}
+
+/** omp's task result names the subagents it ran (details.results[].id); without results, the call's tasks[].name. */
+function piSubagentTaskIds(message: Raw, args: unknown): string[] {
+	if (message.toolName !== "task") return [];
+	const named = (items: unknown, key: string) => listOf(items).flatMap(item => stringOr(isRaw(item) ? item[key] : undefined) ?? []);
+	const fromResults = named(isRaw(message.details) ? message.details.results : undefined, "id");
+	return fromResults.length ? fromResults : named(isRaw(args) ? args.tasks : undefined, "name");
+}
+
+/**
+ * One omp or pi session file (its lines), pure. A prompt starts at each user message and holds every
+ * call, tool and compaction until the next one. A half-written last line is skipped (read next time).
+ */
+function parsePiSessionFile(lines: string[]): PiSessionParse {
+	const result: PiSessionParse = { sessionId: "", prompts: [], subagentTasks: [], complete: false };
+	const entries: PiEntry[] = [];
+	let system: string | undefined;
+	let tools: ToolDefinition[] | undefined;
+	for (const line of lines) {
+		const raw = rawLine(line);
+		if (typeof raw?.type !== "string") continue;
+		if (raw.type === "session") {
+			Object.assign(result, { sessionId: stringOr(raw.id) ?? "", cwd: stringOr(raw.cwd), parentSession: stringOr(raw.parentSession) });
+			continue;
+		}
+		if (raw.type === "title") {
+			result.title = stringOr(raw.title) ?? result.title;
+			continue;
+		}
+		if (raw.type === "session_init") {
+			system = stringOr(raw.systemPrompt);
+			// only the names are recorded: no schemas invented
+			const names = listOf(raw.tools).filter((name): name is string => typeof name === "string");
+			if (names.length) tools = names.map(name => ({ type: "function", function: { name } }));
+		}
+		entries.push({ type: raw.type, id: stringOr(raw.id), parentId: stringOr(raw.parentId), at: epochMs(raw.timestamp), raw });
+	}
+	const byId = new Map(entries.flatMap(e => (e.id ? [[e.id, e] as const] : [])));
+	const chat = new Map<string, ChatMessage>();
+	const open = new Map<string, RecordedToolCall>();
+	const toolStarts = new Map<string, number>();
+	let prompt: RecordedPrompt | undefined;
+	let lastAt = 0;
+	const finishPrompt = () => {
+		if (!prompt) return;
+		open.clear(); // a tool without a result stays without an end: the recorder marks it
+		prompt.steps.sort((a, b) => stepStart(a) - stepStart(b));
+		result.prompts.push(prompt);
+		prompt = undefined;
+	};
+	for (const entry of entries) {
+		const at = entry.at ?? lastAt;
+		const { raw } = entry;
+		if (entry.type === "custom" && raw.customType === "tool_execution_start" && isRaw(raw.data)) {
+			const id = stringOr(raw.data.toolCallId);
+			const started = epochMs(raw.data.startedAt) ?? at;
+			if (id) toolStarts.set(id, started);
+			const tool = id ? open.get(id) : undefined;
+			if (tool) tool.startMs = started;
+		} else if (entry.type === "custom" && raw.customType === "session_exit") {
+			if (prompt) prompt.endMs = Math.max(prompt.endMs, at);
+			result.complete = true;
+		} else if (entry.type === "compaction") {
+			// the record has only the end; it started when the entry before it was written
+			const step: RecordedCompaction = { kind: "compaction", id: entry.id ?? String(at), startMs: lastAt || at, endMs: at, summary: stringOr(raw.summary), tokensBefore: finite(raw.tokensBefore) };
+			if (prompt) {
+				prompt.steps.push(step);
+				prompt.endMs = Math.max(prompt.endMs, at);
+			} else {
+				result.prompts.push({ id: step.id, sessionId: result.sessionId, startMs: step.startMs, endMs: step.endMs, text: "compaction", steps: [step] });
+			}
+		} else if (entry.type === "message" && isRaw(raw.message)) {
+			const message = raw.message;
+			const messageAt = epochMs(message.timestamp) ?? at;
+			if (message.role === "user") {
+				finishPrompt();
+				result.complete = false;
+				prompt = { id: String(messageAt), sessionId: result.sessionId, startMs: messageAt, endMs: at, text: textOf(message.content), steps: [], metadata: { entryId: entry.id } };
+			} else if (message.role === "assistant" && prompt) {
+				const step = piLlmCall(entry, message, piHistory(entry, byId, chat, system), tools);
+				prompt.steps.push(step);
+				if (typeof step.output.content === "string" && step.output.content) prompt.answer = step.output.content;
+				prompt.aborted = message.stopReason === "aborted" || undefined;
+				prompt.error = step.error;
+				for (const call of step.output.tool_calls ?? []) {
+					const part = listOf(message.content).find(p => isRaw(p) && p.type === "toolCall" && p.id === call.id);
+					// pi records no tool start: the call exists once the message is complete
+					const tool: RecordedToolCall = { kind: "tool", id: call.id, name: call.function.name, startMs: toolStarts.get(call.id) ?? step.endMs, input: part?.arguments, output: undefined, isError: false };
+					open.set(call.id, tool);
+					prompt.steps.push(tool);
+				}
+				prompt.endMs = Math.max(prompt.endMs, step.endMs, at);
+			} else if (message.role === "toolResult" && prompt) {
+				const id = stringOr(message.toolCallId) ?? "";
+				const tool = open.get(id);
+				if (tool) {
+					open.delete(id);
+					const parts = listOf(message.content);
+					Object.assign(tool, { endMs: Math.max(tool.startMs, messageAt), output: parts.every(p => p?.type === "text") ? textOf(parts) : parts, isError: message.isError === true });
+					const taskIds = piSubagentTaskIds(message, tool.input);
+					if (taskIds.length) result.subagentTasks.push({ toolCallId: id, taskIds });
+				}
+				prompt.endMs = Math.max(prompt.endMs, messageAt, at);
+			}
+			const asChat = piChat(message);
+			if (asChat && entry.id) chat.set(entry.id, asChat);
+		}
+		if (entry.at !== undefined) lastAt = entry.at;
+	}
+	finishPrompt();
+	// pi writes no session_exit: a prompt whose last call stopped (not for tools) is finished
+	const last = result.prompts.at(-1)?.steps.filter(step => step.kind === "llm").at(-1);
+	if (!result.complete && last?.kind === "llm" && last.stopReason !== "toolUse") result.complete = true;
+	return result;
+}
+
+interface PiSessionFile {
+	path: string;
+	parsed: PiSessionParse;
+}
+
+/**
+ * Nests omp subagent files into the task tool that ran them; returns the rest (top-level). A child lives
+ * at `<parent file minus .jsonl>/<TaskId>.jsonl`: names are matched, not the absolute paths the records
+ * hold, so moved histories still link. A child without its task tool stays top-level, linked by id.
+ */
+function linkPiSubagents(files: PiSessionFile[]): PiSessionFile[] {
+	const stem = (file: string) => file.replace(/\\/g, "/").replace(/\.jsonl$/, "");
+	const byStem = new Map(files.map(file => [stem(file.path), file]));
+	const nested = new Set<PiSessionFile>();
+	for (const parent of files) {
+		for (const task of parent.parsed.subagentTasks) {
+			const tool = parent.parsed.prompts.flatMap(p => p.steps).find((step): step is RecordedToolCall => step.kind === "tool" && step.id === task.toolCallId);
+			for (const taskId of tool ? task.taskIds : []) {
+				const child = byStem.get(`${stem(parent.path)}/${taskId}`);
+				if (!child?.parsed.parentSession || path.basename(stem(child.parsed.parentSession)) !== path.basename(stem(parent.path))) continue;
+				tool!.subagent = { sessionId: child.parsed.sessionId, prompts: child.parsed.prompts };
+				nested.add(child);
+			}
+		}
+	}
+	return files.filter(file => !nested.has(file));
+}
+
+// ── OpenCode's database ──
+
+interface OpenCodeRows {
+	sessions: { id: string; parent_id: string | null; title: string; directory: string; time_updated: number }[];
+	messages: { id: string; session_id: string; time_created: number; data: string }[];
+	parts: { id: string; message_id: string; session_id: string; time_created: number; data: string }[];
+}
+
+interface OpenCodeSession {
+	sessionId: string;
+	parentId?: string;
+	title: string;
+	directory: string;
+	timeUpdated: number;
+	/** The newest message finished for good (not "tool-calls"): the last prompt will not grow. */
+	complete: boolean;
+	/** Prompt ids are user message ids, generation ids assistant message ids, tool ids call ids: what live hooks see. */
+	prompts: RecordedPrompt[];
+}
+
+const dataOf = (row: { data: string }): Raw => rawLine(row.data) ?? {};
+
+function openCodeLlmCall(row: OpenCodeRows["messages"][number], data: Raw, parts: Raw[], input: ChatMessage[]): RecordedLlmCall {
+	const time = isRaw(data.time) ? data.time : {};
+	const start = finite(time.created) ?? row.time_created;
+	const end = finite(time.completed) ?? Math.max(start, ...parts.map(part => finite(part.time?.end) ?? 0));
+	const joined = (type: string) => parts.filter(part => part.type === type && part.synthetic !== true).map(part => stringOr(part.text) ?? "").join("");
+	const calls = parts
+		.filter(part => part.type === "tool")
+		.map(part => ({ id: stringOr(part.callID) ?? String(part.id), type: "function" as const, function: { name: stringOr(part.tool) ?? "tool", arguments: JSON.stringify(part.state?.input ?? {}) } }));
+	// the first streamed text/reasoning is the host's own record of the first token
+	const firstOut = parts.flatMap(part => ((part.type === "text" || part.type === "reasoning") && finite(part.time?.start)) || []);
+	const tokens = isRaw(data.tokens) ? data.tokens : undefined;
+	const cost = finite(data.cost);
+	return {
+		kind: "llm",
+		id: row.id,
+		startMs: start,
+		endMs: Math.max(start, end),
+		completionStartMs: firstOut.length ? Math.min(...firstOut) : undefined,
+		model: stringOr(data.modelID),
+		provider: stringOr(data.providerID),
+		input,
+		output: { role: "assistant", content: joined("text"), tool_calls: calls.length ? calls : undefined, reasoning: joined("reasoning") || undefined },
+		// OpenCode: input excludes cache, output excludes reasoning (HOSTS.md)
+		usage:
+			tokens &&
+			recordedCounts({ input: finite(tokens.input), output: finite(tokens.output), reasoning: finite(tokens.reasoning), cacheRead: finite(tokens.cache?.read), cacheWrite: finite(tokens.cache?.write), total: finite(tokens.total) }),
+		costUsd: cost !== undefined && cost > 0 ? { total: cost } : undefined,
+		stopReason: stringOr(data.finish),
+		error: isRaw(data.error) ? (stringOr(data.error.data?.message) ?? stringOr(data.error.name)) : undefined,
+		metadata: { agent: data.agent ?? data.mode, parentMessageId: data.parentID },
+	};
+}
+
+function openCodeToolCalls(parts: Raw[]): RecordedToolCall[] {
+	return parts.flatMap(part => {
+		if (part.type !== "tool" || !isRaw(part.state)) return [];
+		const state = part.state;
+		const start = finite(state.time?.start) ?? part.time_created ?? 0;
+		const child = stringOr(state.metadata?.sessionId);
+		const failed = state.status === "error";
+		const tool: RecordedToolCall = {
+			kind: "tool",
+			id: stringOr(part.callID) ?? String(part.id),
+			name: stringOr(part.tool) ?? "tool",
+			startMs: start,
+			endMs: state.status === "completed" || failed ? Math.max(start, finite(state.time?.end) ?? start) : undefined,
+			input: state.input,
+			output: failed ? state.error : state.output,
+			// bash reports a failing command as completed with its exit code: toolEnd calls that an error
+			isError: failed,
+			error: failed ? (stringOr(state.error) ?? "tool failed") : undefined,
+			exitCode: finite(state.metadata?.exit),
+			subagent: child ? { sessionId: child, prompts: [] } : undefined,
+		};
+		return [tool];
+	});
+}
+
+/** Prompts of one OpenCode session from its rows (sorted by time): a prompt per user message. */
+function openCodePrompts(sessionId: string, messages: OpenCodeRows["messages"], partsOf: Map<string, Raw[]>): RecordedPrompt[] {
+	const prompts: RecordedPrompt[] = [];
+	const byUser = new Map<string, RecordedPrompt>();
+	const history: ChatMessage[] = [];
+	for (const row of messages) {
+		const data = dataOf(row);
+		const parts = partsOf.get(row.id) ?? [];
+		if (data.role === "user") {
+			// synthetic parts are context OpenCode adds (file contents, reminders), not what was typed
+			const text = parts
+				.filter(part => part.type === "text" && part.synthetic !== true)
+				.map(part => stringOr(part.text) ?? "")
+				.join("\n");
+			const at = finite(data.time?.created) ?? row.time_created;
+			const compaction = parts.find(part => part.type === "compaction");
+			const prompt: RecordedPrompt = { id: row.id, sessionId, startMs: at, endMs: at, text, steps: [], metadata: compaction && { compaction: true, auto: compaction.auto === true } };
+			prompts.push(prompt);
+			byUser.set(row.id, prompt);
+			history.push({ role: "user", content: text });
+			continue;
+		}
+		const prompt = data.role === "assistant" ? (byUser.get(stringOr(data.parentID) ?? "") ?? prompts.at(-1)) : undefined;
+		if (!prompt) continue;
+		const call = openCodeLlmCall(row, data, parts, history.slice());
+		const tools = openCodeToolCalls(parts);
+		prompt.steps.push(call, ...tools);
+		prompt.endMs = Math.max(prompt.endMs, call.endMs, ...tools.map(tool => tool.endMs ?? 0));
+		if (typeof call.output.content === "string" && call.output.content) prompt.answer = call.output.content;
+		prompt.error = call.error;
+		prompt.aborted = data.error?.name === "MessageAbortedError" || undefined;
+		history.push(call.output, ...tools.map(tool => ({ role: "tool" as const, content: typeof tool.output === "string" ? tool.output : JSON.stringify(tool.output ?? null), tool_call_id: tool.id })));
+	}
+	for (const prompt of prompts) prompt.steps.sort((a, b) => stepStart(a) - stepStart(b));
+	return prompts;
+}
+
+/**
+ * Sessions from OpenCode's rows, pure. A subagent session is nested into the task tool whose metadata
+ * names it; one whose parent or tool is missing stays top-level, so nothing is lost.
+ */
+function openCodeSessionsFromRows(rows: OpenCodeRows): OpenCodeSession[] {
+	const group = <T>(items: T[], key: (item: T) => string) => {
+		const groups = new Map<string, T[]>();
+		for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
+		return groups;
+	};
+	const partsOf = group(
+		rows.parts.map(row => ({ ...dataOf(row), id: row.id, messageId: row.message_id, time_created: row.time_created })),
+		part => part.messageId,
+	);
+	const messagesOf = group(rows.messages, row => row.session_id);
+	const sessions = rows.sessions.map(row => {
+		const messages = (messagesOf.get(row.id) ?? []).sort((a, b) => a.time_created - b.time_created || (a.id < b.id ? -1 : 1));
+		const last = messages.length ? dataOf(messages.at(-1)!) : undefined;
+		const session: OpenCodeSession = {
+			sessionId: row.id,
+			parentId: row.parent_id ?? undefined,
+			title: row.title,
+			directory: row.directory,
+			timeUpdated: row.time_updated,
+			complete: !last || (last.role === "assistant" && finite(last.time?.completed) !== undefined && last.finish !== "tool-calls"),
+			prompts: openCodePrompts(row.id, messages, partsOf),
+		};
+		return session;
+	});
+	const byId = new Map(sessions.map(session => [session.sessionId, session]));
+	const nested = new Set<string>();
+	for (const session of sessions) {
+		for (const step of session.prompts.flatMap(prompt => prompt.steps)) {
+			const child = step.kind === "tool" && step.subagent?.sessionId ? byId.get(step.subagent.sessionId) : undefined;
+			if (step.kind !== "tool" || !child || child.parentId !== session.sessionId) continue;
+			step.subagent!.prompts = child.prompts;
+			nested.add(child.sessionId);
+		}
+	}
+	return sessions.filter(session => !nested.has(session.sessionId));
+}
+
+/** The part of bun:sqlite and node:sqlite used here. */
+interface SqliteDb {
+	prepare(sql: string): { all(...params: (string | number)[]): unknown[] };
+	close(): void;
+}
+
+/** OpenCode's database, read session by session (a big history is never in memory at once). */
+interface OpenCodeDb {
+	/** Top-level sessions (no parent in the database) updated at or after `sinceMs`, oldest first. */
+	sessions: { id: string; timeUpdated: number }[];
+	/** One top-level session with its subagents (nested), plus any child whose task tool is missing. */
+	read(sessionId: string): OpenCodeSession[];
+	close(): void;
+}
+
+/**
+ * Opens OpenCode's database read-only (OpenCode may be running: WAL readers do not block it) with the
+ * runtime's SQLite: bun:sqlite under Bun, node:sqlite on Node ≥ 22.5 — no dependency, and a runtime
+ * without either (pi's Node 20) gets the reason instead of a crash.
+ */
+async function openOpenCodeDb(file: string, sinceMs = 0): Promise<OpenCodeDb | { reason: string }> {
+	let db: SqliteDb;
+	try {
+		// variable specifiers keep bundlers and Node's static analysis away from bun: modules
+		const [bunSpec, nodeSpec] = ["bun:sqlite", "node:sqlite"];
+		const bun = "Bun" in globalThis ? ((await import(bunSpec)) as { Database: new (file: string, options: object) => SqliteDb }) : undefined;
+		const node = bun ? undefined : ((await import(nodeSpec)) as { DatabaseSync: new (file: string, options: object) => SqliteDb });
+		if (!fs.existsSync(file)) return { reason: `cannot open ${file}: no such file` };
+		db = bun ? new bun.Database(file, { readonly: true }) : new node!.DatabaseSync(file, { readOnly: true });
+	} catch (error) {
+		return { reason: `no SQLite to read ${file} (Bun, or Node ≥ 22.5 with node:sqlite, is needed; this is Node ${process.versions.node}): ${errorText(error)}` };
+	}
+	try {
+		const columns = "id, parent_id, title, directory, time_updated";
+		const sessionQuery = db.prepare(`select ${columns} from session where id = ?`);
+		const childQuery = db.prepare(`select ${columns} from session where parent_id = ? order by time_created, id`);
+		const messageQuery = db.prepare("select id, session_id, time_created, data from message where session_id = ? order by time_created, id");
+		const partQuery = db.prepare("select id, message_id, session_id, time_created, data from part where session_id = ? order by message_id, id");
+		const tops = db
+			.prepare("select s.id as id, s.time_updated as timeUpdated from session s left join session p on p.id = s.parent_id where p.id is null and s.time_updated >= ? order by s.time_created, s.id")
+			.all(sinceMs) as OpenCodeDb["sessions"];
+		return {
+			sessions: tops,
+			read: sessionId => {
+				const rows: OpenCodeRows = { sessions: sessionQuery.all(sessionId) as OpenCodeRows["sessions"], messages: [], parts: [] };
+				// the session and every subagent below it, whenever each last changed
+				for (let index = 0; index < rows.sessions.length; index++) {
+					const { id } = rows.sessions[index]!;
+					rows.sessions.push(...(childQuery.all(id) as OpenCodeRows["sessions"]));
+					rows.messages.push(...(messageQuery.all(id) as OpenCodeRows["messages"]));
+					rows.parts.push(...(partQuery.all(id) as OpenCodeRows["parts"]));
+				}
+				return openCodeSessionsFromRows(rows);
+			},
+			close: () => db.close(),
+		};
+	} catch (error) {
+		db.close();
+		return { reason: `cannot read ${file}: ${errorText(error)}` };
+	}
+}
+
+// ── where history lives ──
+
+/** Each host's default location, by the host's own rules (omp/pi: PI_CODING_AGENT_DIR, XDG; Codex: CODEX_HOME). */
+function importSources(env: Env, home: string): { host: ImportHost; path: string }[] {
+	const sources: { host: ImportHost; path: string }[] = [{ host: "omp", path: path.join(home, ".omp/agent/sessions") }];
+	if (env.XDG_DATA_HOME) sources.push({ host: "omp", path: path.join(env.XDG_DATA_HOME, "omp/sessions") });
+	sources.push({ host: "pi", path: path.join(home, ".pi/agent/sessions") });
+	if (env.PI_CODING_AGENT_DIR) sources.push({ host: "pi", path: path.join(env.PI_CODING_AGENT_DIR, "sessions") });
+	sources.push({ host: "opencode", path: path.join(env.XDG_DATA_HOME || path.join(home, ".local/share"), "opencode/opencode.db") });
+	sources.push({ host: "codex", path: path.join(codexHomeDir({ ...env, HOME: home }), "sessions") });
+	return sources;
+}
+
+/** Whose record a file is, from its first 4 kB (the name alone can lie); undefined: not a session record. */
+function classifyRecord(file: string): ImportHost | undefined {
+	let head: Buffer;
+	try {
+		const fd = fs.openSync(file, "r");
+		try {
+			head = Buffer.alloc(4096);
+			head = head.subarray(0, fs.readSync(fd, head, 0, head.length, 0));
+		} finally {
+			fs.closeSync(fd);
+		}
+	} catch {
+		return undefined;
+	}
+	if (head.subarray(0, 16).toString("latin1") === "SQLite format 3\u0000") return "opencode";
+	const text = head.toString("utf8");
+	// Codex's first line (session_meta with the whole instructions) is longer than the head
+	if (/^\{[^\n]{0,200}?"type"\s*:\s*"session_meta"/.test(text) || /(^|[\\/])rollout-[^\\/]*\.jsonl$/.test(file)) return "codex";
+	const lines = text.split("\n").slice(0, 6).flatMap(line => rawLine(line) ?? []);
+	if (lines[0]?.type === "title") return "omp";
+	if (!lines.some(line => line.type === "session")) return undefined;
+	const change = lines.find(line => line.type === "model_change");
+	if (typeof change?.model === "string") return "omp";
+	if (typeof change?.modelId === "string") return "pi";
+	return /[\\/]\.?omp[\\/]/.test(file) ? "omp" : "pi";
+}
+
+// ── the import run ──
+
+interface ImportOptions {
+	paths: string[];
+	sinceMs?: number;
+	host?: ImportHost;
+	dryRun?: boolean;
+	force?: boolean;
+	/** Called now and then with the counts so far (the CLI draws its progress line from it). */
+	progress?: (totals: ImportTotals) => void;
+}
+
+interface ImportTotals {
+	/** Sessions (omp/pi file groups, OpenCode top-level sessions, Codex rollouts) looked at / to look at. */
+	done: number;
+	total: number;
+	/** Of those, unchanged since the last import (skipped without reading) or sampled out. */
+	unchanged: number;
+	sampledOut: number;
+	/** What was (or, with dryRun, would be) sent: sessions with new prompts, traces, observations. */
+	sessions: number;
+	traces: number;
+	observations: number;
+	/** Langfuse's totals: every usage key containing "input" / "output"; the hosts' own costs. */
+	inputTokens: number;
+	outputTokens: number;
+	costUsd: number;
+	bytes: number;
+	/** Per host, the same counts of what was sent. */
+	byHost: Partial<Record<ImportHost, { sessions: number; traces: number; observations: number; inputTokens: number; outputTokens: number; costUsd: number }>>;
+	problems: string[];
+	/** Langfuse did not take data for a minute: the run stopped; what was read is spooled. */
+	stalled?: string;
+}
+
+/** What an import remembers of a session: its last prompt sent, and whether that one could still grow. */
+interface ImportMark {
+	lastPromptId?: string;
+	complete: boolean;
+}
+
+/** Per omp/pi file group: the files' sizes and times, and a mark per session; per OpenCode database: per session. */
+interface ImportState {
+	signature?: string;
+	sessions: Record<string, ImportMark & { timeUpdated?: number }>;
+}
+
+/** Records queued before the run waits for the exporter; batches waiting to be sent before it stops reading. */
+const IMPORT_FLUSH_RECORDS = 2_000;
+const IMPORT_MAX_WAITING_BATCHES = 4;
+const IMPORT_STALL_MS = 60_000;
+
+/** The prompts to send given the last mark: after the marked one, plus the marked one if it was still open. */
+function promptsToSend(prompts: RecordedPrompt[], mark: ImportMark | undefined): RecordedPrompt[] {
+	const index = mark?.lastPromptId ? prompts.findIndex(prompt => prompt.id === mark.lastPromptId) : -1;
+	return index < 0 ? prompts : prompts.slice(mark!.complete ? index + 1 : index);
+}
+
+const markAfter = (prompts: RecordedPrompt[], complete: boolean, before?: ImportMark): ImportMark => ({ lastPromptId: prompts.at(-1)?.id ?? before?.lastPromptId, complete: prompts.length ? complete : before?.complete ?? complete });
+
+function importStateFile(config: Config, source: string): string {
+	return path.join(config.spoolDir, "import", `${hashId(path.resolve(source), 16)}.json`);
+}
+
+function readImportState(file: string): ImportState {
+	try {
+		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+		if (isRaw(saved) && isRaw(saved.sessions)) return saved as ImportState;
+	} catch {
+		// never imported, or unreadable: everything is new
+	}
+	return { sessions: {} };
+}
+
+/** Folders are walked for .jsonl records; a file's host comes from its content. Sorted, so runs are repeatable. */
+function findRecords(root: string, host: ImportHost | undefined, out: { host: ImportHost; path: string }[]): void {
+	let stat: fs.Stats;
+	try {
+		stat = fs.statSync(root);
+	} catch {
+		return;
+	}
+	if (stat.isDirectory()) {
+		const entries = call(() => fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) ?? [];
+		for (const entry of entries) if (entry.isDirectory() || /\.(jsonl|db)$/.test(entry.name)) findRecords(path.join(root, entry.name), host, out);
+		return;
+	}
+	const found = classifyRecord(root);
+	// omp and pi records look alike: the host asked for (or whose folder it is) names them
+	const piLike = (name?: ImportHost) => name === "omp" || name === "pi";
+	if (found && (!host || host === found || (piLike(host) && piLike(found)))) out.push({ host: host && piLike(found) ? host : found, path: root });
+}
+
+/**
+ * Imports what the hosts recorded through the runtime's exporter (everything that applies live applies:
+ * sampling, export mode, redaction, truncation, spool, retries). Paced: records go out session by session
+ * and the run waits while the exporter is behind. What was imported is remembered per file only after its
+ * records are spooled or confirmed, so an interrupted run resumes where it stopped (re-sent prompts update
+ * the same traces: every id is derived from the host's ids).
+ */
+async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, options: ImportOptions): Promise<ImportTotals> {
+	const { config, exporter } = runtime;
+	const totals: ImportTotals = { done: 0, total: 0, unchanged: 0, sampledOut: 0, sessions: 0, traces: 0, observations: 0, inputTokens: 0, outputTokens: 0, costUsd: 0, bytes: 0, byHost: {}, problems: [] };
+	const roots = options.paths.length ? options.paths.map(p => ({ host: options.host, path: p })) : importSources(process.env, os.homedir()).filter(source => !options.host || source.host === options.host);
+	const records: { host: ImportHost; path: string }[] = [];
+	for (const root of roots) findRecords(root.path, root.host ?? options.host, records);
+	const since = options.sinceMs ?? 0;
+	const wanted = records.filter((record, index) => records.findIndex(other => path.resolve(other.path) === path.resolve(record.path)) === index);
+
+	// omp/pi: a session file with its subagents' files (in the folder of the same name) is one unit
+	const piFiles = new Set(wanted.filter(record => record.host === "omp" || record.host === "pi").map(record => path.resolve(record.path)));
+	const units: { host: ImportHost; files: string[] }[] = [];
+	for (const record of wanted) {
+		const file = path.resolve(record.path);
+		if (record.host === "opencode" || record.host === "codex") units.push({ host: record.host, files: [file] });
+		else if (!piFiles.has(`${path.dirname(file)}.jsonl`)) units.push({ host: record.host, files: [file, ...[...piFiles].filter(child => child.startsWith(`${file.slice(0, -6)}${path.sep}`))] });
+	}
+	const databases = new Map<string, OpenCodeDb>();
+	for (const unit of units) {
+		if (unit.host !== "opencode") continue;
+		const db = await openOpenCodeDb(unit.files[0]!, since);
+		if ("reason" in db) totals.problems.push(`opencode: ${db.reason}`);
+		else databases.set(unit.files[0]!, db), (totals.bytes += call(() => fs.statSync(unit.files[0]!).size) ?? 0);
+	}
+	totals.total = units.reduce((sum, unit) => sum + (unit.host === "opencode" ? (databases.get(unit.files[0]!)?.sessions.length ?? 0) : 1), 0);
+
+	/** State file → what saves it, run once the records it covers are spooled or sent. */
+	const pending = new Map<string, () => void>();
+	/** Spools (or sends) what is queued, then saves the marks of what it holds; waits while Langfuse is behind. */
+	const settle = async (force: boolean) => {
+		if (!exporter || (!force && exporter.status.queued < IMPORT_FLUSH_RECORDS)) return;
+		let progressAt = Date.now();
+		let sent = exporter.status.sentSpans;
+		for (;;) {
+			await exporter.flush();
+			const status = exporter.status;
+			const safe = exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0);
+			if (safe) for (const commit of pending.values()) commit();
+			if (safe) pending.clear();
+			if (status.waitingBatches <= (force ? 0 : IMPORT_MAX_WAITING_BATCHES) && safe) return;
+			if (status.sentSpans !== sent) (sent = status.sentSpans), (progressAt = Date.now());
+			if (Date.now() - progressAt > IMPORT_STALL_MS || status.blocked) {
+				if (!force || !exporter.spool.available) totals.stalled = status.blocked ?? status.lastError ?? "no answer";
+				return;
+			}
+			await new Promise(resolve => setTimeout(resolve, 250));
+		}
+	};
+
+	/** A sink for one session's records: counted once per observation, queued unless dry-run. */
+	const sinkFor = (host: ImportHost): RecordSink => {
+		const seen = new Set<string>();
+		const hostTotals = (totals.byHost[host] ??= { sessions: 0, traces: 0, observations: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 });
+		return observation => {
+			if (!options.dryRun) exporter?.enqueue(observation);
+			const key = `${observation.traceId}/${observation.id}`;
+			if (seen.has(key)) return;
+			const sum = (part: string) => Object.entries(observation.usage ?? {}).reduce((total, [name, value]) => total + (name.includes(part) ? value : 0), 0);
+			const counts = { observations: 1, traces: observation.trace ? 1 : 0, sessions: seen.has(observation.sessionId) ? 0 : 1, inputTokens: sum("input"), outputTokens: sum("output"), costUsd: observation.cost?.total ?? 0 };
+			seen.add(key).add(observation.sessionId);
+			for (const [name, value] of Object.entries(counts) as [keyof typeof counts, number][]) (totals[name] += value), (hostTotals[name] += value);
+		};
+	};
+
+	/** One session's new prompts → records. */
+	const record = (host: ImportHost, info: HostSessionInfo, prompts: RecordedPrompt[], ids: (sessionId: string, promptId: string) => TranscriptIds, tags: string[] = []) => {
+		if (!prompts.length) return;
+		const recorder = new SessionRecorder(sinkFor(host), sessionInfo(config, info, tags));
+		const transcript: TranscriptOptions = {
+			turnKey: host === "opencode" ? llm => llm.id : (_llm, index) => String(index),
+			// a subagent is traced with its parent (OpenCode's rule); omp samples it by its own id, as live
+			subagentIds: (sessionId, prompt) => (host !== "omp" || sampled(config, sessionId) ? ids(sessionId, prompt.id) : undefined),
+		};
+		for (const prompt of prompts) recordTranscript(recorder, prompt, ids(info.sessionId, prompt.id), transcript);
+	};
+	const tick = () => options.progress?.(totals);
+
+	try {
+		for (const unit of units) {
+			if (totals.stalled) break;
+			if (unit.host === "opencode") await importOpenCode(unit.files[0]!);
+			else if (unit.host === "codex") await importCodex(unit.files[0]!);
+			else importPi(unit.host, unit.files);
+			await settle(false);
+			tick();
+		}
+		await settle(true);
+	} finally {
+		for (const db of databases.values()) db.close();
+	}
+	tick();
+	return totals;
+
+	function importPi(host: "omp" | "pi", files: string[]): void {
+		totals.done++;
+		const stats = files.map(file => call(() => fs.statSync(file)));
+		const signature = files.map((file, index) => `${file}:${stats[index]?.size}:${stats[index]?.mtimeMs}`).join("|");
+		const stateFile = importStateFile(config, files[0]!);
+		const state = options.force ? { sessions: {} } : readImportState(stateFile);
+		if (state.signature === signature || (stats[0]?.mtimeMs ?? 0) < since) return void totals.unchanged++;
+		const parsed = files.flatMap(file => {
+			const text = call(() => fs.readFileSync(file, "utf8"));
+			totals.bytes += text?.length ?? 0;
+			return text === undefined ? [] : [{ path: file, parsed: parsePiSessionFile(text.split("\n")) }];
+		});
+		const next: ImportState = { signature, sessions: { ...state.sessions } };
+		for (const { path: file, parsed: session } of linkPiSubagents(parsed)) {
+			if (!session.sessionId) continue;
+			if (!sampled(config, session.sessionId)) {
+				totals.sampledOut++;
+				continue;
+			}
+			const mark = state.sessions[session.sessionId];
+			const prompts = promptsToSend(session.prompts, mark).filter(prompt => prompt.endMs >= since);
+			const parentFile = session.parentSession;
+			const parentId = parentFile ? /_([0-9a-f-]{36})\.jsonl$/.exec(parentFile)?.[1] : undefined;
+			const metadata = { host, cwd: session.cwd, sessionFile: file, parentSessionId: parentId, parentSessionFile: parentFile };
+			record(host, { sessionId: session.sessionId, host, cwd: session.cwd, metadata }, prompts, piIds, parentFile ? ["subagent"] : []);
+			next.sessions[session.sessionId] = markAfter(prompts, session.complete, mark);
+		}
+		if (!options.dryRun) pending.set(stateFile, () => writePrivateJson(stateFile, next));
+	}
+
+	async function importOpenCode(file: string): Promise<void> {
+		const db = databases.get(file);
+		if (!db) return;
+		const stateFile = importStateFile(config, file);
+		const state = options.force ? { sessions: {} } : readImportState(stateFile);
+		for (const { id, timeUpdated } of db.sessions) {
+			totals.done++;
+			if (state.sessions[id]?.timeUpdated === timeUpdated) {
+				totals.unchanged++;
+				continue;
+			}
+			if (!sampled(config, id)) {
+				totals.sampledOut++;
+				continue;
+			}
+			for (const session of db.read(id)) {
+				const mark = state.sessions[session.sessionId];
+				const prompts = promptsToSend(session.prompts, mark).filter(prompt => prompt.endMs >= since);
+				const metadata = { host: "opencode", cwd: session.directory, title: session.title, parentSessionId: session.parentId };
+				record("opencode", { sessionId: session.sessionId, host: "opencode", cwd: session.directory, metadata }, prompts, ocIds, session.parentId ? ["subagent"] : []);
+				state.sessions[session.sessionId] = { ...markAfter(prompts, session.complete, mark), timeUpdated: session.timeUpdated };
+			}
+			// at commit time the state holds exactly what was queued: the run waits for each commit
+			if (!options.dryRun) pending.set(stateFile, () => writePrivateJson(stateFile, state));
+			await settle(false);
+			tick();
+		}
+	}
+
+	async function importCodex(file: string): Promise<void> {
+		totals.done++;
+		const stat = call(() => fs.statSync(file));
+		if (!stat || stat.mtimeMs < since) return void totals.unchanged++;
+		const cursorFile = codexCursorFile(config, file);
+		const unlock = options.dryRun ? () => {} : await lockCodexCursor(cursorFile, 1_000);
+		if (!unlock) return void totals.problems.push(`codex: ${file} is being read by another run; skipped`);
+		try {
+			const read = await readCodexRollout({ config, log: runtime.log }, file, {}, options.force);
+			totals.bytes += stat.size;
+			if (!options.dryRun) pending.set(cursorFile, read.commit);
+			if (!read.turns) return void totals.unchanged++;
+			if (!read.records.length) return void totals.sampledOut++;
+			read.records.forEach(sinkFor("codex"));
+		} finally {
+			unlock();
+		}
+	}
+}
+
+// ── §7.6 the one export ───────────────────────────────────────────────────────────────────────────
 
 /**
  * The only export (OpenCode calls every export as a plugin). omp and pi pass an API object with
@@ -4409,6 +5222,13 @@ const internals = {
 	costDetails,
 	parseRollout,
 	recordTranscript,
+	parsePiSessionFile,
+	linkPiSubagents,
+	openOpenCodeDb,
+	importSources,
+	classifyRecord,
+	promptsToSend,
+	runImport,
 };
 Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
 /** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
@@ -4425,6 +5245,9 @@ usage: bun langfuse.ts <command>
 
   doctor         check config, host, keys, transport and spool, then send a test trace (exit 0 = tracing works)
   flush          send everything waiting in the spool now (exit 0 = nothing left)
+  import [PATH…] send your past omp, pi, OpenCode and Codex sessions as the traces live tracing makes
+                 (PATH: a session file, a folder, OpenCode's database; none: each host's default place)
+                 --since DATE  --host omp|pi|opencode|codex  --dry-run (count, send nothing)  --force (send again)
   codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
   codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
   codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
@@ -4446,6 +5269,8 @@ async function runCli(argv: string[]): Promise<number> {
 			return doctor();
 		case "flush":
 			return flushCli();
+		case "import":
+			return importCli(args);
 		case undefined:
 		case "help":
 		case "--help":
@@ -4652,6 +5477,51 @@ function formatAge(ms: number): string {
 }
 
 /** `flush`: claim every spooled batch no live process owns, send it now, report; exit 0 when none is left. */
+/** `import`: reads the hosts' records (§7.5) and sends them through the same exporter as live tracing. */
+async function importCli(args: string[]): Promise<number> {
+	const options: ImportOptions = { paths: [] };
+	const hosts: ImportHost[] = ["omp", "pi", "opencode", "codex"];
+	for (let index = 0; index < args.length; index++) {
+		const arg = args[index]!;
+		const value = args[index + 1] ?? "";
+		if (arg === "--dry-run") options.dryRun = true;
+		else if (arg === "--force") options.force = true;
+		else if (arg === "--since" && Number.isFinite(Date.parse(value))) (options.sinceMs = Date.parse(value)), index++;
+		else if (arg === "--host" && hosts.includes(value as ImportHost)) (options.host = value as ImportHost), index++;
+		else if (arg.startsWith("-")) {
+			process.stderr.write(`import: bad option ${arg}${value && !value.startsWith("-") ? ` ${value}` : ""} (--since DATE, --host ${hosts.join("|")}, --dry-run, --force)\n`);
+			return 2;
+		} else options.paths.push(arg);
+	}
+	const runtime = options.dryRun ? { ...diagnostics(process.env), exporter: undefined } : createRuntime(process.env);
+	const out = (text: string) => process.stdout.write(`${runtime.redact(text)}\n`);
+	if (!options.dryRun && !runtime.exporter) {
+		out(`import: tracing is off (${runtime.config.disabledReason}); nothing sent. --dry-run shows what would be.`);
+		return 1;
+	}
+	const tty = process.stderr.isTTY === true;
+	let drawn = 0;
+	options.progress = totals => {
+		if (!tty || Date.now() - drawn < 100) return;
+		drawn = Date.now();
+		process.stderr.write(`\r\x1b[2Kimport: ${totals.done}/${totals.total} session(s), ${totals.observations} observation(s), ${formatBytes(totals.bytes)} read`);
+	};
+	const totals = await runImport(runtime, options);
+	if (tty) process.stderr.write("\r\x1b[2K");
+	const tokens = (t: { inputTokens: number; outputTokens: number; costUsd: number }) => `tokens ${t.inputTokens} in / ${t.outputTokens} out, cost $${t.costUsd.toFixed(6)}`;
+	const verb = options.dryRun ? "would send" : "sent";
+	out(`import${options.dryRun ? " (dry run)" : ""}: ${totals.done} session(s) read, ${formatBytes(totals.bytes)}; ${verb} ${totals.sessions} session(s), ${totals.traces} trace(s), ${totals.observations} observation(s); ${tokens(totals)}`);
+	for (const [host, t] of Object.entries(totals.byHost)) out(`  ${host.padEnd(8)} ${t.sessions} session(s), ${t.traces} trace(s), ${t.observations} observation(s); ${tokens(t)}`);
+	if (totals.unchanged || totals.sampledOut) out(`  skipped: ${totals.unchanged} unchanged since the last import, ${totals.sampledOut} sampled out (LANGFUSE_SAMPLE_RATE)`);
+	for (const problem of totals.problems) out(`  ${problem}`);
+	const status = runtime.exporter?.status;
+	const waiting = status ? status.queued + status.waitingBatches : 0;
+	if (totals.stalled) out(`  stopped: Langfuse is not taking data (${totals.stalled}); what was read waits in the spool. Run import again later.`);
+	else if (waiting) out(`  ${status!.waitingBatches} batch(es) wait in the spool (${status!.lastError ?? "sending"}): \`bun langfuse.ts flush\` sends them`);
+	runtime.exporter?.stop();
+	return totals.stalled || totals.problems.length ? 1 : 0;
+}
+
 async function flushCli(): Promise<number> {
 	const { config, redact, log } = diagnostics(process.env);
 	const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
