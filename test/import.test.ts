@@ -1,27 +1,32 @@
-// Import readers (drafts/import.ts) on records made by the real hosts WITHOUT the extension
+// History import (langfuse.ts §7.5) on records made by the real hosts WITHOUT the extension
 // (test/fixtures/import/, re-record with test/fixtures/import/record.ts). Each host's own numbers
-// (test/fixtures/import/totals.json) must come out of the parsed prompts exactly.
+// (test/fixtures/import/totals.json) must come out of the parsed prompts, and out of what the receiver
+// gets from `runImport`, exactly.
 import { Database } from "bun:sqlite";
-import { describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import {
-	classifyImportPath,
-	classifyJsonlHead,
-	importSources,
+import { dirname, join, resolve } from "node:path";
+import langfuse, { type Internals } from "../langfuse.ts";
+import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import { attr, json, latest, meta, sum, traceMeta, type } from "./support/spans.ts";
+
+const {
+	parsePiSessionFile: parsePi,
 	linkPiSubagents,
-	markAfter,
-	parsePiSessionFile,
+	openOpenCodeDb,
+	importSources,
+	classifyRecord,
 	promptsToSend,
-	unchangedSince,
-	readOpenCodeDatabase,
-	type LlmStep,
-	type PiSessionFile,
-	type RecordedPrompt,
-	type ToolStep,
-} from "../drafts/import.ts";
+	runImport,
+	createRuntime,
+} = (langfuse as unknown as { internals: Internals }).internals;
+type Prompt = ReturnType<typeof parsePi>["prompts"][number];
+type Step = Prompt["steps"][number];
+type Llm = Extract<Step, { kind: "llm" }>;
+type Tool = Extract<Step, { kind: "tool" }>;
+type PiFile = Parameters<typeof linkPiSubagents>[0][number];
 
 const DIR = resolve(import.meta.dir, "fixtures/import");
 const totals = JSON.parse(readFileSync(join(DIR, "totals.json"), "utf8"));
@@ -29,23 +34,43 @@ const totals = JSON.parse(readFileSync(join(DIR, "totals.json"), "utf8"));
 function walk(d: string): string[] {
 	return readdirSync(d, { withFileTypes: true }).flatMap(e => (e.isDirectory() ? walk(join(d, e.name)) : [join(d, e.name)]));
 }
-function readSessions(host: "omp" | "pi" | "omp-compaction"): PiSessionFile[] {
+const parsePiSessionFile = (lines: string[]) => parsePi(lines);
+function readSessions(host: "omp" | "pi" | "omp-compaction"): PiFile[] {
 	return walk(join(DIR, host, "sessions"))
 		.filter(f => f.endsWith(".jsonl"))
 		.sort()
-		.map(path => ({ path, parsed: parsePiSessionFile(readFileSync(path, "utf8").split("\n"), host === "pi" ? "pi" : "omp") }));
+		.map(path => ({ path, parsed: parsePiSessionFile(readFileSync(path, "utf8").split("\n")) }));
 }
 
 /** Every step, subagents' included (depth first). */
-function allSteps(prompts: RecordedPrompt[]): (LlmStep | ToolStep | RecordedPrompt["steps"][number])[] {
+function allSteps(prompts: Prompt[]): Step[] {
 	return prompts.flatMap(p => p.steps.flatMap(s => (s.kind === "tool" && s.subagent ? [s, ...allSteps(s.subagent.prompts)] : [s])));
 }
-const llms = (ps: RecordedPrompt[]) => allSteps(ps).filter((s): s is LlmStep => s.kind === "llm");
-const tools = (ps: RecordedPrompt[]) => allSteps(ps).filter((s): s is ToolStep => s.kind === "tool");
-const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const tokenSum = (ps: RecordedPrompt[], key: "input" | "output" | "cacheRead" | "cacheWrite" | "total") => sum(llms(ps).map(s => s.usage?.[key] ?? 0));
-const costSum = (ps: RecordedPrompt[]) => sum(llms(ps).map(s => s.costUsd?.total ?? 0));
+const llms = (ps: Prompt[]) => allSteps(ps).filter((s): s is Llm => s.kind === "llm");
+const tools = (ps: Prompt[]) => allSteps(ps).filter((s): s is Tool => s.kind === "tool");
+const tokenSum = (ps: Prompt[], key: "input" | "output" | "cacheRead" | "cacheWrite" | "total") => sum(llms(ps).map(s => s.usage?.[key] ?? 0));
+const costSum = (ps: Prompt[]) => sum(llms(ps).map(s => s.costUsd?.total ?? 0));
 const hostSum = (sessions: any[], f: (s: any) => number) => sum(sessions.map(f));
+
+/** OpenCode's database, rebuilt from the SQL dump in the fixtures. */
+function openCodeDbFile(dir: string): string {
+	const file = join(dir, "opencode.db");
+	const mem = new Database(":memory:");
+	mem.exec(readFileSync(join(DIR, "opencode/opencode.sql"), "utf8"));
+	mem.exec(`VACUUM INTO '${file}'`);
+	mem.close();
+	return file;
+}
+
+async function readOpenCode(file: string, sinceMs = 0) {
+	const db = await openOpenCodeDb(file, sinceMs);
+	if ("reason" in db) throw new Error(db.reason);
+	try {
+		return db.sessions.flatMap(s => db.read(s.id));
+	} finally {
+		db.close();
+	}
+}
 
 describe("omp session files", () => {
 	const files = readSessions("omp");
@@ -72,11 +97,12 @@ describe("omp session files", () => {
 		const child = files.find(f => f.parsed.parentSession)!;
 		const lines = readFileSync(parent.path, "utf8").split("\n").filter(l => !l.includes('"toolName":"task"'));
 		const again = linkPiSubagents([
-			{ path: parent.path, parsed: parsePiSessionFile(lines, "omp") },
-			{ path: child.path, parsed: parsePiSessionFile(readFileSync(child.path, "utf8").split("\n"), "omp") },
+			{ path: parent.path, parsed: parsePiSessionFile(lines) },
+			{ path: child.path, parsed: parsePiSessionFile(readFileSync(child.path, "utf8").split("\n")) },
 		]);
 		expect(again.length).toBe(2);
-		expect(again[1].parsed.parentSessionId).toBe(parent.parsed.sessionId);
+		// its header names the parent's file: the import links it by the session id in that name
+		expect(again[1].parsed.parentSession).toEndWith(`_${parent.parsed.sessionId}.jsonl`);
 	});
 
 	test("prompts, generations, tools, the failing tool", () => {
@@ -110,7 +136,9 @@ describe("omp session files", () => {
 
 	test("real timestamps: request start, completion, first token; tools from tool_execution_start", () => {
 		const [g0] = llms(tops[0].parsed.prompts);
-		expect(g0).toMatchObject({ id: "6caa5bab", model: "mock-model", provider: "mock", stopReason: "toolUse" });
+		// ids are what the live hooks also see: the assistant message's timestamp (its entry id comes later)
+		expect(g0).toMatchObject({ id: "1795979042562", model: "mock-model", provider: "mock", stopReason: "toolUse" });
+		expect(tops[0].parsed.prompts.map(p => p.id)).toEqual(tops[0].parsed.prompts.map(p => String(p.startMs)));
 		expect(g0.startMs).toBe(1795979042562);
 		expect(g0.endMs).toBe(1795979042587);
 		expect(g0.completionStartMs).toBe(1795979042573);
@@ -135,7 +163,7 @@ describe("pi session file", () => {
 		expect(llms(s.prompts).length).toBe(host.assistantMessages);
 		expect(llms(s.prompts).length).toBe(4);
 		expect(tools(s.prompts).map(t => `${t.id}:${t.isError}`)).toEqual(["call_mock_1:false", "call_mock_2:true"]);
-		expect(s.prompts[1]).toMatchObject({ id: "5de47870", text: "Second prompt: just answer", answer: "DONE: 2 commands" });
+		expect(s.prompts[1]).toMatchObject({ id: "1795979052895", text: "Second prompt: just answer", answer: "DONE: 2 commands", metadata: { entryId: "5de47870" } });
 		// pi records no first-token time: left out, not invented
 		expect(llms(s.prompts).every(g => g.completionStartMs === undefined)).toBe(true);
 		expect(s.complete).toBe(true);
@@ -154,9 +182,8 @@ describe("pi session file", () => {
 		const lines = readFileSync(file.path, "utf8").split("\n");
 		// up to the failing tool's result, then half of the final answer's line
 		const cut = [...lines.slice(0, 8), lines[8].slice(0, 40)];
-		const partial = parsePiSessionFile(cut, "pi");
+		const partial = parsePiSessionFile(cut);
 		expect(partial.prompts.length).toBe(1);
-		expect(partial.lastEntryId).toBe("65fcca07");
 		expect(partial.complete).toBe(false);
 		expect(tools(partial.prompts).map(t => t.isError)).toEqual([false, true]);
 	});
@@ -170,7 +197,7 @@ describe("session tree", () => {
 			{ type: "message", id: "a1", parentId: "u1", timestamp: "2026-01-01T00:00:02.000Z", message: { role: "assistant", content: [{ type: "text", text: "first" }], usage: { input: 10, output: 1, cacheRead: 0, cacheWrite: 0, totalTokens: 11, cost: { total: 0 } }, stopReason: "stop", timestamp: 1767225601500 } },
 			{ type: "message", id: "a2", parentId: "u1", timestamp: "2026-01-01T00:00:03.000Z", message: { role: "assistant", content: [{ type: "text", text: "second" }], stopReason: "stop", timestamp: 1767225602500 } },
 		].map(l => JSON.stringify(l));
-		const s = parsePiSessionFile(lines, "pi");
+		const s = parsePiSessionFile(lines);
 		const gens = llms(s.prompts);
 		expect(gens.map(g => g.input.map(m => m.content))).toEqual([["hi"], ["hi"]]);
 		// an unpriced model records cost 0: no cost is sent rather than a zero
@@ -184,27 +211,16 @@ describe("a second import sends only what is new", () => {
 	const [file] = readSessions("pi");
 	const lines = readFileSync(file.path, "utf8").split("\n");
 
-	test("same file: nothing; a file that grew: the open prompt again plus the new one", () => {
-		const full = file.parsed;
-		expect(promptsToSend(full.prompts, full.sessionId, undefined).length).toBe(2);
-		const mark = markAfter(full.prompts, full.sessionId, full.complete, 3781, 1);
-		expect(mark).toEqual({ size: 3781, mtimeMs: 1, sessionId: full.sessionId, lastPromptId: "5de47870", lastPromptComplete: true });
-		expect(unchangedSince(mark, 3781, 1)).toBe(true);
-		expect(unchangedSince(mark, 3781, 2)).toBe(false);
-		expect(promptsToSend(full.prompts, full.sessionId, mark)).toEqual([]);
-
+	test("after the last prompt; the last one again when it was still open; everything when the mark is gone", () => {
+		const full = file.parsed.prompts;
+		expect(promptsToSend(full, undefined).length).toBe(2);
+		expect(promptsToSend(full, { lastPromptId: "1795979052895", complete: true })).toEqual([]);
 		// imported while pi was still in the first prompt (up to the failing tool's result)
-		const early = parsePiSessionFile(lines.slice(0, 8), "pi");
+		const early = parsePiSessionFile(lines.slice(0, 8));
 		expect(early.complete).toBe(false);
-		const earlyMark = markAfter(early.prompts, early.sessionId, early.complete, 2000, 1);
-		expect(earlyMark.lastPromptComplete).toBe(false);
-		expect(promptsToSend(full.prompts, full.sessionId, earlyMark).map(p => p.id)).toEqual(["d3e0de97", "5de47870"]);
-		// the first prompt was finished at the mark: only the second one is new
-		const midMark = markAfter(full.prompts.slice(0, 1), full.sessionId, true, 2500, 1);
-		expect(promptsToSend(full.prompts, full.sessionId, midMark).map(p => p.id)).toEqual(["5de47870"]);
-		// another session in the same path, or the marked prompt gone: everything again
-		expect(promptsToSend(full.prompts, "other", mark).length).toBe(2);
-		expect(promptsToSend(full.prompts, full.sessionId, { ...mark, lastPromptId: "gone" }).length).toBe(2);
+		expect(promptsToSend(full, { lastPromptId: early.prompts.at(-1)!.id, complete: early.complete }).map(p => p.id)).toEqual(["1795979051961", "1795979052895"]);
+		expect(promptsToSend(full, { lastPromptId: "1795979051961", complete: true }).map(p => p.id)).toEqual(["1795979052895"]);
+		expect(promptsToSend(full, { lastPromptId: "gone", complete: true }).length).toBe(2);
 	});
 });
 
@@ -227,37 +243,30 @@ describe("omp compaction", () => {
 
 describe("OpenCode database", () => {
 	const tmp = mkdtempSync(join(tmpdir(), "lf-import-"));
-	const dbFile = join(tmp, "opencode.db");
-	const mem = new Database(":memory:");
-	mem.exec(readFileSync(join(DIR, "opencode/opencode.sql"), "utf8"));
-	mem.exec(`VACUUM INTO '${dbFile}'`);
-	mem.close();
+	const dbFile = openCodeDbFile(tmp);
 	const host = totals.opencode.sessions;
 
 	test("one top-level session with the subagent session nested into its task tool", async () => {
-		const r = await readOpenCodeDatabase(dbFile);
-		if (!r.ok) throw new Error(r.reason);
-		expect(r.sessions.length).toBe(1);
-		const [s] = r.sessions;
+		const sessions = await readOpenCode(dbFile);
+		expect(sessions.length).toBe(1);
+		const [s] = sessions;
 		const top = host.find((x: any) => !x.parentId);
 		const child = host.find((x: any) => x.parentId);
 		expect(s).toMatchObject({ sessionId: top.sessionId, title: "Mock session title", complete: true });
 		expect(s.prompts.map(p => p.text)).toEqual(["Two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>> SPAWN<<child RUN<<echo kid>>>>", "Second prompt: just answer"]);
 		expect(s.prompts.map(p => p.steps.filter(x => x.kind === "llm").length)).toEqual([4, 1]);
 		expect(llms(s.prompts).length).toBe(top.assistantMessages + child.assistantMessages);
-		expect(tools(s.prompts).map(t => `${t.name}:${t.isError}`)).toEqual(["bash:false", "bash:true", "task:false", "bash:false"]);
+		// bash records a failing command as completed with its exit code: the exit code makes it an ERROR
+		expect(tools(s.prompts).map(t => `${t.name}:${t.exitCode ?? "-"}`)).toEqual(["bash:0", "bash:1", "task:-", "bash:0"]);
 		const task = tools(s.prompts).find(t => t.name === "task")!;
 		expect(task.subagent?.sessionId).toBe(child.sessionId);
 		expect(task.subagent?.prompts.map(p => p.text)).toEqual(["child RUN<<echo kid>>"]);
-		const failed = tools(s.prompts).find(t => t.isError)!;
+		const failed = tools(s.prompts).find(t => t.exitCode === 1)!;
 		expect(failed.output).toBe("cat: /nonexistent-file: No such file or directory\n");
 	});
 
 	test("tokens and cost equal OpenCode's own session totals (parent + subagent)", async () => {
-		const r = await readOpenCodeDatabase(dbFile);
-		if (!r.ok) throw new Error(r.reason);
-		const ps = r.sessions[0].prompts;
-		expect(r.sessions[0].totals.cost).toBe(host.find((x: any) => !x.parentId).cost);
+		const ps = (await readOpenCode(dbFile))[0].prompts;
 		expect(tokenSum(ps, "input")).toBe(hostSum(host, s => s.tokens.input));
 		expect(tokenSum(ps, "input")).toBe(7700);
 		expect(tokenSum(ps, "output")).toBe(hostSum(host, s => s.tokens.output));
@@ -271,36 +280,34 @@ describe("OpenCode database", () => {
 	});
 
 	test("sinceMs keeps only sessions updated since then", async () => {
-		const r = await readOpenCodeDatabase(dbFile, Date.now() + 86_400_000 * 365 * 10);
-		expect(r).toEqual({ ok: true, sessions: [] });
+		expect(await readOpenCode(dbFile, Date.now() + 86_400_000 * 365 * 10)).toEqual([]);
 		// the parent changed after the subagent's last update: the subagent still comes along, nested
 		const child = host.find((x: any) => x.parentId);
 		const db = new Database(dbFile, { readonly: true });
 		const childUpdated = (db.query("select time_updated from session where id = ?").get(child.sessionId) as { time_updated: number }).time_updated;
 		db.close();
-		const later = await readOpenCodeDatabase(dbFile, childUpdated + 1);
-		if (!later.ok) throw new Error(later.reason);
-		expect(later.sessions.length).toBe(1);
-		const task = tools(later.sessions[0].prompts).find(t => t.name === "task")!;
+		const later = await readOpenCode(dbFile, childUpdated + 1);
+		expect(later.length).toBe(1);
+		const task = tools(later[0].prompts).find(t => t.name === "task")!;
 		expect(task.subagent?.prompts.length).toBe(1);
 	});
 
-	test("a missing database answers ok:false instead of throwing", async () => {
-		const r = await readOpenCodeDatabase(join(tmp, "nope", "opencode.db"));
-		expect(r.ok).toBe(false);
-		if (!r.ok) expect(r.reason).toStartWith("cannot open ");
+	test("a missing database answers the reason instead of throwing", async () => {
+		const r = await openOpenCodeDb(join(tmp, "nope", "opencode.db"));
+		expect("reason" in r && r.reason).toStartWith("cannot open ");
 	});
 
 	test("under Node 20 (pi's runtime, via jiti) the file loads and says SQLite is unavailable", () => {
-		const script = `const j=require("jiti")(process.cwd()+"/x.js");const m=j(${JSON.stringify(resolve(import.meta.dir, "../drafts/import.ts"))});m.readOpenCodeDatabase(${JSON.stringify(dbFile)}).then(r=>console.log(JSON.stringify({node:process.versions.node,ok:r.ok,reason:r.reason,n:r.ok?r.sessions.length:0})))`;
-		const p = spawnSync("node", ["-e", script], { cwd: resolve(import.meta.dir, ".."), encoding: "utf8", timeout: 30_000 });
+		// loaded the way pi loads extensions: jiti's ESM import
+		const script = `import { createJiti } from "jiti"; const m = await createJiti(import.meta.url, { moduleCache: false }).import(${JSON.stringify(resolve(import.meta.dir, "../langfuse.ts"))}); const r = await m.default.internals.openOpenCodeDb(${JSON.stringify(dbFile)}); console.log(JSON.stringify({ node: process.versions.node, ok: !r.reason, reason: r.reason, n: r.reason ? 0 : r.sessions.length }))`;
+		const p = spawnSync("node", ["--input-type=module", "-e", script], { cwd: resolve(import.meta.dir, ".."), encoding: "utf8", timeout: 30_000 });
 		expect(p.status).toBe(0);
 		const out = JSON.parse(p.stdout.trim().split("\n").pop()!);
 		const major = Number(out.node.split(".")[0]);
 		if (major >= 23 || (major === 22 && Number(out.node.split(".")[1]) >= 5)) expect(out).toMatchObject({ ok: true, n: 1 });
 		else {
 			expect(out.ok).toBe(false);
-			expect(out.reason).toContain("no SQLite in this runtime");
+			expect(out.reason).toContain("no SQLite to read ");
 		}
 	});
 
@@ -312,10 +319,10 @@ describe("OpenCode database", () => {
 describe("discovery", () => {
 	test("default locations follow each host's own rules", () => {
 		expect(importSources({}, "/home/u")).toEqual([
-			{ host: "omp", path: "/home/u/.omp/agent/sessions", kind: "folder" },
-			{ host: "pi", path: "/home/u/.pi/agent/sessions", kind: "folder" },
-			{ host: "opencode", path: "/home/u/.local/share/opencode/opencode.db", kind: "db" },
-			{ host: "codex", path: "/home/u/.codex/sessions", kind: "folder" },
+			{ host: "omp", path: "/home/u/.omp/agent/sessions" },
+			{ host: "pi", path: "/home/u/.pi/agent/sessions" },
+			{ host: "opencode", path: "/home/u/.local/share/opencode/opencode.db" },
+			{ host: "codex", path: "/home/u/.codex/sessions" },
 		]);
 		const custom = importSources({ XDG_DATA_HOME: "/x/data", CODEX_HOME: "/c" }, "/home/u");
 		expect(custom.find(s => s.host === "opencode")?.path).toBe("/x/data/opencode/opencode.db");
@@ -327,19 +334,20 @@ describe("discovery", () => {
 		const omp = readSessions("omp")[0].path;
 		const pi = readSessions("pi")[0].path;
 		const codex = walk(join(DIR, "codex")).find(f => f.endsWith(".jsonl"))!;
-		expect(await classifyImportPath(omp)).toEqual({ kind: "file", host: "omp" });
-		expect(await classifyImportPath(pi)).toEqual({ kind: "file", host: "pi" });
-		expect(await classifyImportPath(codex)).toEqual({ kind: "file", host: "codex" });
-		expect(await classifyImportPath(join(DIR, "omp"))).toEqual({ kind: "folder" });
-		expect(await classifyImportPath(join(DIR, "missing.jsonl"))).toEqual({ kind: "missing" });
-		expect(await classifyImportPath(join(DIR, "totals.json"))).toEqual({ kind: "unknown" });
+		expect(classifyRecord(omp)).toBe("omp");
+		expect(classifyRecord(pi)).toBe("pi");
+		expect(classifyRecord(codex)).toBe("codex");
+		expect(classifyRecord(join(DIR, "omp"))).toBeUndefined();
+		expect(classifyRecord(join(DIR, "missing.jsonl"))).toBeUndefined();
+		expect(classifyRecord(join(DIR, "totals.json"))).toBeUndefined();
 		const tmp = mkdtempSync(join(tmpdir(), "lf-import-"));
 		const db = new Database(join(tmp, "x.db"));
 		db.exec("create table t(a)");
 		db.close();
-		expect(await classifyImportPath(join(tmp, "x.db"))).toEqual({ kind: "db", host: "opencode" });
-		rmSync(tmp, { recursive: true, force: true });
+		expect(classifyRecord(join(tmp, "x.db"))).toBe("opencode");
 		// an omp file written by a version without the title line: the model_change entry tells
-		expect(classifyJsonlHead('{"type":"session","id":"a"}\n{"type":"model_change","id":"b","model":"p/m"}\n')).toBe("omp");
+		writeFileSync(join(tmp, "a.jsonl"), '{"type":"session","id":"a"}\n{"type":"model_change","id":"b","model":"p/m"}\n');
+		expect(classifyRecord(join(tmp, "a.jsonl"))).toBe("omp");
+		rmSync(tmp, { recursive: true, force: true });
 	});
 });
