@@ -4955,8 +4955,9 @@ interface ImportState {
 	sessions: Record<string, ImportMark & { timeUpdated?: number }>;
 }
 
-/** Records queued before the run waits for the exporter; batches waiting to be sent before it stops reading. */
+/** Records queued, or bytes read, before the run waits for the exporter; batches waiting before it stops reading. */
 const IMPORT_FLUSH_RECORDS = 2_000;
+const IMPORT_FLUSH_BYTES = 4_000_000;
 const IMPORT_MAX_WAITING_BATCHES = 4;
 const IMPORT_STALL_MS = 60_000;
 
@@ -4996,9 +4997,7 @@ function findRecords(root: string, host: ImportHost | undefined, out: { host: Im
 		return;
 	}
 	const found = classifyRecord(root);
-	// omp and pi records look alike: the host asked for (or whose folder it is) names them
-	const piLike = (name?: ImportHost) => name === "omp" || name === "pi";
-	if (found && (!host || host === found || (piLike(host) && piLike(found)))) out.push({ host: host && piLike(found) ? host : found, path: root });
+	if (found && (!host || host === found)) out.push({ host: found, path: root });
 }
 
 /**
@@ -5037,8 +5036,10 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 	/** State file → what saves it, run once the records it covers are spooled or sent. */
 	const pending = new Map<string, () => void>();
 	/** Spools (or sends) what is queued, then saves the marks of what it holds; waits while Langfuse is behind. */
+	let settledBytes = 0;
 	const settle = async (force: boolean) => {
-		if (!exporter || (!force && exporter.status.queued < IMPORT_FLUSH_RECORDS)) return;
+		if (!exporter || (!force && exporter.status.queued < IMPORT_FLUSH_RECORDS && totals.bytes - settledBytes < IMPORT_FLUSH_BYTES)) return;
+		settledBytes = totals.bytes;
 		let progressAt = Date.now();
 		let sent = exporter.status.sentSpans;
 		for (;;) {

@@ -89,7 +89,7 @@ describe("omp session files", () => {
 		// the child's calls happen while the task tool runs
 		const childLlms = llms(task.subagent!.prompts);
 		expect(childLlms.length).toBe(2);
-		for (const s of childLlms) expect(s.startMs >= task.startMs && s.endMs <= task.endMs).toBe(true);
+		for (const s of childLlms) expect(s.startMs >= task.startMs && s.endMs <= task.endMs!).toBe(true);
 	});
 
 	test("a child whose task tool is missing stays top-level, linked to its parent by session id", () => {
@@ -350,4 +350,183 @@ describe("discovery", () => {
 		expect(classifyRecord(join(tmp, "a.jsonl"))).toBe("omp");
 		rmSync(tmp, { recursive: true, force: true });
 	});
+});
+
+// ── runImport → the local receiver: what Langfuse gets ──
+
+describe("import into Langfuse (the local receiver)", () => {
+	let receiver: Receiver;
+	let root: string;
+	let history: string;
+
+	beforeAll(async () => {
+		receiver = await startReceiver();
+	});
+	afterAll(async () => {
+		await receiver.close();
+	});
+	beforeEach(async () => {
+		await receiver.reset();
+		if (root) rmSync(root, { recursive: true, force: true });
+		root = mkdtempSync(join(tmpdir(), "lf-import-run-"));
+		history = join(root, "history");
+		for (const file of walk(DIR).filter(f => f.endsWith(".jsonl"))) {
+			const to = join(history, file.slice(DIR.length + 1));
+			mkdirSync(dirname(to), { recursive: true });
+			copyFileSync(file, to);
+		}
+		openCodeDbFile(history);
+	});
+
+	const env = (extra: Record<string, string> = {}) => ({
+		LANGFUSE_PUBLIC_KEY: "pk-lf-test",
+		LANGFUSE_SECRET_KEY: "sk-lf-test",
+		LANGFUSE_HOST: receiver.url,
+		LANGFUSE_SPOOL_DIR: join(root, "spool"),
+		...extra,
+	});
+	async function importOnce(options: { force?: boolean; dryRun?: boolean; paths?: string[] } = {}, extraEnv: Record<string, string> = {}) {
+		const runtime = createRuntime(env(extraEnv), { exitHook: false, replaySpool: false, write: () => {} });
+		try {
+			return await runImport(runtime, { paths: options.paths ?? [history], force: options.force, dryRun: options.dryRun });
+		} finally {
+			runtime.exporter?.stop();
+		}
+	}
+
+	const spansOf = (sessionId: string) => latest(receiver.spans).filter(span => attr(span, "session.id") === sessionId);
+	/** What Langfuse shows for a session: traces, generations, tools, ERROR tools, tokens by its rule (keys containing input/output), cost. */
+	function shown(sessionId: string) {
+		const spans = spansOf(sessionId);
+		const generations = spans.filter(span => type(span) === "generation");
+		const usage = generations.map(span => json(span, "langfuse.observation.usage_details") as Record<string, number>);
+		const keys = (part: string) => sum(usage.flatMap(u => Object.entries(u).filter(([key]) => key.includes(part)).map(([, value]) => value)));
+		const toolSpans = spans.filter(span => type(span) === "tool");
+		return {
+			traces: new Set(spans.map(span => span.traceId)).size,
+			generations: generations.length,
+			tools: toolSpans.length,
+			errors: toolSpans.filter(span => attr(span, "langfuse.observation.level") === "ERROR").length,
+			input: keys("input"),
+			output: keys("output"),
+			cost: sum(generations.map(span => json(span, "langfuse.observation.cost_details").total ?? 0)),
+		};
+	}
+
+	test("every host's record becomes traces whose counts, tokens (Langfuse's rule) and cost equal the host's own", async () => {
+		const result = await importOnce();
+		expect(result.problems).toEqual([]);
+		expect(result.stalled).toBeUndefined();
+		for (const host of ["omp", "omp-compaction", "pi"]) {
+			for (const s of totals[host].sessions) {
+				const got = shown(s.sessionId);
+				expect({ host, ...got, cost: Number(got.cost.toFixed(9)) }).toEqual({
+					host,
+					traces: s.userMessages,
+					generations: s.assistantMessages,
+					tools: s.toolResults,
+					errors: s.toolErrors,
+					input: s.tokens.input + s.tokens.cacheRead + s.tokens.cacheWrite,
+					output: s.tokens.output,
+					cost: Number(s.cost.total.toFixed(9)),
+				});
+			}
+		}
+		for (const s of totals.opencode.sessions) {
+			const got = shown(s.sessionId);
+			expect({ ...got, cost: Number(got.cost.toFixed(9)) }).toMatchObject({
+				traces: s.userMessages,
+				generations: s.assistantMessages,
+				input: s.tokens.input + s.tokens.cacheRead + s.tokens.cacheWrite,
+				output: s.tokens.output + s.tokens.reasoning,
+				cost: Number(s.cost.toFixed(9)),
+			});
+		}
+		const codex = shown(totals.codex.threadId);
+		expect(codex).toMatchObject({ traces: totals.codex.turns, generations: totals.codex.modelResponses, input: totals.codex.tokens.input_tokens, output: totals.codex.tokens.output_tokens, cost: 0 });
+		// the run's own summary says the same
+		expect(result).toMatchObject({ total: 5, done: 5, sessions: 7, traces: 12, observations: 75, inputTokens: 31300, outputTokens: 1313, unchanged: 0 });
+		expect(result.costUsd).toBeCloseTo(0.085365, 9);
+	});
+
+	test("subagents are sessions of their own, tagged, linked to the parent's trace and task tool (as live)", async () => {
+		await importOnce();
+		for (const [parentId, childId] of [
+			[totals.omp.sessions[1].sessionId, totals.omp.sessions[0].sessionId],
+			[totals.opencode.sessions[0].sessionId, totals.opencode.sessions[1].sessionId],
+		]) {
+			const task = spansOf(parentId).find(span => type(span) === "tool" && span.name === "task")!;
+			expect(task).toBeDefined();
+			const childRoot = spansOf(childId).find(span => attr(span, "langfuse.trace.name") !== undefined)!;
+			expect(attr(childRoot, "langfuse.trace.tags")).toContain("subagent");
+			expect(traceMeta(childRoot, "parentSessionId")).toBe(parentId);
+			expect(traceMeta(childRoot, "parentTraceId")).toBe(task.traceId);
+			expect(traceMeta(childRoot, "parentObservationId")).toBe(task.spanId);
+		}
+	});
+
+	test("a second import sends nothing; --force sends the same observations again (same ids: no duplicates)", async () => {
+		const first = await importOnce();
+		const ids = new Set(receiver.spans.map(span => `${span.traceId}/${span.spanId}`));
+		const spans = receiver.spans.length;
+		expect(ids.size).toBe(first.observations);
+		const second = await importOnce();
+		expect(second).toMatchObject({ done: 5, unchanged: 5, sessions: 0, traces: 0, observations: 0 });
+		expect(receiver.spans.length).toBe(spans);
+		const forced = await importOnce({ force: true });
+		expect(forced.observations).toBe(first.observations);
+		expect(receiver.spans.length).toBeGreaterThan(spans);
+		expect(new Set(receiver.spans.map(span => `${span.traceId}/${span.spanId}`))).toEqual(ids);
+	});
+
+	test("a session file that grew: the prompt that was still open goes again (same trace), then only the new one", async () => {
+		const [pi] = totals.pi.sessions;
+		const file = join(history, pi.file);
+		const lines = readFileSync(file, "utf8").split("\n");
+		writeFileSync(file, lines.slice(0, 8).join("\n") + "\n");
+		const early = await importOnce({ paths: [file] });
+		expect(early.traces).toBe(1);
+		const firstTrace = spansOf(pi.sessionId)[0]!.traceId;
+		writeFileSync(file, lines.join("\n"));
+		const later = await importOnce({ paths: [file] });
+		// the open first prompt again, and the second
+		expect(later.traces).toBe(2);
+		expect(shown(pi.sessionId)).toMatchObject({ traces: 2, generations: 4, tools: 2, errors: 1 });
+		expect(spansOf(pi.sessionId).filter(span => span.traceId === firstTrace).length).toBeGreaterThan(1);
+		writeFileSync(file, `${lines.join("\n")}\n`); // touched, nothing new
+		expect((await importOnce({ paths: [file] })).traces).toBe(0);
+	});
+
+	test("sampling, export mode and redaction apply as live; --dry-run sends nothing and remembers nothing", async () => {
+		const dry = await importOnce({ dryRun: true });
+		expect(dry).toMatchObject({ sessions: 7, traces: 12, observations: 75 });
+		expect(receiver.requests.length).toBe(0);
+		const none = await importOnce({}, { LANGFUSE_SAMPLE_RATE: "0" });
+		expect(none).toMatchObject({ sampledOut: 5, observations: 0 });
+		// the sampled-out run remembered the files (the same rate samples them out again): --force
+		await importOnce({ paths: [join(history, totals.pi.sessions[0].file)], force: true }, { LANGFUSE_EXPORT_MODE: "metadata_only" });
+		const spans = spansOf(totals.pi.sessions[0].sessionId);
+		expect(spans.length).toBeGreaterThan(0);
+		expect(spans.every(span => attr(span, "langfuse.observation.input") === undefined && attr(span, "langfuse.trace.input") === undefined)).toBe(true);
+	});
+
+	test("the CLI: a summary per host; bad options exit 2", async () => {
+		// async: the receiver answers from this process
+		const run = async (...args: string[]) => {
+			const child = Bun.spawn([process.execPath, resolve(import.meta.dir, "../langfuse.ts"), "import", ...args], { env: { PATH: process.env.PATH, HOME: root, ...env() }, stdout: "pipe", stderr: "pipe" });
+			const stdout = await new Response(child.stdout).text();
+			return { status: await child.exited, stdout };
+		};
+		const dry = await run("--dry-run", "--host", "pi", history);
+		expect(dry.status).toBe(0);
+		expect(dry.stdout).toContain("import (dry run): 1 session(s) read");
+		expect(dry.stdout).toContain("pi       1 session(s), 2 trace(s), 12 observation(s); tokens 4600 in / 206 out, cost $0.014730");
+		const real = await run("--since", "2026-01-01", history);
+		expect(real.status).toBe(0);
+		expect(real.stdout).toContain("sent 7 session(s), 12 trace(s), 75 observation(s)");
+		expect(new Set(receiver.spans.map(span => span.spanId)).size).toBe(75);
+		expect((await run("--since", "2026-01-01", history)).stdout).toContain("skipped: 5 unchanged since the last import");
+		expect((await run("--host", "claude", history)).status).toBe(2);
+		expect((await run("--since", "yesterday-ish", history)).status).toBe(2);
+	}, 60_000);
 });
