@@ -2644,12 +2644,12 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			if (known === null) sessions.delete(id);
 		}
 	};
-	const on = (event: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
-		safeOn(pi, log, event, (event, ctx) => {
+	const on = (name: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
+		safeOn(pi, log, name, (event, ctx) => {
 			const session = sessionFor(ctx);
 			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
 			if (!session || session.paused) return;
-			if (session.pendingStart && !PI_BEFORE_USER.has(event)) openPiPrompt(session);
+			if (session.pendingStart && !PI_BEFORE_USER.has(name)) openPiPrompt(session);
 			return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
 		});
 
