@@ -309,7 +309,7 @@ describe("OpenCode database", () => {
 			expect(out.ok).toBe(false);
 			expect(out.reason).toContain("no SQLite to read ");
 		}
-	});
+	}, 60_000);
 
 	test("cleanup", () => {
 		rmSync(tmp, { recursive: true, force: true });
