@@ -1,0 +1,169 @@
+// One run of the session benchmark, in a fresh process (Node or Bun), started by ../bench-session.ts.
+//   node|bun child.mjs session '{"mode":"langfuse"|"sdk"|"none", "prompts":100, ...}'
+//   node|bun child.mjs import  '{"jitiCache": dir}'     — the import cost of langfuse.ts alone
+// It prints one line `RESULT {json}` on stdout. For the delivery check it writes `WAIT <n>` and
+// reads `DONE <json>` on stdin: the parent's receiver answers once it has n distinct spans.
+import { createInterface } from "node:readline";
+import * as path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { loadTemplate, sessionEvents, OBSERVATIONS_PER_PROMPT } from "./session.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, "../..");
+const langfusePath = path.join(root, "langfuse.ts");
+const isBun = typeof globalThis.Bun !== "undefined";
+const [command, optionsJson] = process.argv.slice(2);
+const options = JSON.parse(optionsJson ?? "{}");
+
+const cpuMs = () => {
+	const { user, system } = process.cpuUsage();
+	return (user + system) / 1000;
+};
+
+/** How pi (Node) loads an extension: jiti, no module cache; the fs cache dir is ours to choose. */
+async function createPiJiti() {
+	const { createJiti } = await import(pathToFileURL(path.join(root, "node_modules/jiti/lib/jiti.mjs")).href);
+	return createJiti(import.meta.url, { moduleCache: false, fsCache: options.jitiCache });
+}
+
+async function loadLangfuse(jiti) {
+	if (isBun) return (await import(pathToFileURL(langfusePath).href)).default; // omp: Bun's own import
+	return await jiti.import(langfusePath, { default: true });
+}
+
+function send(line) {
+	process.stdout.write(`${line}\n`);
+}
+
+const stdinLines = createInterface({ input: process.stdin });
+const nextLine = () => new Promise(resolve => stdinLines.once("line", resolve));
+
+async function importCost() {
+	const jiti = isBun ? undefined : await createPiJiti();
+	const cpu0 = cpuMs();
+	const t0 = performance.now();
+	const factory = await loadLangfuse(jiti);
+	const ms = performance.now() - t0;
+	const cpu = cpuMs() - cpu0;
+	if (typeof factory !== "function") throw new Error("langfuse.ts has no default export function");
+	send(`RESULT ${JSON.stringify({ ms, cpu })}`);
+}
+
+async function session() {
+	const { mode, prompts } = options;
+	const template = loadTemplate(path.join(root, "test/fixtures/pi-two-tools.jsonl"));
+	// Every Node mode has jiti loaded, as in pi; only langfuse mode imports through it.
+	const jiti = isBun ? undefined : await createPiJiti();
+
+	/** The fake host: handlers by event name, like pi's extension runner. */
+	const handlers = new Map();
+	const pi = { on: (name, handler) => handlers.set(name, [...(handlers.get(name) ?? []), handler]) };
+	const setup0 = performance.now();
+	if (mode === "langfuse") {
+		const factory = await loadLangfuse(jiti);
+		factory(pi);
+	} else if (mode === "sdk") {
+		const { setupSdk } = await import("./sdk-tracer.mjs");
+		const tracer = await setupSdk(options.sdkFrom ?? root);
+		tracer.attach(pi);
+	}
+	const setupMs = performance.now() - setup0;
+
+	const maxEvents = prompts * 70 + 10;
+	const hookUs = new Float64Array(maxEvents);
+	const hookType = new Array(maxEvents);
+	/** How late the host's next turn of the event loop came: background work (flushes, exports) blocking it. */
+	const lagUs = new Float64Array(maxEvents);
+	let lags = 0;
+	let hooks = 0;
+	const rss = [];
+	const rssStart = process.memoryUsage().rss;
+	const cpuStart = cpuMs();
+	const wallStart = performance.now();
+	let shutdownStart = 0;
+	let promptsDone = 0;
+	const rssEvery = Math.max(1, Math.floor(prompts / 20));
+
+	for (const line of sessionEvents(template, { prompts })) {
+		const list = handlers.get(line.type);
+		if (line.type === "session_shutdown") shutdownStart = performance.now();
+		if (list) {
+			for (const handler of list) {
+				const t0 = performance.now();
+				const result = handler(line.event, line.ctx);
+				if (result && typeof result.then === "function") await result;
+				const us = (performance.now() - t0) * 1000;
+				if (line.type !== "session_shutdown") {
+					hookUs[hooks] = us;
+					hookType[hooks++] = line.type;
+				}
+			}
+		}
+		if (line.type === "agent_end") {
+			promptsDone++;
+			if (promptsDone % rssEvery === 0) rss.push([promptsDone * OBSERVATIONS_PER_PROMPT, process.memoryUsage().rss]);
+			// between prompts the host waits for the user: timers and I/O get a turn
+			const t0 = performance.now();
+			await new Promise(resolve => setTimeout(resolve, 1));
+			lagUs[lags++] = Math.max(0, performance.now() - t0 - 1) * 1000;
+		} else {
+			// the host streams from the network between events: the event loop turns
+			const t0 = performance.now();
+			await new Promise(resolve => setImmediate(resolve));
+			lagUs[lags++] = (performance.now() - t0) * 1000;
+		}
+	}
+	const sessionWall = performance.now() - wallStart;
+	const expected = mode === "none" ? 0 : prompts * OBSERVATIONS_PER_PROMPT;
+	send(`WAIT ${expected}`);
+	const delivered = JSON.parse((await nextLine()).replace(/^DONE /, ""));
+	const flushMs = performance.now() - shutdownStart;
+	const cpuTotal = cpuMs();
+	const rssEnd = process.memoryUsage().rss;
+
+	// Per-event-type maxima, and the overall distribution.
+	const times = Array.from(hookUs.subarray(0, hooks)).sort((a, b) => a - b);
+	const pick = q => (times.length ? times[Math.min(times.length - 1, Math.floor(q * times.length))] : 0);
+	const lagSorted = Array.from(lagUs.subarray(0, lags)).sort((a, b) => a - b);
+	const byType = {};
+	for (let i = 0; i < hooks; i++) {
+		const entry = (byType[hookType[i]] ??= { n: 0, max: 0, total: 0 });
+		entry.n++;
+		entry.total += hookUs[i];
+		entry.max = Math.max(entry.max, hookUs[i]);
+	}
+	send(
+		`RESULT ${JSON.stringify({
+			mode,
+			runtime: isBun ? `bun ${process.versions.bun}` : `node ${process.version}`,
+			prompts,
+			cpuTotal,
+			cpuSession: cpuTotal - cpuStart,
+			setupMs,
+			sessionWall,
+			flushMs,
+			hooks,
+			hookMedian: pick(0.5),
+			hookP99: pick(0.99),
+			hookMax: times.length ? times[times.length - 1] : 0,
+			hookTotalMs: times.reduce((sum, t) => sum + t, 0) / 1000,
+			lagP99: lagSorted[Math.floor(0.99 * lagSorted.length)] ?? 0,
+			lagMax: lagSorted.at(-1) ?? 0,
+			byType,
+			rssStart,
+			rssEnd,
+			rss,
+			expected,
+			delivered,
+		})}`,
+	);
+}
+
+try {
+	if (command === "import") await importCost();
+	else await session();
+	process.exit(0);
+} catch (error) {
+	process.stderr.write(`bench child failed: ${error?.stack ?? error}\n`);
+	process.exit(1);
+}
