@@ -5014,15 +5014,22 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 	const records: { host: ImportHost; path: string }[] = [];
 	for (const root of roots) findRecords(root.path, root.host ?? options.host, records);
 	const since = options.sinceMs ?? 0;
-	const wanted = records.filter((record, index) => records.findIndex(other => path.resolve(other.path) === path.resolve(record.path)) === index);
+	const found = new Set<string>();
+	const wanted = records.filter(record => !found.has(path.resolve(record.path)) && found.add(path.resolve(record.path)));
 
-	// omp/pi: a session file with its subagents' files (in the folder of the same name) is one unit
-	const piFiles = new Set(wanted.filter(record => record.host === "omp" || record.host === "pi").map(record => path.resolve(record.path)));
+	// omp/pi: a session file with its subagents' files (in the folder of the same name, nested alike) is one unit
+	const piFolders = new Map<string, string[]>();
+	for (const record of wanted) {
+		if (record.host !== "omp" && record.host !== "pi") continue;
+		const file = path.resolve(record.path);
+		piFolders.set(path.dirname(file), [...(piFolders.get(path.dirname(file)) ?? []), file]);
+	}
+	const withSubagents = (file: string): string[] => [file, ...(piFolders.get(file.slice(0, -".jsonl".length)) ?? []).flatMap(withSubagents)];
 	const units: { host: ImportHost; files: string[] }[] = [];
 	for (const record of wanted) {
 		const file = path.resolve(record.path);
 		if (record.host === "opencode" || record.host === "codex") units.push({ host: record.host, files: [file] });
-		else if (!piFiles.has(`${path.dirname(file)}.jsonl`)) units.push({ host: record.host, files: [file, ...[...piFiles].filter(child => child.startsWith(`${file.slice(0, -6)}${path.sep}`))] });
+		else if (!found.has(`${path.dirname(file)}.jsonl`)) units.push({ host: record.host, files: withSubagents(file) });
 	}
 	const databases = new Map<string, OpenCodeDb>();
 	for (const unit of units) {

@@ -9,7 +9,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import langfuse, { type Internals } from "../langfuse.ts";
-import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import { generateHistory } from "./support/import-history.ts";
+import { type Receiver, startReceiver } from "./support/receiver.ts";
 import { attr, json, latest, meta, sum, traceMeta, type } from "./support/spans.ts";
 
 const {
@@ -543,38 +544,11 @@ describe("a large history", () => {
 		rmSync(root, { recursive: true, force: true });
 	});
 
-	/** 200 sessions from the fixtures (100 pi, 100 omp with a subagent), each with fresh ids and a 100 kB prompt. */
-	function generate(dir: string): number {
-		const pad = "x".repeat(100_000);
-		const piFile = join(DIR, totals.pi.sessions[0].file);
-		const ompFile = join(DIR, totals.omp.sessions[1].file);
-		const ompChild = join(DIR, totals.omp.sessions[0].file);
-		let bytes = 0;
-		const write = (file: string, text: string) => {
-			mkdirSync(dirname(file), { recursive: true });
-			writeFileSync(file, text);
-			bytes += text.length;
-		};
-		for (let i = 0; i < 200; i++) {
-			const id = `01a228b1-0000-7000-8000-${String(i).padStart(12, "0")}`;
-			const fresh = (text: string, from: string, to: string) => text.replaceAll(from, to).replaceAll("Second prompt: just answer", `Second prompt: just answer ${pad}`);
-			if (i % 2 === 0) {
-				write(join(dir, "pi", `s_${id}.jsonl`), fresh(readFileSync(piFile, "utf8"), totals.pi.sessions[0].sessionId, id));
-				continue;
-			}
-			const parentId = totals.omp.sessions[1].sessionId;
-			const stem = join(dir, "omp", `s_${id}`);
-			write(`${stem}.jsonl`, fresh(readFileSync(ompFile, "utf8"), parentId, id));
-			const childId = `01a228b1-1111-7000-8000-${String(i).padStart(12, "0")}`;
-			write(join(stem, "Child3.jsonl"), fresh(readFileSync(ompChild, "utf8"), totals.omp.sessions[0].sessionId, childId).replaceAll(parentId, id));
-		}
-		return bytes;
-	}
-
 	test("200 sessions: all arrive, and the heap stays bounded (the run feeds the exporter session by session)", async () => {
 		const history = join(root, "history");
-		const bytes = generate(history);
-		expect(bytes).toBeGreaterThan(20_000_000);
+		// 100 pi sessions (2 prompts), 100 omp sessions (2 prompts) with a subagent session (1 prompt); 100 kB prompts
+		const { bytes, sessions, traces } = generateHistory(history, 200, 100_000);
+		expect({ bytes: bytes > 20_000_000, sessions, traces }).toEqual({ bytes: true, sessions: 300, traces: 500 });
 		const child = Bun.spawn([process.execPath, resolve(import.meta.dir, "support/import-heap.ts"), history], {
 			env: { PATH: process.env.PATH, HOME: root, LANGFUSE_PUBLIC_KEY: "pk-lf-test", LANGFUSE_SECRET_KEY: "sk-lf-test", LANGFUSE_HOST: receiver.url, LANGFUSE_SPOOL_DIR: join(root, "spool") },
 			stdout: "pipe",
@@ -585,7 +559,6 @@ describe("a large history", () => {
 		const run = JSON.parse(stdout.trim().split("\n").pop()!);
 		const mb = (n: number) => Math.round(n / 1e5) / 10;
 		console.log(`import heap: before ${mb(run.before)} MB, peak +${mb(run.peak - run.before)} MB, after +${mb(run.after - run.before)} MB; history ${mb(bytes)} MB`);
-		// 100 pi sessions (2 prompts), 100 omp sessions (2 prompts) with a subagent session (1 prompt)
 		expect(run.totals).toMatchObject({ total: 200, done: 200, sessions: 300, traces: 500, observations: 3400, problems: [] });
 		expect(new Set(receiver.spans.map(span => span.traceId)).size).toBe(500);
 		expect(new Set(receiver.spans.map(span => span.spanId)).size).toBe(run.totals.observations);
