@@ -5047,14 +5047,22 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 	const settle = async (force: boolean) => {
 		if (!exporter || (!force && exporter.status.queued < IMPORT_FLUSH_RECORDS && totals.bytes - settledBytes < IMPORT_FLUSH_BYTES)) return;
 		settledBytes = totals.bytes;
+		/** Saves the marks once what they cover is on disk (spooled) or confirmed. */
+		const commit = () => {
+			const { queued, waitingBatches } = exporter.status;
+			if (!exporter.spool.available && (queued > 0 || waitingBatches > 0)) return false;
+			for (const save of pending.values()) save();
+			pending.clear();
+			return true;
+		};
+		await exporter.flush(Date.now()); // a deadline already passed: to the spool, no sending yet
+		commit();
 		let progressAt = Date.now();
 		let sent = exporter.status.sentSpans;
 		for (;;) {
 			await exporter.flush();
 			const status = exporter.status;
-			const safe = exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0);
-			if (safe) for (const commit of pending.values()) commit();
-			if (safe) pending.clear();
+			const safe = commit();
 			if (status.waitingBatches <= (force ? 0 : IMPORT_MAX_WAITING_BATCHES) && safe) return;
 			if (status.sentSpans !== sent) (sent = status.sentSpans), (progressAt = Date.now());
 			if (Date.now() - progressAt > IMPORT_STALL_MS || status.blocked) {

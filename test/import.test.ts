@@ -5,7 +5,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import langfuse, { type Internals } from "../langfuse.ts";
@@ -565,5 +565,30 @@ describe("a large history", () => {
 		// never more than one pacing window queued, and the heap after GC well under the history's size
 		expect(run.maxQueued).toBeLessThan(2_000);
 		expect({ peakGrowthMb: mb(run.peak - run.before) < 15, leftMb: mb(run.after - run.before) < 5 }).toEqual({ peakGrowthMb: true, leftMb: true });
+	}, 120_000);
+
+	test("Ctrl-C halfway: the next run sends the rest, and the files already spooled are not read again", async () => {
+		const history = join(root, "interrupted");
+		const made = generateHistory(history, 200, 100_000);
+		const env = { PATH: process.env.PATH!, HOME: root, LANGFUSE_PUBLIC_KEY: "pk-lf-test", LANGFUSE_SECRET_KEY: "sk-lf-test", LANGFUSE_HOST: receiver.url, LANGFUSE_SPOOL_DIR: join(root, "spool-2") };
+		const cli = () => Bun.spawn([process.execPath, resolve(import.meta.dir, "../langfuse.ts"), "import", history], { env, stdout: "pipe", stderr: "pipe" });
+		await receiver.reset();
+		// Langfuse answers slowly: the run is still going when the user presses Ctrl-C
+		await receiver.setMode({ stallMs: 400 });
+		const first = cli();
+		const markDir = join(root, "spool-2", "import");
+		await receiver.waitFor(() => receiver.requests.length > 0 && existsSync(markDir) && readdirSync(markDir).length > 0, 30_000);
+		first.kill("SIGINT");
+		expect(await first.exited).not.toBe(0);
+		await receiver.setMode("ok");
+		const marks = readdirSync(markDir).filter(name => name.endsWith(".json")).length;
+		expect(marks).toBeGreaterThan(0);
+		expect(marks).toBeLessThan(200);
+		const second = cli();
+		const [stdout] = await Promise.all([new Response(second.stdout).text(), second.exited]);
+		expect(stdout).toContain(`skipped: ${marks} unchanged since the last import`);
+		// what the first run spooled (replayed) plus what the second read: every trace, once
+		await receiver.waitFor(() => new Set(receiver.spans.map(span => span.traceId)).size === made.traces, 30_000);
+		expect(readdirSync(join(root, "spool-2", "import")).filter(name => name.endsWith(".json")).length).toBe(200);
 	}, 120_000);
 });
