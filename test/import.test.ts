@@ -509,6 +509,10 @@ describe("import into Langfuse (the local receiver)", () => {
 		const spans = spansOf(totals.pi.sessions[0].sessionId);
 		expect(spans.length).toBeGreaterThan(0);
 		expect(spans.every(span => attr(span, "langfuse.observation.input") === undefined && attr(span, "langfuse.trace.input") === undefined)).toBe(true);
+		// grouped by session, as live: one trace for the whole session, a span per prompt
+		await receiver.reset();
+		await importOnce({ paths: [join(history, totals.pi.sessions[0].file)], force: true }, { LANGFUSE_TRACE_GROUPING: "session" });
+		expect(shown(totals.pi.sessions[0].sessionId)).toMatchObject({ traces: 1, generations: 4, tools: 2 });
 	});
 
 	test("the CLI: a summary per host; bad options exit 2", async () => {
