@@ -4304,7 +4304,7 @@ async function readCodexRollout(
 ): Promise<{ records: ObservationRecord[]; turns: number; commit: () => void }> {
 	const cursorFile = codexCursorFile(runtime.config, rollout);
 	// fromStart: `import --force` reads every turn again (the same ids: the same traces are updated)
-	const cursor = fromStart ? readCodexCursor("", rollout) : readCodexCursor(cursorFile, rollout);
+	const cursor: CodexCursor = fromStart ? { file: rollout, offset: 0, done: [] } : readCodexCursor(cursorFile, rollout);
 	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
 	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
 	const { turns, offset } = collectCodexTurns(lines, cursor, request);
