@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import langfuse, { type Internals } from "../langfuse.ts";
 import { generateHistory } from "./support/import-history.ts";
+import { readRecording, replay } from "./support/replay.ts";
 import { type Receiver, startReceiver } from "./support/receiver.ts";
 import { attr, json, latest, meta, sum, traceMeta, type } from "./support/spans.ts";
 
@@ -22,6 +23,7 @@ const {
 	promptsToSend,
 	runImport,
 	createRuntime,
+	attachPiHost,
 } = (langfuse as unknown as { internals: Internals }).internals;
 type Prompt = ReturnType<typeof parsePi>["prompts"][number];
 type Step = Prompt["steps"][number];
@@ -595,4 +597,37 @@ describe("a large history", () => {
 		await receiver.waitFor(() => new Set(receiver.spans.map(span => span.traceId)).size === made.traces, 30_000);
 		expect(readdirSync(join(root, "spool-2", "import")).filter(name => name.endsWith(".json")).length).toBe(200);
 	}, 120_000);
+});
+
+describe("live and imported agree on ids (recorded omp and pi events + the session file of the same run)", () => {
+	for (const host of ["omp", "pi"]) {
+		test(`${host}: the import's traces and observations are the live run's`, async () => {
+			const fixtures = resolve(import.meta.dir, "fixtures");
+			const tmp = mkdtempSync(join(tmpdir(), "lf-import-ids-"));
+			const keys = { LANGFUSE_PUBLIC_KEY: "pk-lf-test", LANGFUSE_SECRET_KEY: "sk-lf-test", LANGFUSE_HOST: "http://127.0.0.1:9", LANGFUSE_SPOOL_DIR: join(tmp, "spool"), LANGFUSE_FLUSH_MS: "600000" };
+			const capture = (runtime: ReturnType<typeof createRuntime>) => {
+				const ids = new Map<string, string>();
+				runtime.exporter!.enqueue = record => void ids.set(`${record.traceId}/${record.id}`, record.type);
+				runtime.exporter!.stop();
+				return ids;
+			};
+			try {
+				const liveRuntime = createRuntime(keys, { exitHook: false, replaySpool: false, write: () => {} });
+				const live = capture(liveRuntime);
+				await replay(readRecording(join(fixtures, `${host}-two-tools.jsonl`)), pi => attachPiHost(pi, liveRuntime));
+				const importRuntime = createRuntime(keys, { exitHook: false, replaySpool: false, write: () => {} });
+				const imported = capture(importRuntime);
+				const file = join(tmp, `${host}.jsonl`);
+				copyFileSync(join(fixtures, `${host}-two-tools.session.jsonl`), file);
+				const result = await runImport(importRuntime, { paths: [file] });
+				expect(result.traces).toBe(1);
+				const kinds = (ids: Map<string, string>) => [...ids.values()].sort();
+				// the same trace, and every observation the import makes is one the live run made (prompt, turns, calls, tools)
+				expect([...imported.keys()].filter(key => !live.has(key))).toEqual([]);
+				expect(kinds(imported)).toEqual(kinds(live).filter(kind => kind !== "event"));
+			} finally {
+				rmSync(tmp, { recursive: true, force: true });
+			}
+		});
+	}
 });
