@@ -5089,9 +5089,11 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 	};
 
 	/** One session's new prompts → records. */
-	const record = (host: ImportHost, info: HostSessionInfo, prompts: RecordedPrompt[], ids: (sessionId: string, promptId: string) => TranscriptIds, tags: string[] = []) => {
+	const record = (host: ImportHost, info: HostSessionInfo, prompts: RecordedPrompt[], ids: (sessionId: string, promptId: string) => TranscriptIds, tags: string[] = [], title?: string) => {
 		if (!prompts.length) return;
 		const recorder = new SessionRecorder(sinkFor(host), sessionInfo(config, info, tags));
+		// OpenCode names its traces after the session title once it has one, live too
+		if (title && !OC_PLACEHOLDER_TITLE.test(title)) recorder.rename(title);
 		const transcript: TranscriptOptions = {
 			turnKey: host === "opencode" ? llm => llm.id : (_llm, index) => String(index),
 			// a subagent is traced with its parent (OpenCode's rule); omp samples it by its own id, as live
@@ -5166,7 +5168,7 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 				const mark = state.sessions[session.sessionId];
 				const prompts = promptsToSend(session.prompts, mark).filter(prompt => prompt.endMs >= since);
 				const metadata = { host: "opencode", cwd: session.directory, title: session.title, parentSessionId: session.parentId };
-				record("opencode", { sessionId: session.sessionId, host: "opencode", cwd: session.directory, metadata }, prompts, ocIds, session.parentId ? ["subagent"] : []);
+				record("opencode", { sessionId: session.sessionId, host: "opencode", cwd: session.directory, metadata }, prompts, ocIds, session.parentId ? ["subagent"] : [], session.title);
 				state.sessions[session.sessionId] = { ...markAfter(prompts, session.complete, mark), timeUpdated: session.timeUpdated };
 			}
 			// at commit time the state holds exactly what was queued: the run waits for each commit

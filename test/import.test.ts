@@ -466,6 +466,9 @@ describe("import into Langfuse (the local receiver)", () => {
 			expect(traceMeta(childRoot, "parentTraceId")).toBe(task.traceId);
 			expect(traceMeta(childRoot, "parentObservationId")).toBe(task.spanId);
 		}
+		// OpenCode's traces carry the session's title, as live once the title call answered
+		const openCodeRoots = spansOf(totals.opencode.sessions[0].sessionId).filter(span => attr(span, "langfuse.trace.name") !== undefined);
+		expect(new Set(openCodeRoots.map(span => attr(span, "langfuse.trace.name")))).toEqual(new Set(["Mock session title"]));
 	});
 
 	test("a second import sends nothing; --force sends the same observations again (same ids: no duplicates)", async () => {
