@@ -4939,7 +4939,7 @@ interface ImportTotals {
 	/** Per host, the same counts of what was sent. */
 	byHost: Partial<Record<ImportHost, { sessions: number; traces: number; observations: number; inputTokens: number; outputTokens: number; costUsd: number }>>;
 	problems: string[];
-	/** Langfuse did not take data for a minute: the run stopped; what was read is spooled. */
+	/** Langfuse took no data for IMPORT_STALL_MS (or refused it): the run stopped; what was read is spooled. */
 	stalled?: string;
 }
 
@@ -4959,7 +4959,9 @@ interface ImportState {
 const IMPORT_FLUSH_RECORDS = 2_000;
 const IMPORT_FLUSH_BYTES = 4_000_000;
 const IMPORT_MAX_WAITING_BATCHES = 4;
-const IMPORT_STALL_MS = 60_000;
+const IMPORT_STALL_MS = 30_000;
+/** At the end, with everything safe in the spool: how long to keep sending while Langfuse takes nothing. */
+const IMPORT_FINAL_WAIT_MS = 10_000;
 
 /** The prompts to send given the last mark: after the marked one, plus the marked one if it was still open. */
 function promptsToSend(prompts: RecordedPrompt[], mark: ImportMark | undefined): RecordedPrompt[] {
@@ -5065,7 +5067,7 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 			const safe = commit();
 			if (status.waitingBatches <= (force ? 0 : IMPORT_MAX_WAITING_BATCHES) && safe) return;
 			if (status.sentSpans !== sent) (sent = status.sentSpans), (progressAt = Date.now());
-			if (Date.now() - progressAt > IMPORT_STALL_MS || status.blocked) {
+			if (Date.now() - progressAt > (force && exporter.spool.available ? IMPORT_FINAL_WAIT_MS : IMPORT_STALL_MS) || status.blocked) {
 				if (!force || !exporter.spool.available) totals.stalled = status.blocked ?? status.lastError ?? "no answer";
 				return;
 			}
@@ -5527,8 +5529,7 @@ async function importCli(args: string[]): Promise<number> {
 	const totals = await runImport(runtime, options);
 	if (tty) process.stderr.write("\r\x1b[2K");
 	const tokens = (t: { inputTokens: number; outputTokens: number; costUsd: number }) => `tokens ${t.inputTokens} in / ${t.outputTokens} out, cost $${t.costUsd.toFixed(6)}`;
-	const verb = options.dryRun ? "would send" : "sent";
-	out(`import${options.dryRun ? " (dry run)" : ""}: ${totals.done} session(s) read, ${formatBytes(totals.bytes)}; ${verb} ${totals.sessions} session(s), ${totals.traces} trace(s), ${totals.observations} observation(s); ${tokens(totals)}`);
+	out(`import${options.dryRun ? " (dry run: nothing sent)" : ""}: ${totals.done} session(s) read, ${formatBytes(totals.bytes)} → ${totals.sessions} session(s), ${totals.traces} trace(s), ${totals.observations} observation(s); ${tokens(totals)}`);
 	for (const [host, t] of Object.entries(totals.byHost)) out(`  ${host.padEnd(8)} ${t.sessions} session(s), ${t.traces} trace(s), ${t.observations} observation(s); ${tokens(t)}`);
 	if (totals.unchanged || totals.sampledOut) out(`  skipped: ${totals.unchanged} unchanged since the last import, ${totals.sampledOut} sampled out (LANGFUSE_SAMPLE_RATE)`);
 	for (const problem of totals.problems) out(`  ${problem}`);
@@ -5536,8 +5537,9 @@ async function importCli(args: string[]): Promise<number> {
 	const waiting = status ? status.queued + status.waitingBatches : 0;
 	if (totals.stalled) out(`  stopped: Langfuse is not taking data (${totals.stalled}); what was read waits in the spool. Run import again later.`);
 	else if (waiting) out(`  ${status!.waitingBatches} batch(es) wait in the spool (${status!.lastError ?? "sending"}): \`bun langfuse.ts flush\` sends them`);
+	else if (status) out(`  all delivered to ${runtime.config.host}`);
 	runtime.exporter?.stop();
-	return totals.stalled || totals.problems.length ? 1 : 0;
+	return totals.stalled || totals.problems.length || waiting ? 1 : 0;
 }
 
 async function flushCli(): Promise<number> {

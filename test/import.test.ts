@@ -529,11 +529,12 @@ describe("import into Langfuse (the local receiver)", () => {
 		};
 		const dry = await run("--dry-run", "--host", "pi", history);
 		expect(dry.status).toBe(0);
-		expect(dry.stdout).toContain("import (dry run): 1 session(s) read");
+		expect(dry.stdout).toContain("import (dry run: nothing sent): 1 session(s) read");
 		expect(dry.stdout).toContain("pi       1 session(s), 2 trace(s), 12 observation(s); tokens 4600 in / 206 out, cost $0.014730");
 		const real = await run("--since", "2026-01-01", history);
 		expect(real.status).toBe(0);
-		expect(real.stdout).toContain("sent 7 session(s), 12 trace(s), 75 observation(s)");
+		expect(real.stdout).toContain("5 session(s) read, 406.5 KB → 7 session(s), 12 trace(s), 75 observation(s); tokens 31300 in / 1313 out, cost $0.085365");
+		expect(real.stdout).toContain(`all delivered to ${receiver.url}`);
 		expect(new Set(receiver.spans.map(span => span.spanId)).size).toBe(75);
 		expect((await run("--since", "2026-01-01", history)).stdout).toContain("skipped: 5 unchanged since the last import");
 		expect((await run("--host", "claude", history)).status).toBe(2);
