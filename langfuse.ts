@@ -12,10 +12,12 @@
  *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord)
  *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
  *   §5 Transport   queue → batches under 3.5 MB → private spool → POST with retry → delete
- *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse
+ *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse,
+ *                  recorded transcripts → recorder, record-file cursors and locks for hook commands
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
- *                  §7.5 history import (the hosts' own records → the same traces), §7.6 the one default export
- *   §8 CLI         doctor, flush, import, codex-* — guarded by import.meta.main, never runs inside a host
+ *                  §7.4 Claude Code (transcripts), §7.5 history import (the hosts' own records → the same traces),
+ *                  §7.6 the one default export
+ *   §8 CLI         doctor, flush, import, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
  *   Appendix       the secret redactor: patterns and engine
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
@@ -118,6 +120,8 @@ class Logger {
 	}
 
 	private out(message: string): void {
+		// a host value in a line (a 5 MB session id) is not echoed whole; cut between words, like oneLine
+		if (message.length > 4000) message = `${message.slice(0, 4000).replace(/\s\S*$/, "")} …`;
 		try {
 			this.write(`${LOG_PREFIX} ${this.redact(message)}`);
 		} catch {
@@ -169,6 +173,15 @@ interface ConfigResult {
 	problems: string[];
 }
 
+/** A value as a config line shows it: quoted, one line, at most 60 characters (a pasted blob is not echoed). */
+function shown(value: string): string {
+	const flat = value.replace(/[\r\n\t]+/g, " ");
+	return JSON.stringify(flat.length > 60 ? `${flat.slice(0, 60)}…` : flat);
+}
+
+/** Plain decimal numbers only: `0x10`, `1e3`, `12abc` and `Infinity` are typos, not numbers. */
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
 function readConfig(env: Env = process.env): ConfigResult {
 	const problems: string[] = [];
 	const pick = (...names: string[]): [string, string] | undefined => {
@@ -182,9 +195,9 @@ function readConfig(env: Env = process.env): ConfigResult {
 	const number = (names: string[], fallback: number, min: number, max: number): number => {
 		const found = pick(...names);
 		if (!found) return fallback;
-		const value = Number(found[1]);
+		const value = DECIMAL.test(found[1]) ? Number(found[1]) : Number.NaN;
 		if (!Number.isFinite(value) || value < min || value > max) {
-			problems.push(`${found[0]}=${JSON.stringify(found[1])} is not a number from ${min} to ${max}; using ${fallback}`);
+			problems.push(`${found[0]}=${shown(found[1])} is not a decimal number from ${min} to ${max}; using ${fallback}`);
 			return fallback;
 		}
 		return value;
@@ -195,7 +208,7 @@ function readConfig(env: Env = process.env): ConfigResult {
 		const value = found[1].toLowerCase();
 		if (["1", "true", "yes", "on"].includes(value)) return true;
 		if (["0", "false", "no", "off"].includes(value)) return false;
-		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not true/false; using ${fallback}`);
+		problems.push(`${found[0]}=${shown(found[1])} is not true/false; using ${fallback}`);
 		return fallback;
 	};
 	const oneOf = <T extends string>(names: string[], allowed: readonly T[], fallback: T): T => {
@@ -203,28 +216,47 @@ function readConfig(env: Env = process.env): ConfigResult {
 		if (!found) return fallback;
 		const value = found[1].toLowerCase() as T;
 		if (allowed.includes(value)) return value;
-		problems.push(`${found[0]}=${JSON.stringify(found[1])} is not one of ${allowed.join("|")}; using ${fallback}`);
+		problems.push(`${found[0]}=${shown(found[1])} is not one of ${allowed.join("|")}; using ${fallback}`);
 		return fallback;
 	};
 
 	const publicKey = text(["LANGFUSE_PUBLIC_KEY"], "");
 	const secretKey = text(["LANGFUSE_SECRET_KEY"], "");
-	let host = text(["LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_BASEURL"], "https://cloud.langfuse.com").replace(/\/+$/, "");
+	const hostFound = pick("LANGFUSE_HOST", "LANGFUSE_BASE_URL", "LANGFUSE_BASEURL");
+	let host = (hostFound?.[1] ?? "https://cloud.langfuse.com").replace(/\/+$/, "");
+	/** A bad host turns tracing off: that one "tracing off" line names the variable, no second line. */
+	let badHost: string | undefined;
 	try {
 		const url = new URL(host);
 		if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
 	} catch {
-		problems.push(`LANGFUSE_HOST=${JSON.stringify(host)} is not an http(s) URL; tracing is off`);
+		badHost = `${hostFound?.[0] ?? "LANGFUSE_HOST"}=${shown(host)} is not an http(s) URL`;
 		host = "";
 	}
 
-	let environment = pick("LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT")?.[1];
-	if (environment !== undefined && (!/^[a-z0-9_-]{1,40}$/.test(environment) || environment.startsWith("langfuse"))) {
+	const environmentFound = pick("LANGFUSE_ENVIRONMENT", "LANGFUSE_TRACING_ENVIRONMENT");
+	let environment = environmentFound?.[1];
+	if (environmentFound && environment !== undefined && (!/^[a-z0-9_-]{1,40}$/.test(environment) || environment.startsWith("langfuse"))) {
 		problems.push(
-			`LANGFUSE_ENVIRONMENT=${JSON.stringify(environment)} breaks Langfuse's rule (lowercase a-z 0-9 - _, at most 40, not starting with "langfuse"); using "default"`,
+			`${environmentFound[0]}=${shown(environment)} breaks Langfuse's rule (lowercase a-z 0-9 - _, at most 40, not starting with "langfuse"); using "default"`,
 		);
 		environment = undefined;
 	}
+
+	const spoolFound = pick("LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR");
+	let spoolDir = spoolFound?.[1] ?? defaultSpoolDir(env);
+	if (spoolFound && !path.isAbsolute(spoolDir)) {
+		// relative to whatever folder the agent runs in: trace data would land in the user's project
+		spoolDir = defaultSpoolDir(env);
+		problems.push(`${spoolFound[0]}=${shown(spoolFound[1])} is not an absolute path; using ${spoolDir}`);
+	}
+
+	const redactFound = pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX");
+	const redactPatterns = splitPatterns(redactFound?.[1] ?? "").filter(pattern => {
+		const refusal = unsafePattern(pattern);
+		if (refusal) problems.push(`${redactFound![0]}: skipping pattern ${shown(pattern)}: ${refusal}`);
+		return !refusal;
+	});
 
 	const flushSeconds = pick("OPENCODE_LANGFUSE_FLUSH_INTERVAL");
 	const flushMs = pick("LANGFUSE_FLUSH_MS")
@@ -255,9 +287,9 @@ function readConfig(env: Env = process.env): ConfigResult {
 		userId: text(["LANGFUSE_USER_ID"], safeUserName()),
 		grouping: oneOf(["LANGFUSE_TRACE_GROUPING"], ["prompt", "session"] as const, "prompt"),
 		exportMode,
-		redactPatterns: splitPatterns(pick("LANGFUSE_REDACT_REGEX", "OPENCODE_LANGFUSE_REDACT_REGEX")?.[1] ?? ""),
+		redactPatterns,
 		maxFieldChars: number(["LANGFUSE_MAX_FIELD_CHARS"], 64_000, 1_000, 1_000_000),
-		spoolDir: text(["LANGFUSE_SPOOL_DIR", "OPENCODE_LANGFUSE_SPOOL_DIR"], defaultSpoolDir(env)),
+		spoolDir,
 		maxSpoolBytes: number(["LANGFUSE_MAX_SPOOL_MB", "OPENCODE_LANGFUSE_MAX_SPOOL_MB"], 100, 0.01, 100_000) * 1024 * 1024,
 		retentionDays: number(["LANGFUSE_RETENTION_DAYS", "OPENCODE_LANGFUSE_RETENTION_DAYS"], 7, 0.0001, 3650),
 		transport: oneOf(["LANGFUSE_TRANSPORT"], ["otel", "ingestion", "auto"] as const, "otel"),
@@ -270,12 +302,82 @@ function readConfig(env: Env = process.env): ConfigResult {
 	};
 	if (!explicitlyEnabled) off("LANGFUSE_ENABLED is false");
 	if (exportMode === "off") off("LANGFUSE_EXPORT_MODE is off");
-	if (!host) off("LANGFUSE_HOST is not a URL");
+	if (badHost) off(badHost);
 	if (!publicKey || !secretKey) {
 		const missing = [!publicKey && "LANGFUSE_PUBLIC_KEY", !secretKey && "LANGFUSE_SECRET_KEY"].filter(Boolean).join(" and ");
 		off(`${missing} not set`);
 	}
 	return { config, problems };
+}
+
+/**
+ * Why a LANGFUSE_REDACT_REGEX pattern must not run, or undefined when it may. The redactor runs it on
+ * every string of every record (up to 64,000 characters each), so a pattern that backtracks
+ * catastrophically would stall the agent: invalid syntax, a quantified group that itself holds an
+ * unbounded quantifier (`(a+)+`, `(\w*x)*`), and any pattern slow on runs of the characters it names
+ * are refused.
+ */
+function unsafePattern(pattern: string): string | undefined {
+	const insensitive = pattern.startsWith("(?i)");
+	const source = insensitive ? pattern.slice(4) : pattern;
+	let re: RegExp;
+	try {
+		re = new RegExp(source, insensitive ? "gi" : "g");
+	} catch (error) {
+		return `invalid (${oneLine(errorText(error), 80)})`;
+	}
+	if (nestedQuantifier(source)) return "a repeated group holds a repeat (like (a+)+), which can take minutes on one line";
+	// Probes: runs of each character the pattern names (and a few common ones), then a character
+	// that matches nothing — the worst case of backtracking. Lengths grow so a bad pattern is caught
+	// on a short probe, before it could block start-up for long.
+	const letters = new Set<string>(["a", "A", "0", " ", "-", "_", "/", "="]);
+	for (const char of source.replace(/\\./g, "")) if (char >= " " && char <= "~" && !"()[]{}|*+?^$.\\".includes(char)) letters.add(char);
+	const budgetMs = 30;
+	for (const char of [...letters].slice(0, 24)) {
+		for (let length = 8; length <= 2048; length = length < 40 ? length + 2 : length * 2) {
+			const probe = `${char.repeat(length)}\u0000`;
+			const started = performance.now();
+			re.lastIndex = 0;
+			try {
+				for (let m = re.exec(probe), n = 0; m && n < 10_000; m = re.exec(probe), n++) if (m[0].length === 0) re.lastIndex++;
+			} catch {
+				return "fails on a probe string";
+			}
+			if (performance.now() - started > budgetMs) return `too slow (over ${budgetMs} ms on ${length + 1} characters of ${JSON.stringify(char)})`;
+		}
+	}
+	return undefined;
+}
+
+/** A quantified group (`(…)+`, `(…)*`, `(…){2,}`) whose body holds an unbounded quantifier. */
+function nestedQuantifier(source: string): boolean {
+	/** Per open group: does its body hold +, * or {n,}? */
+	const groups: boolean[] = [];
+	let inClass = false;
+	for (let i = 0; i < source.length; i++) {
+		const char = source[i];
+		if (char === "\\") {
+			i++;
+			continue;
+		}
+		if (inClass) {
+			if (char === "]") inClass = false;
+			continue;
+		}
+		if (char === "[") inClass = true;
+		else if (char === "(") groups.push(false);
+		else if (char === ")") {
+			const repeats = groups.pop() ?? false;
+			const next = source.slice(i + 1);
+			const quantified = /^(?:[+*]|\{\d+,\d*\})/.test(next);
+			if (repeats && quantified) return true;
+			// the group's own repeat makes any enclosing group's body repeating too
+			if ((repeats || quantified) && groups.length) groups[groups.length - 1] = true;
+		} else if ((char === "+" || char === "*" || (char === "{" && /^\{\d+,\}/.test(source.slice(i)))) && groups.length) {
+			groups[groups.length - 1] = true;
+		}
+	}
+	return false;
 }
 
 /** Comma-separated regex sources; a comma inside {m,n} stays with its pattern. */
@@ -383,6 +485,8 @@ interface StartOptions {
 	metadata?: Metadata;
 	/** Explicit ids make re-recording idempotent (Codex replays rollout files). */
 	id?: string;
+	/** The key of an open span or tool to hang under (a subagent's calls under its Agent tool), instead of the open turn. */
+	parentKey?: string;
 }
 
 interface EndOptions {
@@ -534,6 +638,33 @@ interface RecordedEvent {
 	metadata?: Metadata;
 }
 
+// ── Values entering the record: whatever an adapter passes, what leaves is valid for Langfuse ──
+
+/** Times Langfuse and OTLP can hold: from 1970 to 2100 (int64 nanoseconds end in 2262). */
+const MAX_TIME_MS = 4_102_444_800_000;
+const validTime = (value: unknown): value is number => typeof value === "number" && value >= 0 && value <= MAX_TIME_MS;
+/** Langfuse: trace and observation names up to 1,000 characters; session ids under 200 US-ASCII characters. */
+const MAX_NAME_CHARS = 1_000;
+const MAX_SESSION_ID_CHARS = 199;
+const SPAN_ID = /^[0-9a-f]{16}$/;
+const TRACE_ID = /^[0-9a-f]{32}$/;
+const LEVELS: readonly Level[] = ["DEBUG", "DEFAULT", "WARNING", "ERROR"];
+
+/** A session id Langfuse accepts: US-ASCII, under 200 characters; a longer one keeps its head and a hash of the whole. */
+function recordSessionId(value: unknown): string {
+	const text = typeof value === "string" && value ? value : "unknown";
+	if (text.length <= MAX_SESSION_ID_CHARS && /^[\x20-\x7e]+$/.test(text)) return text;
+	return `${text.slice(0, 150).replace(/[^\x20-\x7e]/g, "_")}~${hashId(text, 16)}`;
+}
+
+/** Numeric maps (usage, cost): finite numbers under string keys only, so encoding cannot throw. */
+function numberMap(value: unknown): Record<string, number> | undefined {
+	if (value === null || typeof value !== "object") return undefined;
+	const out: Record<string, number> = {};
+	for (const [key, item] of Object.entries(value).slice(0, 50)) if (typeof item === "number" && Number.isFinite(item)) out[key.slice(0, 100)] = item;
+	return Object.keys(out).length ? out : undefined;
+}
+
 /**
  * One session's observations. Prompts are traces (or, grouped by session, chain spans under one
  * session trace); turns are spans in the prompt; LLM and tool calls hang under the open turn.
@@ -551,11 +682,20 @@ class SessionRecorder {
 	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
 	private previousRoot?: Draft;
 	private lastTurnId?: string;
+	/** info.sessionId as Langfuse takes it (the adapter keeps the host's own id in info). */
+	private readonly sessionId: string;
+	/** What was fixed on entry, reported once per kind. */
+	private readonly fixed = new Set<string>();
 
 	constructor(
 		private readonly sink: RecordSink,
 		readonly info: SessionInfo,
-	) {}
+		/** One debug line per kind of bad value this session's adapter passed. */
+		private readonly report: (line: string) => void = () => {},
+	) {
+		this.sessionId = recordSessionId(info.sessionId);
+		if (this.sessionId !== info.sessionId) this.fix("session id", `${typeof info.sessionId === "string" ? `${info.sessionId.length} characters` : typeof info.sessionId}; sent as ${this.sessionId.slice(0, 40)}…`);
+	}
 
 	get traceId(): string | undefined {
 		return this.prompt?.traceId;
@@ -574,12 +714,12 @@ class SessionRecorder {
 		if (this.prompt) this.endPrompt(at);
 		this.promptCount++;
 		const text = typeof options.input === "string" ? options.input : undefined;
-		const name = this.traceName(text);
+		const name = this.name(this.traceName(text), `${this.info.host} prompt ${this.promptCount}`);
 		const traceFields: TraceFields = {
 			name,
 			input: options.input,
 			tags: this.info.tags,
-			metadata: { ...this.info.metadata, ...options.metadata },
+			metadata: { ...this.info.metadata, ...(options.metadata !== null && typeof options.metadata === "object" ? options.metadata : {}) },
 		};
 		if (this.info.grouping === "session") {
 			if (!this.sessionRoot) {
@@ -661,7 +801,7 @@ class SessionRecorder {
 
 	startGeneration(key: string, at: number, options: GenerationStart = {}): void {
 		this.ensurePrompt(at);
-		const draft = this.draft("generation", options.name ?? options.model ?? "llm", at, this.childOf(this.turn ?? this.prompt!, options));
+		const draft = this.draft("generation", options.name ?? options.model ?? "llm", at, this.childOf(this.openParent(options), options));
 		draft.model = options.model;
 		draft.modelParameters = options.modelParameters;
 		this.replaceDraft(key, draft, at);
@@ -670,7 +810,7 @@ class SessionRecorder {
 	/** First streamed token: called per delta, so it must stay O(1). */
 	markFirstToken(key: string, at: number): void {
 		const draft = this.drafts.get(key);
-		if (draft && draft.completionStartMs === undefined) draft.completionStartMs = at;
+		if (draft && draft.completionStartMs === undefined && validTime(at)) draft.completionStartMs = at;
 	}
 
 	hasDraft(key: string): boolean {
@@ -685,9 +825,12 @@ class SessionRecorder {
 		}
 		draft.id = options.id ?? draft.id;
 		draft.model = options.model ?? draft.model;
-		draft.usage = options.usage;
-		draft.cost = options.cost;
-		if (options.completionStartMs !== undefined) draft.completionStartMs ??= options.completionStartMs;
+		draft.usage = numberMap(options.usage);
+		draft.cost = numberMap(options.cost);
+		if (options.completionStartMs !== undefined) {
+			if (validTime(options.completionStartMs)) draft.completionStartMs ??= options.completionStartMs;
+			else this.fix("time", `completion start ${String(options.completionStartMs)} left out`);
+		}
 		this.drafts.delete(key);
 		this.finish(draft, at, options);
 	}
@@ -695,11 +838,11 @@ class SessionRecorder {
 	startTool(key: string, at: number, options: StartOptions & { name: string }): void {
 		if (this.drafts.has(key)) return; // hosts announce a tool twice (tool_call and tool_execution_start)
 		this.ensurePrompt(at);
-		this.drafts.set(key, this.draft("tool", options.name, at, this.childOf(this.turn ?? this.prompt!, options)));
+		this.drafts.set(key, this.draft("tool", options.name, at, this.childOf(this.openParent(options), options)));
 	}
 
 	endTool(key: string, at: number, options: EndOptions & { name?: string } = {}): void {
-		if (!this.drafts.has(key)) this.startTool(key, at, { name: options.name ?? "tool" });
+		if (!this.drafts.has(key)) this.startTool(key, at, { name: typeof options.name === "string" && options.name ? options.name : "tool" });
 		const draft = this.drafts.get(key)!;
 		this.drafts.delete(key);
 		this.finish(draft, at, options);
@@ -708,7 +851,7 @@ class SessionRecorder {
 	/** A span the adapter opens and closes by key (compaction, subagent runs, …). */
 	startSpan(key: string, at: number, options: StartOptions & { name: string; type?: ObservationType }): void {
 		this.ensurePrompt(at);
-		this.replaceDraft(key, this.draft(options.type ?? "span", options.name, at, this.childOf(this.turn ?? this.prompt!, options)), at);
+		this.replaceDraft(key, this.draft(options.type ?? "span", options.name, at, this.childOf(this.openParent(options), options)), at);
 	}
 
 	endSpan(key: string, at: number, options: EndOptions = {}): void {
@@ -721,7 +864,7 @@ class SessionRecorder {
 	/** A point in time (retry, reminder, …) under the open turn or prompt. */
 	event(at: number, options: StartOptions & { name: string; level?: Level; statusMessage?: string }): void {
 		this.ensurePrompt(at);
-		const draft = this.draft("event", options.name, at, this.childOf(this.turn ?? this.prompt!, options));
+		const draft = this.draft("event", options.name, at, this.childOf(this.openParent(options), options));
 		this.finish(draft, at, { level: options.level, statusMessage: options.statusMessage });
 	}
 
@@ -730,7 +873,7 @@ class SessionRecorder {
 	 * prompt open, so does the trace of the prompt that just ended (OpenCode's title arriving late).
 	 */
 	rename(name: string | undefined, options: { includeLast?: boolean } = {}): void {
-		this.goalName = name ? this.info.tracePrefix + oneLine(name, 200) : undefined;
+		this.goalName = typeof name === "string" && name.trim() ? this.name(this.info.tracePrefix + oneLine(name, 200), "renamed") : undefined;
 		if (!this.goalName) return;
 		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
 		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
@@ -763,19 +906,25 @@ class SessionRecorder {
 		if (!this.prompt) this.startPrompt(at);
 	}
 
+	private openParent(options: StartOptions): Draft {
+		return (options.parentKey !== undefined ? this.drafts.get(options.parentKey) : undefined) ?? this.turn ?? this.prompt!;
+	}
+
 	private childOf(parent: Draft, options: StartOptions): Partial<Draft> {
 		return { traceId: parent.traceId, parentId: parent.id, id: options.id, input: options.input, metadata: options.metadata };
 	}
 
-	private draft(type: ObservationType, name: string, at: number, fields: Partial<Draft>): Draft {
+	/** Every observation starts here: name, ids and start time are checked (and fixed, one debug line per kind). */
+	private draft(type: ObservationType, name: unknown, at: unknown, fields: Partial<Draft>): Draft {
 		return {
 			...fields,
 			type,
-			name,
-			startMs: at,
-			traceId: fields.traceId ?? randomTraceId(),
-			id: fields.id ?? randomSpanId(),
-			sessionId: this.info.sessionId,
+			name: this.name(name, type === "generation" ? "llm" : type),
+			startMs: this.time(at, Date.now(), "start"),
+			traceId: this.id(fields.traceId, TRACE_ID, 32) ?? randomTraceId(),
+			id: this.id(fields.id, SPAN_ID, 16) ?? randomSpanId(),
+			model: typeof fields.model === "string" ? fields.model : undefined,
+			sessionId: this.sessionId,
 			userId: this.info.userId,
 			environment: this.info.environment,
 			release: this.info.release,
@@ -800,17 +949,54 @@ class SessionRecorder {
 		if (draft) this.finish(draft, at, options);
 	}
 
-	private finish(draft: Draft, at: number, options: EndOptions): void {
+	/** Every observation ends here: end time, level, status message, name and model are checked. */
+	private finish(draft: Draft, at: unknown, options: EndOptions & { name?: unknown }): void {
 		if (options.output !== undefined) draft.output = options.output;
-		if (options.metadata) draft.metadata = { ...draft.metadata, ...options.metadata };
-		if (options.level) draft.level = options.level;
-		if (options.statusMessage) draft.statusMessage = options.statusMessage;
-		draft.endMs = Math.max(at, draft.startMs);
+		if (options.metadata !== null && typeof options.metadata === "object") draft.metadata = { ...draft.metadata, ...options.metadata };
+		if (options.level && LEVELS.includes(options.level)) draft.level = options.level;
+		if (options.statusMessage) draft.statusMessage = typeof options.statusMessage === "string" ? oneLine(options.statusMessage, MAX_NAME_CHARS) : this.name(options.statusMessage, "error");
+		if (typeof draft.model !== "string") draft.model = undefined;
+		draft.endMs = Math.max(this.time(at, draft.startMs, "end"), draft.startMs);
 		this.emit(draft);
 	}
 
 	private emitSnapshot(draft: Draft, at: number): void {
-		this.emit({ ...draft, endMs: Math.max(at, draft.startMs), trace: draft.trace && { ...draft.trace } });
+		this.emit({ ...draft, endMs: Math.max(this.time(at, draft.startMs, "end"), draft.startMs), trace: draft.trace && { ...draft.trace } });
+	}
+
+	/** A time within 1970–2100, else `fallback` (now for a start, the start for an end). */
+	private time(at: unknown, fallback: number, what: string): number {
+		if (validTime(at)) return at;
+		this.fix("time", `${what} time ${String(at).slice(0, 30)} replaced`);
+		return fallback;
+	}
+
+	/** A non-empty string of at most 1,000 characters (cut between words), else `fallback`. */
+	private name(value: unknown, fallback: string): string {
+		if (typeof value === "string" && value) {
+			if (value.length <= MAX_NAME_CHARS) return value;
+			this.fix("name", `a name of ${value.length} characters shortened`);
+			return oneLine(value, MAX_NAME_CHARS) || fallback;
+		}
+		this.fix("name", `a ${value === null ? "null" : typeof value} name replaced by "${fallback}"`);
+		return fallback;
+	}
+
+	/** An explicit id in the OTLP shape; another string maps to its hash (stable), anything else to none. */
+	private id(value: unknown, shape: RegExp, hexChars: 16 | 32): string | undefined {
+		if (value === undefined || (typeof value === "string" && shape.test(value))) return value;
+		this.fix("id", `an id that is not ${hexChars} hex characters (${typeof value}) replaced`);
+		return typeof value === "string" ? hashId(value, hexChars) : undefined;
+	}
+
+	private fix(kind: string, detail: string): void {
+		if (this.fixed.has(kind)) return;
+		this.fixed.add(kind);
+		try {
+			this.report(`session ${this.sessionId.slice(0, 60)}: fixed a bad value from the host (${kind}): ${detail}; later ones of this kind are fixed silently`);
+		} catch {
+			// a reporter must never break recording
+		}
 	}
 
 	private emit(draft: Draft): void {
@@ -818,22 +1004,22 @@ class SessionRecorder {
 	}
 }
 
-/** Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. */
-function usageDetails(counts: {
-	input?: unknown;
-	output?: unknown;
-	cacheRead?: unknown;
-	cacheWrite?: unknown;
-	reasoning?: unknown;
-	total?: unknown;
-}): Record<string, number> | undefined {
+/**
+ * Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. Cache writes
+ * with a TTL split go under the keys Langfuse prices per TTL (the 1-hour rate is higher), and only the part
+ * the split does not cover under the plain key, so no write is counted twice.
+ */
+function usageDetails(counts: { [key in keyof TokenCounts]?: unknown }): Record<string, number> | undefined {
 	const details: Record<string, number> = {};
 	const put = (key: string, value: unknown) => {
 		if (typeof value === "number" && Number.isFinite(value) && value > 0) details[key] = Math.round(value);
 	};
+	const byTtl = [counts.cacheWrite5m, counts.cacheWrite1h].reduce<number>((sum, value) => sum + (finite(value) ?? 0), 0);
 	put("input", counts.input);
 	put("input_cache_read", counts.cacheRead);
-	put("input_cache_write", counts.cacheWrite);
+	put("input_cache_write", (finite(counts.cacheWrite) ?? 0) - byTtl);
+	put("input_cache_creation_5m", counts.cacheWrite5m);
+	put("input_cache_creation_1h", counts.cacheWrite1h);
 	put("output", counts.output);
 	put("output_reasoning", counts.reasoning);
 	put("total", counts.total);
@@ -2027,7 +2213,7 @@ function diagnostics(env: Env, options: Pick<RuntimeOptions, "write" | "quiet"> 
 	const redact = makeRedactor({
 		env: { ...env, LANGFUSE_SECRET_KEY: config.secretKey },
 		extraPatterns: config.redactPatterns,
-		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${JSON.stringify(pattern)} (${error})`),
+		onInvalidPattern: (pattern, error) => problems.push(`LANGFUSE_REDACT_REGEX: skipping invalid pattern ${shown(pattern)} (${oneLine(error, 80)})`),
 	});
 	const write = options.quiet && !config.debug ? () => {} : options.write;
 	return { config, problems, redact, log: new Logger(redact, config.debug, write) };
@@ -2124,7 +2310,7 @@ function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] 
 
 /** A live host session's recorder: it feeds the exporter and is closed (marked) if the process ends. */
 function newRecorder(runtime: Runtime, info: HostSessionInfo, extraTags: string[] = []) {
-	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags));
+	const recorder = new SessionRecorder(record => runtime.exporter?.enqueue(record), sessionInfo(runtime.config, info, extraTags), line => runtime.log.debug(line));
 	runtime.recorders.set(info.sessionId, recorder);
 	return recorder;
 }
@@ -2148,6 +2334,23 @@ function releaseSession(runtime: Runtime, owner: object, sessionId: string): voi
 	if (runtime.owners.get(sessionId) !== owner) return;
 	runtime.owners.delete(sessionId);
 	runtime.recorders.delete(sessionId);
+	// its session file (kept so subagents can name their parent) goes too: live sessions only
+	for (const [file, id] of runtime.sessionFiles) if (id === sessionId) runtime.sessionFiles.delete(file);
+}
+
+/**
+ * Flushes after the hook has returned: a flush first cleans the queue (redaction, user patterns
+ * included) synchronously, which must never happen inside a hook the host awaits.
+ */
+function flushSoon(runtime: Runtime): void {
+	const timer = setTimeout(() => void runtime.exporter?.flush(), 0);
+	timer.unref?.();
+}
+
+/** An event object, or null: strings, arrays and boxed primitives are not events and are never spread. */
+function eventObject(value: unknown): object | null {
+	if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof String || ArrayBuffer.isView(value)) return null;
+	return value;
 }
 
 /** How a tool call ended, in the terms the hosts report it. */
@@ -2258,12 +2461,41 @@ const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "too
 /** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
 function modelParameters(payload: object): Record<string, string | number | boolean> | undefined {
 	const parameters: Record<string, string | number | boolean> = {};
-	for (const [key, value] of Object.entries(payload ?? {})) {
+	if (!eventObject(payload)) return undefined;
+	let count = 0;
+	// runs in a hook the host awaits: a few keys, each small (a host's 250,000-key object costs nothing)
+	for (const key in payload) {
+		if (++count > 60) break;
 		if (CONTENT_KEYS.has(key)) continue;
-		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = value;
-		else if (value && typeof value === "object" && !Array.isArray(value)) parameters[key] = JSON.stringify(value);
+		const value = call(() => (payload as Record<string, unknown>)[key]);
+		if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") parameters[key] = typeof value === "string" ? value.slice(0, 1000) : value;
+		else if (value && typeof value === "object" && !Array.isArray(value)) {
+			const text = smallJson(value);
+			if (text !== undefined) parameters[key] = text;
+		}
 	}
 	return Object.keys(parameters).length ? parameters : undefined;
+}
+
+/** JSON of a small object (≤ 100 values, ≤ 2,000 characters), else undefined: never a long walk in a hook. */
+function smallJson(value: object): string | undefined {
+	let nodes = 0;
+	const small = (item: unknown, depth: number): boolean => {
+		if (++nodes > 100 || depth > 4) return false;
+		if (item === null || typeof item !== "object") return typeof item !== "string" || item.length <= 2000;
+		if (Array.isArray(item)) return item.length <= 100 && item.every(element => small(element, depth + 1));
+		// a boxed string or typed array would enumerate every index before the count could stop it
+		if (!eventObject(item)) return false;
+		for (const key in item) if (!small(call(() => (item as Record<string, unknown>)[key]), depth + 1)) return false;
+		return true;
+	};
+	try {
+		if (!small(value, 0)) return undefined;
+		const text = JSON.stringify(value);
+		return text.length <= 2000 ? text : undefined;
+	} catch {
+		return undefined;
+	}
 }
 
 function toolNames(payload: ProviderRequest): string[] | undefined {
@@ -2450,15 +2682,32 @@ function assistantOutput(message: ChatMessage): unknown {
 /** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
 function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds, options: TranscriptOptions = {}): void {
 	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
+	recordSteps(recorder, prompt.steps, ids, undefined, options);
+	recorder.endPrompt(prompt.endMs, { output: prompt.answer, ...promptEnd(prompt) });
+}
+
+/** How a recorded prompt (or subagent run) ended: ERROR, WARNING (aborted, unfinished) or fine. */
+function promptEnd(prompt: RecordedPrompt): EndOptions {
+	return {
+		level: prompt.error ? "ERROR" : prompt.aborted || prompt.warning ? "WARNING" : undefined,
+		statusMessage: prompt.error ?? prompt.warning ?? (prompt.aborted ? "aborted" : undefined),
+		metadata: prompt.endMetadata,
+	};
+}
+
+/** The steps of a prompt, under the open turn or (a subagent's) under the span `parentKey`. */
+function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: TranscriptIds, parentKey?: string, options: TranscriptOptions = {}): void {
 	let turns = 0;
-	for (const step of prompt.steps) {
+	for (const step of steps) {
 		switch (step.kind) {
 			case "llm": {
 				const key = `llm:${step.id}`;
 				const index = turns++;
 				if (options.turnKey) recorder.startTurn(step.startMs, { name: `turn ${index}`, id: ids.observation("turn", options.turnKey(step, index)) });
 				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
-				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input: step.input.length ? step.input : undefined, modelParameters: parameters });
+				// Tool definitions ride along as {messages, tools}: the shape Langfuse's chat view lists tools from.
+				const input = step.tools?.length ? { messages: step.input, tools: step.tools } : step.input.length ? step.input : undefined;
+				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input, modelParameters: parameters, parentKey });
 				recorder.endGeneration(key, step.endMs, {
 					model: step.model,
 					output: assistantOutput(step.output),
@@ -2471,49 +2720,166 @@ function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids
 						...step.metadata,
 						provider: step.provider,
 						...(step.stopReason !== undefined && { stopReason: step.stopReason }),
-						...(step.tools && { tools: step.tools.map(tool => tool.function.name) }),
 					},
 				});
 				break;
 			}
 			case "tool": {
 				const key = `tool:${step.id}`;
-				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata });
-				// without an end, endPrompt closes it, marked as still running
-				if (step.endMs !== undefined) recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
-				const child = step.subagent;
-				if (!child?.sessionId || !options.subagentIds) break;
-				const link = { parentSessionId: recorder.info.sessionId, parentTraceId: ids.traceId, parentObservationId: ids.observation("tool", step.id) };
-				const childRecorder = recorder.subagent(child.sessionId, link);
-				for (const childPrompt of child.prompts) {
-					const childIds = options.subagentIds(child.sessionId, childPrompt);
-					if (childIds) recordTranscript(childRecorder, childPrompt, childIds, options);
-				}
+				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata, parentKey });
+				if (step.subagent?.sessionId && options.subagentIds) recordSubagentSession(recorder, step, ids, options);
+				else for (const run of step.subagent?.prompts ?? []) recordSubagent(recorder, run, ids, key);
+				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
+				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
 				break;
 			}
 			case "compaction": {
 				const details = step.summary !== undefined || step.tokensBefore !== undefined ? { summary: step.summary, tokensBefore: step.tokensBefore } : undefined;
 				const id = ids.observation("compaction", step.id);
 				if (step.endMs <= step.startMs) {
-					recorder.event(step.startMs, { name: "compaction", id, metadata: details });
+					recorder.event(step.startMs, { name: "compaction", id, metadata: details, parentKey });
 					break;
 				}
 				const key = `compaction:${step.id}`;
-				recorder.startSpan(key, step.startMs, { name: "compaction", id, metadata: step.tokensBefore !== undefined ? { tokensBefore: step.tokensBefore } : undefined });
+				recorder.startSpan(key, step.startMs, { name: "compaction", id, metadata: step.tokensBefore !== undefined ? { tokensBefore: step.tokensBefore } : undefined, parentKey });
 				recorder.endSpan(key, step.endMs, { output: step.summary });
 				break;
 			}
 			case "event":
-				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata });
+				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata, parentKey });
 				break;
 		}
 	}
-	recorder.endPrompt(prompt.endMs, {
-		output: prompt.answer,
-		level: prompt.error ? "ERROR" : prompt.aborted || prompt.warning ? "WARNING" : undefined,
-		statusMessage: prompt.error ?? prompt.warning ?? (prompt.aborted ? "aborted" : undefined),
-		metadata: prompt.endMetadata,
-	});
+}
+
+/** A subagent that is a session of its own live (omp, OpenCode): its prompts are its own traces, linked to the tool. */
+function recordSubagentSession(recorder: SessionRecorder, tool: RecordedToolCall, ids: TranscriptIds, options: TranscriptOptions): void {
+	const { sessionId, prompts } = tool.subagent!;
+	const child = recorder.subagent(sessionId!, { parentSessionId: recorder.info.sessionId, parentTraceId: ids.traceId, parentObservationId: ids.observation("tool", tool.id) });
+	for (const prompt of prompts) {
+		const childIds = options.subagentIds!(sessionId!, prompt);
+		if (childIds) recordTranscript(child, prompt, childIds, options);
+	}
+}
+
+/** A subagent run (its own record) as an agent span under the tool call that started it: same trace, same session. */
+function recordSubagent(recorder: SessionRecorder, run: RecordedPrompt, ids: TranscriptIds, toolKey: string): void {
+	const key = `agent:${run.id}`;
+	const kind = stringOr(run.metadata?.agentType);
+	recorder.startSpan(key, run.startMs, { type: "agent", name: kind ? `subagent ${kind}` : "subagent", id: ids.observation("prompt", run.id), input: run.text || undefined, metadata: run.metadata, parentKey: toolKey });
+	recordSteps(recorder, run.steps, ids, key);
+	recorder.endSpan(key, run.endMs, { output: run.answer, ...promptEnd(run) });
+}
+
+// ── record files: cursor, lock, export ──────────────────────────────────────────────────────────
+// Hook commands (Codex, Claude Code) read a host's record file from where the last run stopped, under a
+// per-file lock, send what is new within the host's time budget, and move the cursor only once nothing
+// can be lost any more.
+
+/** Prompt ids kept in a cursor: prompts sent while an earlier one is still open (unfinished turn, background agent). */
+const CURSOR_DONE_KEPT = 64;
+
+/** Per record file, in `<spool>/<host>/`: where the next run starts and what it must remember. */
+interface RecordCursor {
+	/** Bytes already handled: everything before the first prompt that has not finished yet. */
+	offset: number;
+	/** Prompts after `offset` already exported, newest last. */
+	done: string[];
+}
+
+/** What one read of a record file gives: the records to send and the cursor to save once they are safe. */
+interface RecordRead {
+	records: ObservationRecord[];
+	prompts: number;
+	commit: () => void;
+}
+
+function cursorFile(config: Config, host: string, record: string): string {
+	return path.join(config.spoolDir, host, `${hashId(path.resolve(record), 16)}.json`);
+}
+
+/** The saved cursor's fields, or nothing (first run for this file, or an unreadable cursor: start from the top). */
+function readCursor(file: string): (RecordCursor & Metadata) | undefined {
+	try {
+		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+		if (saved && typeof saved.offset === "number" && Array.isArray(saved.done)) return saved;
+	} catch {}
+	return undefined;
+}
+
+function writeCursor<T extends RecordCursor>(file: string, cursor: T): void {
+	writePrivateJson(file, { ...cursor, done: cursor.done.slice(-CURSOR_DONE_KEPT) });
+}
+
+/** One run per record file at a time (a notify and a hook may both fire); a dead owner's lock is taken over. */
+async function lockCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
+	try {
+		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	} catch {
+		return () => {}; // no spool directory: nothing to protect either
+	}
+	return waitForLock(`${file}.lock`, 30_000, waitMs);
+}
+
+/** A recorder whose records are collected, one per observation id (the last state wins). */
+function collectingRecorder(runtime: Pick<Runtime, "config">, info: HostSessionInfo, records: Map<string, ObservationRecord>, extraTags: string[] = []): SessionRecorder {
+	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, extraTags));
+}
+
+/**
+ * One hook run over one record file: one run per file at a time (a dead owner's lock is taken over), the
+ * records sent or spooled within `budgetMs` from process start, the cursor saved only when they are safe.
+ */
+async function exportRecordFile(runtime: Runtime, host: string, record: string, budgetMs: number, read: () => Promise<RecordRead>): Promise<void> {
+	const { exporter, log } = runtime;
+	if (!exporter) return;
+	const remaining = () => budgetMs - process.uptime() * 1000;
+	const unlock = await lockCursor(cursorFile(runtime.config, host, record), Math.min(1000, remaining() - 300));
+	if (!unlock) {
+		log.debug(`${host}: another run is reading ${record}; leaving it to that one`);
+		return;
+	}
+	try {
+		const result = await read();
+		for (const observation of result.records) exporter.enqueue(observation);
+		await exporter.shutdown(Math.max(100, remaining()));
+		const status = exporter.status;
+		// Advance only when nothing can be lost: spooled on disk, or confirmed by Langfuse.
+		if (exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0)) result.commit();
+		log.debug(`${host}: ${result.prompts} prompt(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
+	} finally {
+		unlock();
+	}
+	await handOnSpool(runtime, host);
+}
+
+/**
+ * Spool files earlier runs left (Langfuse was down then) go with a detached `flush` that outlives this
+ * run: replaying them here could spend the host's budget, and the host waits for this process. Only when
+ * Langfuse took this run's own batch: otherwise they wait for a run that gets through.
+ */
+async function handOnSpool(runtime: Runtime, host: string): Promise<void> {
+	const { exporter, log } = runtime;
+	if (!exporter || !exporter.spool.available) return;
+	const status = exporter.status;
+	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
+	const { files } = await exporter.spool.stats();
+	if (files === 0) return;
+	log.debug(`${host}: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
+	spawnDetached(runtime, host, ["flush"]);
+}
+
+/** This file, run again with `args` as a detached process that outlives this one (its output goes nowhere). */
+function spawnDetached(runtime: Runtime, host: string, args: string[]): void {
+	const script = process.argv[1];
+	if (!script) return;
+	try {
+		const child = spawn(process.execPath, [...process.execArgv, script, ...args], { detached: true, stdio: "ignore", env: process.env });
+		child.on("error", () => {});
+		child.unref();
+	} catch (error) {
+		runtime.log.debug(`${host}: could not start a background run: ${errorText(error)}`);
+	}
 }
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -2650,7 +3016,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
 			if (!session || session.paused) return;
 			if (session.pendingStart && !PI_BEFORE_USER.has(name)) openPiPrompt(session);
-			return handler(event !== null && typeof event === "object" ? (event as PiEvent) : {}, session.ctx, session);
+			return handler((eventObject(event) ?? {}) as PiEvent, session.ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -2698,7 +3064,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		if (event.message?.role === "user") openPiPrompt(session, finite(event.message.timestamp));
 	});
 	on("before_provider_request", (event, ctx, session) => {
-		const payload = event.payload !== null && typeof event.payload === "object" ? (event.payload as ProviderRequest) : {};
+		const payload = (eventObject(event.payload) ?? {}) as ProviderRequest;
 		// A second request with no answer to the first: the host's transport is retrying a failed call.
 		if (session.generationKey && session.recorder.hasDraft(session.generationKey)) {
 			session.recorder.endGeneration(session.generationKey, Date.now(), { level: "WARNING", statusMessage: "no response; the host retried the request" });
@@ -2779,7 +3145,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			level: failed ? "ERROR" : undefined,
 			statusMessage: failed ? stringOr(last?.errorMessage) ?? String(last?.stopReason) : undefined,
 		});
-		void runtime.exporter?.flush();
+		flushSoon(runtime);
 		updateIndicator(runtime, session, ctx);
 	});
 	on("auto_retry_start", (event, _ctx, session) =>
@@ -2829,7 +3195,9 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		clearIndicator(runtime, ctx);
 		releaseSession(runtime, self, session.recorder.info.sessionId);
 		forgetSession(session.recorder.info.sessionId);
-		return runtime.exporter?.shutdown();
+		// the host awaits this hook: the final flush (and its redaction) starts after it has returned
+		const exporter = runtime.exporter;
+		return exporter && new Promise<void>(resolve => setTimeout(resolve, 0)).then(() => exporter.shutdown());
 	});
 
 	if (typeof pi.registerCommand === "function") {
@@ -2951,8 +3319,14 @@ function lastAssistant(messages: unknown): PiMessage | undefined {
 
 /** An informational event's own fields, as metadata. */
 function eventFields(event: PiEvent): Metadata {
-	const { type: _type, ...rest } = event as PiEvent & { type?: unknown };
-	return rest;
+	const fields: Metadata = {};
+	let count = 0;
+	for (const key in event) {
+		if (key === "type") continue;
+		if (++count > 50) break;
+		fields[key] = call(() => (event as Record<string, unknown>)[key]);
+	}
+	return fields;
 }
 
 // ── §7.2 OpenCode ─────────────────────────────────────────────────────────────────────────────────
@@ -3176,6 +3550,7 @@ function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo
 	const traced = parent !== undefined ? parent !== null : sampled(config, sessionId);
 	if (!claimSession(runtime, plugin, sessionId, traced)) {
 		sessions.set(sessionId, null);
+		ocEvictSessions(plugin);
 		return null;
 	}
 	if (typeof info?.version === "string") plugin.hostVersion = info.version;
@@ -3515,11 +3890,13 @@ function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
 	const error = session.promptError;
 	session.promptError = undefined;
 	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
+	// the prompt is over: nothing of it stays (a side call's transform output, e.g. the title call's, is never consumed)
 	session.ids = undefined;
 	session.messages.clear();
 	session.tools.clear();
 	session.awaiting = undefined;
-	void plugin.runtime.exporter?.flush();
+	session.pendingMessages = session.pendingSystem = undefined;
+	flushSoon(plugin.runtime);
 }
 
 function ocOnRetry(plugin: OcPlugin, sessionId: unknown, status: OcStatus): void {
@@ -3566,6 +3943,8 @@ async function ocDispose(plugin: OcPlugin): Promise<void> {
 		session.recorder.close(now, session.promptError && { level: session.promptError.level, statusMessage: session.promptError.message });
 		ocForget(plugin, id);
 	}
+	// OpenCode awaits dispose: the final flush (and its redaction) starts after the hook has returned
+	await new Promise<void>(resolve => setTimeout(resolve, 0));
 	await plugin.runtime.exporter?.shutdown();
 }
 
@@ -3665,8 +4044,6 @@ function ocRequestInput(system: unknown, messages: unknown): unknown {
 
 /** Everything a notify or hook run may spend, from process start; Codex waits for it. */
 const CODEX_BUDGET_MS = 1_500;
-/** Turn ids kept in a cursor to recognise turns a hook exported before their task_complete. */
-const CODEX_DONE_KEPT = 64;
 
 interface CodexThread {
 	threadId: string;
@@ -3683,13 +4060,9 @@ interface CodexThread {
 }
 
 /** Per rollout file, in `<spool>/codex/`: where the next run starts and what it must remember. */
-interface CodexCursor {
+interface CodexCursor extends RecordCursor {
 	file: string;
-	/** Bytes already handled: everything before the first turn that has not finished yet. */
-	offset: number;
 	thread?: CodexThread;
-	/** Turns already exported, newest last. */
-	done: string[];
 	/** Inside history copied from another thread (a fork), which that thread's own rollout reports. */
 	copying?: boolean;
 }
@@ -3872,34 +4245,6 @@ function findCodexRollout(home: string, threadId: string): string | undefined {
 	return search(path.join(home, "sessions"), 4) ?? search(path.join(home, "archived_sessions"), 4);
 }
 
-function codexCursorFile(config: Config, rollout: string): string {
-	return path.join(config.spoolDir, "codex", `${hashId(path.resolve(rollout), 16)}.json`);
-}
-
-function readCodexCursor(file: string, rollout: string): CodexCursor {
-	try {
-		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
-		if (saved && typeof saved.offset === "number" && Array.isArray(saved.done)) return { ...saved, file: rollout };
-	} catch {
-		// first run for this rollout, or an unreadable cursor: start from the beginning
-	}
-	return { file: rollout, offset: 0, done: [] };
-}
-
-function writeCodexCursor(file: string, cursor: CodexCursor): void {
-	writePrivateJson(file, { ...cursor, done: cursor.done.slice(-CODEX_DONE_KEPT) });
-}
-
-/** One run per rollout at a time (notify and a Stop hook may both fire); a dead owner's lock is taken over. */
-async function lockCodexCursor(file: string, waitMs: number): Promise<(() => void) | undefined> {
-	try {
-		fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	} catch {
-		return () => {}; // no spool directory: nothing to protect either
-	}
-	return waitForLock(`${file}.lock`, 30_000, waitMs);
-}
-
 /** Complete lines from `offset` on; a line still being written (no newline yet) waits for the next run. */
 async function readRolloutLines(file: string, offset: number): Promise<{ lines: RolloutLine[]; size: number; restarted: boolean }> {
 	const handle = await fsp.open(file, "r");
@@ -4017,7 +4362,7 @@ function codexThread(meta: any): CodexThread | undefined {
 
 const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
 
-/** A recorder whose records are collected, one per observation id (the last state wins). */
+/** The thread's records, collected. */
 function codexRecorder(runtime: Pick<Runtime, "config">, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
 	const subagent = thread.parentThreadId !== undefined;
 	const info: HostSessionInfo = {
@@ -4038,7 +4383,7 @@ function codexRecorder(runtime: Pick<Runtime, "config">, thread: CodexThread, ro
 			rolloutFile: rollout,
 		},
 	};
-	return new SessionRecorder(record => records.set(`${record.traceId}/${record.id}`, record), sessionInfo(runtime.config, info, subagent ? ["subagent"] : []));
+	return collectingRecorder(runtime, info, records, subagent ? ["subagent"] : []);
 }
 
 /** Context Codex injects as user messages (environment, AGENTS.md, skills), not typed by the user. */
@@ -4301,10 +4646,10 @@ async function readCodexRollout(
 	rollout: string,
 	request: CodexRequest,
 	fromStart = false,
-): Promise<{ records: ObservationRecord[]; turns: number; commit: () => void }> {
-	const cursorFile = codexCursorFile(runtime.config, rollout);
+): Promise<RecordRead> {
+	const file = cursorFile(runtime.config, "codex", rollout);
 	// fromStart: `import --force` reads every turn again (the same ids: the same traces are updated)
-	const cursor: CodexCursor = fromStart ? { file: rollout, offset: 0, done: [] } : readCodexCursor(cursorFile, rollout);
+	const cursor: CodexCursor = { offset: 0, done: [], ...(fromStart ? {} : readCursor(file)), file: rollout };
 	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
 	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
 	const { turns, offset } = collectCodexTurns(lines, cursor, request);
@@ -4317,61 +4662,732 @@ async function readCodexRollout(
 	}
 	return {
 		records: [...records.values()],
-		turns: turns.length,
-		commit: () => writeCodexCursor(cursorFile, { ...cursor, thread: cursor.thread, offset, done: [...cursor.done, ...turns.map(turn => turn.id)] }),
+		prompts: turns.length,
+		commit: () => writeCursor(file, { ...cursor, thread: cursor.thread, offset, done: [...cursor.done, ...turns.map(turn => turn.id)] }),
 	};
 }
 
 /** `codex-notify` / `codex-hook`: silent, exit 0, done within CODEX_BUDGET_MS whatever Langfuse does. */
 async function runCodexExport(request: CodexRequest | undefined, runtime: Runtime): Promise<void> {
-	const { exporter, log } = runtime;
-	if (!exporter || !request) return;
-	const remaining = () => CODEX_BUDGET_MS - process.uptime() * 1000;
+	if (!runtime.exporter || !request) return;
 	const rollout = request.file ?? (request.threadId ? findCodexRollout(codexHomeDir(process.env), request.threadId) : undefined);
 	if (!rollout || !fs.existsSync(rollout)) {
-		log.debug(`codex: no rollout file for thread ${request.threadId ?? "?"} under ${codexHomeDir(process.env)}`);
+		runtime.log.debug(`codex: no rollout file for thread ${request.threadId ?? "?"} under ${codexHomeDir(process.env)}`);
 		return;
 	}
-	const unlock = await lockCodexCursor(codexCursorFile(runtime.config, rollout), Math.min(1000, remaining() - 300));
-	if (!unlock) {
-		log.debug(`codex: another run is reading ${rollout}; leaving it to that one`);
-		return;
-	}
-	try {
-		const result = await readCodexRollout(runtime, rollout, request);
-		for (const record of result.records) exporter.enqueue(record);
-		await exporter.shutdown(Math.max(100, remaining()));
-		const status = exporter.status;
-		// Advance only when nothing can be lost: spooled on disk, or confirmed by Langfuse.
-		if (exporter.spool.available || (status.queued === 0 && status.waitingBatches === 0)) result.commit();
-		log.debug(`codex: ${result.turns} turn(s), ${result.records.length} observation(s); sent ${status.sentSpans}, waiting ${status.queued + status.waitingBatches}${status.lastError ? ` (${status.lastError})` : ""}`);
-	} finally {
-		unlock();
-	}
-	await handOnSpool(runtime);
+	await exportRecordFile(runtime, "codex", rollout, CODEX_BUDGET_MS, () => readCodexRollout(runtime, rollout, request));
+}
+
+// ── §7.4 Claude Code ──────────────────────────────────────────────────────────────────────────────
+
+// Claude Code runs hook commands with JSON on stdin (session_id, transcript_path, hook_event_name, …):
+// Stop, StopFailure, SubagentStop and SessionEnd run `bun langfuse.ts claude-hook`, which reads the
+// session's transcript (`~/.claude/projects/<cwd>/<session>.jsonl`) from where the last run stopped and
+// records every finished prompt through the same recorder, exporter and spool as the other hosts.
+//
+// The transcript (2.1.332): one JSON object per line, appended. `user` / `assistant` / `system` lines form a
+// chain through `uuid` / `parentUuid`; an assistant response is ONE LINE PER CONTENT BLOCK, all with the same
+// `message.id` and the full usage repeated on each (so usage counts once per message.id); `api-request`
+// (written just before each call) gives the call's start and parameters and points (shapeHash) at an
+// `api-request-shape` line with the system prompt and tool definitions, written once per FILE; subagents
+// write `<session>/subagents/agent-<id>.jsonl` (+ `.meta.json`, written when the agent ends).
+//
+// Ids come from the host's ids — the prompt's `uuid`, the API `message.id`, the `tool_use` id — never from
+// the session id, so a prompt maps to the same trace from whichever file it is read. `--resume` appends to
+// the same file (the cursor does it); `--resume --fork-session` writes a new file that first COPIES the
+// history (same uuids and message ids, `requestSessionId` naming the session each copied call was made in):
+// copied prompts were sent with their own session and are skipped, but still serve as input history.
+
+/** Everything a hook run may spend, from process start: Claude Code waits for a Stop hook. */
+const CLAUDE_BUDGET_MS = 1_000;
+/** More unread transcript than this (≈0.5 s of work) is read by a detached run, which may spend the longer budget. */
+const CLAUDE_INLINE_BYTES = 8_000_000;
+const CLAUDE_BACKGROUND_BUDGET_MS = 120_000;
+const CLAUDE_EVENTS = new Set(["Stop", "StopFailure", "SubagentStop", "SessionEnd"]);
+/** Agent-starting tools (Task is the older name). */
+const CLAUDE_AGENT_TOOLS = new Set(["Agent", "Task"]);
+/** A slash command's output, written as a user line after the command. */
+const CLAUDE_LOCAL_OUTPUT = /^<local-command-(stdout|stderr)>/;
+
+/** A subagent's own transcript `<session>/subagents/agent-<agentId>.jsonl` and its `.meta.json`. */
+interface ClaudeSubagentFile {
+	agentId: string;
+	lines: string[];
+	/** `toolUseId` links it to the parent's Agent call. Written only when the agent ENDS: missing = still running. */
+	meta?: { toolUseId?: string; agentType?: string; description?: string; finished?: boolean };
+	/** The caller knows the agent ended (SubagentStop named it before the meta file exists). */
+	finished?: boolean;
+}
+
+interface ClaudeParseOptions {
+	/** The file's session id (default: from the lines). Copied (forked) history is recognised against it. */
+	sessionId?: string;
+	/** Prompt ids already sent: skipped. */
+	done?: readonly string[];
+	subagents?: readonly ClaudeSubagentFile[];
+	/** SessionEnd: nothing will be appended any more, so a prompt left open is complete (aborted). */
+	final?: boolean;
+	/**
+	 * The file's lines BEFORE `lines` (before the cursor), only to look things up, never sent: the history in
+	 * generation inputs, and the api-request-shape lines a resumed run's calls point at.
+	 */
+	context?: readonly string[];
+}
+
+interface ClaudeBlock {
+	type?: string;
+	text?: string;
+	thinking?: string;
+	id?: string;
+	name?: string;
+	input?: unknown;
+	tool_use_id?: string;
+	content?: unknown;
+	is_error?: boolean;
+}
+
+interface ClaudeUsage {
+	input_tokens?: number;
+	output_tokens?: number;
+	cache_read_input_tokens?: number;
+	cache_creation_input_tokens?: number;
+	cache_creation?: { ephemeral_5m_input_tokens?: number; ephemeral_1h_input_tokens?: number };
+	output_tokens_details?: { thinking_tokens?: number };
+	service_tier?: string;
+}
+
+/** The transcript fields read here, as observed from 2.1.332; every one optional and checked before use. */
+interface ClaudeRawLine {
+	type?: string;
+	uuid?: string;
+	parentUuid?: string | null;
+	sessionId?: string;
+	requestSessionId?: string;
+	timestamp?: string;
+	isMeta?: boolean;
+	isSidechain?: boolean;
+	isCompactSummary?: boolean;
+	isVisibleInTranscriptOnly?: boolean;
+	isApiErrorMessage?: boolean;
+	subtype?: string;
+	compactMetadata?: { preTokens?: number; durationMs?: number; preservedSegment?: { headUuid?: string; anchorUuid?: string; tailUuid?: string } };
+	promptId?: string;
+	cwd?: string;
+	gitBranch?: string;
+	version?: string;
+	permissionMode?: string;
+	entrypoint?: string;
+	requestRef?: string;
+	requestId?: string;
+	message?: { id?: string; model?: string; content?: string | ClaudeBlock[]; stop_reason?: string | null; usage?: ClaudeUsage };
+	toolUseResult?: unknown;
+	// api-request
+	id?: string;
+	shapeHash?: string;
+	params?: { model?: string; max_tokens?: number; thinking?: { type?: string }; output_config?: { effort?: string } };
+	// api-request-shape
+	shape?: { system?: ClaudeBlock[]; tools?: { name?: string; description?: string; input_schema?: unknown }[] };
+}
+
+interface ClaudeLine {
+	i: number;
+	raw: ClaudeRawLine;
+	ms: number;
+}
+
+/** One file's lines, parsed once, with the lookups every prompt needs. */
+interface ClaudeIndex {
+	lines: (ClaudeRawLine | undefined)[];
+	byUuid: Map<string, ClaudeLine>;
+	apiRequests: Map<string, ClaudeLine>;
+	shapes: Map<string, NonNullable<ClaudeRawLine["shape"]>>;
+	sessionId: string;
+	/** Index of a last line that is not JSON yet (being written), else -1. */
+	halfWritten: number;
+	/** tool_use id → the user line holding its tool_result. */
+	results: Map<string, ClaudeLine>;
+	/** Agent tool_use ids whose background agent a <task-notification> reported as ended. */
+	notified: Set<string>;
+	/** Compaction summary uuid → the messages kept verbatim after it. */
+	preserved: Map<string, { head: string; tail: string }>;
+}
+
+/** A prompt: from its user line to the next prompt's. */
+interface ClaudeSegment {
+	first: number;
+	end: number;
+	prompt: ClaudeLine;
+	/** Copied from the session a fork started from: sent with that session already. */
+	copied: boolean;
+	complete: boolean;
+	/** Another prompt follows. */
+	next: boolean;
+	/** The next prompt's time: lines of the next prompt written before it (a compaction) do not extend this one. */
+	untilMs: number;
+}
+
+const claudeTime = (iso: string | undefined): number => (iso ? Date.parse(iso) || 0 : 0);
+const claudeBlocks = (content: unknown): ClaudeBlock[] => (typeof content === "string" ? [{ type: "text", text: content }] : Array.isArray(content) ? content : []);
+const isChatLine = (raw: ClaudeRawLine): boolean => (raw.type === "user" || raw.type === "assistant") && !!raw.message;
+
+/** A tool_result's content as text (a string or text parts; images become a marker). */
+function claudeResultText(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return content === undefined ? "" : JSON.stringify(content);
+	return (content as ClaudeBlock[]).map(block => (block.type === "text" ? (block.text ?? "") : block.type === "image" ? "[image]" : "")).join("\n");
+}
+
+/** Text parts joined; anything else (images) replaced by a marker so no binary data travels. */
+function claudeTextOrParts(blocks: readonly ClaudeBlock[]): string {
+	return blocks.map(block => (block.type === "text" ? (block.text ?? "") : `[${block.type ?? "part"}]`)).join("\n");
+}
+
+/** A user line that starts a prompt: typed text (or a task-notification), not a tool result, reminder or command output. */
+function isClaudePrompt(raw: ClaudeRawLine): boolean {
+	if (raw.type !== "user" || raw.isMeta || raw.isCompactSummary || raw.isVisibleInTranscriptOnly || !raw.message) return false;
+	if (CLAUDE_LOCAL_OUTPUT.test(textOf(raw.message.content))) return false;
+	return !claudeBlocks(raw.message.content).some(block => block.type === "tool_result");
+}
+
+/** A slash command as typed: Claude Code records `<command-name>/x</command-name>…<command-args>y</command-args>`. */
+function claudeCommandText(text: string): string | undefined {
+	const name = /<command-name>([^<]*)<\/command-name>/.exec(text)?.[1];
+	if (!name) return undefined;
+	const args = /<command-args>([^<]*)<\/command-args>/.exec(text)?.[1]?.trim();
+	return args ? `${name} ${args}` : name;
 }
 
 /**
- * Spool files earlier runs left (Langfuse was down then) go with a detached `flush` that outlives this
- * run: replaying them here could spend Codex's budget, and Codex waits for this process. Only when
- * Langfuse took this run's own batch: otherwise they wait for a run that gets through.
+ * Usage under TokenCounts' non-overlapping keys. Anthropic counts thinking inside output_tokens and bills it
+ * as output, and Langfuse's Claude prices have no reasoning key: thinking stays in output (priced); its count
+ * goes to the generation's metadata.
  */
-async function handOnSpool(runtime: Runtime): Promise<void> {
-	const { exporter, log } = runtime;
-	const script = process.argv[1];
-	if (!exporter || !script || !exporter.spool.available) return;
-	const status = exporter.status;
-	if (status.sentSpans === 0 || status.queued > 0 || status.waitingBatches > 0 || status.lastError || status.blocked) return;
-	const { files } = await exporter.spool.stats();
-	if (files === 0) return;
-	log.debug(`codex: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
-	try {
-		const child = spawn(process.execPath, [...process.execArgv, script, "flush"], { detached: true, stdio: "ignore", env: process.env });
-		child.on("error", () => {});
-		child.unref();
-	} catch (error) {
-		log.debug(`codex: could not start the background flush: ${errorText(error)}`);
+function claudeUsage(usage: ClaudeUsage | undefined): TokenCounts | undefined {
+	if (!usage || typeof usage !== "object") return undefined;
+	const count = (value: unknown) => finite(value) ?? 0;
+	const counts: TokenCounts = {
+		input: count(usage.input_tokens),
+		output: count(usage.output_tokens),
+		cacheRead: count(usage.cache_read_input_tokens),
+		cacheWrite: count(usage.cache_creation_input_tokens),
+	};
+	if (usage.cache_creation) {
+		counts.cacheWrite5m = count(usage.cache_creation.ephemeral_5m_input_tokens);
+		counts.cacheWrite1h = count(usage.cache_creation.ephemeral_1h_input_tokens);
 	}
+	counts.total = counts.input! + counts.output! + counts.cacheRead! + counts.cacheWrite!;
+	return counts;
+}
+
+function indexClaudeLines(lines: readonly string[], sessionId?: string): ClaudeIndex {
+	const index: ClaudeIndex = {
+		lines: lines.map(line => {
+			if (!line.trim()) return undefined;
+			const value = parseJsonText(line);
+			return value && typeof value === "object" ? (value as ClaudeRawLine) : undefined; // not JSON: still being written
+		}),
+		byUuid: new Map(),
+		apiRequests: new Map(),
+		shapes: new Map(),
+		sessionId: sessionId ?? "",
+		halfWritten: -1,
+		results: new Map(),
+		notified: new Set(),
+		preserved: new Map(),
+	};
+	index.lines.forEach((raw, i) => {
+		if (!raw) return;
+		const line = { i, raw, ms: claudeTime(raw.timestamp) };
+		if (raw.uuid) index.byUuid.set(raw.uuid, line);
+		if (raw.type === "api-request" && raw.id) index.apiRequests.set(raw.id, line);
+		if (raw.type === "api-request-shape" && raw.shapeHash && raw.shape) index.shapes.set(raw.shapeHash, raw.shape);
+		if (raw.type === "user") {
+			for (const block of claudeBlocks(raw.message?.content)) if (block.type === "tool_result" && block.tool_use_id) index.results.set(block.tool_use_id, line);
+			const text = raw.message?.content;
+			if (typeof text === "string" && text.startsWith("<task-notification>")) {
+				const id = /<tool-use-id>([^<]+)<\/tool-use-id>/.exec(text)?.[1];
+				if (id && /<status>([^<]+)<\/status>/.exec(text)?.[1] !== "running") index.notified.add(id);
+			}
+		}
+		const kept = raw.compactMetadata?.preservedSegment;
+		if (kept?.anchorUuid && kept.headUuid && kept.tailUuid) index.preserved.set(kept.anchorUuid, { head: kept.headUuid, tail: kept.tailUuid });
+		if (!index.sessionId && raw.sessionId && isChatLine(raw)) index.sessionId = raw.sessionId;
+	});
+	const last = lines.length - 1;
+	if (last >= 0 && lines[last]!.trim() && !index.lines[last]) index.halfWritten = last;
+	return index;
+}
+
+/** The main thread's prompts. A fork's copied history ends at the last assistant line made in another session. */
+function claudeSegments(index: ClaudeIndex, options: ClaudeParseOptions): ClaudeSegment[] {
+	const starts: number[] = [];
+	let lastCopied = -1;
+	index.lines.forEach((raw, i) => {
+		if (raw && !raw.isSidechain && isClaudePrompt(raw)) starts.push(i);
+		if (raw?.type === "assistant" && raw.requestSessionId && raw.requestSessionId !== index.sessionId) lastCopied = i;
+	});
+	const segments = starts.map((start, k): ClaudeSegment => {
+		// isMeta reminders written just before a prompt (task-notification turns) belong to it
+		let first = start;
+		while (first > 0 && index.lines[first - 1]?.isMeta && index.lines[first - 1]?.type === "user") first--;
+		const raw = index.lines[start]!;
+		const next = k + 1 < starts.length;
+		return { first, end: next ? starts[k + 1]! : index.lines.length, prompt: { i: start, raw, ms: claudeTime(raw.timestamp) }, copied: start < lastCopied, complete: false, next, untilMs: Infinity };
+	});
+	segments.forEach((segment, k) => {
+		if (k + 1 < segments.length) segment.untilMs = segments[k + 1]!.prompt.ms;
+		segment.complete = options.final === true || claudeComplete(index, segment, options, false);
+	});
+	return segments;
+}
+
+/** A subagent file is one prompt (its task), all lines isSidechain. */
+function claudeSidechainSegments(index: ClaudeIndex, options: ClaudeParseOptions): ClaudeSegment[] {
+	const start = index.lines.findIndex(raw => raw?.type === "user" && !!raw.message && !raw.isMeta);
+	if (start < 0) return [];
+	const raw = index.lines[start]!;
+	const segment: ClaudeSegment = { first: start, end: index.lines.length, prompt: { i: start, raw, ms: claudeTime(raw.timestamp) }, copied: false, complete: false, next: false, untilMs: Infinity };
+	segment.complete = options.final === true || claudeComplete(index, segment, options, true);
+	return [segment];
+}
+
+/**
+ * Finished: the last response did not ask for tools, every tool got its result, no line is half-written, and
+ * every agent it started has ended (background agents end after Stop). A slash command is finished at its
+ * output line; a prompt never answered, once the next prompt exists.
+ */
+function claudeComplete(index: ClaudeIndex, segment: ClaudeSegment, options: ClaudeParseOptions, sidechain: boolean): boolean {
+	let lastStop: string | null | undefined;
+	let answered = false;
+	let localOutput = false;
+	const pending = new Set<string>();
+	const agentCalls: string[] = [];
+	for (let i = segment.first; i < segment.end; i++) {
+		const raw = index.lines[i];
+		if (!raw) {
+			if (index.halfWritten === i) return false;
+			continue;
+		}
+		if (!!raw.isSidechain !== sidechain) continue;
+		if (raw.type === "assistant" && raw.message) {
+			answered = true;
+			lastStop = raw.message.stop_reason;
+			for (const block of claudeBlocks(raw.message.content)) {
+				if (block.type !== "tool_use" || !block.id) continue;
+				pending.add(block.id);
+				if (CLAUDE_AGENT_TOOLS.has(block.name ?? "")) agentCalls.push(block.id);
+			}
+		}
+		if (raw.type !== "user") continue;
+		if (CLAUDE_LOCAL_OUTPUT.test(textOf(raw.message?.content))) localOutput = true;
+		for (const block of claudeBlocks(raw.message?.content)) if (block.type === "tool_result" && block.tool_use_id) pending.delete(block.tool_use_id);
+	}
+	if (!answered) return localOutput || segment.next;
+	if (lastStop === "tool_use" || lastStop == null || pending.size) return false;
+	return agentCalls.every(id => claudeAgentDone(index, id, options));
+}
+
+/** The Agent result names its agent (`agentId`), also while it still runs in the background. */
+function claudeAgentId(result: unknown): string | undefined {
+	return result && typeof result === "object" ? stringOr((result as { agentId?: unknown }).agentId) : undefined;
+}
+
+/** meta.toolUseId is the sure link; the result's agentId works before the meta file exists. */
+function claudeSubagentFile(toolUseId: string, agentId: string | undefined, options: ClaudeParseOptions): ClaudeSubagentFile | undefined {
+	return options.subagents?.find(file => file.meta?.toolUseId === toolUseId) ?? (agentId ? options.subagents?.find(file => file.agentId === agentId) : undefined);
+}
+
+/**
+ * Has the agent of Agent call `toolUseId` ended? A foreground agent runs inside the call (status "completed");
+ * a background one returns "async_launched" at once: then a <task-notification>, the meta file or the caller tells.
+ */
+function claudeAgentDone(index: ClaudeIndex, toolUseId: string, options: ClaudeParseOptions): boolean {
+	const result = index.results.get(toolUseId)?.raw.toolUseResult;
+	const status = result && typeof result === "object" ? (result as { status?: unknown }).status : undefined;
+	if (typeof status === "string" && status !== "async_launched") return true;
+	if (index.notified.has(toolUseId)) return true;
+	const file = claudeSubagentFile(toolUseId, claudeAgentId(result), options);
+	return file?.meta?.finished === true || file?.finished === true;
+}
+
+/** The chat up to (not including) line `uuid`, along parentUuid, so rewinds and branches come out right. */
+function claudeHistory(index: ClaudeIndex, uuid: string | null | undefined, limit: number): ChatMessage[] {
+	const chain: ClaudeLine[] = [];
+	const seen = new Set<string>();
+	const walk = (from: string | null | undefined, stopAfter?: string) => {
+		let line = from ? index.byUuid.get(from) : undefined;
+		while (line && !seen.has(line.raw.uuid ?? "")) {
+			const id = line.raw.uuid ?? "";
+			seen.add(id);
+			// after a compaction the model gets: the summary, the messages kept verbatim, then what followed
+			const kept = index.preserved.get(id);
+			if (kept) walk(kept.tail, kept.head);
+			if (isChatLine(line.raw)) chain.push(line);
+			if (id === stopAfter) return;
+			line = line.raw.parentUuid ? index.byUuid.get(line.raw.parentUuid) : undefined;
+		}
+	};
+	walk(uuid);
+	chain.reverse();
+	// Parallel tool calls branch the chain (each result's parent is its own tool_use line): put the results
+	// left on side branches back, in file order.
+	const have = new Set(chain.flatMap(line => claudeBlocks(line.raw.message?.content).map(block => (block.type === "tool_result" ? block.tool_use_id : undefined))));
+	const missing: ClaudeLine[] = [];
+	for (const line of chain) {
+		if (line.raw.type !== "assistant") continue;
+		for (const block of claudeBlocks(line.raw.message?.content)) {
+			const result = block.type === "tool_use" && block.id && !have.has(block.id) ? index.results.get(block.id) : undefined;
+			if (result && result.i < limit) missing.push(result);
+		}
+	}
+	for (const result of missing) {
+		const at = chain.findIndex(line => line.i > result.i);
+		chain.splice(at < 0 ? chain.length : at, 0, result);
+	}
+	return claudeChat(chain.map(line => line.raw));
+}
+
+/** Transcript lines → ChatML: assistant block lines merged by message.id, tool results as role "tool". */
+function claudeChat(lines: readonly ClaudeRawLine[]): ChatMessage[] {
+	const messages: ChatMessage[] = [];
+	let lastAssistantId: string | undefined;
+	for (const raw of lines) {
+		const message = raw.message;
+		if (!message) continue;
+		if (raw.type === "assistant") {
+			const previous = messages.at(-1);
+			if (previous?.role === "assistant" && message.id && message.id === lastAssistantId) claudeAssistant(previous, claudeBlocks(message.content));
+			else messages.push(claudeAssistant({ role: "assistant", content: "" }, claudeBlocks(message.content)));
+			lastAssistantId = message.id;
+			continue;
+		}
+		lastAssistantId = undefined;
+		const blocks = claudeBlocks(message.content);
+		for (const block of blocks) if (block.type === "tool_result") messages.push({ role: "tool", tool_call_id: block.tool_use_id ?? "", content: claudeResultText(block.content) });
+		const rest = blocks.filter(block => block.type !== "tool_result");
+		if (rest.length) messages.push({ role: "user", content: typeof message.content === "string" ? message.content : claudeTextOrParts(rest) });
+	}
+	return messages;
+}
+
+function claudeAssistant(message: ChatMessage, blocks: readonly ClaudeBlock[]): ChatMessage {
+	const join = (before: string | undefined, text: string) => (before ? `${before}\n${text}` : text);
+	for (const block of blocks) {
+		if (block.type === "text" && block.text) message.content = join(message.content as string, block.text);
+		else if ((block.type === "thinking" || block.type === "redacted_thinking") && block.thinking) message.reasoning = join(message.reasoning, block.thinking);
+		else if (block.type === "tool_use" && block.id) {
+			(message.tool_calls ??= []).push({ id: block.id, type: "function", function: { name: block.name ?? "", arguments: JSON.stringify(block.input ?? {}) } });
+		}
+	}
+	return message;
+}
+
+/** The system prompt (from the request's shape) in front of the history. */
+function claudeInput(index: ClaudeIndex, request: ClaudeLine | undefined, before: ClaudeLine): ChatMessage[] {
+	const input = claudeHistory(index, before.raw.parentUuid, before.i);
+	const shape = request?.raw.shapeHash ? index.shapes.get(request.raw.shapeHash) : undefined;
+	const system = shape?.system ? textOf(shape.system) : "";
+	if (system) input.unshift({ role: "system", content: system });
+	return input;
+}
+
+/** One API call: its block lines merged (usage ONCE, from the last line), start from its api-request line. */
+function claudeLlmStep(index: ClaudeIndex, lines: ClaudeLine[], previousEnd: number): RecordedLlmCall {
+	const first = lines[0]!;
+	const last = lines.at(-1)!;
+	const request = first.raw.requestRef ? index.apiRequests.get(first.raw.requestRef) : undefined;
+	const shape = request?.raw.shapeHash ? index.shapes.get(request.raw.shapeHash) : undefined;
+	const params = request?.raw.params;
+	const parameters: Record<string, string | number | boolean> = {};
+	if (params?.max_tokens !== undefined) parameters.max_tokens = params.max_tokens;
+	if (params?.thinking?.type) parameters.thinking = params.thinking.type;
+	if (params?.output_config?.effort) parameters.effort = params.output_config.effort;
+	const usage = last.raw.message?.usage;
+	const thinkingTokens = finite(usage?.output_tokens_details?.thinking_tokens);
+	const step: RecordedLlmCall = {
+		kind: "llm",
+		id: first.raw.message?.id ?? first.raw.uuid ?? String(first.i),
+		// without its api-request line (older files) the call started when the step before it ended
+		startMs: request?.ms ?? previousEnd,
+		endMs: last.ms,
+		model: first.raw.message?.model,
+		provider: "anthropic",
+		input: claudeInput(index, request, first),
+		output: claudeAssistant({ role: "assistant", content: "" }, lines.flatMap(line => claudeBlocks(line.raw.message?.content))),
+		usage: claudeUsage(usage),
+		stopReason: last.raw.message?.stop_reason ?? undefined,
+		metadata: { messageId: first.raw.message?.id, requestId: first.raw.requestId, serviceTier: usage?.service_tier, thinkingTokens: thinkingTokens || undefined },
+	};
+	if (Object.keys(parameters).length) step.parameters = parameters;
+	if (shape?.tools?.length) step.tools = shape.tools.map(tool => ({ type: "function", function: { name: tool.name ?? "", description: tool.description, parameters: tool.input_schema } }));
+	return step;
+}
+
+/** An API error (a `<synthetic>` assistant line after Claude Code's retries): the attempts are the unanswered api-request lines. */
+function claudeErrorStep(index: ClaudeIndex, segment: ClaudeSegment, line: ClaudeLine, error: string): RecordedLlmCall {
+	const answered = new Set<string>();
+	let after = segment.first;
+	for (let i = segment.first; i < line.i; i++) {
+		const raw = index.lines[i];
+		if (raw?.type === "assistant" && raw.requestRef) {
+			answered.add(raw.requestRef);
+			after = i;
+		}
+	}
+	const attempts: ClaudeLine[] = [];
+	for (let i = after; i < line.i; i++) {
+		const raw = index.lines[i];
+		if (raw?.type === "api-request" && raw.id && !answered.has(raw.id)) attempts.push({ i, raw, ms: claudeTime(raw.timestamp) });
+	}
+	const first = attempts[0];
+	return {
+		kind: "llm",
+		id: line.raw.message?.id ?? line.raw.uuid ?? String(line.i),
+		startMs: first?.ms ?? line.ms,
+		endMs: line.ms,
+		model: first?.raw.params?.model,
+		provider: "anthropic",
+		parameters: { attempts: attempts.length },
+		input: claudeInput(index, first, line),
+		output: { role: "assistant", content: error },
+		error,
+	};
+}
+
+/** Compactions in a prompt's time (a manual /compact writes them BEFORE its own prompt line). Their API calls are not recorded. */
+function claudeCompactions(index: ClaudeIndex, segment: ClaudeSegment, sidechain: boolean): RecordedCompaction[] {
+	const steps: RecordedCompaction[] = [];
+	index.lines.forEach((raw, i) => {
+		if (raw?.type !== "system" || raw.subtype !== "compact_boundary" || !!raw.isSidechain !== sidechain) return;
+		const at = claudeTime(raw.timestamp);
+		if (at < segment.prompt.ms || at >= segment.untilMs) return;
+		const summary = index.lines.find(line => line?.isCompactSummary && line.parentUuid === raw.uuid);
+		const meta = raw.compactMetadata;
+		steps.push({ kind: "compaction", id: raw.uuid ?? String(i), startMs: at - (meta?.durationMs ?? 0), endMs: at, summary: summary ? textOf(summary.message?.content) : undefined, tokensBefore: meta?.preTokens });
+	});
+	return steps;
+}
+
+/** The subagent run an Agent call started, parsed from its own transcript, in the parent's session. */
+function claudeSubagent(index: ClaudeIndex, toolUseId: string, result: unknown, options: ClaudeParseOptions): RecordedToolCall["subagent"] {
+	const file = claudeSubagentFile(toolUseId, claudeAgentId(result), options);
+	if (!file) return undefined;
+	const final = claudeAgentDone(index, toolUseId, options) || options.final;
+	const prompts = parseClaudePrompts(file.lines, { sessionId: index.sessionId, subagents: options.subagents, final }, true);
+	for (const prompt of prompts) prompt.metadata = { ...prompt.metadata, agentId: file.agentId, agentType: file.meta?.agentType, description: file.meta?.description };
+	return { sessionId: index.sessionId, prompts };
+}
+
+function claudePrompt(index: ClaudeIndex, segment: ClaudeSegment, options: ClaudeParseOptions, sidechain: boolean): RecordedPrompt {
+	// generations and tools in the order their first line appears; a generation is built once all its lines are in
+	const order: (ClaudeLine[] | RecordedToolCall | RecordedLlmCall)[] = [];
+	const generations = new Map<string, ClaudeLine[]>();
+	const tools = new Map<string, RecordedToolCall>();
+	let endMs = segment.prompt.ms;
+	let error: string | undefined;
+	for (let i = segment.first; i < segment.end; i++) {
+		const raw = index.lines[i];
+		if (!raw || !!raw.isSidechain !== sidechain || !raw.message) continue;
+		const line: ClaudeLine = { i, raw, ms: claudeTime(raw.timestamp) };
+		if (line.ms && !raw.isCompactSummary && line.ms < segment.untilMs) endMs = Math.max(endMs, line.ms);
+		if (raw.type === "assistant") {
+			if (raw.isApiErrorMessage || raw.message.model === "<synthetic>") {
+				error = textOf(raw.message.content) || "API error";
+				order.push(claudeErrorStep(index, segment, line, error));
+				continue;
+			}
+			const id = raw.message.id ?? raw.uuid ?? String(i);
+			let lines = generations.get(id);
+			if (!lines) {
+				lines = [];
+				generations.set(id, lines);
+				order.push(lines);
+			}
+			lines.push(line);
+			for (const block of claudeBlocks(raw.message.content)) {
+				if (block.type !== "tool_use" || !block.id) continue;
+				// written when its block finished streaming: the tool starts then
+				const tool: RecordedToolCall = { kind: "tool", id: block.id, name: block.name ?? "", startMs: line.ms, input: block.input ?? {}, output: undefined, isError: false, metadata: { toolUseId: block.id } };
+				tools.set(block.id, tool);
+				order.push(tool);
+			}
+		} else if (raw.type === "user") {
+			for (const block of claudeBlocks(raw.message.content)) {
+				const tool = block.type === "tool_result" && block.tool_use_id ? tools.get(block.tool_use_id) : undefined;
+				if (!tool) continue;
+				tool.endMs = Math.max(tool.startMs, line.ms);
+				tool.output = claudeResultText(block.content);
+				tool.isError = block.is_error === true;
+				if (CLAUDE_AGENT_TOOLS.has(tool.name)) tool.subagent = claudeSubagent(index, tool.id, raw.toolUseResult, options);
+			}
+		}
+	}
+	let lastEnd = segment.prompt.ms;
+	const steps: RecordedStep[] = order.map(item => {
+		const step = Array.isArray(item) ? claudeLlmStep(index, item, lastEnd) : item;
+		lastEnd = Math.max(lastEnd, step.endMs ?? step.startMs);
+		return step;
+	});
+	const startOf = (step: RecordedStep) => (step.kind === "event" ? step.at : step.startMs);
+	for (const compaction of claudeCompactions(index, segment, sidechain)) {
+		const at = steps.findIndex(step => startOf(step) > compaction.startMs);
+		steps.splice(at < 0 ? steps.length : at, 0, compaction);
+		endMs = Math.max(endMs, compaction.startMs);
+	}
+	// background agents end after the parent's turn: the prompt ends with its last child
+	for (const step of steps) if (step.kind === "tool") for (const run of step.subagent?.prompts ?? []) endMs = Math.max(endMs, run.endMs);
+	const lastGeneration = steps.filter((step): step is RecordedLlmCall => step.kind === "llm" && !step.error).at(-1);
+	let answer = typeof lastGeneration?.output.content === "string" && lastGeneration.output.content ? lastGeneration.output.content : undefined;
+	// a slash command has no model answer; its output line is the closest thing
+	for (let i = segment.first; i < segment.end && !answer; i++) {
+		const text = textOf(index.lines[i]?.message?.content);
+		if (index.lines[i]?.type === "user" && CLAUDE_LOCAL_OUTPUT.test(text)) answer = text.replace(/<\/?local-command-(stdout|stderr)>/g, "").trim();
+	}
+	const raw = segment.prompt.raw;
+	const typed = typeof raw.message?.content === "string" ? raw.message.content : claudeTextOrParts(claudeBlocks(raw.message?.content));
+	const prompt: RecordedPrompt = {
+		id: raw.uuid ?? String(segment.prompt.i),
+		sessionId: index.sessionId,
+		startMs: segment.prompt.ms,
+		endMs,
+		text: claudeCommandText(typed) ?? typed,
+		steps,
+		metadata: { promptId: raw.promptId, cwd: raw.cwd, gitBranch: raw.gitBranch, version: raw.version, permissionMode: raw.permissionMode, entrypoint: raw.entrypoint },
+	};
+	if (answer) prompt.answer = answer;
+	if (error) prompt.error = error;
+	// open at SessionEnd (final), or never answered before the user went on
+	if (!claudeComplete(index, segment, { ...options, final: false }, sidechain) || (!order.length && !answer)) prompt.aborted = true;
+	return prompt;
+}
+
+function parseClaudePrompts(lines: readonly string[], options: ClaudeParseOptions, sidechain: boolean): RecordedPrompt[] {
+	return readClaudeLines(lines, 0, options, sidechain).prompts;
+}
+
+/**
+ * One read of a transcript (or subagent file) from byte `offset`, indexed once: the finished prompts not sent
+ * yet, and the cursor after sending them. The cursor stops at the first UNFINISHED prompt (a background agent
+ * still running); finished prompts after it are listed in `done`.
+ */
+function readClaudeLines(lines: readonly string[], offset: number, options: ClaudeParseOptions, sidechain = false): { prompts: RecordedPrompt[]; cursor: RecordCursor } {
+	const skip = options.context?.length ?? 0;
+	const index = indexClaudeLines(skip ? [...options.context!, ...lines] : lines, options.sessionId);
+	const segments = (sidechain ? claudeSidechainSegments(index, options) : claudeSegments(index, options)).filter(segment => segment.prompt.i >= skip);
+	const done = new Set(options.done ?? []);
+	const prompts = segments.filter(segment => segment.complete && !segment.copied && !done.has(segment.prompt.raw.uuid ?? "")).map(segment => claudePrompt(index, segment, options, sidechain));
+	const open = segments.find(segment => !segment.complete && !segment.copied);
+	// the last element of split("\n") is "" after a complete last line, else a line still being written
+	const stop = open ? Math.max(open.first, skip) : skip + Math.max(0, lines.length - 1);
+	let bytes = offset;
+	for (let i = skip; i < stop; i++) bytes += Buffer.byteLength(lines[i - skip]!, "utf8") + 1;
+	const later = segments.filter(segment => segment.first >= stop && (segment.complete || segment.copied)).map(segment => segment.prompt.raw.uuid ?? "");
+	return { prompts, cursor: { offset: bytes, done: later } };
+}
+
+/**
+ * The finished prompts of a Claude Code transcript (main thread), with generations, tools and subagents, pure.
+ * `lines` = the file's text from the cursor, split on "\n". Skips prompts in `done` and those a fork copied.
+ */
+function parseClaudeTranscript(lines: readonly string[], options: ClaudeParseOptions = {}): RecordedPrompt[] {
+	return parseClaudePrompts(lines, options, false);
+}
+
+/** The cursor after sending what parseClaudeTranscript returned for the same lines and options, read from byte `offset`. */
+function nextClaudeCursor(lines: readonly string[], offset: number, options: ClaudeParseOptions = {}): RecordCursor {
+	return readClaudeLines(lines, offset, options).cursor;
+}
+
+// ── the hook ──
+
+interface ClaudeRequest {
+	event: string;
+	sessionId?: string;
+	transcript: string;
+	/** SubagentStop: this agent has ended, even before its meta file is written. */
+	agentId?: string;
+}
+
+/** The hook's stdin; undefined for events that export nothing or a payload without a transcript. */
+function claudeHookRequest(text: string): ClaudeRequest | undefined {
+	const event = parseJsonText(text) as Record<string, unknown> | undefined;
+	if (!event || typeof event !== "object") return undefined;
+	const name = stringOr(event.hook_event_name) ?? "Stop";
+	const transcript = stringOr(event.transcript_path);
+	if (!CLAUDE_EVENTS.has(name) || !transcript) return undefined;
+	return { event: name, sessionId: stringOr(event.session_id), transcript, agentId: name === "SubagentStop" ? stringOr(event.agent_id) : undefined };
+}
+
+/**
+ * `<session>/subagents/agent-<id>.jsonl` next to the transcript, with the meta files that exist yet. A file's
+ * lines are read only when a prompt of this run needs them (a long session keeps every agent it ever ran).
+ */
+function readClaudeSubagents(transcript: string, endedAgent: string | undefined): ClaudeSubagentFile[] {
+	const dir = path.join(transcript.replace(/\.jsonl$/, ""), "subagents");
+	const names = call(() => fs.readdirSync(dir)) ?? [];
+	return names
+		.filter(name => /^agent-.+\.jsonl$/.test(name))
+		.map(name => {
+			const agentId = name.slice("agent-".length, -".jsonl".length);
+			const meta = call(() => JSON.parse(fs.readFileSync(path.join(dir, `agent-${agentId}.meta.json`), "utf8")));
+			let lines: string[] | undefined;
+			return {
+				agentId,
+				meta: meta && typeof meta === "object" ? meta : undefined,
+				finished: agentId === endedAgent || undefined,
+				get lines() {
+					return (lines ??= call(() => fs.readFileSync(path.join(dir, name), "utf8").split("\n")) ?? []);
+				},
+			};
+		});
+}
+
+/** Trace ids from the prompt's uuid alone: the same prompt read from a fork or an import is the same trace. */
+const claudeIds = (promptId: string) => transcriptIds(`claude-code:${promptId}`);
+
+/** What is new in one transcript, recorded; the cursor is saved by `commit` once the records are safe. */
+async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): Promise<RecordRead> {
+	const file = cursorFile(runtime.config, "claude", request.transcript);
+	const text = await fsp.readFile(request.transcript);
+	const saved = readCursor(file);
+	// replaced or truncated: read it again from the top
+	const cursor: RecordCursor = saved && saved.offset <= text.length ? { offset: saved.offset, done: saved.done } : { offset: 0, done: [] };
+	const options: ClaudeParseOptions = {
+		sessionId: request.sessionId,
+		done: cursor.done,
+		subagents: readClaudeSubagents(request.transcript, request.agentId),
+		final: request.event === "SessionEnd",
+		context: text.toString("utf8", 0, cursor.offset).split("\n").slice(0, -1),
+	};
+	const lines = text.toString("utf8", cursor.offset).split("\n");
+	const { prompts, cursor: next } = readClaudeLines(lines, cursor.offset, options);
+	runtime.log.debug(`claude: ${path.basename(request.transcript)} ${text.length} bytes, from ${cursor.offset}: ${lines.length} line(s), ${prompts.length} new prompt(s)`);
+	const records = new Map<string, ObservationRecord>();
+	const sessionId = prompts[0]?.sessionId || request.sessionId;
+	if (sessionId && prompts.length && sampled(runtime.config, sessionId)) {
+		const version = stringOr(prompts.at(-1)!.metadata?.version);
+		const cwd = stringOr(prompts.at(-1)!.metadata?.cwd);
+		const recorder = collectingRecorder(runtime, { sessionId, host: "claude-code", hostVersion: version, cwd, metadata: { host: "claude-code", hostVersion: version, transcript: request.transcript } }, records);
+		for (const prompt of prompts) recordTranscript(recorder, prompt, claudeIds(prompt.id));
+	}
+	return { records: [...records.values()], prompts: prompts.length, commit: () => writeCursor(file, next) };
+}
+
+/**
+ * `claude-hook`: silent, exit 0, done within CLAUDE_BUDGET_MS whatever Langfuse does. A long history not read
+ * yet (the hook installed in the middle of a session, an old session resumed) would take longer than Claude
+ * Code waits, and a hook it kills never saves its cursor: that read goes to a detached run of its own.
+ */
+async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runtime, background = false): Promise<void> {
+	if (!runtime.exporter || !request) return;
+	const size = call(() => fs.statSync(request.transcript).size);
+	if (size === undefined) return;
+	const offset = readCursor(cursorFile(runtime.config, "claude", request.transcript))?.offset ?? 0;
+	if (!background && size - offset > CLAUDE_INLINE_BYTES) {
+		runtime.log.debug(`claude: ${formatBytes(size - offset)} not read yet: handing them to a background run`);
+		return spawnDetached(runtime, "claude", ["claude-hook", "--background", JSON.stringify(request)]);
+	}
+	await exportRecordFile(runtime, "claude", request.transcript, background ? CLAUDE_BACKGROUND_BUDGET_MS : CLAUDE_BUDGET_MS, () => readClaudeTranscript(runtime, request));
 }
 
 // ── §7.5 History import ───────────────────────────────────────────────────────────────────────────
@@ -5184,14 +6200,14 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 		totals.done++;
 		const stat = call(() => fs.statSync(file));
 		if (!stat || stat.mtimeMs < since) return void totals.unchanged++;
-		const cursorFile = codexCursorFile(config, file);
-		const unlock = options.dryRun ? () => {} : await lockCodexCursor(cursorFile, 1_000);
+		const cursor = cursorFile(config, "codex", file);
+		const unlock = options.dryRun ? () => {} : await lockCursor(cursor, 1_000);
 		if (!unlock) return void totals.problems.push(`codex: ${file} is being read by another run; skipped`);
 		try {
 			const read = await readCodexRollout({ config, log: runtime.log }, file, {}, options.force);
 			totals.bytes += stat.size;
-			if (!options.dryRun) pending.set(cursorFile, read.commit);
-			if (!read.turns) return void totals.unchanged++;
+			if (!options.dryRun) pending.set(cursor, read.commit);
+			if (!read.prompts) return void totals.unchanged++;
 			if (!read.records.length) return void totals.sampledOut++;
 			read.records.forEach(sinkFor("codex"));
 		} finally {
@@ -5208,7 +6224,8 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
  * tracing is off or something went wrong — a missing one breaks OpenCode for every plugin.
  */
 export default function langfuse(host: any, _options?: unknown): any {
-	const isPiHost = host && typeof host.on === "function" && !("client" in host);
+	// read through call(): a host object whose getters (or `in`) throw must not throw into the host
+	const isPiHost = call(() => Boolean(host) && typeof host.on === "function" && !("client" in host)) === true;
 	try {
 		const runtime = processRuntime();
 		if (isPiHost) return void attachPiHost(host, runtime);
@@ -5242,6 +6259,8 @@ const internals = {
 	costDetails,
 	parseRollout,
 	recordTranscript,
+	parseClaudeTranscript,
+	nextClaudeCursor,
 	parsePiSessionFile,
 	linkPiSubagents,
 	openOpenCodeDb,
@@ -5259,7 +6278,7 @@ export type Internals = typeof internals;
 //    (and undefined under pi's jiti), so none of this runs inside an agent.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
-const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode and Codex
+const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode, Codex and Claude Code
 
 usage: bun langfuse.ts <command>
 
@@ -5271,6 +6290,9 @@ usage: bun langfuse.ts <command>
   codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
   codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
   codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
+  claude-config  print the hooks block for ~/.claude/settings.json that traces Claude Code
+  claude-hook    for Claude Code's Stop, StopFailure, SubagentStop and SessionEnd hooks: export what is new
+                 in the session's transcript, JSON on stdin (silent, exit 0)
   help           this text
 
 Configuration is read from the environment: LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY, LANGFUSE_HOST, …
@@ -5280,11 +6302,16 @@ async function runCli(argv: string[]): Promise<number> {
 	const [command, ...args] = argv;
 	switch (command) {
 		case "codex-notify":
-			return codexCli(() => codexNotifyRequest(args));
+			return hookCli("codex", runtime => runCodexExport(codexNotifyRequest(args), runtime));
 		case "codex-hook":
-			return codexCli(async () => codexHookRequest(await readStdin(500)));
+			return hookCli("codex", async runtime => runCodexExport(codexHookRequest(await readStdin(500)), runtime));
 		case "codex-config":
 			return codexConfig();
+		case "claude-hook":
+			if (args[0] === "--background") return hookCli("claude", async runtime => runClaudeExport(parseJsonText(args[1]) as ClaudeRequest, runtime, true));
+			return hookCli("claude", async runtime => runClaudeExport(claudeHookRequest(await readStdin(500)), runtime));
+		case "claude-config":
+			return claudeConfig();
 		case "doctor":
 			return doctor();
 		case "flush":
@@ -5298,19 +6325,22 @@ async function runCli(argv: string[]): Promise<number> {
 			process.stdout.write(USAGE);
 			return 0;
 		default:
+			// A hook command this version does not know (a typo, a newer config) must not hurt the host: a
+			// Claude Code Stop hook that exits 2 makes Claude continue, again and again.
+			if (/^(claude|codex)-/.test(command)) return 0;
 			process.stderr.write(`unknown command: ${command}\n\n${USAGE}`);
 			return 2;
 	}
 }
 
-/** Codex's hooks: never a line on stdout/stderr (Codex shows them) unless LANGFUSE_DEBUG, always exit 0. */
-async function codexCli(request: () => CodexRequest | undefined | Promise<CodexRequest | undefined>): Promise<number> {
+/** Hook commands (Codex, Claude Code): never a line on stdout/stderr (hosts show them) unless LANGFUSE_DEBUG, always exit 0. */
+async function hookCli(host: string, run: (runtime: Runtime) => Promise<void>): Promise<number> {
 	let runtime: Runtime | undefined;
 	try {
 		runtime = createRuntime(process.env, { quiet: true, replaySpool: false });
-		await runCodexExport(await request(), runtime);
+		await run(runtime);
 	} catch (error) {
-		runtime?.log.debug(`codex: ${errorText(error)}`);
+		runtime?.log.debug(`${host}: ${errorText(error)}`);
 	}
 	return 0;
 }
@@ -5339,6 +6369,7 @@ function selfPath(): string {
 }
 
 const tomlString = (text: string) => JSON.stringify(text);
+const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 
 /** `codex-config`: the config.toml lines, with absolute paths and (for [otel]) a ready Basic header. */
 function codexConfig(): number {
@@ -5347,7 +6378,6 @@ function codexConfig(): number {
 	const self = selfPath();
 	const haveKeys = Boolean(config.publicKey && config.secretKey);
 	const host = config.host || "https://cloud.langfuse.com";
-	const shellQuote = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`;
 	const hook = JSON.stringify({ hooks: [{ type: "command", command: `${shellQuote(bun)} ${shellQuote(self)} codex-hook` }] });
 	// The one place a key is printed on purpose: Codex cannot expand ${VAR} in [otel] headers.
 	const authorization = haveKeys ? basicAuth(config) : "Basic <base64 of LANGFUSE_PUBLIC_KEY:LANGFUSE_SECRET_KEY — set both and run this again>";
@@ -5374,6 +6404,27 @@ function codexConfig(): number {
 	process.stdout.write(`${lines.join("\n")}\n`);
 	if (!haveKeys) process.stderr.write(`${LOG_PREFIX} ${config.disabledReason ?? "keys not set"}: the [otel] header above is a placeholder\n`);
 	return haveKeys ? 0 : 1;
+}
+
+function claudeHomeDir(env: Env): string {
+	return env.CLAUDE_CONFIG_DIR?.trim() || path.join(env.HOME || os.homedir(), ".claude");
+}
+
+/** `claude-config`: the hooks block for settings.json with absolute paths (JSON on stdout, hints on stderr). */
+function claudeConfig(): number {
+	const { config } = readConfig(process.env);
+	const command = `${shellQuote(process.execPath)} ${shellQuote(selfPath())} claude-hook`;
+	// timeout (seconds): SessionEnd hooks are cancelled after ~1.5 s without one; the hook ends itself after ~1 s.
+	const hooks = Object.fromEntries([...CLAUDE_EVENTS].map(event => [event, [{ hooks: [{ type: "command", command, timeout: 5 }] }]]));
+	process.stdout.write(`${JSON.stringify({ hooks }, null, 2)}\n`);
+	const hints = [
+		`merge "hooks" into ${claudeHomeDir(process.env)}/settings.json (or a project's .claude/settings.json).`,
+		"Claude Code passes its environment to hooks: export LANGFUSE_PUBLIC_KEY, LANGFUSE_SECRET_KEY and LANGFUSE_HOST",
+		'in the shell that starts claude, or put them under "env" in settings.json. Check with: bun langfuse.ts doctor',
+	];
+	if (!config.publicKey || !config.secretKey) hints.push(`${config.disabledReason ?? "keys not set"}: nothing is traced until they are`);
+	process.stderr.write(hints.map(hint => `${LOG_PREFIX} ${hint}\n`).join(""));
+	return config.publicKey && config.secretKey ? 0 : 1;
 }
 
 type Mark = "ok" | "warn" | "fail" | "info";
@@ -5450,6 +6501,7 @@ async function doctor(): Promise<number> {
 
 	await spoolLine(config, line);
 	codexLine(line);
+	claudeLine(line);
 
 	if (healthy && config.enabled && transportOk) {
 		const result = await sendTestTrace({ config, redact, log });
@@ -5472,20 +6524,26 @@ async function spoolLine(config: Config, line: (mark: Mark, label: string, text:
 	line("warn", "spool", `${config.spoolDir}: ${stats.files} batch file(s), ${formatBytes(stats.bytes)}, oldest ${formatAge(stats.oldestMs ?? 0)} old — run \`bun langfuse.ts flush\``);
 }
 
-/** Informational: is Codex wired to this file? */
+/** Informational: is this host wired to this file? Silent when none of the host's config files exists. */
+function hostLine(line: (mark: Mark, label: string, text: string) => void, label: string, files: string[], wired: RegExp, wiredText: (file: string) => string, hint: string): void {
+	const texts = files.map(file => ({ file, text: call(() => fs.readFileSync(file, "utf8")) }));
+	if (!texts.some(entry => entry.text !== undefined)) return;
+	const found = texts.find(entry => entry.text !== undefined && wired.test(entry.text));
+	if (found) line("ok", label, wiredText(found.file));
+	else line("info", label, hint);
+}
+
 function codexLine(line: (mark: Mark, label: string, text: string) => void): void {
 	const home = codexHomeDir(process.env);
-	let toml = "";
-	let hooks = "";
-	try {
-		toml = fs.readFileSync(path.join(home, "config.toml"), "utf8");
-	} catch {}
-	try {
-		hooks = fs.readFileSync(path.join(home, "hooks.json"), "utf8");
-	} catch {}
-	if (!toml && !hooks) return;
-	if (/^\s*notify\s*=.*codex-notify/m.test(toml) || hooks.includes("codex-hook")) line("ok", "codex", `${home} runs langfuse.ts after every turn`);
-	else line("info", "codex", `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
+	const files = [path.join(home, "config.toml"), path.join(home, "hooks.json")];
+	hostLine(line, "codex", files, /^\s*notify\s*=.*codex-notify|codex-hook/m, () => `${home} runs langfuse.ts after every turn`, `${home} does not run langfuse.ts yet — \`bun langfuse.ts codex-config\` prints the line to add`);
+}
+
+/** User settings, then this project's (doctor runs where the user works). */
+function claudeLine(line: (mark: Mark, label: string, text: string) => void): void {
+	const home = claudeHomeDir(process.env);
+	const files = [home, path.join(process.cwd(), ".claude")].flatMap(dir => [path.join(dir, "settings.json"), path.join(dir, "settings.local.json")]);
+	hostLine(line, "claude", files, /claude-hook/, file => `${file} runs langfuse.ts after every prompt`, `${home}/settings.json does not run langfuse.ts yet — \`bun langfuse.ts claude-config\` prints the hooks to add`);
 }
 
 function formatAge(ms: number): string {

@@ -1,4 +1,4 @@
-// The command line: `bun langfuse.ts doctor | flush | codex-config | help`, run as subprocesses against
+// The command line: `bun langfuse.ts doctor | flush | codex-config | claude-config | help`, run as subprocesses against
 // the local receiver. LANGFUSE_TS picks the file under test (default: ../langfuse.ts).
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -250,11 +250,44 @@ describe("codex-config, help", () => {
 	test("help exits 0, an unknown command prints usage and exits 2", async () => {
 		const help = await cli(["help"]);
 		expect(help.code).toBe(0);
-		for (const command of ["doctor", "flush", "codex-config", "codex-notify", "codex-hook"]) expect(help.stdout).toContain(command);
+		for (const command of ["doctor", "flush", "codex-config", "codex-notify", "codex-hook", "claude-config", "claude-hook"]) expect(help.stdout).toContain(command);
 		expect((await cli([])).code).toBe(0);
 		const unknown = await cli(["frobnicate"]);
 		expect(unknown.code).toBe(2);
 		expect(unknown.stderr).toContain("unknown command: frobnicate");
 		expect(unknown.stderr).toContain("usage:");
+	});
+});
+
+describe("claude-config, claude-* and codex-* hooks, doctor", () => {
+	test("claude-config prints settings.json hooks with absolute paths and a timeout on every event", async () => {
+		const result = await cli(["claude-config"]);
+		expect(result.code).toBe(0);
+		const { hooks } = JSON.parse(result.stdout);
+		expect(Object.keys(hooks)).toEqual(["Stop", "StopFailure", "SubagentStop", "SessionEnd"]);
+		for (const entries of Object.values(hooks) as { hooks: { type: string; command: string; timeout: number }[] }[][]) {
+			expect(entries).toEqual([{ hooks: [{ type: "command", command: `'${BUN}' '${LF}' claude-hook`, timeout: 5 }] }]);
+		}
+		expect(result.stderr).toContain("LANGFUSE_PUBLIC_KEY");
+		expect(result.stdout + result.stderr).not.toContain(SK);
+	});
+
+	test("an unknown claude-* or codex-* command (a hook of another version) exits 0 and prints nothing", async () => {
+		for (const command of ["claude-hookz", "claude-stop", "codex-whatever"]) {
+			const result = await cli([command, "{}"]);
+			expect([result.code, result.stdout, result.stderr]).toEqual([0, "", ""]);
+		}
+	});
+
+	test("doctor says whether Claude Code runs langfuse.ts", async () => {
+		mkdirSync(join(root, ".claude"), { recursive: true });
+		writeFileSync(join(root, ".claude", "settings.json"), JSON.stringify({ model: "opus" }));
+		const before = await cli(["doctor"]);
+		expect(lineOf(before.stdout, "claude")).toContain("does not run langfuse.ts yet");
+		writeFileSync(join(root, ".claude", "settings.json"), (await cli(["claude-config"])).stdout);
+		const after = await cli(["doctor"]);
+		expect(lineOf(after.stdout, "claude")).toMatch(/^✓ claude +.*runs langfuse.ts after every prompt/);
+		rmSync(join(root, ".claude"), { recursive: true });
+		expect(lineOf((await cli(["doctor"])).stdout, "claude")).toBeUndefined();
 	});
 });

@@ -761,3 +761,89 @@ export async function runCodex(o: CodexRunOptions): Promise<CodexRunResult> {
 		.map(x => x.f);
 	return { ...p, root: l.root, home: l.home, cwd: l.cwd, env, cleanup: l.cleanup, codexHome, rolloutFiles, ...readCodexRollouts(rolloutFiles) };
 }
+
+// ---------------------------------------------------------------- Claude Code
+
+/** Hook events Claude Code fires in `-p` mode (all of them reach a hook; see the probe README). */
+export const CLAUDE_HOOK_EVENTS = ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure", "Stop", "StopFailure", "SubagentStart", "SubagentStop", "SessionEnd"] as const;
+
+export interface ClaudeRunOptions extends Omit<RunOptions, "mockUrl"> {
+	/** ANTHROPIC_BASE_URL, i.e. MockAnthropic.url (no /v1). */
+	mockUrl: string;
+	/** A shell command run for every hook event (Claude Code gives it the JSON payload on stdin). */
+	hookCommand?: string;
+	/** Which events get hookCommand (default CLAUDE_HOOK_EVENTS). */
+	hookEvents?: readonly string[];
+	/** Hook timeout in seconds (Claude Code's unit); SessionEnd is otherwise cancelled after ~1.5 s. Default 10. */
+	hookTimeoutSec?: number;
+	/** `--resume <session id>` (reuse `home` and `cwd` of the earlier run). */
+	resume?: string;
+	/** With resume: `--fork-session` (new session id, history copied). */
+	forkSession?: boolean;
+	/** `--allowedTools` (default ["Bash"]; as root, bypass mode needs IS_SANDBOX=1). */
+	allowedTools?: string[];
+	model?: string;
+	/** Written as <cwd>/.claude/settings.json as it is (e.g. what `langfuse.ts claude-config` prints); hookCommand's hooks are added. */
+	settings?: Json;
+}
+
+export interface ClaudeRunResult extends RunResult {
+	/** `$HOME/.claude/projects/<encoded cwd>` */
+	projectDir: string;
+	/** The session this run wrote to (newest transcript changed by the run). */
+	sessionId?: string;
+	transcriptFile?: string;
+	/** Every `<session>.jsonl` in projectDir changed by this run. */
+	transcriptFiles: string[];
+	/** `<session>/subagents/agent-*.jsonl` of sessionId. */
+	subagentFiles: string[];
+}
+
+/** Claude Code's project folder name: the cwd with every non-alphanumeric character turned into "-". */
+export function claudeProjectDirName(cwd: string): string {
+	return cwd.replace(/[^A-Za-z0-9]/g, "-");
+}
+
+/**
+ * Run `claude -p <prompt>` once, offline against the mock Anthropic API, with an env -i style environment
+ * (only what the probe recipe sets), HOME/cwd/tmp under a temp root, and hooks in <cwd>/.claude/settings.json.
+ */
+export async function runClaude(o: ClaudeRunOptions): Promise<ClaudeRunResult> {
+	const l = layout("claude", o);
+	if (o.hookCommand || o.settings) {
+		const settings: Json = { ...o.settings, hooks: { ...o.settings?.hooks } };
+		for (const ev of o.hookCommand ? (o.hookEvents ?? CLAUDE_HOOK_EVENTS) : [])
+			settings.hooks[ev] = [...(settings.hooks[ev] ?? []), { matcher: "*", hooks: [{ type: "command", command: o.hookCommand, timeout: o.hookTimeoutSec ?? 10 }] }];
+		mkdirSync(join(l.cwd, ".claude"), { recursive: true });
+		writeFileSync(join(l.cwd, ".claude/settings.json"), JSON.stringify(settings, null, 2) + "\n");
+	}
+	const args = ["-p", o.prompt, "--allowedTools", ...(o.allowedTools ?? ["Bash"])];
+	if (o.model) args.push("--model", o.model);
+	if (o.resume) args.push("--resume", o.resume);
+	if (o.forkSession) args.push("--fork-session");
+	args.push(...(o.args ?? []));
+	const tmp = join(l.root, "tmp");
+	const env = minimalEnv(l.home, tmp, {
+		ANTHROPIC_BASE_URL: o.mockUrl,
+		ANTHROPIC_API_KEY: "dummy",
+		CLAUDE_CODE_TMPDIR: tmp,
+		DISABLE_TELEMETRY: "1",
+		DISABLE_ERROR_REPORTING: "1",
+		DISABLE_AUTOUPDATER: "1",
+		CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+		...o.env,
+	});
+	const startedAt = Date.now();
+	// LF_CLAUDE_BIN: another copy of the binary (npm --no-save installs by others can prune node_modules' copy)
+	const p = await runProcess([process.env.LF_CLAUDE_BIN || "claude", ...args], { cwd: l.cwd, env, logDir: l.logs, timeoutMs: o.timeoutMs ?? 120_000, signal: o.signal, onSpawn: o.onSpawn, killGroupOnExit: o.killGroupOnExit });
+	const projectDir = join(l.home, ".claude/projects", claudeProjectDirName(l.cwd));
+	const transcriptFiles = walk(projectDir, f => /^[0-9a-f-]{36}\.jsonl$/.test(basename(f)) && resolve(f, "..") === projectDir)
+		.map(f => ({ f, mtime: statSync(f).mtimeMs }))
+		.filter(x => x.mtime >= startedAt - 1000)
+		.sort((a, b) => a.mtime - b.mtime)
+		.map(x => x.f);
+	const transcriptFile = transcriptFiles.at(-1);
+	const sessionId = transcriptFile ? basename(transcriptFile, ".jsonl") : undefined;
+	const subagentFiles = sessionId ? walk(join(projectDir, sessionId, "subagents"), f => /^agent-.*\.jsonl$/.test(basename(f))).sort() : [];
+	return { ...p, root: l.root, home: l.home, cwd: l.cwd, env, cleanup: l.cleanup, projectDir, sessionId, transcriptFile, transcriptFiles, subagentFiles };
+}

@@ -92,6 +92,8 @@ export interface ReceivedRequest {
 	/** Body size as received on the wire (compressed size when gzipped). */
 	bytes: number;
 	authOk: boolean;
+	/** The public key of the Basic auth header (whether accepted or not): which project a request is for. */
+	publicKey?: string;
 	/** Date.now() when the request arrived. */
 	at: number;
 	gzip: boolean;
@@ -248,6 +250,12 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 		return pkOk && skOk;
 	};
 
+	const publicKeyOf = (header: string | null): string | undefined => {
+		if (!header?.startsWith("Basic ")) return undefined;
+		const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8");
+		return decoded.includes(":") ? decoded.slice(0, decoded.indexOf(":")) : undefined;
+	};
+
 	const out = (line: Json) => {
 		if (!opts.outFile) return;
 		try {
@@ -281,6 +289,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 			status: 0,
 			bytes: 0,
 			authOk: authOk(req.headers.get("authorization")),
+			publicKey: publicKeyOf(req.headers.get("authorization")),
 			at: Date.now(),
 			gzip: /gzip/i.test(req.headers.get("content-encoding") ?? ""),
 			accepted: 0,
