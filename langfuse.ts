@@ -6030,7 +6030,12 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 	const totals: ImportTotals = { done: 0, total: 0, unchanged: 0, sampledOut: 0, sessions: 0, traces: 0, observations: 0, inputTokens: 0, outputTokens: 0, costUsd: 0, bytes: 0, byHost: {}, problems: [] };
 	const roots = options.paths.length ? options.paths.map(p => ({ host: options.host, path: p })) : importSources(process.env, os.homedir()).filter(source => !options.host || source.host === options.host);
 	const records: { host: ImportHost; path: string }[] = [];
-	for (const root of roots) findRecords(root.path, root.host ?? options.host, records);
+	for (const root of roots) {
+		const before = records.length;
+		findRecords(root.path, root.host ?? options.host, records);
+		// a path the user gave that gives nothing is said; an absent default location is not
+		if (options.paths.length && records.length === before) totals.problems.push(`${root.path}: ${fs.existsSync(root.path) ? "no session record here" : "no such file or folder"}${options.host ? ` (for --host ${options.host})` : ""}`);
+	}
 	const since = options.sinceMs ?? 0;
 	const found = new Set<string>();
 	const wanted = records.filter(record => !found.has(path.resolve(record.path)) && found.add(path.resolve(record.path)));

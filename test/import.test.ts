@@ -538,6 +538,8 @@ describe("import into Langfuse (the local receiver)", () => {
 		expect(new Set(receiver.spans.map(span => span.spanId)).size).toBe(75);
 		expect((await run("--since", "2026-01-01", history)).stdout).toContain("skipped: 5 unchanged since the last import");
 		expect((await run("--host", "claude", history)).status).toBe(2);
+		const missing = await run(join(root, "nowhere"));
+		expect(missing).toEqual({ status: 1, stdout: expect.stringContaining(`${join(root, "nowhere")}: no such file or folder`) });
 		expect((await run("--since", "yesterday-ish", history)).status).toBe(2);
 	}, 60_000);
 });
