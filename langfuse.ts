@@ -5412,7 +5412,7 @@ type ImportHost = "omp" | "pi" | "opencode" | "codex";
 /** Parsed host JSON: every field is tested before use, as with live events. */
 type Raw = Record<string, any>;
 
-const isRaw = (value: unknown): value is Raw => typeof value === "object" && value !== null && !Array.isArray(value);
+const isRaw = (value: unknown): value is Raw => eventObject(value) !== null;
 const listOf = (value: unknown): any[] => (Array.isArray(value) ? value : []);
 const rawLine = (line: string): Raw | undefined => (line.trim() ? [parseJsonText(line)].find(isRaw) : undefined);
 
