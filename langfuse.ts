@@ -5346,10 +5346,11 @@ function readClaudeSubagents(transcript: string, endedAgent: string | undefined)
 const claudeIds = (promptId: string) => transcriptIds(`claude-code:${promptId}`);
 
 /** What is new in one transcript, recorded; the cursor is saved by `commit` once the records are safe. */
-async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): Promise<RecordRead> {
+async function readClaudeTranscript(runtime: Pick<Runtime, "config" | "log">, request: ClaudeRequest, fromStart = false): Promise<RecordRead> {
 	const file = cursorFile(runtime.config, "claude", request.transcript);
 	const text = await fsp.readFile(request.transcript);
-	const saved = readCursor(file);
+	// fromStart: `import --force` reads every prompt again (the same ids: the same traces are updated)
+	const saved = fromStart ? undefined : readCursor(file);
 	// replaced or truncated: read it again from the top
 	const cursor: RecordCursor = saved && saved.offset <= text.length ? { offset: saved.offset, done: saved.done } : { offset: 0, done: [] };
 	const options: ClaudeParseOptions = {
@@ -5404,11 +5405,11 @@ async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runt
 //   `<parent file minus .jsonl>/<TaskId>.jsonl`, named by the parent's task result.
 // - OpenCode: SQLite tables session (parent_id, cumulative totals), message (JSON data: role, parentID,
 //   tokens, cost, finish, time), part (text, tool {callID, state}, reasoning, step-*).
-// - Codex: the rollout reader of §7.3, with its cursors.
+// - Codex and Claude Code: the readers of §7.3 and §7.4, with the cursors their hooks keep.
 // Not in any record, so left out, not invented: request parameters, the full tool schemas, time to first
 // token (pi, Codex), OpenCode's system prompt, omp's compaction LLM calls.
 
-type ImportHost = "omp" | "pi" | "opencode" | "codex";
+type ImportHost = "omp" | "pi" | "opencode" | "codex" | "claude";
 /** Parsed host JSON: every field is tested before use, as with live events. */
 type Raw = Record<string, any>;
 
@@ -5894,6 +5895,7 @@ function importSources(env: Env, home: string): { host: ImportHost; path: string
 	if (env.PI_CODING_AGENT_DIR) sources.push({ host: "pi", path: path.join(env.PI_CODING_AGENT_DIR, "sessions") });
 	sources.push({ host: "opencode", path: path.join(env.XDG_DATA_HOME || path.join(home, ".local/share"), "opencode/opencode.db") });
 	sources.push({ host: "codex", path: path.join(codexHomeDir({ ...env, HOME: home }), "sessions") });
+	sources.push({ host: "claude", path: path.join(claudeHomeDir({ ...env, HOME: home }), "projects") });
 	return sources;
 }
 
@@ -5913,6 +5915,8 @@ function classifyRecord(file: string): ImportHost | undefined {
 	}
 	if (head.subarray(0, 16).toString("latin1") === "SQLite format 3\u0000") return "opencode";
 	const text = head.toString("utf8");
+	// Claude Code: every line names its session; a subagent's transcript is read with its parent's
+	if (/^\{[^\n]*?"sessionId"\s*:\s*"/.test(text)) return /[\\/]subagents[\\/]agent-[^\\/]*$/.test(file) ? undefined : "claude";
 	// Codex's first line (session_meta with the whole instructions) is longer than the head
 	if (/^\{[^\n]{0,200}?"type"\s*:\s*"session_meta"/.test(text) || /(^|[\\/])rollout-[^\\/]*\.jsonl$/.test(file)) return "codex";
 	const lines = text.split("\n").slice(0, 6).flatMap(line => rawLine(line) ?? []);
@@ -6051,7 +6055,7 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 	const units: { host: ImportHost; files: string[] }[] = [];
 	for (const record of wanted) {
 		const file = path.resolve(record.path);
-		if (record.host === "opencode" || record.host === "codex") units.push({ host: record.host, files: [file] });
+		if (record.host !== "omp" && record.host !== "pi") units.push({ host: record.host, files: [file] });
 		else if (!found.has(`${path.dirname(file)}.jsonl`)) units.push({ host: record.host, files: withSubagents(file) });
 	}
 	const databases = new Map<string, OpenCodeDb>();
@@ -6130,7 +6134,7 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 		for (const unit of units) {
 			if (totals.stalled) break;
 			if (unit.host === "opencode") await importOpenCode(unit.files[0]!);
-			else if (unit.host === "codex") await importCodex(unit.files[0]!);
+			else if (unit.host === "codex" || unit.host === "claude") await importRecordFile(unit.host, unit.files[0]!);
 			else importPi(unit.host, unit.files);
 			await settle(false);
 			tick();
@@ -6201,20 +6205,24 @@ async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, 
 		}
 	}
 
-	async function importCodex(file: string): Promise<void> {
+	/** Codex rollouts and Claude Code transcripts: their hooks' readers and cursors (a turn sent by either is not sent again). */
+	async function importRecordFile(host: "codex" | "claude", file: string): Promise<void> {
 		totals.done++;
 		const stat = call(() => fs.statSync(file));
 		if (!stat || stat.mtimeMs < since) return void totals.unchanged++;
-		const cursor = cursorFile(config, "codex", file);
+		const cursor = cursorFile(config, host, file);
 		const unlock = options.dryRun ? () => {} : await lockCursor(cursor, 1_000);
-		if (!unlock) return void totals.problems.push(`codex: ${file} is being read by another run; skipped`);
+		if (!unlock) return void totals.problems.push(`${host}: ${file} is being read by another run; skipped`);
 		try {
-			const read = await readCodexRollout({ config, log: runtime.log }, file, {}, options.force);
+			const reader = { config, log: runtime.log };
+			// Claude Code: a prompt counts when it finished; in a transcript untouched for a day, the last one too (as SessionEnd)
+			const event = stat.mtimeMs < Date.now() - 86_400_000 ? "SessionEnd" : "Stop";
+			const read = host === "codex" ? await readCodexRollout(reader, file, {}, options.force) : await readClaudeTranscript(reader, { event, transcript: file }, options.force);
 			totals.bytes += stat.size;
 			if (!options.dryRun) pending.set(cursor, read.commit);
 			if (!read.prompts) return void totals.unchanged++;
 			if (!read.records.length) return void totals.sampledOut++;
-			read.records.forEach(sinkFor("codex"));
+			read.records.forEach(sinkFor(host));
 		} finally {
 			unlock();
 		}
@@ -6289,9 +6297,9 @@ usage: bun langfuse.ts <command>
 
   doctor         check config, host, keys, transport and spool, then send a test trace (exit 0 = tracing works)
   flush          send everything waiting in the spool now (exit 0 = nothing left)
-  import [PATH…] send your past omp, pi, OpenCode and Codex sessions as the traces live tracing makes
+  import [PATH…] send your past omp, pi, OpenCode, Codex and Claude Code sessions as the traces live tracing makes
                  (PATH: a session file, a folder, OpenCode's database; none: each host's default place)
-                 --since DATE  --host omp|pi|opencode|codex  --dry-run (count, send nothing)  --force (send again)
+                 --since DATE  --host omp|pi|opencode|codex|claude  --dry-run (count, send nothing)  --force (send again)
   codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
   codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
   codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
@@ -6563,7 +6571,7 @@ function formatAge(ms: number): string {
 /** `import`: reads the hosts' records (§7.5) and sends them through the same exporter as live tracing. */
 async function importCli(args: string[]): Promise<number> {
 	const options: ImportOptions = { paths: [] };
-	const hosts: ImportHost[] = ["omp", "pi", "opencode", "codex"];
+	const hosts: ImportHost[] = ["omp", "pi", "opencode", "codex", "claude"];
 	for (let index = 0; index < args.length; index++) {
 		const arg = args[index]!;
 		const value = args[index + 1] ?? "";

@@ -326,6 +326,7 @@ describe("discovery", () => {
 			{ host: "pi", path: "/home/u/.pi/agent/sessions" },
 			{ host: "opencode", path: "/home/u/.local/share/opencode/opencode.db" },
 			{ host: "codex", path: "/home/u/.codex/sessions" },
+			{ host: "claude", path: "/home/u/.claude/projects" },
 		]);
 		const custom = importSources({ XDG_DATA_HOME: "/x/data", CODEX_HOME: "/c" }, "/home/u");
 		expect(custom.find(s => s.host === "opencode")?.path).toBe("/x/data/opencode/opencode.db");
@@ -340,6 +341,10 @@ describe("discovery", () => {
 		expect(classifyRecord(omp)).toBe("omp");
 		expect(classifyRecord(pi)).toBe("pi");
 		expect(classifyRecord(codex)).toBe("codex");
+		const claude = resolve(import.meta.dir, "fixtures/claude-background/c8bb4037-dc37-40af-9670-ef955af1796f");
+		expect(classifyRecord(`${claude}.jsonl`)).toBe("claude");
+		// a subagent's transcript is read with its parent's, never on its own
+		expect(classifyRecord(join(claude, "subagents/agent-a320de6ac8f37ba50.jsonl"))).toBeUndefined();
 		expect(classifyRecord(join(DIR, "omp"))).toBeUndefined();
 		expect(classifyRecord(join(DIR, "missing.jsonl"))).toBeUndefined();
 		expect(classifyRecord(join(DIR, "totals.json"))).toBeUndefined();
@@ -452,6 +457,22 @@ describe("import into Langfuse (the local receiver)", () => {
 		expect(result.costUsd).toBeCloseTo(0.085365, 9);
 	});
 
+	test("Claude Code transcripts too: counts and tokens equal what the model reported; the hook's cursor is shared", async () => {
+		const dir = resolve(import.meta.dir, "fixtures/claude-tool");
+		const usage = readFileSync(join(dir, "mock.jsonl"), "utf8").split("\n").filter(Boolean).map(line => JSON.parse(line).usage);
+		const first = await importOnce({ paths: [dir] });
+		expect(first).toMatchObject({ total: 1, sessions: 1, traces: 1, problems: [] });
+		expect(shown("450b2925-bb80-4be5-918d-19ed1c2d49ae")).toMatchObject({
+			traces: 1,
+			generations: usage.length,
+			tools: 1,
+			input: sum(usage.map((u: any) => u.input_tokens + u.cache_read_input_tokens + u.cache_creation_input_tokens)),
+			output: sum(usage.map((u: any) => u.output_tokens)),
+		});
+		expect(readdirSync(join(root, "spool", "claude")).filter(name => name.endsWith(".json")).length).toBe(1);
+		expect((await importOnce({ paths: [dir] })).observations).toBe(0);
+	});
+
 	test("subagents are sessions of their own, tagged, linked to the parent's trace and task tool (as live)", async () => {
 		await importOnce();
 		for (const [parentId, childId] of [
@@ -537,7 +558,7 @@ describe("import into Langfuse (the local receiver)", () => {
 		expect(real.stdout).toContain(`all delivered to ${receiver.url}`);
 		expect(new Set(receiver.spans.map(span => span.spanId)).size).toBe(75);
 		expect((await run("--since", "2026-01-01", history)).stdout).toContain("skipped: 5 unchanged since the last import");
-		expect((await run("--host", "claude", history)).status).toBe(2);
+		expect((await run("--host", "cursor", history)).status).toBe(2);
 		const missing = await run(join(root, "nowhere"));
 		expect(missing).toEqual({ status: 1, stdout: expect.stringContaining(`${join(root, "nowhere")}: no such file or folder`) });
 		expect((await run("--since", "yesterday-ish", history)).status).toBe(2);
