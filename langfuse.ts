@@ -2716,11 +2716,7 @@ function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: Tran
 					completionStartMs: step.completionStartMs,
 					level: step.error ? "ERROR" : undefined,
 					statusMessage: step.error,
-					metadata: {
-						...step.metadata,
-						provider: step.provider,
-						...(step.stopReason !== undefined && { stopReason: step.stopReason }),
-					},
+					metadata: { ...step.metadata, provider: step.provider, ...(step.stopReason !== undefined && { stopReason: step.stopReason }) },
 				});
 				break;
 			}
