@@ -2954,7 +2954,7 @@ interface PiEvent {
 	action?: unknown;
 	aborted?: unknown;
 	fromExtension?: unknown;
-	compactionEntry?: { summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
+	compactionEntry?: { id?: unknown; summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
 	goal?: { objective?: unknown };
 }
 
@@ -3167,10 +3167,11 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("session_compact", (event, _ctx, session) => {
 		const entry = event.compactionEntry ?? {};
-		recordCompaction(session, {
-			output: entry.summary,
-			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension },
-		});
+		recordCompaction(
+			session,
+			{ output: entry.summary, metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension } },
+			stringOr(entry.id),
+		);
 	});
 	on("auto_compaction_end", (event, _ctx, session) => {
 		if (!session.compaction) return;
@@ -3231,13 +3232,15 @@ function startPiTurn(session: PiSession, at: number, index: number | undefined):
 	});
 }
 
-function recordCompaction(session: PiSession, end: EndOptions): void {
+/** `entryId`: the session file's compaction entry, whose id the import gives the same span. */
+function recordCompaction(session: PiSession, end: EndOptions, entryId?: string): void {
 	const recorder = session.recorder;
 	const now = Date.now();
 	const started = session.compaction?.recorded ? now : session.compaction?.startedAt ?? now;
 	const standalone = !recorder.promptOpen;
 	if (standalone) recorder.startPrompt(started, { input: "compaction" });
-	recorder.startSpan("compaction", started, { name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
+	const id = entryId && !standalone ? session.ids?.observation("compaction", entryId) : undefined;
+	recorder.startSpan("compaction", started, { id, name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
 	recorder.endSpan("compaction", now, end);
 	if (standalone) recorder.endPrompt(now);
 	if (session.compaction) session.compaction.recorded = true;

@@ -11,7 +11,7 @@ import langfuse, { type Internals } from "../langfuse.ts";
 import { runOmp, runOpencode, runPi } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
 import { startReceiver, type Receiver } from "./support/receiver.ts";
-import { attr, type } from "./support/spans.ts";
+import { attr, sum, type } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const { runImport, createRuntime } = (langfuse as unknown as { internals: Internals }).internals;
@@ -36,7 +36,8 @@ function snapshot() {
 	const ids = new Map<string, { kind: string; times: number }>();
 	for (const span of receiver.spans) {
 		const key = `${attr(span, "session.id")} ${span.traceId}/${span.spanId}`;
-		ids.set(key, { kind: String(type(span)), times: (ids.get(key)?.times ?? 0) + 1 });
+		const kind = span.name === "compaction" ? "compaction" : String(type(span));
+		ids.set(key, { kind, times: (ids.get(key)?.times ?? 0) + 1 });
 	}
 	return ids;
 }
@@ -52,6 +53,8 @@ async function importRecord(path: string) {
 
 const cases = [
 	["omp", (e: Record<string, string>) => runOmp({ prompt: PROMPT, mockUrl: mock.url, extensions: [LANGFUSE_TS], env: e, timeoutMs: 90_000 }), 2],
+	// compactions: omp's soft compaction after every call (the config of test/fixtures/import/record.ts)
+	["omp-compaction", (e: Record<string, string>) => runOmp({ prompt: "Two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>>", mockUrl: mock.url, extensions: [LANGFUSE_TS], env: e, timeoutMs: 90_000, config: { compaction: { thresholdTokens: 1000, keepRecentTokens: 50, methodOrder: ["soft"] } } }), 1],
 	["pi", (e: Record<string, string>) => runPi({ prompt: PROMPT, mockUrl: mock.url, extensions: [LANGFUSE_TS], env: e, timeoutMs: 90_000 }), 1],
 	["opencode", (e: Record<string, string>) => runOpencode({ prompt: PROMPT, mockUrl: mock.url, pluginFile: LANGFUSE_TS, env: e, timeoutMs: 90_000 }), 2],
 ] as const;
@@ -83,9 +86,10 @@ for (const [host, run, sessions] of cases) {
 					const after = snapshot();
 					const added = [...after.keys()].filter(key => !live.has(key));
 					expect(added).toEqual([]);
-					// every prompt, turn, generation and tool the live run sent was sent again by the import, same ids
-					const liveCalls = [...live].filter(([, { kind }]) => kind === "generation" || kind === "tool");
-					expect(liveCalls.length).toBeGreaterThanOrEqual(mock.modelCalls().length);
+					// every prompt, turn, generation, tool and compaction the live run sent was sent again by the import, same ids
+					const liveCalls = [...live].filter(([, { kind }]) => kind === "generation" || kind === "tool" || kind === "compaction");
+					expect(liveCalls.filter(([, { kind }]) => kind === "generation").length).toBe(sum(result.sessions.map(s => ("assistants" in s ? s.assistants.length : s.messages.filter(m => m.role === "assistant").length))));
+					if (host === "omp-compaction") expect(liveCalls.filter(([, { kind }]) => kind === "compaction").length).toBeGreaterThan(0);
 					const updated = [...live].filter(([key, { times }]) => after.get(key)!.times > times);
 					expect(updated.length).toBe(imported.observations);
 					for (const [key] of liveCalls) expect(after.get(key)!.times).toBeGreaterThan(live.get(key)!.times);
