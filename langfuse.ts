@@ -17,8 +17,9 @@
  *                  every host's messages → ChatML (ChatRequest, chatMessagesOf, chatOutput, chatTools),
  *                  recorded transcripts → recorder, record-file cursors and locks for hook commands
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
- *                  §7.4 Claude Code (transcripts), §7.6 the one default export
- *   §8 CLI         doctor, flush, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
+ *                  §7.4 Claude Code (transcripts), §7.5 history import (the hosts' own records → the same traces),
+ *                  §7.6 the one default export
+ *   §8 CLI         doctor, flush, import, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
  *   Appendix       the secret redactor: patterns and engine
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
@@ -522,6 +523,8 @@ interface GenerationStart extends StartOptions {
 }
 
 interface GenerationEnd extends EndOptions {
+	/** The observation id, when it is known only at the end (omp/pi: from the assistant message's timestamp). */
+	id?: string;
 	model?: string;
 	usage?: Record<string, number>;
 	cost?: Record<string, number>;
@@ -615,7 +618,7 @@ interface RecordedLlmCall {
 	output: ChatMessage;
 	usage?: TokenCounts;
 	/** ONLY if the host records it per call; never zeros. */
-	costUsd?: { input?: number; output?: number; total: number };
+	costUsd?: { input?: number; output?: number; cacheRead?: number; cacheWrite?: number; total: number };
 	stopReason?: string;
 	error?: string;
 	metadata?: Metadata;
@@ -854,6 +857,7 @@ class SessionRecorder {
 			this.startGeneration(key, at, { model: options.model });
 			draft = this.drafts.get(key)!;
 		}
+		draft.id = options.id ?? draft.id;
 		draft.model = options.model ?? draft.model;
 		draft.usage = numberMap(options.usage);
 		draft.cost = numberMap(options.cost);
@@ -929,6 +933,13 @@ class SessionRecorder {
 		}
 		const at = Math.max(Date.now(), latestStart + 1);
 		this.emit(this.draft("event", "trace renamed", at, { traceId: root.traceId, parentId: root.id, metadata: { name: root.trace!.name } }));
+	}
+
+	/** A subagent's own session, sent to the same sink: its traces are tagged and carry the link to the parent. */
+	subagent(sessionId: string, link: Metadata): SessionRecorder {
+		const metadata = { host: this.info.host, hostVersion: this.info.hostVersion, cwd: this.info.cwd, ...link };
+		// its own session: not the parent's start time or first prompt
+		return new SessionRecorder(this.sink, { ...this.info, sessionId, metadata, tags: [...new Set([...this.info.tags, "subagent"])], startedMs: undefined, firstPrompt: undefined });
 	}
 
 	/** Ends everything still open: the session is over (shutdown, dispose, end of a rollout). */
@@ -2525,6 +2536,14 @@ function saveOnFatalSignals(saveAll: () => void): void {
 	}
 }
 
+/** State next to the spool (Codex cursors, import marks): private, replaced whole (a crash leaves the old one). */
+function writePrivateJson(file: string, value: object): void {
+	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	const temporary = `${file}.${process.pid}.tmp`;
+	fs.writeFileSync(temporary, JSON.stringify({ ...value, updatedAt: new Date().toISOString() }), { mode: 0o600 });
+	fs.renameSync(temporary, file);
+}
+
 /** Sampling is decided once per session from its id: a session is traced whole or not at all. */
 function sampled(config: Config, sessionId: string): boolean {
 	if (config.sampleRate >= 1) return true;
@@ -3141,8 +3160,16 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 /** Deterministic ids for one recorded prompt, so re-reading a record updates its traces, never duplicates them. */
 interface TranscriptIds {
 	traceId: string;
-	/** kind "prompt" with the prompt's id, or a step's kind with the step's id. */
-	observation(kind: "prompt" | RecordedStep["kind"], key: string): string;
+	/** kind "prompt" with the prompt's id, a step's kind with the step's id, "turn" with TranscriptOptions.turnKey. */
+	observation(kind: "prompt" | "turn" | RecordedStep["kind"], key: string): string;
+}
+
+/** What a host's live traces have beyond the flat default (Codex): turns, and subagents as sessions of their own. */
+interface TranscriptOptions {
+	/** Each LLM call opens a turn (as omp/pi and OpenCode traces have live), keyed by its index in the prompt or its id. */
+	turnKey?: (call: RecordedLlmCall, index: number) => string;
+	/** A subagent's prompts become its own session's traces, linked to the task tool; undefined = not traced (sampled out). */
+	subagentIds?: (sessionId: string, prompt: RecordedPrompt) => TranscriptIds | undefined;
 }
 
 /** Ids hashed from one scope string (host, session, prompt): the default for a host without an older scheme. */
@@ -3159,9 +3186,9 @@ function assistantOutput(message: ChatMessage): unknown {
 }
 
 /** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
-function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds): void {
+function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds, options: TranscriptOptions = {}): void {
 	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
-	recordSteps(recorder, prompt.steps, ids);
+	recordSteps(recorder, prompt.steps, ids, undefined, options);
 	recorder.endPrompt(prompt.endMs, { output: prompt.answer, ...promptEnd(prompt) });
 }
 
@@ -3175,11 +3202,14 @@ function promptEnd(prompt: RecordedPrompt): EndOptions {
 }
 
 /** The steps of a prompt, under the open turn or (a subagent's) under the span `parentKey`. */
-function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: TranscriptIds, parentKey?: string): void {
+function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: TranscriptIds, parentKey?: string, options: TranscriptOptions = {}): void {
+	let turns = 0;
 	for (const step of steps) {
 		switch (step.kind) {
 			case "llm": {
 				const key = `llm:${step.id}`;
+				const index = turns++;
+				if (options.turnKey) recorder.startTurn(step.startMs, { name: `turn ${index}`, id: ids.observation("turn", options.turnKey(step, index)) });
 				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
 				const input = step.input.length || step.tools?.length ? new ChatRequest(step.input, step.tools) : undefined;
 				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input, modelParameters: parameters, parentKey });
@@ -3198,7 +3228,8 @@ function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: Tran
 			case "tool": {
 				const key = `tool:${step.id}`;
 				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata, parentKey });
-				for (const run of step.subagent?.prompts ?? []) recordSubagent(recorder, run, ids, key);
+				if (step.subagent?.sessionId && options.subagentIds) recordSubagentSession(recorder, step, ids, options);
+				else for (const run of step.subagent?.prompts ?? []) recordSubagent(recorder, run, ids, key);
 				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
 				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
 				break;
@@ -3219,6 +3250,16 @@ function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: Tran
 				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata, parentKey });
 				break;
 		}
+	}
+}
+
+/** A subagent that is a session of its own live (omp, OpenCode): its prompts are its own traces, linked to the tool. */
+function recordSubagentSession(recorder: SessionRecorder, tool: RecordedToolCall, ids: TranscriptIds, options: TranscriptOptions): void {
+	const { sessionId, prompts } = tool.subagent!;
+	const child = recorder.subagent(sessionId!, { parentSessionId: recorder.info.sessionId, parentTraceId: ids.traceId, parentObservationId: ids.observation("tool", tool.id) });
+	for (const prompt of prompts) {
+		const childIds = options.subagentIds!(sessionId!, prompt);
+		if (childIds) recordTranscript(child, prompt, childIds, options);
 	}
 }
 
@@ -3268,10 +3309,7 @@ function readCursor(file: string): (RecordCursor & Metadata) | undefined {
 }
 
 function writeCursor<T extends RecordCursor>(file: string, cursor: T): void {
-	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	const temporary = `${file}.${process.pid}.tmp`;
-	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CURSOR_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
-	fs.renameSync(temporary, file);
+	writePrivateJson(file, { ...cursor, done: cursor.done.slice(-CURSOR_DONE_KEPT) });
 }
 
 /** One run per record file at a time (a notify and a hook may both fire); a dead owner's lock is taken over. */
@@ -3426,7 +3464,7 @@ interface PiEvent {
 	action?: unknown;
 	aborted?: unknown;
 	fromExtension?: unknown;
-	compactionEntry?: { summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
+	compactionEntry?: { id?: unknown; summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
 	goal?: { objective?: unknown };
 }
 
@@ -3442,7 +3480,24 @@ interface PiSession extends TracedSession {
 	compaction?: { startedAt: number; reason?: unknown; action?: unknown; recorded?: boolean };
 	ctx: PiContext;
 	unsubscribe?: () => void;
+	/** agent_start until the user message: the trace id waits for that message's timestamp (piIds). */
+	pendingStart?: { at: number; input?: string; metadata: Metadata };
+	pendingTurn?: { at: number; index?: number };
+	/** The open prompt's ids; undefined when it had no user message (random ids then). */
+	ids?: TranscriptIds;
+	/** Turns in the open prompt: the key of each turn's id, as history import counts them. */
+	turns: number;
 }
+
+/**
+ * Ids of an omp/pi prompt from what the session file records too, so a session traced live and imported
+ * later is one trace: the user message's timestamp keys the trace, an assistant message's timestamp its
+ * generation, the tool-call id a tool, the turn's index in the prompt a turn.
+ */
+const piIds = (sessionId: string, userTimestamp: string) => transcriptIds(`pi:${sessionId}:${userTimestamp}`);
+
+/** Events that come between agent_start and the user message: they do not open the prompt yet. */
+const PI_BEFORE_USER = new Set(["agent_start", "turn_start", "message_start", "message_end", "input", "before_agent_start"]);
 
 /** Ended sessions remembered per extension instance, so their late events are recognised and ignored. */
 const PI_SESSIONS_KEPT = 1_000;
@@ -3461,11 +3516,13 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			if (known === null) sessions.delete(id);
 		}
 	};
-	const on = (event: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
-		safeOn(pi, log, event, (event, ctx) => {
+	const on = (name: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
+		safeOn(pi, log, name, (event, ctx) => {
 			const session = sessionFor(ctx);
 			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
-			if (session && !session.paused) return handler((eventObject(event) ?? {}) as PiEvent, session.ctx, session);
+			if (!session || session.paused) return;
+			if (session.pendingStart && !PI_BEFORE_USER.has(name)) openPiPrompt(session);
+			return handler((eventObject(event) ?? {}) as PiEvent, session.ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -3500,14 +3557,17 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			session.continuing = false;
 			return;
 		}
-		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } });
+		session.pendingStart = { at: Date.now(), input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } };
 		session.pendingPrompt = undefined;
 	});
 	on("turn_start", (event, _ctx, session) => {
 		const index = typeof event.turnIndex === "number" ? event.turnIndex : undefined;
-		// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
-		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index }, adoptOpenCalls: true });
+		if (session.pendingStart) session.pendingTurn = { at: Date.now(), index };
+		else startPiTurn(session, Date.now(), index);
 		session.endedTools.clear();
+	});
+	on("message_start", (event, _ctx, session) => {
+		if (event.message?.role === "user") openPiPrompt(session, finite(event.message.timestamp));
 	});
 	on("before_provider_request", (event, ctx, session) => {
 		const payload = (eventObject(event.payload) ?? {}) as ProviderRequest;
@@ -3528,16 +3588,20 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("message_end", (event, ctx, session) => {
 		const message = event.message;
+		if (message?.role === "user") return openPiPrompt(session, finite(message.timestamp));
+		openPiPrompt(session);
 		if (!message || message.role !== "assistant") return;
 		const key = session.generationKey ?? `llm:${++session.generations}`;
 		session.generationKey = undefined;
-		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
+		const timestamp = finite(message.timestamp);
+		session.recorder.endGeneration(key, Date.now(), { ...assistantGeneration(message, ctx), id: timestamp === undefined ? undefined : session.ids?.observation("llm", String(timestamp)) });
 		session.recorder.noteOutput(textOf(message.content));
 	});
 	const onToolStart = (event: PiEvent, _ctx: PiContext, session: PiSession) => {
 		const id = stringOr(event.toolCallId) ?? "";
 		if (session.endedTools.has(id)) return;
 		session.recorder.startTool(`tool:${id}`, Date.now(), {
+			id: id ? session.ids?.observation("tool", id) : undefined,
 			name: stringOr(event.toolName) ?? "tool",
 			input: event.input ?? event.args,
 			metadata: { toolCallId: event.toolCallId, intent: event.intent },
@@ -3613,10 +3677,11 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("session_compact", (event, _ctx, session) => {
 		const entry = event.compactionEntry ?? {};
-		recordCompaction(session, {
-			output: entry.summary,
-			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension },
-		});
+		recordCompaction(
+			session,
+			{ output: entry.summary, metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension } },
+			stringOr(entry.id),
+		);
 	});
 	on("auto_compaction_end", (event, _ctx, session) => {
 		if (!session.compaction) return;
@@ -3654,13 +3719,38 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	}
 }
 
-function recordCompaction(session: PiSession, end: EndOptions): void {
+/** The prompt agent_start announced, with ids from its user message's timestamp (none: random ids), and its first turn. */
+function openPiPrompt(session: PiSession, userTimestamp?: number): void {
+	const start = session.pendingStart;
+	if (!start) return;
+	session.pendingStart = undefined;
+	session.ids = userTimestamp === undefined ? undefined : piIds(session.recorder.info.sessionId, String(userTimestamp));
+	session.turns = 0;
+	session.recorder.startPrompt(start.at, { input: start.input, metadata: start.metadata, traceId: session.ids?.traceId, id: session.ids?.observation("prompt", String(userTimestamp)) });
+	const turn = session.pendingTurn;
+	session.pendingTurn = undefined;
+	if (turn) startPiTurn(session, turn.at, turn.index);
+}
+
+function startPiTurn(session: PiSession, at: number, index: number | undefined): void {
+	// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
+	session.recorder.startTurn(at, {
+		id: session.ids?.observation("turn", String(session.turns++)),
+		name: index === undefined ? "turn" : `turn ${index}`,
+		metadata: { turnIndex: index },
+		adoptOpenCalls: true,
+	});
+}
+
+/** `entryId`: the session file's compaction entry, whose id the import gives the same span. */
+function recordCompaction(session: PiSession, end: EndOptions, entryId?: string): void {
 	const recorder = session.recorder;
 	const now = Date.now();
 	const started = session.compaction?.recorded ? now : session.compaction?.startedAt ?? now;
 	const standalone = !recorder.promptOpen;
 	if (standalone) recorder.startPrompt(started, { input: "compaction" });
-	recorder.startSpan("compaction", started, { name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
+	const id = entryId && !standalone ? session.ids?.observation("compaction", entryId) : undefined;
+	recorder.startSpan("compaction", started, { id, name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
 	recorder.endSpan("compaction", now, end);
 	if (standalone) recorder.endPrompt(now);
 	if (session.compaction) session.compaction.recorded = true;
@@ -3695,7 +3785,7 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): Pi
 		},
 		parentFile ? ["subagent"] : [],
 	);
-	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
+	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx, turns: 0 };
 	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
 	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui?.notify?.(line, "warning");
 	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
@@ -3921,6 +4011,8 @@ interface OcSession {
 	awaiting?: OcMessage;
 	tools: Map<string, OcTool>;
 	turns: number;
+	/** The open prompt's ids, from its user message id; undefined when it began without chat.message. */
+	ids?: TranscriptIds;
 	/** The latest experimental.chat.{messages,system}.transform outputs: the next request's input. */
 	pendingMessages?: unknown;
 	pendingSystem?: unknown;
@@ -3928,6 +4020,18 @@ interface OcSession {
 	promptError?: { level: Level; message: string };
 	/** Idle came while an LLM call was still unsaved (a failed call is saved after idle): end when it is. */
 	idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Ids of an OpenCode prompt from ids its database keeps too (user message, assistant message, tool call),
+ * so a session traced live and imported later is one trace. Tools keep the ids they always had.
+ */
+function ocIds(sessionId: string, userMessageId = ""): TranscriptIds {
+	const scope = `opencode:${sessionId}:${userMessageId}`;
+	return {
+		traceId: hashId(scope, 32),
+		observation: (kind, key) => hashId(kind === "tool" ? `opencode-tool:${sessionId}:${key}` : `${scope}:${kind}:${key}`, 16),
+	};
 }
 
 /** OpenCode's placeholder until the title call answers: "New session - <ISO>" / "Child session - <ISO>". */
@@ -4049,7 +4153,9 @@ function ocTraceMetadata(session: OcSession): Metadata {
  * itself, without the session's trace metadata; opening it here keeps a late-learned version or parent.
  */
 function ocPromptRecorder(session: OcSession, at: number): SessionRecorder {
-	if (!session.recorder.promptOpen) session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
+	if (session.recorder.promptOpen) return session.recorder;
+	session.ids = undefined;
+	session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
 	return session.recorder;
 }
 
@@ -4068,14 +4174,18 @@ function ocOnChatMessage(plugin: OcPlugin, hookInput: OcChatMessageInput | undef
 	const model = hookInput?.model ?? message.model ?? {};
 	session.promptError = undefined;
 	session.turns = 0;
+	const userMessageId = stringOr(hookInput?.messageID) ?? stringOr(message.id);
+	session.ids = userMessageId ? ocIds(session.id, userMessageId) : undefined;
 	session.recorder.startPrompt(Date.now(), {
+		traceId: session.ids?.traceId,
+		id: userMessageId && session.ids?.observation("prompt", userMessageId),
 		input: text,
 		metadata: {
 			...ocTraceMetadata(session),
 			agent: hookInput?.agent ?? message.agent,
 			model: model.modelID,
 			provider: model.providerID,
-			userMessageId: hookInput?.messageID ?? message.id,
+			userMessageId,
 			...ocSubagentLink(plugin, session),
 		},
 	});
@@ -4171,7 +4281,7 @@ function ocOnMessage(plugin: OcPlugin, info: OcMessageInfo | undefined): void {
 		message.provider = info.providerID;
 		session.messages.set(info.id, message);
 		session.awaiting = message;
-		ocPromptRecorder(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+		ocPromptRecorder(session, createdMs).startTurn(createdMs, { id: session.ids?.observation("turn", info.id), name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
 		return;
 	}
 	message.model = info.modelID ?? message.model;
@@ -4240,7 +4350,7 @@ function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | und
 function ocToolEntry(session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool {
 	let tool = session.tools.get(callID);
 	if (!tool) {
-		tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
+		tool = { callID, name, messageId, startMs: at, started: false, spanId: ocIds(session.id).observation("tool", callID) };
 		session.tools.set(callID, tool);
 	}
 	return tool;
@@ -4265,6 +4375,7 @@ function ocStartGeneration(session: OcSession, message: OcMessage): void {
 	if (session.awaiting === message) session.awaiting = undefined;
 	const at = message.requestMs ?? message.createdMs;
 	ocPromptRecorder(session, at).startGeneration(message.key, at, {
+		id: session.ids?.observation("llm", message.id),
 		model: message.model,
 		modelParameters: message.modelParameters,
 		input: ocRequestInput(message.requestSystem, message.requestMessages, message.requestTools),
@@ -4326,6 +4437,7 @@ function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
 	session.promptError = undefined;
 	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
 	// the prompt is over: nothing of it stays (a side call's transform output, e.g. the title call's, is never consumed)
+	session.ids = undefined;
 	session.messages.clear();
 	session.tools.clear();
 	session.awaiting = undefined;
@@ -4804,7 +4916,7 @@ function codexThread(meta: any): CodexThread | undefined {
 const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
 
 /** The thread's records, collected. */
-function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
+function codexRecorder(runtime: Pick<Runtime, "config">, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
 	const subagent = thread.parentThreadId !== undefined;
 	const info: HostSessionInfo = {
 		sessionId: thread.sessionId,
@@ -5085,12 +5197,14 @@ function parseRollout(text: string, request: CodexRequest = {}): { thread?: Code
  * cursor; the caller commits once the records are spooled or sent, so a crash re-reads, never skips.
  */
 async function readCodexRollout(
-	runtime: Runtime,
+	runtime: Pick<Runtime, "config" | "log">,
 	rollout: string,
 	request: CodexRequest,
+	fromStart = false,
 ): Promise<RecordRead> {
 	const file = cursorFile(runtime.config, "codex", rollout);
-	const cursor: CodexCursor = { offset: 0, done: [], ...readCursor(file), file: rollout };
+	// fromStart: `import --force` reads every turn again (the same ids: the same traces are updated)
+	const cursor: CodexCursor = { offset: 0, done: [], ...(fromStart ? {} : readCursor(file)), file: rollout };
 	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
 	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
 	const { turns, offset } = collectCodexTurns(lines, cursor, request);
@@ -5797,10 +5911,11 @@ function claudeStartMs(head: string): number | undefined {
 const claudeIds = (promptId: string) => transcriptIds(`claude-code:${promptId}`);
 
 /** What is new in one transcript, recorded; the cursor is saved by `commit` once the records are safe. */
-async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): Promise<RecordRead> {
+async function readClaudeTranscript(runtime: Pick<Runtime, "config" | "log">, request: ClaudeRequest, fromStart = false): Promise<RecordRead> {
 	const file = cursorFile(runtime.config, "claude", request.transcript);
 	const text = await fsp.readFile(request.transcript);
-	const saved = readCursor(file);
+	// fromStart: `import --force` reads every prompt again (the same ids: the same traces are updated)
+	const saved = fromStart ? undefined : readCursor(file);
 	// replaced or truncated: read it again from the top
 	const cursor: RecordCursor = saved && saved.offset <= text.length ? { offset: saved.offset, done: saved.done } : { offset: 0, done: [] };
 	const options: ClaudeParseOptions = {
@@ -5845,6 +5960,844 @@ async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runt
 		return spawnDetached(runtime, "claude", ["claude-hook", "--background", JSON.stringify(request)]);
 	}
 	await exportRecordFile(runtime, "claude", request.transcript, background ? CLAUDE_BACKGROUND_BUDGET_MS : CLAUDE_BUDGET_MS, () => readClaudeTranscript(runtime, request));
+}
+
+// ── §7.5 History import ───────────────────────────────────────────────────────────────────────────
+//
+// `bun langfuse.ts import` (§8) reads what the hosts themselves recorded and sends it as the traces the
+// live hooks would have made, with the ids they would have used (piIds, ocIds, codexIds): importing twice,
+// or importing a session that was traced live, updates the same traces. Records (measured on omp 18.2.3,
+// pi 0.73.1, opencode 1.18.33; test/fixtures/import/):
+// - omp / pi: one JSONL file per session: header `{type:"session", id, cwd, parentSession?}` (omp writes a
+//   padded `title` line first and rewrites it in place), then entries `{type, id, parentId, timestamp}`:
+//   `message` (user / assistant with usage and cost / toolResult), `compaction`, `custom`
+//   (omp: tool_execution_start, session_exit), omp subagents' `session_init`. Entries form a tree: a
+//   call's input is its ancestor chain, not everything above it. omp subagents live in
+//   `<parent file minus .jsonl>/<TaskId>.jsonl`, named by the parent's task result.
+// - OpenCode: SQLite tables session (parent_id, cumulative totals), message (JSON data: role, parentID,
+//   tokens, cost, finish, time), part (text, tool {callID, state}, reasoning, step-*).
+// - Codex and Claude Code: the readers of §7.3 and §7.4, with the cursors their hooks keep.
+// Not in any record, so left out, not invented: request parameters, the full tool schemas, time to first
+// token (pi, Codex), OpenCode's system prompt, omp's compaction LLM calls.
+
+type ImportHost = "omp" | "pi" | "opencode" | "codex" | "claude";
+/** Parsed host JSON: every field is tested before use, as with live events. */
+type Raw = Record<string, any>;
+
+const isRaw = (value: unknown): value is Raw => eventObject(value) !== null;
+const listOf = (value: unknown): any[] => (Array.isArray(value) ? value : []);
+const rawLine = (line: string): Raw | undefined => (line.trim() ? [parseJsonText(line)].find(isRaw) : undefined);
+
+/** ISO text or epoch ms → epoch ms. */
+function epochMs(value: unknown): number | undefined {
+	if (typeof value !== "string") return finite(value);
+	const ms = Date.parse(value);
+	return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** Token counts the host recorded (a recorded 0 is kept: it is a fact). */
+function recordedCounts(counts: TokenCounts): TokenCounts | undefined {
+	const kept = Object.entries(counts).filter(([, value]) => value !== undefined);
+	return kept.length ? Object.fromEntries(kept) : undefined;
+}
+
+const stepStart = (step: RecordedStep) => (step.kind === "event" ? step.at : step.startMs);
+
+// ── omp / pi session files ──
+
+interface PiSessionParse {
+	sessionId: string;
+	cwd?: string;
+	/** omp subagents: the parent's session file as the child recorded it. */
+	parentSession?: string;
+	title?: string;
+	/** Prompt ids are the user message's timestamp, generation ids the assistant message's: what live hooks see. */
+	prompts: RecordedPrompt[];
+	/** omp task tools that ran subagents: tool-call id → task ids (= child file names). */
+	subagentTasks: { toolCallId: string; taskIds: string[] }[];
+	/** A session_exit follows the last prompt (omp), or pi's last call stopped: the host finished writing it. */
+	complete: boolean;
+}
+
+interface PiEntry {
+	type: string;
+	id?: string;
+	parentId?: string;
+	at?: number;
+	raw: Raw;
+}
+
+function piAssistantOutput(message: Raw): ChatMessage {
+	const parts = listOf(message.content).filter(isRaw);
+	const joined = (type: string, key: string) => parts.filter(part => part.type === type).map(part => stringOr(part[key]) ?? "").join("");
+	const calls = parts
+		.filter(part => part.type === "toolCall")
+		.map(part => ({ id: String(part.id), type: "function" as const, function: { name: String(part.name), arguments: JSON.stringify(part.arguments ?? {}) } }));
+	return { role: "assistant", content: joined("text", "text"), tool_calls: calls.length ? calls : undefined, reasoning: joined("thinking", "thinking") || undefined };
+}
+
+function piChat(message: Raw): ChatMessage | undefined {
+	if (message.role === "user") return { role: "user", content: textOf(message.content) };
+	if (message.role === "toolResult") return { role: "tool", content: textOf(message.content), tool_call_id: stringOr(message.toolCallId) };
+	return message.role === "assistant" ? piAssistantOutput(message) : undefined;
+}
+
+/** The messages a call received: its ancestors (the tree may hold other branches), cut at a compaction. */
+function piHistory(entry: PiEntry, byId: Map<string, PiEntry>, chat: Map<string, ChatMessage>, system?: string): ChatMessage[] {
+	const chain: PiEntry[] = [];
+	const seen = new Set<string>();
+	for (let at = entry.parentId ? byId.get(entry.parentId) : undefined; at?.id && !seen.has(at.id); at = at.parentId ? byId.get(at.parentId) : undefined) {
+		seen.add(at.id);
+		chain.unshift(at);
+	}
+	const messages = (entries: PiEntry[]) => entries.flatMap(e => (e.id && chat.get(e.id)) || []);
+	const head: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
+	const cut = chain.map(e => e.type).lastIndexOf("compaction");
+	if (cut < 0) return [...head, ...messages(chain)];
+	// after a compaction the model sees its summary, the entries it kept (from firstKeptEntryId), then what followed
+	const compaction = chain[cut]!;
+	const kept = chain.findIndex(e => e.id === compaction.raw.firstKeptEntryId);
+	head.push({ role: "user", content: `[compaction summary]\n${stringOr(compaction.raw.summary) ?? ""}` });
+	return [...head, ...messages(kept >= 0 && kept < cut ? chain.slice(kept, cut) : []), ...messages(chain.slice(cut + 1))];
+}
+
+function piLlmCall(entry: PiEntry, message: Raw, input: ChatMessage[], tools: ToolDefinition[] | undefined): RecordedLlmCall {
+	const written = entry.at ?? 0;
+	const start = epochMs(message.timestamp) ?? written;
+	const usage = isRaw(message.usage) ? message.usage : undefined;
+	const cost = isRaw(usage?.cost) ? usage.cost : undefined;
+	const total = finite(cost?.total);
+	const duration = finite(message.duration);
+	const ttft = finite(message.ttft);
+	// omp: completedAt, or start + duration; pi writes the entry when the message ends
+	const end = finite(message.completedAt) ?? (duration !== undefined ? start + duration : written);
+	return {
+		kind: "llm",
+		id: String(start),
+		startMs: start,
+		endMs: Math.max(start, end),
+		completionStartMs: ttft !== undefined ? Math.round(start + ttft) : undefined,
+		model: stringOr(message.model),
+		provider: stringOr(message.provider),
+		input,
+		tools,
+		output: piAssistantOutput(message),
+		// omp/pi report input without the cached tokens already
+		usage: usage && recordedCounts({ input: finite(usage.input), output: finite(usage.output), cacheRead: finite(usage.cacheRead), cacheWrite: finite(usage.cacheWrite), total: finite(usage.totalTokens) }),
+		// an unpriced model records 0: no cost is sent rather than a zero
+		costUsd: cost && total !== undefined && total > 0 ? { input: finite(cost.input), output: finite(cost.output), cacheRead: finite(cost.cacheRead), cacheWrite: finite(cost.cacheWrite), total } : undefined,
+		stopReason: stringOr(message.stopReason),
+		error: stringOr(message.errorMessage) ?? (message.stopReason === "error" ? "error" : undefined),
+		metadata: { responseId: message.responseId, entryId: entry.id },
+	};
+}
+
+/** omp's task result names the subagents it ran (details.results[].id); without results, the call's tasks[].name. */
+function piSubagentTaskIds(message: Raw, args: unknown): string[] {
+	if (message.toolName !== "task") return [];
+	const named = (items: unknown, key: string) => listOf(items).flatMap(item => stringOr(isRaw(item) ? item[key] : undefined) ?? []);
+	const fromResults = named(isRaw(message.details) ? message.details.results : undefined, "id");
+	return fromResults.length ? fromResults : named(isRaw(args) ? args.tasks : undefined, "name");
+}
+
+/**
+ * One omp or pi session file (its lines), pure. A prompt starts at each user message and holds every
+ * call, tool and compaction until the next one. A half-written last line is skipped (read next time).
+ */
+function parsePiSessionFile(lines: string[]): PiSessionParse {
+	const result: PiSessionParse = { sessionId: "", prompts: [], subagentTasks: [], complete: false };
+	const entries: PiEntry[] = [];
+	let system: string | undefined;
+	let tools: ToolDefinition[] | undefined;
+	for (const line of lines) {
+		const raw = rawLine(line);
+		if (typeof raw?.type !== "string") continue;
+		if (raw.type === "session") {
+			Object.assign(result, { sessionId: stringOr(raw.id) ?? "", cwd: stringOr(raw.cwd), parentSession: stringOr(raw.parentSession) });
+			continue;
+		}
+		if (raw.type === "title") {
+			result.title = stringOr(raw.title) ?? result.title;
+			continue;
+		}
+		if (raw.type === "session_init") {
+			system = stringOr(raw.systemPrompt);
+			// only the names are recorded: no schemas invented
+			const names = listOf(raw.tools).filter((name): name is string => typeof name === "string");
+			if (names.length) tools = names.map(name => ({ type: "function", function: { name } }));
+		}
+		entries.push({ type: raw.type, id: stringOr(raw.id), parentId: stringOr(raw.parentId), at: epochMs(raw.timestamp), raw });
+	}
+	const byId = new Map(entries.flatMap(e => (e.id ? [[e.id, e] as const] : [])));
+	const chat = new Map<string, ChatMessage>();
+	const open = new Map<string, RecordedToolCall>();
+	const toolStarts = new Map<string, number>();
+	let prompt: RecordedPrompt | undefined;
+	let lastAt = 0;
+	const finishPrompt = () => {
+		if (!prompt) return;
+		open.clear(); // a tool without a result stays without an end: the recorder marks it
+		prompt.steps.sort((a, b) => stepStart(a) - stepStart(b));
+		result.prompts.push(prompt);
+		prompt = undefined;
+	};
+	for (const entry of entries) {
+		const at = entry.at ?? lastAt;
+		const { raw } = entry;
+		if (entry.type === "custom" && raw.customType === "tool_execution_start" && isRaw(raw.data)) {
+			const id = stringOr(raw.data.toolCallId);
+			const started = epochMs(raw.data.startedAt) ?? at;
+			if (id) toolStarts.set(id, started);
+			const tool = id ? open.get(id) : undefined;
+			if (tool) tool.startMs = started;
+		} else if (entry.type === "custom" && raw.customType === "session_exit") {
+			if (prompt) prompt.endMs = Math.max(prompt.endMs, at);
+			result.complete = true;
+		} else if (entry.type === "compaction") {
+			// the record has only the end; it started when the entry before it was written
+			const step: RecordedCompaction = { kind: "compaction", id: entry.id ?? String(at), startMs: lastAt || at, endMs: at, summary: stringOr(raw.summary), tokensBefore: finite(raw.tokensBefore) };
+			if (prompt) {
+				prompt.steps.push(step);
+				prompt.endMs = Math.max(prompt.endMs, at);
+			} else {
+				result.prompts.push({ id: step.id, sessionId: result.sessionId, startMs: step.startMs, endMs: step.endMs, text: "compaction", steps: [step] });
+			}
+		} else if (entry.type === "message" && isRaw(raw.message)) {
+			const message = raw.message;
+			const messageAt = epochMs(message.timestamp) ?? at;
+			if (message.role === "user") {
+				finishPrompt();
+				result.complete = false;
+				prompt = { id: String(messageAt), sessionId: result.sessionId, startMs: messageAt, endMs: at, text: textOf(message.content), steps: [], metadata: { entryId: entry.id } };
+			} else if (message.role === "assistant" && prompt) {
+				const step = piLlmCall(entry, message, piHistory(entry, byId, chat, system), tools);
+				prompt.steps.push(step);
+				if (typeof step.output.content === "string" && step.output.content) prompt.answer = step.output.content;
+				prompt.aborted = message.stopReason === "aborted" || undefined;
+				prompt.error = step.error;
+				for (const call of step.output.tool_calls ?? []) {
+					const part = listOf(message.content).find(p => isRaw(p) && p.type === "toolCall" && p.id === call.id);
+					// pi records no tool start: the call exists once the message is complete
+					const tool: RecordedToolCall = { kind: "tool", id: call.id, name: call.function.name, startMs: toolStarts.get(call.id) ?? step.endMs, input: part?.arguments, output: undefined, isError: false };
+					open.set(call.id, tool);
+					prompt.steps.push(tool);
+				}
+				prompt.endMs = Math.max(prompt.endMs, step.endMs, at);
+			} else if (message.role === "toolResult" && prompt) {
+				const id = stringOr(message.toolCallId) ?? "";
+				const tool = open.get(id);
+				if (tool) {
+					open.delete(id);
+					const parts = listOf(message.content);
+					Object.assign(tool, { endMs: Math.max(tool.startMs, messageAt), output: parts.every(p => p?.type === "text") ? textOf(parts) : parts, isError: message.isError === true });
+					const taskIds = piSubagentTaskIds(message, tool.input);
+					if (taskIds.length) result.subagentTasks.push({ toolCallId: id, taskIds });
+				}
+				prompt.endMs = Math.max(prompt.endMs, messageAt, at);
+			}
+			const asChat = piChat(message);
+			if (asChat && entry.id) chat.set(entry.id, asChat);
+		}
+		if (entry.at !== undefined) lastAt = entry.at;
+	}
+	finishPrompt();
+	// pi writes no session_exit: a prompt whose last call stopped (not for tools) is finished
+	const last = result.prompts.at(-1)?.steps.filter(step => step.kind === "llm").at(-1);
+	if (!result.complete && last?.kind === "llm" && last.stopReason !== "toolUse") result.complete = true;
+	return result;
+}
+
+interface PiSessionFile {
+	path: string;
+	parsed: PiSessionParse;
+}
+
+/**
+ * Nests omp subagent files into the task tool that ran them; returns the rest (top-level). A child lives
+ * at `<parent file minus .jsonl>/<TaskId>.jsonl`: names are matched, not the absolute paths the records
+ * hold, so moved histories still link. A child without its task tool stays top-level, linked by id.
+ */
+function linkPiSubagents(files: PiSessionFile[]): PiSessionFile[] {
+	const stem = (file: string) => file.replace(/\\/g, "/").replace(/\.jsonl$/, "");
+	const byStem = new Map(files.map(file => [stem(file.path), file]));
+	const nested = new Set<PiSessionFile>();
+	for (const parent of files) {
+		for (const task of parent.parsed.subagentTasks) {
+			const tool = parent.parsed.prompts.flatMap(p => p.steps).find((step): step is RecordedToolCall => step.kind === "tool" && step.id === task.toolCallId);
+			for (const taskId of tool ? task.taskIds : []) {
+				const child = byStem.get(`${stem(parent.path)}/${taskId}`);
+				if (!child?.parsed.parentSession || path.basename(stem(child.parsed.parentSession)) !== path.basename(stem(parent.path))) continue;
+				tool!.subagent = { sessionId: child.parsed.sessionId, prompts: child.parsed.prompts };
+				nested.add(child);
+			}
+		}
+	}
+	return files.filter(file => !nested.has(file));
+}
+
+// ── OpenCode's database ──
+
+interface OpenCodeRows {
+	sessions: { id: string; parent_id: string | null; title: string; directory: string; time_updated: number }[];
+	messages: { id: string; session_id: string; time_created: number; data: string }[];
+	parts: { id: string; message_id: string; session_id: string; time_created: number; data: string }[];
+}
+
+interface OpenCodeSession {
+	sessionId: string;
+	parentId?: string;
+	title: string;
+	directory: string;
+	timeUpdated: number;
+	/** The newest message finished for good (not "tool-calls"): the last prompt will not grow. */
+	complete: boolean;
+	/** Prompt ids are user message ids, generation ids assistant message ids, tool ids call ids: what live hooks see. */
+	prompts: RecordedPrompt[];
+}
+
+const dataOf = (row: { data: string }): Raw => rawLine(row.data) ?? {};
+
+function openCodeLlmCall(row: OpenCodeRows["messages"][number], data: Raw, parts: Raw[], input: ChatMessage[]): RecordedLlmCall {
+	const time = isRaw(data.time) ? data.time : {};
+	const start = finite(time.created) ?? row.time_created;
+	const end = finite(time.completed) ?? Math.max(start, ...parts.map(part => finite(part.time?.end) ?? 0));
+	const joined = (type: string) => parts.filter(part => part.type === type && part.synthetic !== true).map(part => stringOr(part.text) ?? "").join("");
+	const calls = parts
+		.filter(part => part.type === "tool")
+		.map(part => ({ id: stringOr(part.callID) ?? String(part.id), type: "function" as const, function: { name: stringOr(part.tool) ?? "tool", arguments: JSON.stringify(part.state?.input ?? {}) } }));
+	// the first streamed text/reasoning is the host's own record of the first token
+	const firstOut = parts.flatMap(part => ((part.type === "text" || part.type === "reasoning") && finite(part.time?.start)) || []);
+	const tokens = isRaw(data.tokens) ? data.tokens : undefined;
+	const cost = finite(data.cost);
+	return {
+		kind: "llm",
+		id: row.id,
+		startMs: start,
+		endMs: Math.max(start, end),
+		completionStartMs: firstOut.length ? Math.min(...firstOut) : undefined,
+		model: stringOr(data.modelID),
+		provider: stringOr(data.providerID),
+		input,
+		output: { role: "assistant", content: joined("text"), tool_calls: calls.length ? calls : undefined, reasoning: joined("reasoning") || undefined },
+		// OpenCode: input excludes cache, output excludes reasoning (HOSTS.md)
+		usage:
+			tokens &&
+			recordedCounts({ input: finite(tokens.input), output: finite(tokens.output), reasoning: finite(tokens.reasoning), cacheRead: finite(tokens.cache?.read), cacheWrite: finite(tokens.cache?.write), total: finite(tokens.total) }),
+		costUsd: cost !== undefined && cost > 0 ? { total: cost } : undefined,
+		stopReason: stringOr(data.finish),
+		error: isRaw(data.error) ? (stringOr(data.error.data?.message) ?? stringOr(data.error.name)) : undefined,
+		metadata: { agent: data.agent ?? data.mode, parentMessageId: data.parentID },
+	};
+}
+
+function openCodeToolCalls(parts: Raw[]): RecordedToolCall[] {
+	return parts.flatMap(part => {
+		if (part.type !== "tool" || !isRaw(part.state)) return [];
+		const state = part.state;
+		const start = finite(state.time?.start) ?? part.time_created ?? 0;
+		const child = stringOr(state.metadata?.sessionId);
+		const failed = state.status === "error";
+		const tool: RecordedToolCall = {
+			kind: "tool",
+			id: stringOr(part.callID) ?? String(part.id),
+			name: stringOr(part.tool) ?? "tool",
+			startMs: start,
+			endMs: state.status === "completed" || failed ? Math.max(start, finite(state.time?.end) ?? start) : undefined,
+			input: state.input,
+			output: failed ? state.error : state.output,
+			// bash reports a failing command as completed with its exit code: toolEnd calls that an error
+			isError: failed,
+			error: failed ? (stringOr(state.error) ?? "tool failed") : undefined,
+			exitCode: finite(state.metadata?.exit),
+			subagent: child ? { sessionId: child, prompts: [] } : undefined,
+		};
+		return [tool];
+	});
+}
+
+/** Prompts of one OpenCode session from its rows (sorted by time): a prompt per user message. */
+function openCodePrompts(sessionId: string, messages: OpenCodeRows["messages"], partsOf: Map<string, Raw[]>): RecordedPrompt[] {
+	const prompts: RecordedPrompt[] = [];
+	const byUser = new Map<string, RecordedPrompt>();
+	const history: ChatMessage[] = [];
+	for (const row of messages) {
+		const data = dataOf(row);
+		const parts = partsOf.get(row.id) ?? [];
+		if (data.role === "user") {
+			// synthetic parts are context OpenCode adds (file contents, reminders), not what was typed
+			const text = parts
+				.filter(part => part.type === "text" && part.synthetic !== true)
+				.map(part => stringOr(part.text) ?? "")
+				.join("\n");
+			const at = finite(data.time?.created) ?? row.time_created;
+			const compaction = parts.find(part => part.type === "compaction");
+			const prompt: RecordedPrompt = { id: row.id, sessionId, startMs: at, endMs: at, text, steps: [], metadata: compaction && { compaction: true, auto: compaction.auto === true } };
+			prompts.push(prompt);
+			byUser.set(row.id, prompt);
+			history.push({ role: "user", content: text });
+			continue;
+		}
+		const prompt = data.role === "assistant" ? (byUser.get(stringOr(data.parentID) ?? "") ?? prompts.at(-1)) : undefined;
+		if (!prompt) continue;
+		const call = openCodeLlmCall(row, data, parts, history.slice());
+		const tools = openCodeToolCalls(parts);
+		prompt.steps.push(call, ...tools);
+		prompt.endMs = Math.max(prompt.endMs, call.endMs, ...tools.map(tool => tool.endMs ?? 0));
+		if (typeof call.output.content === "string" && call.output.content) prompt.answer = call.output.content;
+		prompt.error = call.error;
+		prompt.aborted = data.error?.name === "MessageAbortedError" || undefined;
+		history.push(call.output, ...tools.map(tool => ({ role: "tool" as const, content: typeof tool.output === "string" ? tool.output : JSON.stringify(tool.output ?? null), tool_call_id: tool.id })));
+	}
+	for (const prompt of prompts) prompt.steps.sort((a, b) => stepStart(a) - stepStart(b));
+	return prompts;
+}
+
+/**
+ * Sessions from OpenCode's rows, pure. A subagent session is nested into the task tool whose metadata
+ * names it; one whose parent or tool is missing stays top-level, so nothing is lost.
+ */
+function openCodeSessionsFromRows(rows: OpenCodeRows): OpenCodeSession[] {
+	const group = <T>(items: T[], key: (item: T) => string) => {
+		const groups = new Map<string, T[]>();
+		for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
+		return groups;
+	};
+	const partsOf = group(
+		rows.parts.map(row => ({ ...dataOf(row), id: row.id, messageId: row.message_id, time_created: row.time_created })),
+		part => part.messageId,
+	);
+	const messagesOf = group(rows.messages, row => row.session_id);
+	const sessions = rows.sessions.map(row => {
+		const messages = (messagesOf.get(row.id) ?? []).sort((a, b) => a.time_created - b.time_created || (a.id < b.id ? -1 : 1));
+		const last = messages.length ? dataOf(messages.at(-1)!) : undefined;
+		const session: OpenCodeSession = {
+			sessionId: row.id,
+			parentId: row.parent_id ?? undefined,
+			title: row.title,
+			directory: row.directory,
+			timeUpdated: row.time_updated,
+			complete: !last || (last.role === "assistant" && finite(last.time?.completed) !== undefined && last.finish !== "tool-calls"),
+			prompts: openCodePrompts(row.id, messages, partsOf),
+		};
+		return session;
+	});
+	const byId = new Map(sessions.map(session => [session.sessionId, session]));
+	const nested = new Set<string>();
+	for (const session of sessions) {
+		for (const step of session.prompts.flatMap(prompt => prompt.steps)) {
+			const child = step.kind === "tool" && step.subagent?.sessionId ? byId.get(step.subagent.sessionId) : undefined;
+			if (step.kind !== "tool" || !child || child.parentId !== session.sessionId) continue;
+			step.subagent!.prompts = child.prompts;
+			nested.add(child.sessionId);
+		}
+	}
+	return sessions.filter(session => !nested.has(session.sessionId));
+}
+
+/** The part of bun:sqlite and node:sqlite used here. */
+interface SqliteDb {
+	prepare(sql: string): { all(...params: (string | number)[]): unknown[] };
+	close(): void;
+}
+
+/** OpenCode's database, read session by session (a big history is never in memory at once). */
+interface OpenCodeDb {
+	/** Top-level sessions (no parent in the database) updated at or after `sinceMs`, oldest first. */
+	sessions: { id: string; timeUpdated: number }[];
+	/** One top-level session with its subagents (nested), plus any child whose task tool is missing. */
+	read(sessionId: string): OpenCodeSession[];
+	close(): void;
+}
+
+/**
+ * Opens OpenCode's database read-only (OpenCode may be running: WAL readers do not block it) with the
+ * runtime's SQLite: bun:sqlite under Bun, node:sqlite on Node ≥ 22.5 — no dependency, and a runtime
+ * without either (pi's Node 20) gets the reason instead of a crash.
+ */
+async function openOpenCodeDb(file: string, sinceMs = 0): Promise<OpenCodeDb | { reason: string }> {
+	let db: SqliteDb;
+	try {
+		// variable specifiers keep bundlers and Node's static analysis away from bun: modules
+		const [bunSpec, nodeSpec] = ["bun:sqlite", "node:sqlite"];
+		const bun = "Bun" in globalThis ? ((await import(bunSpec)) as { Database: new (file: string, options: object) => SqliteDb }) : undefined;
+		const node = bun ? undefined : ((await import(nodeSpec)) as { DatabaseSync: new (file: string, options: object) => SqliteDb });
+		if (!fs.existsSync(file)) return { reason: `cannot open ${file}: no such file` };
+		db = bun ? new bun.Database(file, { readonly: true }) : new node!.DatabaseSync(file, { readOnly: true });
+	} catch (error) {
+		return { reason: `no SQLite to read ${file} (Bun, or Node ≥ 22.5 with node:sqlite, is needed; this is Node ${process.versions.node}): ${errorText(error)}` };
+	}
+	try {
+		const columns = "id, parent_id, title, directory, time_updated";
+		const sessionQuery = db.prepare(`select ${columns} from session where id = ?`);
+		const childQuery = db.prepare(`select ${columns} from session where parent_id = ? order by time_created, id`);
+		const messageQuery = db.prepare("select id, session_id, time_created, data from message where session_id = ? order by time_created, id");
+		const partQuery = db.prepare("select id, message_id, session_id, time_created, data from part where session_id = ? order by message_id, id");
+		const tops = db
+			.prepare("select s.id as id, s.time_updated as timeUpdated from session s left join session p on p.id = s.parent_id where p.id is null and s.time_updated >= ? order by s.time_created, s.id")
+			.all(sinceMs) as OpenCodeDb["sessions"];
+		return {
+			sessions: tops,
+			read: sessionId => {
+				const rows: OpenCodeRows = { sessions: sessionQuery.all(sessionId) as OpenCodeRows["sessions"], messages: [], parts: [] };
+				// the session and every subagent below it, whenever each last changed
+				for (let index = 0; index < rows.sessions.length; index++) {
+					const { id } = rows.sessions[index]!;
+					rows.sessions.push(...(childQuery.all(id) as OpenCodeRows["sessions"]));
+					rows.messages.push(...(messageQuery.all(id) as OpenCodeRows["messages"]));
+					rows.parts.push(...(partQuery.all(id) as OpenCodeRows["parts"]));
+				}
+				return openCodeSessionsFromRows(rows);
+			},
+			close: () => db.close(),
+		};
+	} catch (error) {
+		db.close();
+		return { reason: `cannot read ${file}: ${errorText(error)}` };
+	}
+}
+
+// ── where history lives ──
+
+/** Each host's default location, by the host's own rules (omp/pi: PI_CODING_AGENT_DIR, XDG; Codex: CODEX_HOME). */
+function importSources(env: Env, home: string): { host: ImportHost; path: string }[] {
+	const sources: { host: ImportHost; path: string }[] = [{ host: "omp", path: path.join(home, ".omp/agent/sessions") }];
+	if (env.XDG_DATA_HOME) sources.push({ host: "omp", path: path.join(env.XDG_DATA_HOME, "omp/sessions") });
+	sources.push({ host: "pi", path: path.join(home, ".pi/agent/sessions") });
+	if (env.PI_CODING_AGENT_DIR) sources.push({ host: "pi", path: path.join(env.PI_CODING_AGENT_DIR, "sessions") });
+	sources.push({ host: "opencode", path: path.join(env.XDG_DATA_HOME || path.join(home, ".local/share"), "opencode/opencode.db") });
+	sources.push({ host: "codex", path: path.join(codexHomeDir({ ...env, HOME: home }), "sessions") });
+	sources.push({ host: "claude", path: path.join(claudeHomeDir({ ...env, HOME: home }), "projects") });
+	return sources;
+}
+
+/** Whose record a file is, from its first 4 kB (the name alone can lie); undefined: not a session record. */
+function classifyRecord(file: string): ImportHost | undefined {
+	let head: Buffer;
+	try {
+		const fd = fs.openSync(file, "r");
+		try {
+			head = Buffer.alloc(4096);
+			head = head.subarray(0, fs.readSync(fd, head, 0, head.length, 0));
+		} finally {
+			fs.closeSync(fd);
+		}
+	} catch {
+		return undefined;
+	}
+	if (head.subarray(0, 16).toString("latin1") === "SQLite format 3\u0000") return "opencode";
+	const text = head.toString("utf8");
+	// Claude Code: every line names its session; a subagent's transcript is read with its parent's
+	if (/^\{[^\n]*?"sessionId"\s*:\s*"/.test(text)) return /[\\/]subagents[\\/]agent-[^\\/]*$/.test(file) ? undefined : "claude";
+	// Codex's first line (session_meta with the whole instructions) is longer than the head
+	if (/^\{[^\n]{0,200}?"type"\s*:\s*"session_meta"/.test(text) || /(^|[\\/])rollout-[^\\/]*\.jsonl$/.test(file)) return "codex";
+	const lines = text.split("\n").slice(0, 6).flatMap(line => rawLine(line) ?? []);
+	if (lines[0]?.type === "title") return "omp";
+	if (!lines.some(line => line.type === "session")) return undefined;
+	const change = lines.find(line => line.type === "model_change");
+	if (typeof change?.model === "string") return "omp";
+	if (typeof change?.modelId === "string") return "pi";
+	return /[\\/]\.?omp[\\/]/.test(file) ? "omp" : "pi";
+}
+
+// ── the import run ──
+
+interface ImportOptions {
+	paths: string[];
+	sinceMs?: number;
+	host?: ImportHost;
+	dryRun?: boolean;
+	force?: boolean;
+	/** Called now and then with the counts so far (the CLI draws its progress line from it). */
+	progress?: (totals: ImportTotals) => void;
+}
+
+interface ImportTotals {
+	/** Sessions (omp/pi file groups, OpenCode top-level sessions, Codex rollouts) looked at / to look at. */
+	done: number;
+	total: number;
+	/** Of those, unchanged since the last import (skipped without reading) or sampled out. */
+	unchanged: number;
+	sampledOut: number;
+	/** What was (or, with dryRun, would be) sent: sessions with new prompts, traces, observations. */
+	sessions: number;
+	traces: number;
+	observations: number;
+	/** Langfuse's totals: every usage key containing "input" / "output"; the hosts' own costs. */
+	inputTokens: number;
+	outputTokens: number;
+	costUsd: number;
+	bytes: number;
+	/** Per host, the same counts of what was sent. */
+	byHost: Partial<Record<ImportHost, { sessions: number; traces: number; observations: number; inputTokens: number; outputTokens: number; costUsd: number }>>;
+	problems: string[];
+	/** Langfuse took no data for IMPORT_STALL_MS (or refused it): the run stopped; what was read is spooled. */
+	stalled?: string;
+}
+
+/** What an import remembers of a session: its last prompt sent, and whether that one could still grow. */
+interface ImportMark {
+	lastPromptId?: string;
+	complete: boolean;
+}
+
+/** Per omp/pi file group: the files' sizes and times, and a mark per session; per OpenCode database: per session. */
+interface ImportState {
+	signature?: string;
+	sessions: Record<string, ImportMark & { timeUpdated?: number }>;
+}
+
+/** Records queued, or bytes read, before the run waits for the exporter; batches waiting before it stops reading. */
+const IMPORT_FLUSH_RECORDS = 2_000;
+const IMPORT_FLUSH_BYTES = 4_000_000;
+const IMPORT_MAX_WAITING_BATCHES = 4;
+const IMPORT_STALL_MS = 30_000;
+/** At the end, with everything safe in the spool: how long to keep sending while Langfuse takes nothing. */
+const IMPORT_FINAL_WAIT_MS = 10_000;
+
+/** The prompts to send given the last mark: after the marked one, plus the marked one if it was still open. */
+function promptsToSend(prompts: RecordedPrompt[], mark: ImportMark | undefined): RecordedPrompt[] {
+	const index = mark?.lastPromptId ? prompts.findIndex(prompt => prompt.id === mark.lastPromptId) : -1;
+	return index < 0 ? prompts : prompts.slice(mark!.complete ? index + 1 : index);
+}
+
+const markAfter = (prompts: RecordedPrompt[], complete: boolean, before?: ImportMark): ImportMark => ({ lastPromptId: prompts.at(-1)?.id ?? before?.lastPromptId, complete: prompts.length ? complete : before?.complete ?? complete });
+
+function importStateFile(config: Config, source: string): string {
+	return path.join(config.spoolDir, "import", `${hashId(path.resolve(source), 16)}.json`);
+}
+
+function readImportState(file: string): ImportState {
+	try {
+		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+		if (isRaw(saved) && isRaw(saved.sessions)) return saved as ImportState;
+	} catch {
+		// never imported, or unreadable: everything is new
+	}
+	return { sessions: {} };
+}
+
+/** Folders are walked for .jsonl records; a file's host comes from its content. Sorted, so runs are repeatable. */
+function findRecords(root: string, host: ImportHost | undefined, out: { host: ImportHost; path: string }[]): void {
+	let stat: fs.Stats;
+	try {
+		stat = fs.statSync(root);
+	} catch {
+		return;
+	}
+	if (stat.isDirectory()) {
+		const entries = call(() => fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) ?? [];
+		for (const entry of entries) if (entry.isDirectory() || /\.(jsonl|db)$/.test(entry.name)) findRecords(path.join(root, entry.name), host, out);
+		return;
+	}
+	const found = classifyRecord(root);
+	if (found && (!host || host === found)) out.push({ host: found, path: root });
+}
+
+/**
+ * Imports what the hosts recorded through the runtime's exporter (everything that applies live applies:
+ * sampling, export mode, redaction, truncation, spool, retries). Paced: records go out session by session
+ * and the run waits while the exporter is behind. What was imported is remembered per file only after its
+ * records are spooled or confirmed, so an interrupted run resumes where it stopped (re-sent prompts update
+ * the same traces: every id is derived from the host's ids).
+ */
+async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, options: ImportOptions): Promise<ImportTotals> {
+	const { config, exporter } = runtime;
+	const totals: ImportTotals = { done: 0, total: 0, unchanged: 0, sampledOut: 0, sessions: 0, traces: 0, observations: 0, inputTokens: 0, outputTokens: 0, costUsd: 0, bytes: 0, byHost: {}, problems: [] };
+	const roots = options.paths.length ? options.paths.map(p => ({ host: options.host, path: p })) : importSources(process.env, os.homedir()).filter(source => !options.host || source.host === options.host);
+	const records: { host: ImportHost; path: string }[] = [];
+	for (const root of roots) {
+		const before = records.length;
+		findRecords(root.path, root.host ?? options.host, records);
+		// a path the user gave that gives nothing is said; an absent default location is not
+		if (options.paths.length && records.length === before) totals.problems.push(`${root.path}: ${fs.existsSync(root.path) ? "no session record here" : "no such file or folder"}${options.host ? ` (for --host ${options.host})` : ""}`);
+	}
+	const since = options.sinceMs ?? 0;
+	const found = new Set<string>();
+	const wanted = records.filter(record => !found.has(path.resolve(record.path)) && found.add(path.resolve(record.path)));
+
+	// omp/pi: a session file with its subagents' files (in the folder of the same name, nested alike) is one unit
+	const piFolders = new Map<string, string[]>();
+	for (const record of wanted) {
+		if (record.host !== "omp" && record.host !== "pi") continue;
+		const file = path.resolve(record.path);
+		piFolders.set(path.dirname(file), [...(piFolders.get(path.dirname(file)) ?? []), file]);
+	}
+	const withSubagents = (file: string): string[] => [file, ...(piFolders.get(file.slice(0, -".jsonl".length)) ?? []).flatMap(withSubagents)];
+	const units: { host: ImportHost; files: string[] }[] = [];
+	for (const record of wanted) {
+		const file = path.resolve(record.path);
+		if (record.host !== "omp" && record.host !== "pi") units.push({ host: record.host, files: [file] });
+		else if (!found.has(`${path.dirname(file)}.jsonl`)) units.push({ host: record.host, files: withSubagents(file) });
+	}
+	const databases = new Map<string, OpenCodeDb>();
+	for (const unit of units) {
+		if (unit.host !== "opencode") continue;
+		const db = await openOpenCodeDb(unit.files[0]!, since);
+		if ("reason" in db) totals.problems.push(`opencode: ${db.reason}`);
+		else databases.set(unit.files[0]!, db), (totals.bytes += call(() => fs.statSync(unit.files[0]!).size) ?? 0);
+	}
+	totals.total = units.reduce((sum, unit) => sum + (unit.host === "opencode" ? (databases.get(unit.files[0]!)?.sessions.length ?? 0) : 1), 0);
+
+	/** State file → what saves it, run once the records it covers are spooled or sent. */
+	const pending = new Map<string, () => void>();
+	/** Spools (or sends) what is queued, then saves the marks of what it holds; waits while Langfuse is behind. */
+	let settledBytes = 0;
+	const settle = async (force: boolean) => {
+		if (!exporter || (!force && exporter.status.queued < IMPORT_FLUSH_RECORDS && totals.bytes - settledBytes < IMPORT_FLUSH_BYTES)) return;
+		settledBytes = totals.bytes;
+		/** Saves the marks once what they cover is on disk (spooled) or confirmed. */
+		const commit = () => {
+			const { queued, waitingBatches } = exporter.status;
+			if (!exporter.spool.available && (queued > 0 || waitingBatches > 0)) return false;
+			for (const save of pending.values()) save();
+			pending.clear();
+			return true;
+		};
+		await exporter.flush(Date.now()); // a deadline already passed: to the spool, no sending yet
+		commit();
+		let progressAt = Date.now();
+		let sent = exporter.status.sentSpans;
+		for (;;) {
+			await exporter.flush();
+			const status = exporter.status;
+			const safe = commit();
+			if (status.waitingBatches <= (force ? 0 : IMPORT_MAX_WAITING_BATCHES) && safe) return;
+			if (status.sentSpans !== sent) (sent = status.sentSpans), (progressAt = Date.now());
+			if (Date.now() - progressAt > (force && exporter.spool.available ? IMPORT_FINAL_WAIT_MS : IMPORT_STALL_MS) || status.blocked) {
+				if (!force || !exporter.spool.available) totals.stalled = status.blocked ?? status.lastError ?? "no answer";
+				return;
+			}
+			await new Promise(resolve => setTimeout(resolve, 250));
+		}
+	};
+
+	/** A sink for one session's records: counted once per observation, queued unless dry-run. */
+	const sinkFor = (host: ImportHost): RecordSink => {
+		const seen = new Set<string>();
+		const hostTotals = (totals.byHost[host] ??= { sessions: 0, traces: 0, observations: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 });
+		return observation => {
+			if (!options.dryRun) exporter?.enqueue(observation);
+			const key = `${observation.traceId}/${observation.id}`;
+			if (seen.has(key)) return;
+			const sum = (part: string) => Object.entries(observation.usage ?? {}).reduce((total, [name, value]) => total + (name.includes(part) ? value : 0), 0);
+			const counts = { observations: 1, traces: observation.trace ? 1 : 0, sessions: seen.has(observation.sessionId) ? 0 : 1, inputTokens: sum("input"), outputTokens: sum("output"), costUsd: observation.cost?.total ?? 0 };
+			seen.add(key).add(observation.sessionId);
+			for (const [name, value] of Object.entries(counts) as [keyof typeof counts, number][]) (totals[name] += value), (hostTotals[name] += value);
+		};
+	};
+
+	/** One session's new prompts → records. */
+	const record = (host: ImportHost, info: HostSessionInfo, prompts: RecordedPrompt[], ids: (sessionId: string, promptId: string) => TranscriptIds, tags: string[] = [], title?: string) => {
+		if (!prompts.length) return;
+		const recorder = new SessionRecorder(sinkFor(host), sessionInfo(config, info, tags));
+		// OpenCode names its traces after the session title once it has one, live too
+		if (title && !OC_PLACEHOLDER_TITLE.test(title)) recorder.rename(title);
+		const transcript: TranscriptOptions = {
+			turnKey: host === "opencode" ? llm => llm.id : (_llm, index) => String(index),
+			// a subagent is traced with its parent (OpenCode's rule); omp samples it by its own id, as live
+			subagentIds: (sessionId, prompt) => (host !== "omp" || sampled(config, sessionId) ? ids(sessionId, prompt.id) : undefined),
+		};
+		for (const prompt of prompts) recordTranscript(recorder, prompt, ids(info.sessionId, prompt.id), transcript);
+	};
+	const tick = () => options.progress?.(totals);
+
+	try {
+		for (const unit of units) {
+			if (totals.stalled) break;
+			if (unit.host === "opencode") await importOpenCode(unit.files[0]!);
+			else if (unit.host === "codex" || unit.host === "claude") await importRecordFile(unit.host, unit.files[0]!);
+			else importPi(unit.host, unit.files);
+			await settle(false);
+			tick();
+		}
+		await settle(true);
+	} finally {
+		for (const db of databases.values()) db.close();
+	}
+	tick();
+	return totals;
+
+	function importPi(host: "omp" | "pi", files: string[]): void {
+		totals.done++;
+		const stats = files.map(file => call(() => fs.statSync(file)));
+		const signature = files.map((file, index) => `${file}:${stats[index]?.size}:${stats[index]?.mtimeMs}`).join("|");
+		const stateFile = importStateFile(config, files[0]!);
+		const state = options.force ? { sessions: {} } : readImportState(stateFile);
+		if (state.signature === signature || (stats[0]?.mtimeMs ?? 0) < since) return void totals.unchanged++;
+		const parsed = files.flatMap(file => {
+			const text = call(() => fs.readFileSync(file, "utf8"));
+			totals.bytes += text?.length ?? 0;
+			return text === undefined ? [] : [{ path: file, parsed: parsePiSessionFile(text.split("\n")) }];
+		});
+		const next: ImportState = { signature, sessions: { ...state.sessions } };
+		for (const { path: file, parsed: session } of linkPiSubagents(parsed)) {
+			if (!session.sessionId) continue;
+			if (!sampled(config, session.sessionId)) {
+				totals.sampledOut++;
+				continue;
+			}
+			const mark = state.sessions[session.sessionId];
+			const prompts = promptsToSend(session.prompts, mark).filter(prompt => prompt.endMs >= since);
+			const parentFile = session.parentSession;
+			const parentId = parentFile ? /_([0-9a-f-]{36})\.jsonl$/.exec(parentFile)?.[1] : undefined;
+			const metadata = { host, cwd: session.cwd, sessionFile: file, parentSessionId: parentId, parentSessionFile: parentFile };
+			record(host, { sessionId: session.sessionId, host, cwd: session.cwd, metadata }, prompts, piIds, parentFile ? ["subagent"] : []);
+			next.sessions[session.sessionId] = markAfter(prompts, session.complete, mark);
+		}
+		if (!options.dryRun) pending.set(stateFile, () => writePrivateJson(stateFile, next));
+	}
+
+	async function importOpenCode(file: string): Promise<void> {
+		const db = databases.get(file);
+		if (!db) return;
+		const stateFile = importStateFile(config, file);
+		const state = options.force ? { sessions: {} } : readImportState(stateFile);
+		for (const { id, timeUpdated } of db.sessions) {
+			totals.done++;
+			if (state.sessions[id]?.timeUpdated === timeUpdated) {
+				totals.unchanged++;
+				continue;
+			}
+			if (!sampled(config, id)) {
+				totals.sampledOut++;
+				continue;
+			}
+			for (const session of db.read(id)) {
+				const mark = state.sessions[session.sessionId];
+				const prompts = promptsToSend(session.prompts, mark).filter(prompt => prompt.endMs >= since);
+				const metadata = { host: "opencode", cwd: session.directory, title: session.title, parentSessionId: session.parentId };
+				record("opencode", { sessionId: session.sessionId, host: "opencode", cwd: session.directory, metadata }, prompts, ocIds, session.parentId ? ["subagent"] : [], session.title);
+				state.sessions[session.sessionId] = { ...markAfter(prompts, session.complete, mark), timeUpdated: session.timeUpdated };
+			}
+			// at commit time the state holds exactly what was queued: the run waits for each commit
+			if (!options.dryRun) pending.set(stateFile, () => writePrivateJson(stateFile, state));
+			await settle(false);
+			tick();
+		}
+	}
+
+	/** Codex rollouts and Claude Code transcripts: their hooks' readers and cursors (a turn sent by either is not sent again). */
+	async function importRecordFile(host: "codex" | "claude", file: string): Promise<void> {
+		totals.done++;
+		const stat = call(() => fs.statSync(file));
+		if (!stat || stat.mtimeMs < since) return void totals.unchanged++;
+		const cursor = cursorFile(config, host, file);
+		const unlock = options.dryRun ? () => {} : await lockCursor(cursor, 1_000);
+		if (!unlock) return void totals.problems.push(`${host}: ${file} is being read by another run; skipped`);
+		try {
+			const reader = { config, log: runtime.log };
+			// Claude Code: a prompt counts when it finished; in a transcript untouched for a day, the last one too (as SessionEnd)
+			const event = stat.mtimeMs < Date.now() - 86_400_000 ? "SessionEnd" : "Stop";
+			const read = host === "codex" ? await readCodexRollout(reader, file, {}, options.force) : await readClaudeTranscript(reader, { event, transcript: file }, options.force);
+			totals.bytes += stat.size;
+			if (!options.dryRun) pending.set(cursor, read.commit);
+			if (!read.prompts) return void totals.unchanged++;
+			if (!read.records.length) return void totals.sampledOut++;
+			read.records.forEach(sinkFor(host));
+		} finally {
+			unlock();
+		}
+	}
 }
 
 // ── §7.6 the one export ───────────────────────────────────────────────────────────────────────────
@@ -5898,6 +6851,13 @@ const internals = {
 	recordTranscript,
 	parseClaudeTranscript,
 	nextClaudeCursor,
+	parsePiSessionFile,
+	linkPiSubagents,
+	openOpenCodeDb,
+	importSources,
+	classifyRecord,
+	promptsToSend,
+	runImport,
 };
 Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
 /** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
@@ -5914,6 +6874,9 @@ usage: bun langfuse.ts <command>
 
   doctor         check config, host, keys, transport and spool, then send a test trace (exit 0 = tracing works)
   flush          send everything waiting in the spool now (exit 0 = nothing left)
+  import [PATH…] send your past omp, pi, OpenCode, Codex and Claude Code sessions as the traces live tracing makes
+                 (PATH: a session file, a folder, OpenCode's database; none: each host's default place)
+                 --since DATE  --host omp|pi|opencode|codex|claude  --dry-run (count, send nothing)  --force (send again)
   codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
   codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
   codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
@@ -5943,6 +6906,8 @@ async function runCli(argv: string[]): Promise<number> {
 			return doctor();
 		case "flush":
 			return flushCli();
+		case "import":
+			return importCli(args);
 		case undefined:
 		case "help":
 		case "--help":
@@ -6180,6 +7145,51 @@ function formatAge(ms: number): string {
 }
 
 /** `flush`: claim every spooled batch no live process owns, send it now, report; exit 0 when none is left. */
+/** `import`: reads the hosts' records (§7.5) and sends them through the same exporter as live tracing. */
+async function importCli(args: string[]): Promise<number> {
+	const options: ImportOptions = { paths: [] };
+	const hosts: ImportHost[] = ["omp", "pi", "opencode", "codex", "claude"];
+	for (let index = 0; index < args.length; index++) {
+		const arg = args[index]!;
+		const value = args[index + 1] ?? "";
+		if (arg === "--dry-run") options.dryRun = true;
+		else if (arg === "--force") options.force = true;
+		else if (arg === "--since" && Number.isFinite(Date.parse(value))) (options.sinceMs = Date.parse(value)), index++;
+		else if (arg === "--host" && hosts.includes(value as ImportHost)) (options.host = value as ImportHost), index++;
+		else if (arg.startsWith("-")) {
+			process.stderr.write(`import: bad option ${arg}${value && !value.startsWith("-") ? ` ${value}` : ""} (--since DATE, --host ${hosts.join("|")}, --dry-run, --force)\n`);
+			return 2;
+		} else options.paths.push(arg);
+	}
+	const runtime = options.dryRun ? { ...diagnostics(process.env), exporter: undefined } : createRuntime(process.env);
+	const out = (text: string) => process.stdout.write(`${runtime.redact(text)}\n`);
+	if (!options.dryRun && !runtime.exporter) {
+		out(`import: tracing is off (${runtime.config.disabledReason}); nothing sent. --dry-run shows what would be.`);
+		return 1;
+	}
+	const tty = process.stderr.isTTY === true;
+	let drawn = 0;
+	options.progress = totals => {
+		if (!tty || Date.now() - drawn < 100) return;
+		drawn = Date.now();
+		process.stderr.write(`\r\x1b[2Kimport: ${totals.done}/${totals.total} session(s), ${totals.observations} observation(s), ${formatBytes(totals.bytes)} read`);
+	};
+	const totals = await runImport(runtime, options);
+	if (tty) process.stderr.write("\r\x1b[2K");
+	const tokens = (t: { inputTokens: number; outputTokens: number; costUsd: number }) => `tokens ${t.inputTokens} in / ${t.outputTokens} out, cost $${t.costUsd.toFixed(6)}`;
+	out(`import${options.dryRun ? " (dry run: nothing sent)" : ""}: ${totals.done} session(s) read, ${formatBytes(totals.bytes)} → ${totals.sessions} session(s), ${totals.traces} trace(s), ${totals.observations} observation(s); ${tokens(totals)}`);
+	for (const [host, t] of Object.entries(totals.byHost)) out(`  ${host.padEnd(8)} ${t.sessions} session(s), ${t.traces} trace(s), ${t.observations} observation(s); ${tokens(t)}`);
+	if (totals.unchanged || totals.sampledOut) out(`  skipped: ${totals.unchanged} unchanged since the last import, ${totals.sampledOut} sampled out (LANGFUSE_SAMPLE_RATE)`);
+	for (const problem of totals.problems) out(`  ${problem}`);
+	const status = runtime.exporter?.status;
+	const waiting = status ? status.queued + status.waitingBatches : 0;
+	if (totals.stalled) out(`  stopped: Langfuse is not taking data (${totals.stalled}); what was read waits in the spool. Run import again later.`);
+	else if (waiting) out(`  ${status!.waitingBatches} batch(es) wait in the spool (${status!.lastError ?? "sending"}): \`bun langfuse.ts flush\` sends them`);
+	else if (status) out(`  all delivered to ${runtime.config.host}`);
+	runtime.exporter?.stop();
+	return totals.stalled || totals.problems.length || waiting ? 1 : 0;
+}
+
 async function flushCli(): Promise<number> {
 	const { config, redact, log } = diagnostics(process.env);
 	const out = (text: string) => process.stdout.write(`${redact(text)}\n`);
