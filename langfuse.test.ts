@@ -458,7 +458,7 @@ describe("encode: OTLP/HTTP JSON exactly as Langfuse parses it", () => {
 		expect(root["langfuse.environment"]).toEqual({ stringValue: "dev" });
 		expect(root["langfuse.release"]).toEqual({ stringValue: "v1" });
 		expect(root["langfuse.trace.input"]).toEqual({ stringValue: "Fix the failing test\nand explain" });
-		expect(JSON.parse(root["langfuse.trace.metadata"].stringValue)).toEqual({ host: "omp" });
+		expect(JSON.parse(root["langfuse.trace.metadata"].stringValue)).toEqual({ host: "omp", tracer: "langfuse.ts 0.1.0" });
 	});
 
 	test("generations carry model, usage and cost as JSON objects Langfuse can sum", () => {
@@ -1266,5 +1266,388 @@ describe("recorded real omp and pi sessions become the traces a user expects", (
 		const parent = roots.find(root => root !== child);
 		expect(json(child, "langfuse.trace.metadata").parentSessionId).toBe(parent.attrs["session.id"]);
 		expect(child.attrs["langfuse.trace.tags"]).toContain("subagent");
+	});
+});
+
+// ════════════════════════════════════════════════════════════════════════════════════════════════
+// Issue 9: what Langfuse's own server stores and its UI shows. Each property asserted on the bodies.
+describe("what Langfuse stores: trace attributes, versions, renames, chat, usage", () => {
+	const { chatRequest, chatMessagesOf, chatOutput, prepareChat, ChatCache, usageDetails } = internals as any;
+	const attrsOf = (record: any) => decodeAttributes(JSON.parse(encodeSpan(record)).attributes) as Record<string, any>;
+	const prepareOptions = { redact: noRedact, maxFieldChars: 64_000, budgetChars: 1_000_000, exportMode: "full" as const };
+	/** Langfuse v3 merges a trace's updates in the start-time order of the spans carrying them; ties in file order. */
+	const v3TraceName = (records: any[], reverse: boolean) => {
+		const carriers = records.map(attrsOf).map((attrs, index) => ({ attrs, start: records[index].startMs, index })).filter(c => c.attrs["langfuse.trace.name"]);
+		const ordered = [...carriers].sort((a, b) => a.start - b.start || (reverse ? b.index - a.index : a.index - b.index));
+		return ordered.at(-1)!.attrs["langfuse.trace.name"];
+	};
+
+	test("every span carries the trace's name, tags, user, session, environment and release (v4 reads each row's own)", () => {
+		const records: any[] = [];
+		recordOnePrompt(recorderInto(records, { environment: "dev", release: "v1", tags: ["omp", "team-a"] }));
+		expect(records.length).toBe(RECORDS_PER_PROMPT);
+		for (const record of records) {
+			const attrs = attrsOf(record);
+			expect(attrs["langfuse.trace.name"]).toBe("Fix the failing test");
+			expect(attrs["langfuse.trace.tags"]).toEqual(["omp", "team-a"]);
+			expect(attrs["user.id"]).toBe("alice");
+			expect(attrs["session.id"]).toBe("session-1");
+			expect(attrs["langfuse.environment"]).toBe("dev");
+			expect(attrs["langfuse.release"]).toBe("v1");
+		}
+	});
+
+	test("the trace name and tags every span carries are redacted like the trace's own", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records, { tags: ["omp", "tag-sk-secret"] });
+		recorder.startPrompt(1000, { input: "deploy with sk-secret now" });
+		recorder.startTool("tool:1", 1100, { name: "bash" });
+		recorder.endTool("tool:1", 1200, { output: "ok" });
+		recorder.endPrompt(1300);
+		const redact = (text: string) => text.replaceAll("sk-secret", "[REDACTED]");
+		for (const record of records) {
+			const prepared = prepareRecord(record, { ...prepareOptions, redact });
+			expect(encodeSpan(prepared)).not.toContain("sk-secret");
+			expect(attrsOf(prepared)["langfuse.trace.name"]).toBe("deploy with [REDACTED] now");
+		}
+	});
+
+	test("a late rename (OpenCode's title after the answer) reaches every span, and wins in v3 in either file order", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recordOnePrompt(recorder);
+		recorder.rename("Mock session title", { includeLast: true });
+		const latest = [...new Map(records.map(record => [record.id, record])).values()];
+		for (const record of latest) expect(attrsOf(record)["langfuse.trace.name"]).toBe("Mock session title");
+		expect(v3TraceName(records, false)).toBe("Mock session title");
+		expect(v3TraceName(records, true)).toBe("Mock session title");
+		// the trace was named at prompt start already: a crash mid-prompt leaves a named trace
+		expect(attrsOf(records[0])["langfuse.trace.name"]).toBe("Fix the failing test");
+		expect(records[0].endMs).toBe(records[0].startMs);
+	});
+
+	test("a rename mid-prompt (omp's goal) wins in v3 in either order, also on spans that end later", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1000, { input: "first" });
+		recorder.startTool("tool:1", 1100, { name: "bash" });
+		recorder.endTool("tool:1", 1200, { output: "ok" });
+		recorder.rename("Ship the release");
+		recorder.startTool("tool:2", 1300, { name: "bash" });
+		recorder.endTool("tool:2", 1400, { output: "ok" });
+		recorder.endPrompt(2000);
+		expect(v3TraceName(records, false)).toBe("Ship the release");
+		expect(v3TraceName(records, true)).toBe("Ship the release");
+		for (const record of new Map(records.map(record => [record.id, record])).values()) expect(attrsOf(record)["langfuse.trace.name"]).toBe("Ship the release");
+	});
+
+	test("versions of one span: strictly increasing timestamps, and none loses a field an earlier one had", () => {
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recordOnePrompt(recorder);
+		recorder.rename("Renamed", { includeLast: true });
+		const byId = new Map<string, any[]>();
+		for (const record of records) byId.set(record.id, [...(byId.get(record.id) ?? []), record]);
+		const root = byId.get(records[0].id)!;
+		expect(root.length).toBeGreaterThanOrEqual(3);
+		for (const versions of byId.values()) {
+			for (let i = 1; i < versions.length; i++) {
+				expect(versions[i].emittedMs).toBeGreaterThan(versions[i - 1].emittedMs);
+				const before = Object.keys(attrsOf(versions[i - 1]));
+				const after = new Set(Object.keys(attrsOf(versions[i])));
+				for (const key of before) expect(after.has(key) ? key : `lost ${key}`).toBe(key);
+			}
+		}
+		// legacy ingestion orders by the event timestamp: the same strict order
+		const rootEvents = records.flatMap(ingestionEvents).filter((event: any) => event.type === "trace-create");
+		const times = rootEvents.map((event: any) => Date.parse(event.timestamp));
+		for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThan(times[i - 1]);
+	});
+
+	test("grouped by session: a second process re-sends the session root with the same start time and input", () => {
+		const first: any[] = [];
+		const second: any[] = [];
+		const info = { grouping: "session", startedMs: 500 };
+		const one = recorderInto(first, info);
+		one.startPrompt(1000, { input: "Run two commands" });
+		one.endPrompt(2000);
+		const two = recorderInto(second, { ...info, firstPrompt: "Run two commands" });
+		two.startPrompt(9000, { input: "Thanks, that is all." });
+		two.endPrompt(9500);
+		const rootOf = (records: any[]) => records.filter(record => !record.parentId);
+		const firstRoot = rootOf(first).at(-1);
+		for (const root of rootOf(second)) {
+			expect(root.id).toBe(firstRoot.id);
+			expect(root.startMs).toBe(500);
+			expect(root.startMs).toBe(firstRoot.startMs);
+			expect(attrsOf(root)["langfuse.trace.input"]).toBe("Run two commands");
+			for (const key of Object.keys(attrsOf(firstRoot))) expect(Object.keys(attrsOf(root))).toContain(key);
+		}
+	});
+
+	test("no langfuse.version (the user's app version) unless LANGFUSE_VERSION; ours is in metadata; no 'unknown' user", () => {
+		const records: any[] = [];
+		recordOnePrompt(recorderInto(records));
+		for (const record of records) expect(attrsOf(record)["langfuse.version"]).toBeUndefined();
+		const body = JSON.parse(otlpBody(records.map(encodeSpan)));
+		const resource = decodeAttributes(body.resourceSpans[0].resource.attributes);
+		expect(resource["service.version"]).toBeUndefined();
+		expect(JSON.parse(attrsOf(records.at(-1))["langfuse.trace.metadata"]).tracer).toBe("langfuse.ts 0.1.0");
+		for (const event of records.flatMap(ingestionEvents)) expect((event as any).body.version).toBeUndefined();
+
+		const { config } = readConfig({ ...KEYS, LANGFUSE_VERSION: "2.4.1" });
+		expect(config.version).toBe("2.4.1");
+		const versioned: any[] = [];
+		recordOnePrompt(recorderInto(versioned, { version: config.version }));
+		for (const record of versioned) expect(attrsOf(record)["langfuse.version"]).toBe("2.4.1");
+		expect(readConfig({ ...KEYS }).config.userId).not.toBe("unknown");
+		expect(readConfig({ ...KEYS, LANGFUSE_USER_ID: "bob" }).config.userId).toBe("bob");
+	});
+
+	test("usage keys are the ones Langfuse's price list prices: cache writes are input_cache_creation", () => {
+		// every key of worker/src/constants/default-model-prices.json we use (Langfuse 62751446)
+		const priced = new Set(["input", "input_cache_read", "input_cache_creation", "input_cache_creation_5m", "input_cache_creation_1h", "output", "output_reasoning", "total"]);
+		const usage = usageDetails({ input: 10, cacheRead: 20, cacheWrite: 30, output: 5, reasoning: 2, total: 67 });
+		expect(usage).toEqual({ input: 10, input_cache_read: 20, input_cache_creation: 30, output: 5, output_reasoning: 2, total: 67 });
+		for (const key of Object.keys(usage)) expect(priced.has(key)).toBe(true);
+		expect(usageDetails({ input: 10, cacheWrite: 30, cacheWrite5m: 10, cacheWrite1h: 20 })).toEqual({ input: 10, input_cache_creation_5m: 10, input_cache_creation_1h: 20 });
+	});
+
+	test("legacy ingestion also sends v2's usage object; input is Langfuse's sum (cache included)", () => {
+		const records: any[] = [];
+		recordOnePrompt(recorderInto(records));
+		const generation = records.flatMap(ingestionEvents).find((event: any) => event.type === "generation-create") as any;
+		expect(generation.body.usage).toEqual({ input: 1200, output: 50, total: 1250, unit: "TOKENS", totalCost: 0.004 });
+		// v3 reads both, usageDetails winning key by key: so it names input and output itself
+		expect(generation.body.usageDetails).toEqual({ input: 1000, input_cache_read: 200, output: 50, total: 1250 });
+		expect(generation.body.costDetails).toEqual({ total: 0.004 });
+	});
+
+	test("a Langfuse v2 (its schema only: unknown keys dropped) still stores tokens and cost", async () => {
+		const { startReceiver } = await import("./test/support/receiver.ts");
+		const receiver = await startReceiver({ mode: "v2" });
+		try {
+			const exporter = new Exporter(
+				config({ LANGFUSE_HOST: receiver.url, LANGFUSE_TRANSPORT: "ingestion" }),
+				noRedact,
+				new Logger(noRedact, false, () => {}),
+			);
+			const records: any[] = [];
+			const recorder = recorderInto(records);
+			recorder.startPrompt(1000, { input: "x" });
+			recorder.startGeneration("llm", 1100, { model: "mock-model" });
+			recorder.endGeneration("llm", 1200, {
+				usage: usageDetails({ input: 100, cacheRead: 400, cacheWrite: 50, output: 20, total: 570 }),
+				cost: { input: 0.0003, input_cache_read: 0.00012, input_cache_creation: 0.0001875, output: 0.0003, total: 0.0009075 },
+			});
+			recorder.endPrompt(1300);
+			for (const record of records) exporter.enqueue(record);
+			await exporter.flush();
+			exporter.stop();
+			const stored = receiver.events.find(event => event.type === "generation-create")!;
+			expect(stored.body.usageDetails).toBeUndefined();
+			expect(stored.body.usage).toEqual({ input: 550, output: 20, total: 570, unit: "TOKENS", inputCost: 0.0006075, outputCost: 0.0003, totalCost: 0.0009075 });
+		} finally {
+			await receiver.close();
+		}
+	});
+
+	// ── chat: one conversion for every host's shapes ──
+	const toolCallsOf = (messages: any[]) => messages.flatMap(message => message.tool_calls ?? []);
+	const prepared = (request: unknown) => JSON.parse(prepareChat(request, prepareOptions, new ChatCache()).json);
+
+	test("OpenAI chat payload (omp/pi): ChatML with tool calls, tool results and the tools offered", () => {
+		const chat = prepared(
+			chatRequest({
+				model: "m",
+				messages: [
+					{ role: "system", content: "Be brief." },
+					{ role: "user", content: [{ type: "text", text: "Run it" }, { type: "image_url", image_url: { url: `data:image/png;base64,${"A".repeat(4000)}` } }] },
+					{ role: "assistant", content: null, tool_calls: [{ id: "c1", type: "function", function: { name: "bash", arguments: '{"command":"ls"}' } }] },
+					{ role: "tool", tool_call_id: "c1", content: "a.txt" },
+				],
+				tools: [{ type: "function", function: { name: "bash", description: "Run a command", parameters: { type: "object" } } }],
+			}),
+		);
+		expect(chat.messages.map((m: any) => m.role)).toEqual(["system", "user", "assistant", "tool"]);
+		expect(chat.messages[1].content).toMatch(/^Run it\n\[image image\/png 2\.9 KB base64 omitted\]$/);
+		expect(toolCallsOf(chat.messages)).toEqual([{ id: "c1", type: "function", function: { name: "bash", arguments: '{"command":"ls"}' } }]);
+		expect(chat.messages[3]).toEqual({ role: "tool", tool_call_id: "c1", content: "a.txt" });
+		expect(chat.tools).toEqual([{ type: "function", function: { name: "bash", description: "Run a command", parameters: { type: "object" } } }]);
+	});
+
+	test("OpenAI Responses, Anthropic and Google payloads, pi's own messages, OpenCode parts: the same ChatML", () => {
+		const expectCallAndResult = (chat: any, id: string) => {
+			expect(toolCallsOf(chat.messages).map((call: any) => [call.id, call.function.name, JSON.parse(call.function.arguments)])).toEqual([[id, "bash", { command: "ls" }]]);
+			expect(chat.messages.find((m: any) => m.role === "tool")).toMatchObject({ tool_call_id: id, content: "a.txt" });
+			expect(chat.messages[0]).toEqual({ role: "system", content: "Be brief." });
+		};
+		const responses = prepared(
+			chatRequest({
+				instructions: "Be brief.",
+				input: [
+					{ role: "user", content: [{ type: "input_text", text: "Run it" }] },
+					{ type: "reasoning", summary: [{ type: "summary_text", text: "thinking" }] },
+					{ type: "function_call", call_id: "c1", name: "bash", arguments: '{"command":"ls"}' },
+					{ type: "function_call_output", call_id: "c1", output: "a.txt" },
+				],
+				tools: [{ type: "function", name: "bash", description: "Run", parameters: { type: "object" } }],
+			}),
+		);
+		expectCallAndResult(responses, "c1");
+		expect(responses.messages[2].thinking).toEqual([{ type: "thinking", content: "thinking" }]);
+		expect(responses.tools[0].function.name).toBe("bash");
+
+		const anthropic = prepared(
+			chatRequest({
+				system: [{ type: "text", text: "Be brief." }],
+				messages: [
+					{ role: "user", content: "Run it" },
+					{ role: "assistant", content: [{ type: "thinking", thinking: "hm" }, { type: "tool_use", id: "tu1", name: "bash", input: { command: "ls" } }] },
+					{ role: "user", content: [{ type: "tool_result", tool_use_id: "tu1", content: [{ type: "text", text: "a.txt" }] }] },
+				],
+				tools: [{ name: "bash", description: "Run", input_schema: { type: "object" } }],
+			}),
+		);
+		expectCallAndResult(anthropic, "tu1");
+		expect(anthropic.tools).toEqual([{ type: "function", function: { name: "bash", description: "Run", parameters: { type: "object" } } }]);
+
+		const google = prepared(
+			chatRequest({
+				systemInstruction: { parts: [{ text: "Be brief." }] },
+				contents: [
+					{ role: "user", parts: [{ text: "Run it" }] },
+					{ role: "model", parts: [{ functionCall: { id: "g1", name: "bash", args: { command: "ls" } } }] },
+					{ role: "user", parts: [{ functionResponse: { id: "g1", name: "bash", response: { output: "a.txt" } } }] },
+				],
+				tools: [{ functionDeclarations: [{ name: "bash", description: "Run", parameters: { type: "object" } }] }],
+			}),
+		);
+		expectCallAndResult(google, "g1");
+		expect(google.tools[0].function.name).toBe("bash");
+
+		const pi = prepared(
+			new (internals as any).ChatRequest(
+				[
+					{ role: "user", content: "Run it" },
+					{ role: "assistant", content: [{ type: "text", text: "ok" }, { type: "toolCall", id: "p1", name: "bash", arguments: { command: "ls" } }] },
+					{ role: "toolResult", toolCallId: "p1", toolName: "bash", content: [{ type: "text", text: "a.txt" }], isError: false },
+				],
+				undefined,
+				"Be brief.",
+			),
+		);
+		expectCallAndResult(pi, "p1");
+
+		const opencode = prepared(
+			new (internals as any).ChatRequest(
+				[
+					{ info: { role: "user" }, parts: [{ type: "text", text: "Run it" }] },
+					{ info: { role: "assistant" }, parts: [{ type: "text", text: "ok" }, { type: "tool", callID: "o1", tool: "bash", state: { status: "completed", input: { command: "ls" }, output: "a.txt" } }] },
+				],
+				[{ name: "bash", description: "Run" }],
+				["Be brief."],
+			),
+		);
+		expectCallAndResult(opencode, "o1");
+		expect(opencode.tools).toEqual([{ type: "function", function: { name: "bash", description: "Run" } }]);
+
+		// Codex / Claude: ChatML as it is
+		const chatml = prepared(
+			new (internals as any).ChatRequest(
+				[
+					{ role: "user", content: "Run it" },
+					{ role: "assistant", content: null, tool_calls: [{ id: "x1", type: "function", function: { name: "bash", arguments: '{"command":"ls"}' } }] },
+					{ role: "tool", tool_call_id: "x1", content: "a.txt" },
+				],
+				undefined,
+				"Be brief.",
+			),
+		);
+		expectCallAndResult(chatml, "x1");
+	});
+
+	test("the answer is one assistant message: text, reasoning and tool calls", () => {
+		expect(chatOutput([{ type: "text", text: "Done." }])).toBe("Done.");
+		expect(chatOutput([{ type: "thinking", thinking: "why" }, { type: "text", text: "Running" }, { type: "toolCall", id: "p1", name: "bash", arguments: { command: "ls" } }])).toEqual({
+			role: "assistant",
+			content: "Running",
+			thinking: [{ type: "thinking", content: "why" }],
+			tool_calls: [{ id: "p1", type: "function", function: { name: "bash", arguments: '{"command":"ls"}' } }],
+		});
+		expect(chatMessagesOf({ role: "assistant", content: [{ type: "image", data: "QUJD", mimeType: "image/png" }] })[0].content).toMatch(/^\[image image\/png/);
+	});
+
+	test("a huge history stays under Langfuse's 300 KB parse limit: system prompt and the latest messages whole, the middle one marker", () => {
+		const messages = [{ role: "system", content: "S".repeat(5000) }];
+		for (let i = 0; i < 200; i++) messages.push({ role: i % 2 ? "assistant" : "user", content: `${i} ${"x".repeat(5000)}` });
+		const { json } = prepareChat(chatRequest({ messages }), prepareOptions, new ChatCache());
+		expect(json.length).toBeLessThan(300_000);
+		const chat = JSON.parse(json);
+		expect(chat.messages[0].content).toBe("S".repeat(5000));
+		expect(chat.messages[1]).toMatchObject({ role: "system" });
+		expect(chat.messages[1].content).toMatch(/^\[langfuse\.ts: \d+ earlier message\(s\) left out/);
+		expect(chat.messages.at(-1).content).toStartWith("199 ");
+		const kept = chat.messages.length - 2;
+		expect(Number(chat.messages[1].content.match(/(\d+) earlier/)[1])).toBe(200 - kept);
+
+		// even when one message alone is huge and LANGFUSE_MAX_FIELD_CHARS allows it
+		const huge = prepareChat(
+			chatRequest({ system: "S".repeat(900_000), messages: [{ role: "user", content: "u".repeat(900_000) }], tools: [{ name: "t", description: "d".repeat(900_000) }] }),
+			{ ...prepareOptions, maxFieldChars: 1_000_000 },
+			new ChatCache(),
+		).json;
+		expect(huge.length).toBeLessThan(300_000);
+		expect(JSON.parse(huge).messages.map((m: any) => m.role)).toEqual(["system", "user"]);
+	});
+
+	test("linear history: each message is sanitized and encoded once, however many generations repeat it", () => {
+		let redactions = 0;
+		const options = { ...prepareOptions, redact: (text: string) => (redactions++, text) };
+		const cache = new ChatCache();
+		const history: any[] = [{ role: "user", content: "start" }];
+		const tools = [{ type: "function", function: { name: "bash", description: "Run", parameters: {} } }];
+		const turns = 200;
+		for (let turn = 0; turn < turns; turn++) {
+			// the host rebuilds its payload each call: new objects, same content
+			const chat = JSON.parse(prepareChat(chatRequest({ system: "sys", messages: structuredClone(history), tools }), options, cache).json);
+			expect(chat.messages).toHaveLength(history.length + 1);
+			history.push({ role: turn % 2 ? "user" : "assistant", content: `message ${turn}` });
+		}
+		// one miss per distinct message (+ system prompt + tool list), not one per message per call
+		expect(cache.misses).toBe(turns + 2);
+		expect(redactions).toBeLessThan(turns * 3);
+		// past the display limit a call looks only at what it keeps: the cost of a call stops growing
+		const long = Array.from({ length: 2000 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `${i} ${"y".repeat(5000)}` }));
+		const before = cache.hits + cache.misses;
+		const kept = JSON.parse(prepareChat(chatRequest({ messages: long }), options, cache).json).messages.length;
+		expect(kept).toBeLessThan(60);
+		expect(cache.hits + cache.misses - before).toBe(kept); // kept - marker + the first one that did not fit
+	});
+
+	test("recorded omp and pi runs: every generation is chat, tool calls recognised, tool definitions present", async () => {
+		for (const host of ["omp", "pi"]) {
+			const fake = fakeLangfuse();
+			const runtime = createRuntime(
+				{ ...KEYS, LANGFUSE_HOST: "http://langfuse.test", LANGFUSE_SPOOL_DIR: path.join(tmp, `spool-${host}`), LANGFUSE_FLUSH_MS: "600000" },
+				{ fetch: fake.fetch, write: () => {}, exitHook: false },
+			);
+			await replay(readRecording(path.join(import.meta.dir, "test/fixtures", `${host}-two-tools.jsonl`)), pi => attachPiHost(pi, runtime));
+			await runtime.exporter!.flush();
+			runtime.exporter!.stop();
+			const generations = fake.spans().filter((span: any) => span.attrs["langfuse.observation.type"] === "generation");
+			expect(generations).toHaveLength(2);
+			const [first, second] = generations.sort((a: any, b: any) => (BigInt(a.startTimeUnixNano) < BigInt(b.startTimeUnixNano) ? -1 : 1));
+			for (const generation of [first, second]) {
+				const input = JSON.parse(generation.attrs["langfuse.observation.input"]);
+				expect(input.messages[0].role).toBe("system");
+				expect(input.tools.map((tool: any) => tool.function.name)).toContain("bash");
+			}
+			const output = JSON.parse(first.attrs["langfuse.observation.output"]);
+			expect(output.tool_calls.map((call: any) => call.function.name)).toEqual(["bash", "bash"]);
+			const secondInput = JSON.parse(second.attrs["langfuse.observation.input"]).messages;
+			const calls = secondInput.flatMap((m: any) => m.tool_calls ?? []).map((call: any) => call.id);
+			expect(secondInput.filter((m: any) => m.role === "tool").map((m: any) => m.tool_call_id).sort()).toEqual(calls.sort());
+		}
 	});
 });

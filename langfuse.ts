@@ -9,19 +9,23 @@
  *   §0 Basics      constants, errorText, oneLine, call, ids, Logger — used by every section
  *   §1 Config      environment variables → one immutable Config (bad values: one line, then a default)
  *   §2 Record      host-neutral model: session → prompt (trace) → turn → generation | tool | span | event
- *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord)
+ *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord); chat inputs
+ *                  cleaned message by message once per process, kept under Langfuse's UI limit (prepareChat)
  *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
  *   §5 Transport   queue → encoded once, in slices → spool per project (write-ahead) → gzip POST, retry → delete
  *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse,
+ *                  every host's messages → ChatML (ChatRequest, chatMessagesOf, chatOutput, chatTools),
  *                  recorded transcripts → recorder, record-file cursors and locks for hook commands
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
- *                  §7.4 Claude Code (transcripts), §7.6 the one default export
- *   §8 CLI         doctor, flush, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
+ *                  §7.4 Claude Code (transcripts), §7.5 history import (the hosts' own records → the same traces),
+ *                  §7.6 the one default export
+ *   §8 CLI         doctor, flush, import, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
  *   Appendix       the secret redactor: patterns and engine
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
  * SessionRecorder.finish emits the record (§2), prepareRecord cleans it (§3), encodeSpan writes it (§4),
- * the Exporter sends it (§5).
+ * the Exporter sends it (§5). An LLM call's request: the adapter wraps the host's messages in a
+ * ChatRequest (§6, references only), prepareChat converts and cleans it at flush (§3).
  *
  * Rules every section keeps: no exception ever reaches a host; nothing awaits the network inside a
  * hook the host awaits inline; every timer is unref'd; memory is bounded; the secret key never appears
@@ -155,7 +159,10 @@ interface Config {
 	uiIndicator: boolean;
 	environment?: string;
 	release?: string;
-	userId: string;
+	/** LANGFUSE_VERSION: the user's own app version, Langfuse's `version` field; unset = none sent. */
+	version?: string;
+	/** LANGFUSE_USER_ID, else the OS user name; undefined when neither names a user (never "unknown"). */
+	userId?: string;
 	grouping: Grouping;
 	exportMode: ExportMode;
 	redactPatterns: string[];
@@ -284,7 +291,8 @@ function readConfig(env: Env = process.env): ConfigResult {
 		uiIndicator: flag(["LANGFUSE_UI_INDICATOR"], true),
 		environment,
 		release: pick("LANGFUSE_RELEASE")?.[1],
-		userId: text(["LANGFUSE_USER_ID"], safeUserName()),
+		version: pick("LANGFUSE_VERSION")?.[1],
+		userId: pick("LANGFUSE_USER_ID")?.[1] ?? safeUserName(),
 		grouping: oneOf(["LANGFUSE_TRACE_GROUPING"], ["prompt", "session"] as const, "prompt"),
 		exportMode,
 		redactPatterns,
@@ -388,13 +396,14 @@ function splitPatterns(value: string): string[] {
 		.filter(Boolean);
 }
 
-function safeUserName(): string {
-	const fromEnv = process.env.USER || process.env.LOGNAME || process.env.USERNAME;
+/** The OS user's name, or undefined: a trace without a user beats one whose user is "unknown". */
+function safeUserName(): string | undefined {
+	const known = (name: string | undefined) => (name && name !== "unknown" ? name : undefined);
+	const fromEnv = known(process.env.USER) ?? known(process.env.LOGNAME) ?? known(process.env.USERNAME);
 	try {
-		const name = os.userInfo().username;
-		return name && name !== "unknown" ? name : fromEnv || "unknown";
+		return known(os.userInfo().username) ?? fromEnv;
 	} catch {
-		return fromEnv || "unknown";
+		return fromEnv;
 	}
 }
 
@@ -449,9 +458,17 @@ interface ObservationRecord {
 	userId?: string;
 	environment?: string;
 	release?: string;
+	/** The user's app version (LANGFUSE_VERSION), Langfuse's `version` field. */
+	version?: string;
+	/** Present on the trace's root (or a span that updates the trace): creates or updates the trace. */
 	trace?: TraceFields;
+	/** The trace's name and tags at emission, carried by EVERY span (as the official SDK's propagateAttributes). */
+	traceName?: string;
+	traceTags?: string[];
 	/** Unique per emission and kept through spool replays: the ingestion event id. */
 	emissionId: string;
+	/** When this version was emitted; strictly increasing per process, so versions of a span never tie. */
+	emittedMs?: number;
 }
 
 type RecordSink = (record: ObservationRecord) => void;
@@ -468,9 +485,14 @@ interface SessionInfo {
 	userId?: string;
 	environment?: string;
 	release?: string;
+	version?: string;
 	grouping: Grouping;
 	exportMode: ExportMode;
 	tracePrefix: string;
+	/** When the host's session began (its own record): the session root's start in every process. */
+	startedMs?: number;
+	/** The session's first prompt as the host recorded it: the session root's input in a later process. */
+	firstPrompt?: string;
 }
 
 interface Draft extends Omit<ObservationRecord, "endMs" | "emissionId"> {
@@ -500,6 +522,8 @@ interface GenerationStart extends StartOptions {
 }
 
 interface GenerationEnd extends EndOptions {
+	/** The observation id, when it is known only at the end (omp/pi: from the assistant message's timestamp). */
+	id?: string;
 	model?: string;
 	usage?: Record<string, number>;
 	cost?: Record<string, number>;
@@ -512,14 +536,18 @@ interface GenerationEnd extends EndOptions {
 
 /** OpenAI-style ChatML: the message shape Langfuse's chat view renders. */
 interface ChatMessage {
-	role: "system" | "user" | "assistant" | "tool";
-	/** Text, or content parts (images → an omitted marker). */
-	content: string | unknown[];
+	/** "system" | "user" | "assistant" | "tool" (a host's other roles pass through). */
+	role: string;
+	/** Text, or content parts (images → an omitted marker); null on an assistant message of only tool calls. */
+	content: string | unknown[] | null;
+	name?: string;
 	tool_calls?: ChatToolCall[];
 	/** On role "tool": the id of the call this answers. */
 	tool_call_id?: string;
-	/** Assistant thinking, where the host records it. */
+	/** Assistant thinking, where the host records it (a parser's shorthand; sent as `thinking`). */
 	reasoning?: string;
+	/** Assistant thinking as Langfuse's chat view reads it. */
+	thinking?: { type: "thinking"; content: string }[];
 }
 
 interface ChatToolCall {
@@ -589,7 +617,7 @@ interface RecordedLlmCall {
 	output: ChatMessage;
 	usage?: TokenCounts;
 	/** ONLY if the host records it per call; never zeros. */
-	costUsd?: { input?: number; output?: number; total: number };
+	costUsd?: { input?: number; output?: number; cacheRead?: number; cacheWrite?: number; total: number };
 	stopReason?: string;
 	error?: string;
 	metadata?: Metadata;
@@ -678,6 +706,11 @@ class SessionRecorder {
 	/** The last ended prompt's root: a rename with includeLast still reaches its trace. */
 	private previousRoot?: Draft;
 	private lastTurnId?: string;
+	/**
+	 * The latest version of each span sent for the last two traces (up to SENT_KEPT_WEIGHT each): a rename
+	 * re-sends them, so every stored row carries the final trace name (v4 filters read each row's own).
+	 */
+	private readonly sent = new Map<string, { spans: Map<string, ObservationRecord>; weight: number }>();
 	/** info.sessionId as Langfuse takes it (the adapter keeps the host's own id in info). */
 	private readonly sessionId: string;
 	/** What was fixed on entry, reported once per kind. */
@@ -719,11 +752,15 @@ class SessionRecorder {
 		};
 		if (this.info.grouping === "session") {
 			if (!this.sessionRoot) {
-				this.sessionRoot = this.draft("agent", name, at, {
+				// One span across processes: its start and input come from the session, not this process.
+				const startedMs = Math.min(at, this.info.startedMs ?? at);
+				const input = this.info.firstPrompt ?? options.input;
+				const rootName = this.info.firstPrompt !== undefined ? this.traceName(this.info.firstPrompt) : name;
+				this.sessionRoot = this.draft("agent", rootName, startedMs, {
 					traceId: hashId(`session:${this.info.sessionId}`, 32),
 					id: hashId(`session-root:${this.info.sessionId}`, 16),
-					input: options.input,
-					trace: traceFields,
+					input,
+					trace: { ...traceFields, name: rootName, input },
 				});
 				this.emitSnapshot(this.sessionRoot, at);
 			}
@@ -819,6 +856,7 @@ class SessionRecorder {
 			this.startGeneration(key, at, { model: options.model });
 			draft = this.drafts.get(key)!;
 		}
+		draft.id = options.id ?? draft.id;
 		draft.model = options.model ?? draft.model;
 		draft.usage = numberMap(options.usage);
 		draft.cost = numberMap(options.cost);
@@ -871,11 +909,36 @@ class SessionRecorder {
 		this.goalName = typeof name === "string" && name.trim() ? this.name(this.info.tracePrefix + oneLine(name, 200), "renamed") : undefined;
 		if (!this.goalName) return;
 		const last = options.includeLast && !this.prompt ? this.previousRoot : undefined;
-		for (const root of [this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last]) {
-			if (!root?.trace) continue;
+		for (const root of new Set([this.prompt?.trace ? this.prompt : undefined, this.sessionRoot, last])) {
+			if (!root?.trace || root.trace.name === this.goalName) continue;
 			root.name = root.trace.name = this.goalName;
 			this.emitSnapshot(root, root.endMs ?? Date.now());
+			this.resendRenamed(root);
 		}
+	}
+
+	/**
+	 * After a rename: every span already sent in the trace again, now with the new trace name (Langfuse
+	 * v4 replaces a row whole, and filters by each row's own trace name), then a small event that starts
+	 * after all of them — Langfuse v3 merges a trace's updates by the start time of the span carrying
+	 * them, so this one wins whatever order its stored files are read in.
+	 */
+	private resendRenamed(root: Draft): void {
+		const sent = this.sent.get(root.traceId);
+		let latestStart = root.startMs;
+		for (const record of sent?.spans.values() ?? []) {
+			latestStart = Math.max(latestStart, record.startMs);
+			if (record.id !== root.id) this.send({ ...record, traceName: root.trace!.name, emissionId: crypto.randomUUID() });
+		}
+		const at = Math.max(Date.now(), latestStart + 1);
+		this.emit(this.draft("event", "trace renamed", at, { traceId: root.traceId, parentId: root.id, metadata: { name: root.trace!.name } }));
+	}
+
+	/** A subagent's own session, sent to the same sink: its traces are tagged and carry the link to the parent. */
+	subagent(sessionId: string, link: Metadata): SessionRecorder {
+		const metadata = { host: this.info.host, hostVersion: this.info.hostVersion, cwd: this.info.cwd, ...link };
+		// its own session: not the parent's start time or first prompt
+		return new SessionRecorder(this.sink, { ...this.info, sessionId, metadata, tags: [...new Set([...this.info.tags, "subagent"])], startedMs: undefined, firstPrompt: undefined });
 	}
 
 	/** Ends everything still open: the session is over (shutdown, dispose, end of a rollout). */
@@ -917,6 +980,7 @@ class SessionRecorder {
 			userId: this.info.userId,
 			environment: this.info.environment,
 			release: this.info.release,
+			version: this.info.version,
 		};
 	}
 
@@ -989,14 +1053,57 @@ class SessionRecorder {
 	}
 
 	private emit(draft: Draft): void {
-		this.sink({ ...draft, endMs: draft.endMs ?? draft.startMs, emissionId: crypto.randomUUID() });
+		const trace = this.traceOf(draft.traceId);
+		this.send({
+			...draft,
+			endMs: draft.endMs ?? draft.startMs,
+			traceName: trace?.name ?? draft.trace?.name,
+			traceTags: trace?.tags ?? this.info.tags,
+			emissionId: crypto.randomUUID(),
+		});
+	}
+
+	/** The trace fields of the trace a span belongs to: its prompt's, the session's or the last prompt's. */
+	private traceOf(traceId: string): TraceFields | undefined {
+		for (const root of [this.prompt, this.sessionRoot, this.previousRoot]) if (root?.trace && root.traceId === traceId) return root.trace;
+		return undefined;
+	}
+
+	private send(record: ObservationRecord): void {
+		record.emittedMs = nextEmitMs();
+		let sent = this.sent.get(record.traceId);
+		if (!sent) {
+			this.sent.set(record.traceId, (sent = { spans: new Map(), weight: 0 }));
+			for (const traceId of this.sent.keys()) if (this.sent.size > 2) this.sent.delete(traceId);
+		}
+		// a generation holds its request's messages: it weighs as many, so what is kept stays bounded
+		const weight = 1 + (record.input instanceof ChatRequest ? record.input.messages.length : 0);
+		if (sent.spans.has(record.id) || sent.weight + weight <= SENT_KEPT_WEIGHT) {
+			if (!sent.spans.has(record.id)) sent.weight += weight;
+			sent.spans.set(record.id, record);
+		}
+		this.sink(record);
 	}
 }
 
 /**
- * Token counts in Langfuse's keys: it sums keys containing "input" / "output" into its totals. Cache writes
- * with a TTL split go under the keys Langfuse prices per TTL (the 1-hour rate is higher), and only the part
- * the split does not cover under the plain key, so no write is counted twice.
+ * What a recorder keeps per trace for a rename to re-send: spans, each counting 1 plus the messages
+ * of its request (the rest keep the name they were sent with).
+ */
+const SENT_KEPT_WEIGHT = 20_000;
+let lastEmitMs = 0;
+/** Now, but strictly after the previous emission: two versions of one span never share a timestamp. */
+function nextEmitMs(): number {
+	lastEmitMs = Math.max(Date.now(), lastEmitMs + 1);
+	return lastEmitMs;
+}
+
+/**
+ * Token counts in the keys Langfuse's shipped price list prices (worker/src/constants/
+ * default-model-prices.json: input, input_cache_read, input_cache_creation[_5m|_1h], output,
+ * output_reasoning, total). Langfuse sums keys containing "input" / "output" into its totals: cache
+ * writes with a TTL split go under the per-TTL keys (the 1-hour rate is higher), and only the part the
+ * split does not cover under the plain key, so no write is counted twice.
  */
 function usageDetails(counts: { [key in keyof TokenCounts]?: unknown }): Record<string, number> | undefined {
 	const details: Record<string, number> = {};
@@ -1006,7 +1113,7 @@ function usageDetails(counts: { [key in keyof TokenCounts]?: unknown }): Record<
 	const byTtl = [counts.cacheWrite5m, counts.cacheWrite1h].reduce<number>((sum, value) => sum + (finite(value) ?? 0), 0);
 	put("input", counts.input);
 	put("input_cache_read", counts.cacheRead);
-	put("input_cache_write", (finite(counts.cacheWrite) ?? 0) - byTtl);
+	put("input_cache_creation", (finite(counts.cacheWrite) ?? 0) - byTtl);
 	put("input_cache_creation_5m", counts.cacheWrite5m);
 	put("input_cache_creation_1h", counts.cacheWrite1h);
 	put("output", counts.output);
@@ -1023,7 +1130,7 @@ function costDetails(costs: { input?: unknown; output?: unknown; cacheRead?: unk
 	};
 	put("input", costs.input);
 	put("input_cache_read", costs.cacheRead);
-	put("input_cache_write", costs.cacheWrite);
+	put("input_cache_creation", costs.cacheWrite);
 	put("output", costs.output);
 	put("total", costs.total);
 	return Object.values(details).some(value => value > 0) ? details : undefined;
@@ -1174,6 +1281,122 @@ function describeImagePart(object: object): Record<string, unknown> {
 
 interface PrepareOptions extends SanitizeOptions {
 	exportMode: ExportMode;
+	/** Chat messages already cleaned and encoded, shared by every record the exporter prepares. */
+	chatCache?: ChatCache;
+}
+
+/**
+ * JSON text that is already sanitized and encoded: the encoders use `json` as it is. `toJSON` makes
+ * it an ordinary value anywhere else (the spool writes records as JSON).
+ */
+class PreparedJson {
+	constructor(readonly json: string) {}
+	toJSON(): unknown {
+		return JSON.parse(this.json);
+	}
+}
+
+/** What Langfuse's UI parses as JSON (~300 KB); a generation's chat input stays under it. */
+const CHAT_MAX_CHARS = 280_000;
+/** Tool definitions beyond this many characters lose their parameter schemas, then their descriptions. */
+const CHAT_TOOLS_MAX_CHARS = 80_000;
+/** One message of a chat input carries at most this many characters (the tool's own observation has it all). */
+const CHAT_MESSAGE_MAX_CHARS = 100_000;
+
+/**
+ * Each message of a conversation, sanitized and encoded once per process: a generation's input repeats
+ * the whole history, so without this a session's cost grows with the square of its length. Keyed by a
+ * hash of the message's content (hosts rebuild their payloads per call, and an object seen before may
+ * have changed since); bounded by characters, least recently used out first.
+ */
+class ChatCache {
+	private readonly entries = new Map<string, string>();
+	private bytes = 0;
+	hits = 0;
+	misses = 0;
+
+	constructor(private readonly maxBytes = 4 * 1024 * 1024) {}
+
+	/** The encoded ChatML messages (JSON array items, comma-joined) of one host message. */
+	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): string {
+		let text: string | undefined;
+		try {
+			text = typeof raw === "string" ? raw : JSON.stringify(raw);
+		} catch {
+			text = undefined;
+		}
+		if (text === undefined) return encodeItems(make(), options);
+		const key = `${options.maxFieldChars}:${text.length}:${contentHash(text)}`;
+		const found = this.entries.get(key);
+		if (found !== undefined) {
+			this.hits++;
+			this.entries.delete(key);
+			this.entries.set(key, found);
+			return found;
+		}
+		this.misses++;
+		const value = encodeItems(make(), options);
+		this.entries.set(key, value);
+		this.bytes += value.length + key.length;
+		for (const [oldKey, oldValue] of this.entries) {
+			if (this.bytes <= this.maxBytes) break;
+			this.entries.delete(oldKey);
+			this.bytes -= oldValue.length + oldKey.length;
+		}
+		return value;
+	}
+}
+
+/** A content key: Bun's native hash where it runs (omp, OpenCode; ~5× faster), SHA-1 under Node (pi). */
+const contentHash = (() => {
+	const bunHash = (globalThis as { Bun?: { hash?: (text: string) => number | bigint } }).Bun?.hash;
+	return typeof bunHash === "function" ? (text: string) => String(bunHash(text)) : (text: string) => createHash("sha1").update(text).digest("base64");
+})();
+
+/** Sanitized items of an array as JSON, comma-joined (so arrays are assembled without re-encoding). */
+function encodeItems(items: unknown, options: SanitizeOptions): string {
+	const list = Array.isArray(items) ? items : [items];
+	// each message on its own budget: the conversation's size is bounded by the elision in prepareChat
+	return list.map(item => JSON.stringify(sanitize(item, { ...options, budgetChars: options.maxFieldChars }))).join(",");
+}
+
+/**
+ * A generation's chat input, sanitized and encoded: `{"messages":[…],"tools":[…]}`. The leading system
+ * messages stay, then messages are taken newest first, each through the cache, while they fit under
+ * CHAT_MAX_CHARS (the newest always); the older ones are not even looked at: one marker message says how
+ * many were left out. So a call costs at most what fits in one input, whatever the history's length.
+ */
+function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cache: ChatCache): PreparedJson {
+	// system prompt + newest message + tools stay under CHAT_MAX_CHARS even when nothing else fits
+	const options = { ...sanitizeOptions, maxFieldChars: Math.min(sanitizeOptions.maxFieldChars, CHAT_MESSAGE_MAX_CHARS) };
+	const encode = (raw: unknown) => cache.encoded(raw, options, () => chatMessagesOf(raw));
+	let tools = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : "";
+	if (tools.length > CHAT_TOOLS_MAX_CHARS) {
+		const slim = chatTools(request.tools).map(tool => ({ type: tool.type, function: { name: tool.function.name, description: tool.function.description } }));
+		tools = encodeItems(slim, options);
+		if (tools.length > CHAT_TOOLS_MAX_CHARS) tools = encodeItems(slim.map(tool => ({ type: tool.type, function: { name: tool.function.name } })), options);
+	}
+	const head: string[] = [];
+	if (request.system !== undefined) head.push(cache.encoded(request.system, options, () => chatSystem(request.system)));
+	const raws = request.messages;
+	let first = 0;
+	while (first < raws.length && isObject(raws[first]) && ["system", "developer"].includes((raws[first] as { role?: unknown }).role as string)) head.push(encode(raws[first++]));
+	let size = tools.length + 64 + head.reduce((sum, item) => sum + item.length + 1, 0);
+	const tail: string[] = [];
+	let next = raws.length;
+	while (next > first) {
+		const item = encode(raws[next - 1]);
+		if (next < raws.length && size + item.length + 1 > CHAT_MAX_CHARS) break;
+		size += item.length + 1;
+		tail.push(item);
+		next--;
+	}
+	const kept = head.filter(Boolean);
+	if (next > first) {
+		kept.push(JSON.stringify({ role: "system", content: `[langfuse.ts: ${next - first} earlier message(s) left out to keep this input under Langfuse's display limit]` }));
+	}
+	for (let index = tail.length - 1; index >= 0; index--) if (tail[index]) kept.push(tail[index]!);
+	return new PreparedJson(`{"messages":[${kept.join(",")}]${tools ? `,"tools":[${tools}]` : ""}}`);
 }
 
 /**
@@ -1182,7 +1405,8 @@ interface PrepareOptions extends SanitizeOptions {
  */
 function prepareRecord(record: ObservationRecord, options: PrepareOptions): ObservationRecord {
 	const clean = (value: unknown) => (value === undefined ? undefined : sanitize(value, options));
-	const content = (value: unknown) => (options.exportMode === "full" ? clean(value) : undefined);
+	const content = (value: unknown) =>
+		options.exportMode !== "full" ? undefined : value instanceof ChatRequest ? prepareChat(value, options, options.chatCache ?? new ChatCache()) : clean(value);
 	const cleanText = (value: string | undefined) => (value === undefined ? undefined : (clean(value) as string));
 	const statusMessage =
 		options.exportMode === "full" || record.type !== "tool" ? cleanText(record.statusMessage) : record.statusMessage && "tool failed";
@@ -1195,6 +1419,8 @@ function prepareRecord(record: ObservationRecord, options: PrepareOptions): Obse
 		statusMessage,
 		model: cleanText(record.model),
 		modelParameters: clean(record.modelParameters) as ObservationRecord["modelParameters"],
+		traceName: cleanText(record.traceName),
+		traceTags: record.traceTags?.map(tag => cleanText(tag)!),
 		trace: record.trace && {
 			name: cleanText(record.trace.name)!,
 			input: content(record.trace.input),
@@ -1235,10 +1461,13 @@ function otlpAttributes(entries: Record<string, unknown>): { key: string; value:
 
 const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
 /** Input and output as Langfuse's own SDK sends them: strings as they are, anything else as JSON. */
-const io = (value: unknown) => (typeof value === "string" ? value : json(value));
+const io = (value: unknown) => (typeof value === "string" ? value : value instanceof PreparedJson ? value.json : json(value));
 /** Metadata as one JSON object, so Langfuse keeps its structure (and numbers stay numbers). */
 const metadataJson = (metadata: Metadata | undefined) => (metadata && Object.keys(metadata).length ? json(metadata) : undefined);
 const nanos = (ms: number) => `${Math.round(ms)}000000`;
+const nonEmpty = (list: string[] | undefined) => (list?.length ? list : undefined);
+/** Our own name and version: trace metadata, never Langfuse's `version` field (that is the user's app version). */
+const TRACER = `langfuse.ts ${VERSION}`;
 const isoTime = (ms: number) => new Date(ms).toISOString();
 
 /**
@@ -1264,16 +1493,18 @@ function encodeSpan(record: ObservationRecord): string {
 		// JSON-encoded like the official SDKs: older servers JSON.parse this attribute
 		"langfuse.observation.completion_start_time": record.completionStartMs === undefined ? undefined : json(isoTime(record.completionStartMs)),
 		"langfuse.observation.metadata": metadataJson(record.metadata),
+		// Trace name, tags, user, session, environment and release on every span, as the official SDK's
+		// propagateAttributes does: Langfuse v4 reads them from each span's own row.
 		"session.id": record.sessionId,
 		"user.id": record.userId,
 		"langfuse.environment": record.environment,
 		"langfuse.release": record.release,
-		"langfuse.version": VERSION,
-		"langfuse.trace.name": trace?.name,
+		"langfuse.version": record.version,
+		"langfuse.trace.name": trace?.name ?? record.traceName,
 		"langfuse.trace.input": io(trace?.input),
 		"langfuse.trace.output": io(trace?.output),
-		"langfuse.trace.tags": trace?.tags.length ? trace.tags : undefined,
-		"langfuse.trace.metadata": metadataJson(trace?.metadata),
+		"langfuse.trace.tags": nonEmpty(trace?.tags ?? record.traceTags),
+		"langfuse.trace.metadata": metadataJson(trace && { ...trace.metadata, tracer: TRACER }),
 	});
 	return JSON.stringify({
 		traceId: record.traceId,
@@ -1291,9 +1522,10 @@ function encodeSpan(record: ObservationRecord): string {
 function otlpBody(spans: string[]): string {
 	const resource = JSON.stringify({
 		attributes: otlpAttributes({
+			// no service.version: Langfuse would take it for the user's app version
 			"service.name": "langfuse.ts",
-			"service.version": VERSION,
 			"telemetry.sdk.name": "langfuse.ts",
+			"telemetry.sdk.version": VERSION,
 			"telemetry.sdk.language": "js",
 		}),
 	});
@@ -1302,7 +1534,8 @@ function otlpBody(spans: string[]): string {
 
 /** Legacy ingestion: a trace-create for records that carry trace fields, then the observation. */
 function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
-	const timestamp = isoTime(record.endMs);
+	// The server merges versions in timestamp order: the emission time, strictly increasing per process.
+	const timestamp = isoTime(record.emittedMs ?? record.endMs);
 	const events: Record<string, unknown>[] = [];
 	if (record.trace) {
 		events.push({
@@ -1317,10 +1550,10 @@ function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
 				sessionId: record.sessionId,
 				input: record.trace.input,
 				output: record.trace.output,
-				metadata: record.trace.metadata,
+				metadata: { ...record.trace.metadata, tracer: TRACER },
 				tags: record.trace.tags,
 				release: record.release,
-				version: VERSION,
+				version: record.version,
 				environment: record.environment,
 			},
 		});
@@ -1336,7 +1569,7 @@ function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
 		output: record.output,
 		level: record.level,
 		statusMessage: record.statusMessage,
-		version: VERSION,
+		version: record.version,
 		environment: record.environment,
 	};
 	if (record.type !== "event") body.endTime = isoTime(record.endMs);
@@ -1344,14 +1577,48 @@ function ingestionEvents(record: ObservationRecord): Record<string, unknown>[] {
 		Object.assign(body, {
 			model: record.model,
 			modelParameters: record.modelParameters,
-			usageDetails: record.usage,
-			costDetails: record.cost,
+			...legacyUsage(record.usage, record.cost),
 			completionStartTime: record.completionStartMs === undefined ? undefined : isoTime(record.completionStartMs),
 		});
 	}
 	const type = record.type === "generation" ? "generation-create" : record.type === "event" ? "event-create" : "span-create";
 	events.push({ id: `${record.emissionId}-o`, timestamp, type, body });
 	return events;
+}
+
+/**
+ * Usage for every server generation: `usageDetails` / `costDetails` (v3+) and the older `usage` object,
+ * the only one Langfuse v2 reads (its schema drops the others silently). `usage.input` / `.output` follow
+ * Langfuse's adding rule (every key containing "input" / "output", so cache reads and writes count as
+ * input). A v3 server reads both and lets usageDetails win key by key, so the details always name
+ * `input` and `output` themselves: the sums in `usage` never land on top of them.
+ */
+function legacyUsage(usage: Record<string, number> | undefined, cost: Record<string, number> | undefined): Record<string, unknown> {
+	const sum = (details: Record<string, number> | undefined, part: string) => {
+		let total: number | undefined;
+		for (const [key, value] of Object.entries(details ?? {})) if (key.includes(part)) total = (total ?? 0) + value;
+		return total;
+	};
+	const withBase = (details: Record<string, number> | undefined) => {
+		if (!details) return undefined;
+		const out = { ...details };
+		if (sum(details, "input") !== undefined) out.input ??= 0;
+		if (sum(details, "output") !== undefined) out.output ??= 0;
+		return out;
+	};
+	const input = sum(usage, "input");
+	const output = sum(usage, "output");
+	const legacy: Record<string, unknown> = {
+		input,
+		output,
+		total: usage?.total ?? (input !== undefined || output !== undefined ? (input ?? 0) + (output ?? 0) : undefined),
+		unit: usage ? "TOKENS" : undefined,
+		inputCost: sum(cost, "input"),
+		outputCost: sum(cost, "output"),
+		totalCost: cost?.total,
+	};
+	const hasUsage = Object.values(legacy).some(value => value !== undefined);
+	return { usage: hasUsage ? legacy : undefined, usageDetails: withBase(usage), costDetails: withBase(cost) };
 }
 
 function ingestionBody(events: string[]): string {
@@ -1428,7 +1695,7 @@ async function sliced<T, R>(items: T[], map: (item: T) => R | R[] | undefined): 
 // ── encoding: once per record, never throwing ────────────────────────────────────────────────────
 
 /** A record's encoded items: one OTLP span, or its ingestion events. Undefined when it cannot be encoded. */
-function encodeItems(record: ObservationRecord, wire: Wire): Buffer[] | undefined {
+function encodeRecord(record: ObservationRecord, wire: Wire): Buffer[] | undefined {
 	try {
 		if (typeof record.traceId !== "string" || typeof record.id !== "string") return undefined;
 		if (!Number.isFinite(record.startMs) || !Number.isFinite(record.endMs)) return undefined;
@@ -2072,6 +2339,7 @@ class Exporter {
 			maxFieldChars: config.maxFieldChars,
 			budgetChars: Math.max(config.maxFieldChars * 16, 1_000_000),
 			exportMode: config.exportMode,
+			chatCache: new ChatCache(),
 		};
 	}
 
@@ -2214,7 +2482,7 @@ class Exporter {
 	private encode(record: ObservationRecord, wire: Wire): Buffer[] | undefined {
 		try {
 			let prepared = prepareRecord(record, this.prepareOptions);
-			let items = encodeItems(prepared, wire);
+			let items = encodeRecord(prepared, wire);
 			for (let divisor = 4; items && itemsBytes(items) > MAX_REQUEST_BYTES - 4096 && divisor <= 4096; divisor *= 4) {
 				prepared = prepareRecord(record, {
 					...this.prepareOptions,
@@ -2222,7 +2490,7 @@ class Exporter {
 					budgetChars: Math.floor(this.prepareOptions.budgetChars / divisor),
 				});
 				prepared.metadata = { ...prepared.metadata, truncated: `shrunk to fit a ${formatBytes(MAX_REQUEST_BYTES)} request` };
-				items = encodeItems(prepared, wire);
+				items = encodeRecord(prepared, wire);
 			}
 			return items;
 		} catch {
@@ -2325,7 +2593,7 @@ class Exporter {
 			const content = await this.spool.read(batch.file);
 			if (content && "legacy" in content) {
 				batch.header = this.spool.header(this.state.wire, this.config.exportMode);
-				batch.items = latestVersions(content.legacy).flatMap(record => encodeItems(record, batch.header.wire) ?? []);
+				batch.items = latestVersions(content.legacy).flatMap(record => encodeRecord(record, batch.header.wire) ?? []);
 				batch.stale = true;
 			} else {
 				if (content) batch.header = content.header;
@@ -2767,13 +3035,21 @@ function saveOnFatalSignals(saveAll: () => void): void {
 	}
 }
 
+/** State next to the spool (Codex cursors, import marks): private, replaced whole (a crash leaves the old one). */
+function writePrivateJson(file: string, value: object): void {
+	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+	const temporary = `${file}.${process.pid}.tmp`;
+	fs.writeFileSync(temporary, JSON.stringify({ ...value, updatedAt: new Date().toISOString() }), { mode: 0o600 });
+	fs.renameSync(temporary, file);
+}
+
 /** Sampling is decided once per session from its id: a session is traced whole or not at all. */
 function sampled(config: Config, sessionId: string): boolean {
 	if (config.sampleRate >= 1) return true;
 	return Number.parseInt(hashId(`sample:${sessionId}`, 16).slice(0, 8), 16) / 0xffffffff < config.sampleRate;
 }
 
-type HostSessionInfo = Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "grouping" | "exportMode" | "tracePrefix">;
+type HostSessionInfo = Omit<SessionInfo, "tags" | "userId" | "environment" | "release" | "version" | "grouping" | "exportMode" | "tracePrefix">;
 
 /** What the host knows about a session, completed with what the config says about every trace. */
 function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] = []): SessionInfo {
@@ -2783,6 +3059,7 @@ function sessionInfo(config: Config, info: HostSessionInfo, extraTags: string[] 
 		userId: config.userId,
 		environment: config.environment,
 		release: config.release,
+		version: config.version,
 		grouping: config.grouping,
 		exportMode: config.exportMode,
 		tracePrefix: config.tracePrefix,
@@ -2928,15 +3205,6 @@ interface ProviderRequest {
 	tools?: unknown;
 }
 
-/** The conversation as the host sent it: chat messages, or Responses-API input after its instructions. */
-function requestMessages(payload: ProviderRequest): unknown {
-	// Copied (the array, not the messages): a host may append to its array after the request.
-	if (Array.isArray(payload.messages)) return payload.system ? [{ role: "system", content: payload.system }, ...payload.messages] : [...payload.messages];
-	if (Array.isArray(payload.input)) return payload.instructions ? [{ role: "system", content: payload.instructions }, ...payload.input] : [...payload.input];
-	if (Array.isArray(payload.contents)) return [...payload.contents];
-	return payload;
-}
-
 const CONTENT_KEYS = new Set(["model", "messages", "input", "instructions", "tools", "system", "contents", "stream", "stream_options", "metadata", "prompt_cache_key"]);
 
 /** Scalar request settings (temperature, max tokens, reasoning effort …) as Langfuse model parameters. */
@@ -3003,6 +3271,262 @@ function simplifyContent(content: unknown): unknown {
 		return textOf(content);
 	}
 	return content;
+}
+
+// ── Chat: one conversion of every host's messages into the ChatML Langfuse's chat view reads ──────
+//
+// A generation's input is `{messages, tools}`: OpenAI-style messages (`role`, `content`, assistant
+// `tool_calls` [{id, type:"function", function:{name, arguments}}], tool results as `role:"tool"` with
+// `tool_call_id`, reasoning as `thinking` [{type:"thinking", content}]) and the tool definitions offered
+// ({type:"function", function:{name, description, parameters}}). Understood: OpenAI chat and Responses
+// payloads, Anthropic messages (tool_use / tool_result / thinking), Google contents (functionCall /
+// functionResponse), pi's own messages (toolCall parts, role toolResult), OpenCode messages
+// ({info, parts} with tool parts) and ChatML as it is. Images become text markers.
+
+/**
+ * A generation's request as the host handed it over: references only (arrays copied, messages not),
+ * so a hook does O(1) work. The exporter converts it, one message at a time, each message once
+ * (prepareChat in §3); `toJSON` converts it whole for any path that did not.
+ */
+class ChatRequest {
+	constructor(
+		readonly messages: readonly unknown[],
+		readonly tools?: readonly unknown[],
+		readonly system?: unknown,
+	) {}
+
+	toJSON(): unknown {
+		const tools = chatTools(this.tools);
+		return { messages: [...chatSystem(this.system), ...this.messages.flatMap(chatMessagesOf)], ...(tools.length ? { tools } : {}) };
+	}
+}
+
+/** A provider request body (OpenAI chat / Responses, Anthropic, Google) as a ChatRequest. */
+function chatRequest(payload: ProviderRequest & { systemInstruction?: unknown; config?: { systemInstruction?: unknown; tools?: unknown } }): ChatRequest | unknown {
+	const tools = Array.isArray(payload.tools) ? payload.tools : Array.isArray(payload.config?.tools) ? payload.config.tools : undefined;
+	const copy = (list: unknown[]) => [...list];
+	if (Array.isArray(payload.messages)) return new ChatRequest(copy(payload.messages), tools, payload.system);
+	if (Array.isArray(payload.input)) return new ChatRequest(copy(payload.input), tools, payload.instructions);
+	if (typeof payload.input === "string") return new ChatRequest([{ role: "user", content: payload.input }], tools, payload.instructions);
+	if (Array.isArray(payload.contents)) return new ChatRequest(copy(payload.contents), tools, payload.systemInstruction ?? payload.config?.systemInstruction);
+	return payload;
+}
+
+const isObject = (value: unknown): value is Record<string, any> => value !== null && typeof value === "object" && !Array.isArray(value);
+
+/** A system prompt in any host's shape (string, text parts, Google `{parts}`, OpenCode's string list). */
+function chatSystem(system: unknown): ChatMessage[] {
+	if (system === undefined || system === null) return [];
+	const text =
+		typeof system === "string"
+			? system
+			: Array.isArray(system)
+				? system.map(part => (typeof part === "string" ? part : typeof part?.text === "string" ? part.text : "")).filter(Boolean).join("\n")
+				: isObject(system) && Array.isArray(system.parts)
+					? system.parts.map((part: any) => (typeof part?.text === "string" ? part.text : "")).join("\n")
+					: "";
+	return text ? [{ role: "system", content: text }] : [];
+}
+
+const argumentsText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value ?? {}) ?? "{}");
+
+function chatToolCall(id: unknown, name: unknown, args: unknown): ChatToolCall {
+	const callName = stringOr(name) ?? "tool";
+	return { id: stringOr(id) ?? callName, type: "function", function: { name: callName, arguments: argumentsText(args) } };
+}
+
+/** An image part's marker; the image itself is never sent. */
+function imageText(part: Record<string, any>): string {
+	const data: string = part.data ?? part.url ?? part.source?.data ?? part.inlineData?.data ?? (typeof part.image_url === "string" ? part.image_url : part.image_url?.url) ?? part.image ?? "";
+	const mediaType = part.mimeType ?? part.mediaType ?? part.mime ?? part.source?.media_type ?? part.inlineData?.mimeType ?? (typeof data === "string" ? data.match(/^data:([^;]+)/)?.[1] : undefined) ?? "image";
+	return typeof data === "string" && data.length > 0 && !/^https?:/.test(data) ? imageMarker(mediaType, data.length) : `[image ${typeof data === "string" && data ? data : mediaType}]`;
+}
+
+const IMAGE_PARTS = new Set(["image", "input_image", "image_url", "file"]);
+
+/** A content value as ChatML content: a string when it is only text, else text parts (images as markers). */
+function chatContent(content: unknown): string | unknown[] | null {
+	if (content === undefined || content === null) return null;
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return isObject(content) ? JSON.stringify(content) : String(content);
+	const parts: { type: "text"; text: string }[] = [];
+	for (const part of content) {
+		if (typeof part === "string") parts.push({ type: "text", text: part });
+		else if (typeof part?.text === "string" && (TEXT_PARTS.has(part.type) || part.type === undefined)) parts.push({ type: "text", text: part.text });
+		else if (isObject(part) && (IMAGE_PARTS.has(part.type) || part.inlineData)) parts.push({ type: "text", text: part.type === "file" && !String(part.mime ?? "").startsWith("image/") ? `[file ${part.filename ?? part.mime ?? ""}]` : imageText(part) });
+	}
+	return parts.map(part => part.text).join("\n");
+}
+
+/** A tool result's content as the text the model read. */
+function toolResultText(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (Array.isArray(content)) return String(chatContent(content) ?? "");
+	if (content === undefined || content === null) return "";
+	return JSON.stringify(content) ?? "";
+}
+
+/** One host message → its ChatML message(s) (a message carrying several tool results becomes several). */
+function chatMessagesOf(raw: unknown): ChatMessage[] {
+	if (typeof raw === "string") return [{ role: "user", content: raw }];
+	if (!isObject(raw)) return [];
+	const message = raw;
+	// OpenCode: {info: {role}, parts: [text | reasoning | tool | file …]}
+	if (isObject(message.info) && Array.isArray(message.parts)) return chatFromParts(String(message.info.role ?? "user"), message.parts);
+	// Google: {role: "user" | "model" | "function", parts: [{text} | {functionCall} | {functionResponse} …]}
+	if (Array.isArray(message.parts)) return chatFromGoogle(message);
+	switch (message.type) {
+		case "function_call":
+		case "custom_tool_call":
+		case "local_shell_call":
+		case "tool_search_call":
+		case "tool_call":
+			return [{ role: "assistant", content: null, tool_calls: [chatToolCall(message.call_id ?? message.id, message.name ?? String(message.type).replace(/_call$/, ""), message.arguments ?? message.input ?? message.action)] }];
+		case "function_call_output":
+		case "custom_tool_call_output":
+		case "local_shell_call_output":
+		case "tool_search_output": {
+			const output = isObject(message.output) && "content" in message.output ? message.output.content : message.output;
+			return [{ role: "tool", tool_call_id: String(message.call_id ?? ""), content: toolResultText(output) }];
+		}
+		case "reasoning": {
+			const text = [...(Array.isArray(message.summary) ? message.summary : []), ...(Array.isArray(message.content) ? message.content : [])]
+				.map((part: any) => (typeof part === "string" ? part : part?.text))
+				.filter(Boolean)
+				.join("\n");
+			return text ? [{ role: "assistant", content: "", thinking: [{ type: "thinking", content: text }] }] : [];
+		}
+	}
+	const role = stringOr(message.role) ?? "user";
+	// pi's own tool result; ChatML's
+	if (role === "toolResult" || role === "tool") {
+		return [{ role: "tool", tool_call_id: String(message.toolCallId ?? message.tool_call_id ?? ""), content: toolResultText(message.content) }];
+	}
+	const messages = chatFromContent(role, message.content, message.tool_calls, message.name);
+	// ChatML from a parser (Codex, Claude Code) may carry reasoning as one string
+	if (typeof message.reasoning === "string" && message.reasoning && messages.length) {
+		const last = messages[messages.length - 1]!;
+		last.thinking = [...(last.thinking ?? []), { type: "thinking", content: message.reasoning }];
+		if (last.content === "") last.content = null;
+	}
+	return messages;
+}
+
+/** A role and its content array: text stays content, reasoning goes to thinking, calls to tool_calls, results to tool messages. */
+function chatFromContent(role: string, content: unknown, toolCalls?: unknown, name?: unknown): ChatMessage[] {
+	const chatRole = role === "model" ? "assistant" : role === "developer" ? "system" : role;
+	const calls: ChatToolCall[] = [];
+	const results: ChatMessage[] = [];
+	const thinking: { type: "thinking"; content: string }[] = [];
+	const kept: unknown[] = [];
+	if (Array.isArray(toolCalls)) {
+		for (const call of toolCalls) if (isObject(call)) calls.push(chatToolCall(call.id, call.function?.name ?? call.name, call.function?.arguments ?? call.arguments));
+	}
+	if (Array.isArray(content)) {
+		for (const part of content) {
+			if (!isObject(part)) {
+				kept.push(part);
+				continue;
+			}
+			switch (part.type) {
+				case "toolCall": // pi
+				case "tool_use": // Anthropic
+				case "tool_call":
+				case "function_call":
+					calls.push(chatToolCall(part.id ?? part.call_id, part.name, part.arguments ?? part.input));
+					break;
+				case "tool_result": // Anthropic
+					results.push({ role: "tool", tool_call_id: String(part.tool_use_id ?? ""), content: toolResultText(part.content) });
+					break;
+				case "thinking":
+				case "reasoning":
+				case "redacted_thinking": {
+					const text = part.thinking ?? part.text ?? part.reasoning;
+					if (typeof text === "string" && text) thinking.push({ type: "thinking", content: text });
+					break;
+				}
+				default:
+					kept.push(part);
+			}
+		}
+	}
+	const text = Array.isArray(content) ? chatContent(kept) : chatContent(content);
+	const messages: ChatMessage[] = [...results];
+	if (text || calls.length || thinking.length || !results.length) {
+		const message: ChatMessage = { role: chatRole, content: text || (calls.length || thinking.length ? null : "") };
+		if (typeof name === "string" && name) message.name = name;
+		if (calls.length) message.tool_calls = calls;
+		if (thinking.length) message.thinking = thinking;
+		messages.push(message);
+	}
+	return messages;
+}
+
+/** OpenCode's parts: an assistant message's tool parts are its calls and, once done, their results. */
+function chatFromParts(role: string, parts: unknown[]): ChatMessage[] {
+	const content: unknown[] = [];
+	const results: ChatMessage[] = [];
+	for (const part of parts) {
+		if (!isObject(part)) continue;
+		if (part.type === "tool") {
+			const state = isObject(part.state) ? part.state : {};
+			content.push({ type: "tool_call", id: part.callID, name: part.tool, arguments: state.input });
+			if (state.status === "completed" || state.status === "error") {
+				results.push({ role: "tool", tool_call_id: String(part.callID ?? ""), content: toolResultText(state.status === "error" ? state.error : state.output) });
+			}
+		} else if (part.type === "text" || part.type === "reasoning" || part.type === "file") content.push(part);
+	}
+	return [...chatFromContent(role, content), ...results];
+}
+
+function chatFromGoogle(message: Record<string, any>): ChatMessage[] {
+	const role = message.role === "model" ? "assistant" : message.role === "function" ? "tool" : String(message.role ?? "user");
+	const content: unknown[] = [];
+	const results: ChatMessage[] = [];
+	for (const part of message.parts) {
+		if (!isObject(part)) continue;
+		if (isObject(part.functionCall)) content.push({ type: "tool_call", id: part.functionCall.id ?? part.functionCall.name, name: part.functionCall.name, arguments: part.functionCall.args });
+		else if (isObject(part.functionResponse)) {
+			const response = part.functionResponse;
+			results.push({ role: "tool", tool_call_id: String(response.id ?? response.name ?? ""), content: toolResultText(response.response?.output ?? response.response) });
+		} else if (typeof part.text === "string") content.push({ type: part.thought ? "thinking" : "text", text: part.text });
+		else if (part.inlineData) content.push(part);
+	}
+	if (role === "tool") return results;
+	return [...results, ...chatFromContent(role, content)];
+}
+
+/** Tool definitions in any provider's shape, as `{type:"function", function:{name, description, parameters}}`. */
+function chatTools(tools: readonly unknown[] | undefined): ToolDefinition[] {
+	const out: ToolDefinition[] = [];
+	const add = (name: unknown, description: unknown, parameters: unknown) => {
+		const toolName = stringOr(name);
+		if (!toolName) return;
+		const fn: ToolDefinition["function"] = { name: toolName };
+		if (typeof description === "string") fn.description = description;
+		if (isObject(parameters)) fn.parameters = parameters;
+		out.push({ type: "function", function: fn });
+	};
+	for (const tool of tools ?? []) {
+		if (!isObject(tool)) continue;
+		if (Array.isArray(tool.functionDeclarations)) {
+			for (const declaration of tool.functionDeclarations) if (isObject(declaration)) add(declaration.name, declaration.description, declaration.parameters ?? declaration.parametersJsonSchema);
+		} else if (isObject(tool.function)) add(tool.function.name, tool.function.description, tool.function.parameters);
+		else add(tool.name ?? tool.type, tool.description, tool.parameters ?? tool.input_schema ?? tool.inputSchema ?? tool.jsonSchema);
+	}
+	return out;
+}
+
+/**
+ * The assistant's answer: plain text when it is only text, else one assistant message with its
+ * text, reasoning (`thinking`) and `tool_calls`. `content` is any host's assistant content.
+ */
+function chatOutput(content: unknown, toolCalls?: unknown): unknown {
+	if (content === undefined && toolCalls === undefined) return undefined;
+	const [message] = chatFromContent("assistant", content, toolCalls);
+	if (!message) return undefined;
+	if (!message.tool_calls && !message.thinking) return message.content ?? undefined;
+	return message;
 }
 
 /** What the status bar and /langfuse show of a session: its recorder, whether tracing is paused, the last text set. */
@@ -3109,6 +3633,7 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 		userId: runtime.config.userId,
 		environment: runtime.config.environment,
 		release: runtime.config.release,
+		version: runtime.config.version,
 		grouping: "prompt",
 		exportMode: "full",
 		tracePrefix: "",
@@ -3134,8 +3659,16 @@ async function sendTestTrace(runtime: Pick<Runtime, "config" | "redact" | "log">
 /** Deterministic ids for one recorded prompt, so re-reading a record updates its traces, never duplicates them. */
 interface TranscriptIds {
 	traceId: string;
-	/** kind "prompt" with the prompt's id, or a step's kind with the step's id. */
-	observation(kind: "prompt" | RecordedStep["kind"], key: string): string;
+	/** kind "prompt" with the prompt's id, a step's kind with the step's id, "turn" with TranscriptOptions.turnKey. */
+	observation(kind: "prompt" | "turn" | RecordedStep["kind"], key: string): string;
+}
+
+/** What a host's live traces have beyond the flat default (Codex): turns, and subagents as sessions of their own. */
+interface TranscriptOptions {
+	/** Each LLM call opens a turn (as omp/pi and OpenCode traces have live), keyed by its index in the prompt or its id. */
+	turnKey?: (call: RecordedLlmCall, index: number) => string;
+	/** A subagent's prompts become its own session's traces, linked to the task tool; undefined = not traced (sampled out). */
+	subagentIds?: (sessionId: string, prompt: RecordedPrompt) => TranscriptIds | undefined;
 }
 
 /** Ids hashed from one scope string (host, session, prompt): the default for a host without an older scheme. */
@@ -3145,17 +3678,16 @@ function transcriptIds(scope: string): TranscriptIds {
 
 /** An assistant message of text only reads best as that text; with tool calls or reasoning, as the message. */
 function assistantOutput(message: ChatMessage): unknown {
-	const empty = message.content.length === 0;
-	if (message.tool_calls?.length || message.reasoning) {
-		return { role: "assistant", content: empty ? null : message.content, tool_calls: message.tool_calls?.length ? message.tool_calls : undefined, reasoning: message.reasoning || undefined };
-	}
-	return empty ? undefined : message.content;
+	const [chat] = chatMessagesOf(message);
+	if (!chat) return undefined;
+	if (chat.tool_calls?.length || chat.thinking?.length) return chat;
+	return chat.content || undefined;
 }
 
 /** One recorded prompt → one trace: a generation per LLM call, a tool per call, compactions and events. */
-function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds): void {
+function recordTranscript(recorder: SessionRecorder, prompt: RecordedPrompt, ids: TranscriptIds, options: TranscriptOptions = {}): void {
 	recorder.startPrompt(prompt.startMs, { traceId: ids.traceId, id: ids.observation("prompt", prompt.id), input: prompt.text || undefined, metadata: prompt.metadata });
-	recordSteps(recorder, prompt.steps, ids);
+	recordSteps(recorder, prompt.steps, ids, undefined, options);
 	recorder.endPrompt(prompt.endMs, { output: prompt.answer, ...promptEnd(prompt) });
 }
 
@@ -3169,14 +3701,16 @@ function promptEnd(prompt: RecordedPrompt): EndOptions {
 }
 
 /** The steps of a prompt, under the open turn or (a subagent's) under the span `parentKey`. */
-function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: TranscriptIds, parentKey?: string): void {
+function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: TranscriptIds, parentKey?: string, options: TranscriptOptions = {}): void {
+	let turns = 0;
 	for (const step of steps) {
 		switch (step.kind) {
 			case "llm": {
 				const key = `llm:${step.id}`;
+				const index = turns++;
+				if (options.turnKey) recorder.startTurn(step.startMs, { name: `turn ${index}`, id: ids.observation("turn", options.turnKey(step, index)) });
 				const parameters = step.parameters && Object.keys(step.parameters).length ? step.parameters : undefined;
-				// Tool definitions ride along as {messages, tools}: the shape Langfuse's chat view lists tools from.
-				const input = step.tools?.length ? { messages: step.input, tools: step.tools } : step.input.length ? step.input : undefined;
+				const input = step.input.length || step.tools?.length ? new ChatRequest(step.input, step.tools) : undefined;
 				recorder.startGeneration(key, step.startMs, { id: ids.observation("llm", step.id), model: step.model, input, modelParameters: parameters, parentKey });
 				recorder.endGeneration(key, step.endMs, {
 					model: step.model,
@@ -3193,7 +3727,8 @@ function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: Tran
 			case "tool": {
 				const key = `tool:${step.id}`;
 				recorder.startTool(key, step.startMs, { name: step.name, id: ids.observation("tool", step.id), input: step.input, metadata: step.metadata, parentKey });
-				for (const run of step.subagent?.prompts ?? []) recordSubagent(recorder, run, ids, key);
+				if (step.subagent?.sessionId && options.subagentIds) recordSubagentSession(recorder, step, ids, options);
+				else for (const run of step.subagent?.prompts ?? []) recordSubagent(recorder, run, ids, key);
 				if (step.endMs === undefined) break; // endPrompt closes it, marked as still running
 				recorder.endTool(key, step.endMs, toolEnd({ output: step.output, isError: step.isError, exitCode: step.exitCode, error: step.error, metadata: { exitCode: step.exitCode } }));
 				break;
@@ -3214,6 +3749,16 @@ function recordSteps(recorder: SessionRecorder, steps: RecordedStep[], ids: Tran
 				recorder.event(step.at, { name: step.name, id: ids.observation("event", step.id), level: step.level, statusMessage: step.message, metadata: step.metadata, parentKey });
 				break;
 		}
+	}
+}
+
+/** A subagent that is a session of its own live (omp, OpenCode): its prompts are its own traces, linked to the tool. */
+function recordSubagentSession(recorder: SessionRecorder, tool: RecordedToolCall, ids: TranscriptIds, options: TranscriptOptions): void {
+	const { sessionId, prompts } = tool.subagent!;
+	const child = recorder.subagent(sessionId!, { parentSessionId: recorder.info.sessionId, parentTraceId: ids.traceId, parentObservationId: ids.observation("tool", tool.id) });
+	for (const prompt of prompts) {
+		const childIds = options.subagentIds!(sessionId!, prompt);
+		if (childIds) recordTranscript(child, prompt, childIds, options);
 	}
 }
 
@@ -3263,10 +3808,7 @@ function readCursor(file: string): (RecordCursor & Metadata) | undefined {
 }
 
 function writeCursor<T extends RecordCursor>(file: string, cursor: T): void {
-	fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-	const temporary = `${file}.${process.pid}.tmp`;
-	fs.writeFileSync(temporary, JSON.stringify({ ...cursor, done: cursor.done.slice(-CURSOR_DONE_KEPT), updatedAt: new Date().toISOString() }), { mode: 0o600 });
-	fs.renameSync(temporary, file);
+	writePrivateJson(file, { ...cursor, done: cursor.done.slice(-CURSOR_DONE_KEPT) });
 }
 
 /** One run per record file at a time (a notify and a hook may both fire); a dead owner's lock is taken over. */
@@ -3354,7 +3896,12 @@ function spawnDetached(runtime: Runtime, host: string, args: string[]): void {
 
 /** ExtensionContext: the session, the model, the UI. */
 interface PiContext {
-	sessionManager?: { getSessionId?(): unknown; getSessionFile?(): unknown; getHeader?(): { parentSession?: unknown } | undefined };
+	sessionManager?: {
+		getSessionId?(): unknown;
+		getSessionFile?(): unknown;
+		getHeader?(): { parentSession?: unknown; timestamp?: unknown } | undefined;
+		getEntries?(): unknown;
+	};
 	model?: { id?: unknown; provider?: unknown; api?: unknown };
 	cwd?: unknown;
 	mode?: unknown;
@@ -3416,7 +3963,7 @@ interface PiEvent {
 	action?: unknown;
 	aborted?: unknown;
 	fromExtension?: unknown;
-	compactionEntry?: { summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
+	compactionEntry?: { id?: unknown; summary?: unknown; tokensBefore?: unknown; tokensAfter?: unknown; method?: unknown };
 	goal?: { objective?: unknown };
 }
 
@@ -3432,7 +3979,24 @@ interface PiSession extends TracedSession {
 	compaction?: { startedAt: number; reason?: unknown; action?: unknown; recorded?: boolean };
 	ctx: PiContext;
 	unsubscribe?: () => void;
+	/** agent_start until the user message: the trace id waits for that message's timestamp (piIds). */
+	pendingStart?: { at: number; input?: string; metadata: Metadata };
+	pendingTurn?: { at: number; index?: number };
+	/** The open prompt's ids; undefined when it had no user message (random ids then). */
+	ids?: TranscriptIds;
+	/** Turns in the open prompt: the key of each turn's id, as history import counts them. */
+	turns: number;
 }
+
+/**
+ * Ids of an omp/pi prompt from what the session file records too, so a session traced live and imported
+ * later is one trace: the user message's timestamp keys the trace, an assistant message's timestamp its
+ * generation, the tool-call id a tool, the turn's index in the prompt a turn.
+ */
+const piIds = (sessionId: string, userTimestamp: string) => transcriptIds(`pi:${sessionId}:${userTimestamp}`);
+
+/** Events that come between agent_start and the user message: they do not open the prompt yet. */
+const PI_BEFORE_USER = new Set(["agent_start", "turn_start", "message_start", "message_end", "input", "before_agent_start"]);
 
 /** Ended sessions remembered per extension instance, so their late events are recognised and ignored. */
 const PI_SESSIONS_KEPT = 1_000;
@@ -3451,11 +4015,13 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			if (known === null) sessions.delete(id);
 		}
 	};
-	const on = (event: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
-		safeOn(pi, log, event, (event, ctx) => {
+	const on = (name: string, handler: (event: PiEvent, ctx: PiContext, session: PiSession) => unknown) =>
+		safeOn(pi, log, name, (event, ctx) => {
 			const session = sessionFor(ctx);
 			// an event that is not an object (a host bug, a fuzzer) reads as one without fields
-			if (session && !session.paused) return handler((eventObject(event) ?? {}) as PiEvent, session.ctx, session);
+			if (!session || session.paused) return;
+			if (session.pendingStart && !PI_BEFORE_USER.has(name)) openPiPrompt(session);
+			return handler((eventObject(event) ?? {}) as PiEvent, session.ctx, session);
 		});
 
 	/** The session this event belongs to, claimed on first sight; null = not ours (other copy, sampled out). */
@@ -3490,14 +4056,17 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			session.continuing = false;
 			return;
 		}
-		session.recorder.startPrompt(Date.now(), { input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } });
+		session.pendingStart = { at: Date.now(), input: session.pendingPrompt, metadata: { model: call(() => ctx.model?.id), provider: call(() => ctx.model?.provider) } };
 		session.pendingPrompt = undefined;
 	});
 	on("turn_start", (event, _ctx, session) => {
 		const index = typeof event.turnIndex === "number" ? event.turnIndex : undefined;
-		// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
-		session.recorder.startTurn(Date.now(), { name: index === undefined ? "turn" : `turn ${index}`, metadata: { turnIndex: index }, adoptOpenCalls: true });
+		if (session.pendingStart) session.pendingTurn = { at: Date.now(), index };
+		else startPiTurn(session, Date.now(), index);
 		session.endedTools.clear();
+	});
+	on("message_start", (event, _ctx, session) => {
+		if (event.message?.role === "user") openPiPrompt(session, finite(event.message.timestamp));
 	});
 	on("before_provider_request", (event, ctx, session) => {
 		const payload = (eventObject(event.payload) ?? {}) as ProviderRequest;
@@ -3508,7 +4077,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 		session.generationKey = `llm:${++session.generations}`;
 		session.recorder.startGeneration(session.generationKey, Date.now(), {
 			model: stringOr(payload.model) ?? stringOr(call(() => ctx.model?.id)),
-			input: requestMessages(payload),
+			input: chatRequest(payload),
 			modelParameters: modelParameters(payload),
 			metadata: { provider: call(() => ctx.model?.provider), api: call(() => ctx.model?.api), tools: toolNames(payload) },
 		});
@@ -3518,16 +4087,20 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("message_end", (event, ctx, session) => {
 		const message = event.message;
+		if (message?.role === "user") return openPiPrompt(session, finite(message.timestamp));
+		openPiPrompt(session);
 		if (!message || message.role !== "assistant") return;
 		const key = session.generationKey ?? `llm:${++session.generations}`;
 		session.generationKey = undefined;
-		session.recorder.endGeneration(key, Date.now(), assistantGeneration(message, ctx));
+		const timestamp = finite(message.timestamp);
+		session.recorder.endGeneration(key, Date.now(), { ...assistantGeneration(message, ctx), id: timestamp === undefined ? undefined : session.ids?.observation("llm", String(timestamp)) });
 		session.recorder.noteOutput(textOf(message.content));
 	});
 	const onToolStart = (event: PiEvent, _ctx: PiContext, session: PiSession) => {
 		const id = stringOr(event.toolCallId) ?? "";
 		if (session.endedTools.has(id)) return;
 		session.recorder.startTool(`tool:${id}`, Date.now(), {
+			id: id ? session.ids?.observation("tool", id) : undefined,
 			name: stringOr(event.toolName) ?? "tool",
 			input: event.input ?? event.args,
 			metadata: { toolCallId: event.toolCallId, intent: event.intent },
@@ -3603,10 +4176,11 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	});
 	on("session_compact", (event, _ctx, session) => {
 		const entry = event.compactionEntry ?? {};
-		recordCompaction(session, {
-			output: entry.summary,
-			metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension },
-		});
+		recordCompaction(
+			session,
+			{ output: entry.summary, metadata: { tokensBefore: entry.tokensBefore, tokensAfter: entry.tokensAfter, method: entry.method, fromExtension: event.fromExtension } },
+			stringOr(entry.id),
+		);
 	});
 	on("auto_compaction_end", (event, _ctx, session) => {
 		if (!session.compaction) return;
@@ -3644,13 +4218,38 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 	}
 }
 
-function recordCompaction(session: PiSession, end: EndOptions): void {
+/** The prompt agent_start announced, with ids from its user message's timestamp (none: random ids), and its first turn. */
+function openPiPrompt(session: PiSession, userTimestamp?: number): void {
+	const start = session.pendingStart;
+	if (!start) return;
+	session.pendingStart = undefined;
+	session.ids = userTimestamp === undefined ? undefined : piIds(session.recorder.info.sessionId, String(userTimestamp));
+	session.turns = 0;
+	session.recorder.startPrompt(start.at, { input: start.input, metadata: start.metadata, traceId: session.ids?.traceId, id: session.ids?.observation("prompt", String(userTimestamp)) });
+	const turn = session.pendingTurn;
+	session.pendingTurn = undefined;
+	if (turn) startPiTurn(session, turn.at, turn.index);
+}
+
+function startPiTurn(session: PiSession, at: number, index: number | undefined): void {
+	// pi sends a turn's before_provider_request before turn_start (even before the previous turn_end)
+	session.recorder.startTurn(at, {
+		id: session.ids?.observation("turn", String(session.turns++)),
+		name: index === undefined ? "turn" : `turn ${index}`,
+		metadata: { turnIndex: index },
+		adoptOpenCalls: true,
+	});
+}
+
+/** `entryId`: the session file's compaction entry, whose id the import gives the same span. */
+function recordCompaction(session: PiSession, end: EndOptions, entryId?: string): void {
 	const recorder = session.recorder;
 	const now = Date.now();
 	const started = session.compaction?.recorded ? now : session.compaction?.startedAt ?? now;
 	const standalone = !recorder.promptOpen;
 	if (standalone) recorder.startPrompt(started, { input: "compaction" });
-	recorder.startSpan("compaction", started, { name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
+	const id = entryId && !standalone ? session.ids?.observation("compaction", entryId) : undefined;
+	recorder.startSpan("compaction", started, { id, name: "compaction", input: session.compaction && { reason: session.compaction.reason, action: session.compaction.action } });
 	recorder.endSpan("compaction", now, end);
 	if (standalone) recorder.endPrompt(now);
 	if (session.compaction) session.compaction.recorded = true;
@@ -3661,12 +4260,17 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): Pi
 	const host = hostPackage?.name.includes("oh-my-pi") ? "omp" : hostPackage ? "pi" : "Bun" in globalThis ? "omp" : "pi";
 	const sessionFile = call(() => ctx.sessionManager?.getSessionFile?.());
 	if (typeof sessionFile === "string") runtime.sessionFiles.set(sessionFile, sessionId);
-	const parentFile = stringOr(call(() => ctx.sessionManager?.getHeader?.()?.parentSession));
+	const header = call(() => ctx.sessionManager?.getHeader?.());
+	const parentFile = stringOr(header?.parentSession);
 	const parentSessionId = parentFile ? runtime.sessionFiles.get(parentFile) : undefined;
+	const startedMs = Date.parse(String(header?.timestamp));
 	const recorder = newRecorder(
 		runtime,
 		{
 			sessionId,
+			// grouped by session, a later process re-sends the session's root: same start, same input
+			startedMs: Number.isFinite(startedMs) ? startedMs : undefined,
+			firstPrompt: runtime.config.grouping === "session" ? piFirstPrompt(ctx) : undefined,
 			host,
 			metadata: {
 				host,
@@ -3680,11 +4284,21 @@ function startPiSession(runtime: Runtime, sessionId: string, ctx: PiContext): Pi
 		},
 		parentFile ? ["subagent"] : [],
 	);
-	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx };
+	const session: PiSession = { recorder, continuing: false, generations: 0, endedTools: new Set(), paused: false, ctx, turns: 0 };
 	session.unsubscribe = runtime.exporter?.onChange(() => updateIndicator(runtime, session, session.ctx));
 	if (call(() => ctx.hasUI) === true) runtime.log.notify = line => ctx.ui?.notify?.(line, "warning");
 	runtime.log.debug(`tracing ${host} session ${sessionId}${parentSessionId ? ` (subagent of ${parentSessionId})` : ""}`);
 	return session;
+}
+
+/** The first user message of a resumed session (once per session, only when traces group by session). */
+function piFirstPrompt(ctx: PiContext): string | undefined {
+	const entries = call(() => ctx.sessionManager?.getEntries?.());
+	if (!Array.isArray(entries)) return undefined;
+	for (const entry of entries) {
+		if (entry?.type === "message" && entry.message?.role === "user") return textOf(entry.message.content) || undefined;
+	}
+	return undefined;
 }
 
 function assistantGeneration(message: PiMessage, ctx: PiContext): GenerationEnd {
@@ -3695,7 +4309,7 @@ function assistantGeneration(message: PiMessage, ctx: PiContext): GenerationEnd 
 	const ttft = finite(message.ttft);
 	return {
 		model: stringOr(message.model) ?? stringOr(call(() => ctx.model?.id)),
-		output: simplifyContent(message.content),
+		output: chatOutput(message.content),
 		usage: usageDetails({
 			input: usage.input,
 			output: usage.output,
@@ -3764,7 +4378,7 @@ interface OcEventProperties {
 /** session.status `{type: "busy" | "idle" | "retry", …}`: shape as observed in test/fixtures. */
 interface OcStatus { type?: string; message?: string; attempt?: number; next?: number }
 /** A session: shape as observed in test/fixtures. */
-interface OcSessionInfo { id?: string; parentID?: string; title?: string; version?: string }
+interface OcSessionInfo { id?: string; parentID?: string; title?: string; version?: string; time?: { created?: unknown } }
 /** A message (parentID: the user message an assistant message answers): shape as observed in test/fixtures. */
 interface OcMessageInfo {
 	id?: string;
@@ -3836,6 +4450,8 @@ interface OcMessage {
 	/** References taken in the awaited transform hooks; converted only in the (unawaited) event handler. */
 	requestMessages?: unknown;
 	requestSystem?: unknown;
+	/** The tool definitions OpenCode had built when the request left (tool.definition hooks). */
+	requestTools?: Map<string, OcToolDefinition>;
 	started: boolean;
 	/** Text, reasoning and tool parts by id (latest version), in the order they appeared. */
 	parts: Map<string, OcPart>;
@@ -3867,7 +4483,16 @@ interface OcPlugin {
 	hostVersion?: string;
 	/** After dispose the instance is gone; late events (OpenCode saves the session once more) start nothing. */
 	disposed: boolean;
+	/** tool.definition outputs by tool id (references; read when a generation starts). */
+	toolDefinitions: Map<string, OcToolDefinition>;
+	/** The config hook's object: its providers' model prices split a message's cost. */
+	config?: OcConfig;
 }
+
+/** tool.definition output: parameters is an Effect Schema (not JSON); jsonSchema, when set, is JSON Schema. */
+interface OcToolDefinition { description?: unknown; jsonSchema?: unknown }
+/** The config hook's object, the fields read: per-model prices in dollars per million tokens. */
+interface OcConfig { provider?: Record<string, { models?: Record<string, { cost?: { input?: unknown; output?: unknown; cache_read?: unknown; cache_write?: unknown } }> }> }
 
 interface OcSession {
 	id: string;
@@ -3885,6 +4510,8 @@ interface OcSession {
 	awaiting?: OcMessage;
 	tools: Map<string, OcTool>;
 	turns: number;
+	/** The open prompt's ids, from its user message id; undefined when it began without chat.message. */
+	ids?: TranscriptIds;
 	/** The latest experimental.chat.{messages,system}.transform outputs: the next request's input. */
 	pendingMessages?: unknown;
 	pendingSystem?: unknown;
@@ -3892,6 +4519,18 @@ interface OcSession {
 	promptError?: { level: Level; message: string };
 	/** Idle came while an LLM call was still unsaved (a failed call is saved after idle): end when it is. */
 	idleTimer?: ReturnType<typeof setTimeout>;
+}
+
+/**
+ * Ids of an OpenCode prompt from ids its database keeps too (user message, assistant message, tool call),
+ * so a session traced live and imported later is one trace. Tools keep the ids they always had.
+ */
+function ocIds(sessionId: string, userMessageId = ""): TranscriptIds {
+	const scope = `opencode:${sessionId}:${userMessageId}`;
+	return {
+		traceId: hashId(scope, 32),
+		observation: (kind, key) => hashId(kind === "tool" ? `opencode-tool:${sessionId}:${key}` : `${scope}:${kind}:${key}`, 16),
+	};
 }
 
 /** OpenCode's placeholder until the title call answers: "New session - <ISO>" / "Child session - <ISO>". */
@@ -3913,6 +4552,7 @@ function attachOpenCode(input: OcPluginInput | undefined, runtime: Runtime): Rec
 		worktree: call(() => (typeof input?.worktree === "string" ? input.worktree : undefined)),
 		projectId: call(() => (typeof input?.project?.id === "string" ? input.project.id : undefined)),
 		disposed: false,
+		toolDefinitions: new Map(),
 	};
 	const { log } = runtime;
 	return {
@@ -3926,6 +4566,13 @@ function attachOpenCode(input: OcPluginInput | undefined, runtime: Runtime): Rec
 		"experimental.chat.system.transform": guarded(log, "experimental.chat.system.transform", (hookInput?: { sessionID?: string }, output?: { system?: string[] }) =>
 			ocOnSystemTransform(plugin, hookInput, output),
 		),
+		// awaited too: a reference kept, nothing more
+		"tool.definition": guarded(log, "tool.definition", (hookInput?: { toolID?: string }, output?: OcToolDefinition) => {
+			if (typeof hookInput?.toolID === "string" && output && typeof output === "object") plugin.toolDefinitions.set(hookInput.toolID, output);
+		}),
+		config: guarded(log, "config", (config?: OcConfig) => {
+			if (config && typeof config === "object") plugin.config = config;
+		}),
 		dispose: guarded(log, "dispose", () => ocDispose(plugin)),
 	};
 }
@@ -3957,6 +4604,8 @@ function ocSessionFor(plugin: OcPlugin, sessionId: unknown, info?: OcSessionInfo
 			host: "opencode",
 			hostVersion,
 			cwd: directory,
+			// grouped by session, every process re-sends the session's root with this start
+			startedMs: finite(info?.time?.created),
 			metadata: { host: "opencode", hostVersion, cwd: directory, worktree: plugin.worktree, projectId: plugin.projectId, parentSessionId: parentId },
 		},
 		parentId ? ["subagent"] : [],
@@ -4003,7 +4652,9 @@ function ocTraceMetadata(session: OcSession): Metadata {
  * itself, without the session's trace metadata; opening it here keeps a late-learned version or parent.
  */
 function ocPromptRecorder(session: OcSession, at: number): SessionRecorder {
-	if (!session.recorder.promptOpen) session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
+	if (session.recorder.promptOpen) return session.recorder;
+	session.ids = undefined;
+	session.recorder.startPrompt(at, { metadata: ocTraceMetadata(session) });
 	return session.recorder;
 }
 
@@ -4022,14 +4673,18 @@ function ocOnChatMessage(plugin: OcPlugin, hookInput: OcChatMessageInput | undef
 	const model = hookInput?.model ?? message.model ?? {};
 	session.promptError = undefined;
 	session.turns = 0;
+	const userMessageId = stringOr(hookInput?.messageID) ?? stringOr(message.id);
+	session.ids = userMessageId ? ocIds(session.id, userMessageId) : undefined;
 	session.recorder.startPrompt(Date.now(), {
+		traceId: session.ids?.traceId,
+		id: userMessageId && session.ids?.observation("prompt", userMessageId),
 		input: text,
 		metadata: {
 			...ocTraceMetadata(session),
 			agent: hookInput?.agent ?? message.agent,
 			model: model.modelID,
 			provider: model.providerID,
-			userMessageId: hookInput?.messageID ?? message.id,
+			userMessageId,
 			...ocSubagentLink(plugin, session),
 		},
 	});
@@ -4045,6 +4700,7 @@ function ocOnChatParams(plugin: OcPlugin, hookInput: { sessionID?: string; agent
 	message.modelParameters = ocModelParameters(output);
 	message.requestMessages = session.pendingMessages;
 	message.requestSystem = session.pendingSystem;
+	message.requestTools = plugin.toolDefinitions;
 	session.pendingMessages = session.pendingSystem = undefined;
 }
 
@@ -4124,7 +4780,7 @@ function ocOnMessage(plugin: OcPlugin, info: OcMessageInfo | undefined): void {
 		message.provider = info.providerID;
 		session.messages.set(info.id, message);
 		session.awaiting = message;
-		ocPromptRecorder(session, createdMs).startTurn(createdMs, { name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
+		ocPromptRecorder(session, createdMs).startTurn(createdMs, { id: session.ids?.observation("turn", info.id), name: `turn ${session.turns++}`, metadata: { messageId: info.id, agent: message.agent } });
 		return;
 	}
 	message.model = info.modelID ?? message.model;
@@ -4193,7 +4849,7 @@ function ocOnToolPart(session: OcSession, part: OcPart, message: OcMessage | und
 function ocToolEntry(session: OcSession, callID: string, name: string, messageId: string | undefined, at: number): OcTool {
 	let tool = session.tools.get(callID);
 	if (!tool) {
-		tool = { callID, name, messageId, startMs: at, started: false, spanId: hashId(`opencode-tool:${session.id}:${callID}`, 16) };
+		tool = { callID, name, messageId, startMs: at, started: false, spanId: ocIds(session.id).observation("tool", callID) };
 		session.tools.set(callID, tool);
 	}
 	return tool;
@@ -4218,12 +4874,13 @@ function ocStartGeneration(session: OcSession, message: OcMessage): void {
 	if (session.awaiting === message) session.awaiting = undefined;
 	const at = message.requestMs ?? message.createdMs;
 	ocPromptRecorder(session, at).startGeneration(message.key, at, {
+		id: session.ids?.observation("llm", message.id),
 		model: message.model,
 		modelParameters: message.modelParameters,
-		input: ocRequestInput(message.requestSystem, message.requestMessages),
+		input: ocRequestInput(message.requestSystem, message.requestMessages, message.requestTools),
 		metadata: { provider: message.provider, agent: message.agent, messageId: message.id },
 	});
-	message.requestMessages = message.requestSystem = undefined;
+	message.requestMessages = message.requestSystem = message.requestTools = undefined;
 }
 
 function ocEndMessage(plugin: OcPlugin, session: OcSession, message: OcMessage, info: OcMessageInfo): void {
@@ -4248,7 +4905,7 @@ function ocEndMessage(plugin: OcPlugin, session: OcSession, message: OcMessage, 
 			cacheWrite: tokens.cache?.write,
 			total: typeof tokens.total === "number" ? tokens.total : ocTokenSum(tokens),
 		}),
-		cost: costDetails({ total: cost }),
+		cost: ocCost(plugin.config, info, tokens, cost),
 		level: error ? (aborted ? "WARNING" : "ERROR") : undefined,
 		statusMessage: error ? ocErrorMessage(error) : undefined,
 		metadata: { provider: info.providerID, finish: info.finish, mode: info.mode, parentMessageId: info.parentID, errorName },
@@ -4279,6 +4936,7 @@ function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
 	session.promptError = undefined;
 	session.recorder.endPrompt(Date.now(), error ? { level: error.level, statusMessage: error.message } : {});
 	// the prompt is over: nothing of it stays (a side call's transform output, e.g. the title call's, is never consumed)
+	session.ids = undefined;
 	session.messages.clear();
 	session.tools.clear();
 	session.awaiting = undefined;
@@ -4378,48 +5036,52 @@ function ocErrorMessage(error: OcError | undefined): string | undefined {
 	return typeof message === "string" ? oneLine(message, 300) : undefined;
 }
 
-/** One message's parts as the generation output: plain text, or reasoning and tool calls next to it. */
+/** One message's parts as the generation output: its text, or the assistant message with reasoning and tool calls. */
 function ocOutput(parts: Map<string, OcPart>): unknown {
 	const content: unknown[] = [];
 	for (const part of parts.values()) {
 		if (part.type === "tool") content.push({ type: "tool_call", name: part.tool, id: part.callID, arguments: part.state?.input });
 		else if (typeof part.text === "string" && part.text) content.push({ type: part.type === "reasoning" ? "reasoning" : "text", text: part.text });
 	}
-	return content.length ? simplifyContent(content) : undefined;
+	return content.length ? chatOutput(content) : undefined;
 }
 
-/** The conversation a request carried, as chat messages (system first); built outside the awaited hooks. */
-function ocRequestInput(system: unknown, messages: unknown): unknown {
-	const out: unknown[] = [];
-	if (Array.isArray(system) && system.length) out.push({ role: "system", content: system.filter(line => typeof line === "string").join("\n") });
-	if (!Array.isArray(messages)) return out.length ? out : undefined;
-	for (const message of (messages as OcRequestMessage[]).slice(-MAX_ARRAY_ITEMS)) {
-		const role = message?.info?.role ?? "unknown";
-		const content: unknown[] = [];
-		for (const part of Array.isArray(message?.parts) ? message.parts : []) {
-			switch (part?.type) {
-				case "text":
-				case "reasoning":
-					if (typeof part.text === "string" && part.text) content.push({ type: part.type, text: part.text });
-					break;
-				case "tool":
-					content.push({
-						type: "tool",
-						name: part.tool,
-						callID: part.callID,
-						input: part.state?.input,
-						output: part.state?.status === "error" ? part.state.error : part.state?.output,
-						status: part.state?.status,
-					});
-					break;
-				case "file":
-					content.push({ type: "file", mime: part.mime, filename: part.filename });
-					break;
-			}
-		}
-		out.push({ role, content: simplifyContent(content) });
-	}
-	return out;
+/** The request a message sent: OpenCode's messages (converted by the exporter, §6), its system prompt and tools. */
+function ocRequestInput(system: unknown, messages: unknown, tools: Map<string, OcToolDefinition> | undefined): unknown {
+	const definitions = tools?.size
+		? [...tools].map(([name, definition]) => ({
+				name,
+				description: typeof definition.description === "string" ? definition.description : undefined,
+				// parameters is an Effect Schema: only a JSON Schema OpenCode gives as such is sent
+				parameters: definition.jsonSchema !== null && typeof definition.jsonSchema === "object" && !Array.isArray(definition.jsonSchema) ? definition.jsonSchema : undefined,
+			}))
+		: undefined;
+	if (!Array.isArray(messages) && !Array.isArray(system)) return undefined;
+	return new ChatRequest(Array.isArray(messages) ? [...messages] : [], definitions, system);
+}
+
+/**
+ * OpenCode records one dollar total per message. With the model's prices from the config (dollars per
+ * million tokens), the total splits into input, cache and output — only when the split adds up to that
+ * total (no pricing tiers at play); otherwise the total alone, never zeros.
+ */
+function ocCost(config: OcConfig | undefined, info: OcMessageInfo, tokens: OcTokens, total: number): Record<string, number> | undefined {
+	const prices = call(() => config?.provider?.[info.providerID ?? ""]?.models?.[info.modelID ?? ""]?.cost);
+	const rate = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value >= 0 ? value / 1e6 : undefined);
+	const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0);
+	const input = rate(prices?.input);
+	const output = rate(prices?.output);
+	if (!prices || input === undefined || output === undefined || !(total > 0)) return costDetails({ total });
+	const round = (dollars: number) => Math.round(dollars * 1e12) / 1e12;
+	const split = {
+		input: round(count(tokens.input) * input),
+		cacheRead: round(count(tokens.cache?.read) * (rate(prices.cache_read) ?? 0)),
+		cacheWrite: round(count(tokens.cache?.write) * (rate(prices.cache_write) ?? 0)),
+		output: round((count(tokens.output) + count(tokens.reasoning)) * output),
+	};
+	const sum = split.input + split.cacheRead + split.cacheWrite + split.output;
+	if (Math.abs(sum - total) > Math.max(1e-9, total * 1e-6)) return costDetails({ total });
+	return costDetails({ ...split, cacheRead: split.cacheRead || undefined, cacheWrite: split.cacheWrite || undefined, total });
 }
 
 // ── §7.3 Codex ────────────────────────────────────────────────────────────────────────────────────
@@ -4444,6 +5106,8 @@ interface CodexThread {
 	originator?: string;
 	provider?: string;
 	cwd?: string;
+	/** session_meta's timestamp: the session root's start in every run (traces grouped by session). */
+	startedMs?: number;
 }
 
 /** Per rollout file, in `<spool>/codex/`: where the next run starts and what it must remember. */
@@ -4744,19 +5408,22 @@ function codexThread(meta: any): CodexThread | undefined {
 		originator: stringOr(meta.originator),
 		provider: stringOr(meta.model_provider),
 		cwd: stringOr(meta.cwd),
+		startedMs: finite(Date.parse(String(meta.timestamp))),
 	};
 }
 
 const codexTraceId = (threadId: string, turnId: string) => hashId(`codex:${threadId}:${turnId}`, 32);
 
 /** The thread's records, collected. */
-function codexRecorder(runtime: Runtime, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
+function codexRecorder(runtime: Pick<Runtime, "config">, thread: CodexThread, rollout: string, records: Map<string, ObservationRecord>): SessionRecorder {
 	const subagent = thread.parentThreadId !== undefined;
 	const info: HostSessionInfo = {
 		sessionId: thread.sessionId,
 		host: "codex",
 		hostVersion: thread.cliVersion,
 		cwd: thread.cwd,
+		// a subagent shares its parent's session: the parent's thread says when that began
+		startedMs: subagent ? undefined : thread.startedMs,
 		metadata: {
 			host: "codex",
 			hostVersion: thread.cliVersion,
@@ -5029,12 +5696,14 @@ function parseRollout(text: string, request: CodexRequest = {}): { thread?: Code
  * cursor; the caller commits once the records are spooled or sent, so a crash re-reads, never skips.
  */
 async function readCodexRollout(
-	runtime: Runtime,
+	runtime: Pick<Runtime, "config" | "log">,
 	rollout: string,
 	request: CodexRequest,
+	fromStart = false,
 ): Promise<RecordRead> {
 	const file = cursorFile(runtime.config, "codex", rollout);
-	const cursor: CodexCursor = { offset: 0, done: [], ...readCursor(file), file: rollout };
+	// fromStart: `import --force` reads every turn again (the same ids: the same traces are updated)
+	const cursor: CodexCursor = { offset: 0, done: [], ...(fromStart ? {} : readCursor(file)), file: rollout };
 	const { lines, size, restarted } = await readRolloutLines(rollout, cursor.offset);
 	if (restarted) Object.assign(cursor, { offset: 0, thread: undefined, copying: undefined });
 	const { turns, offset } = collectCodexTurns(lines, cursor, request);
@@ -5727,14 +6396,25 @@ function readClaudeSubagents(transcript: string, endedAgent: string | undefined)
 		});
 }
 
+/** The first timestamp in a transcript's head: when its session began. */
+function claudeStartMs(head: string): number | undefined {
+	for (const line of head.split("\n").slice(0, 50)) {
+		const value = parseJsonText(line) as { timestamp?: unknown } | undefined;
+		const at = value && typeof value === "object" ? Date.parse(String(value.timestamp)) : Number.NaN;
+		if (Number.isFinite(at)) return at;
+	}
+	return undefined;
+}
+
 /** Trace ids from the prompt's uuid alone: the same prompt read from a fork or an import is the same trace. */
 const claudeIds = (promptId: string) => transcriptIds(`claude-code:${promptId}`);
 
 /** What is new in one transcript, recorded; the cursor is saved by `commit` once the records are safe. */
-async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): Promise<RecordRead> {
+async function readClaudeTranscript(runtime: Pick<Runtime, "config" | "log">, request: ClaudeRequest, fromStart = false): Promise<RecordRead> {
 	const file = cursorFile(runtime.config, "claude", request.transcript);
 	const text = await fsp.readFile(request.transcript);
-	const saved = readCursor(file);
+	// fromStart: `import --force` reads every prompt again (the same ids: the same traces are updated)
+	const saved = fromStart ? undefined : readCursor(file);
 	// replaced or truncated: read it again from the top
 	const cursor: RecordCursor = saved && saved.offset <= text.length ? { offset: saved.offset, done: saved.done } : { offset: 0, done: [] };
 	const options: ClaudeParseOptions = {
@@ -5752,7 +6432,13 @@ async function readClaudeTranscript(runtime: Runtime, request: ClaudeRequest): P
 	if (sessionId && prompts.length && sampled(runtime.config, sessionId)) {
 		const version = stringOr(prompts.at(-1)!.metadata?.version);
 		const cwd = stringOr(prompts.at(-1)!.metadata?.cwd);
-		const recorder = collectingRecorder(runtime, { sessionId, host: "claude-code", hostVersion: version, cwd, metadata: { host: "claude-code", hostVersion: version, transcript: request.transcript } }, records);
+		// grouped by session, every run re-sends the session root: it starts when the transcript does
+		const startedMs = runtime.config.grouping === "session" ? claudeStartMs(text.toString("utf8", 0, Math.min(text.length, 64 * 1024))) : undefined;
+		const recorder = collectingRecorder(
+			runtime,
+			{ sessionId, host: "claude-code", hostVersion: version, cwd, startedMs, metadata: { host: "claude-code", hostVersion: version, transcript: request.transcript } },
+			records,
+		);
 		for (const prompt of prompts) recordTranscript(recorder, prompt, claudeIds(prompt.id));
 	}
 	return { records: [...records.values()], prompts: prompts.length, commit: () => writeCursor(file, next) };
@@ -5773,6 +6459,844 @@ async function runClaudeExport(request: ClaudeRequest | undefined, runtime: Runt
 		return spawnDetached(runtime, "claude", ["claude-hook", "--background", JSON.stringify(request)]);
 	}
 	await exportRecordFile(runtime, "claude", request.transcript, background ? CLAUDE_BACKGROUND_BUDGET_MS : CLAUDE_BUDGET_MS, () => readClaudeTranscript(runtime, request));
+}
+
+// ── §7.5 History import ───────────────────────────────────────────────────────────────────────────
+//
+// `bun langfuse.ts import` (§8) reads what the hosts themselves recorded and sends it as the traces the
+// live hooks would have made, with the ids they would have used (piIds, ocIds, codexIds): importing twice,
+// or importing a session that was traced live, updates the same traces. Records (measured on omp 18.2.3,
+// pi 0.73.1, opencode 1.18.33; test/fixtures/import/):
+// - omp / pi: one JSONL file per session: header `{type:"session", id, cwd, parentSession?}` (omp writes a
+//   padded `title` line first and rewrites it in place), then entries `{type, id, parentId, timestamp}`:
+//   `message` (user / assistant with usage and cost / toolResult), `compaction`, `custom`
+//   (omp: tool_execution_start, session_exit), omp subagents' `session_init`. Entries form a tree: a
+//   call's input is its ancestor chain, not everything above it. omp subagents live in
+//   `<parent file minus .jsonl>/<TaskId>.jsonl`, named by the parent's task result.
+// - OpenCode: SQLite tables session (parent_id, cumulative totals), message (JSON data: role, parentID,
+//   tokens, cost, finish, time), part (text, tool {callID, state}, reasoning, step-*).
+// - Codex and Claude Code: the readers of §7.3 and §7.4, with the cursors their hooks keep.
+// Not in any record, so left out, not invented: request parameters, the full tool schemas, time to first
+// token (pi, Codex), OpenCode's system prompt, omp's compaction LLM calls.
+
+type ImportHost = "omp" | "pi" | "opencode" | "codex" | "claude";
+/** Parsed host JSON: every field is tested before use, as with live events. */
+type Raw = Record<string, any>;
+
+const isRaw = (value: unknown): value is Raw => eventObject(value) !== null;
+const listOf = (value: unknown): any[] => (Array.isArray(value) ? value : []);
+const rawLine = (line: string): Raw | undefined => (line.trim() ? [parseJsonText(line)].find(isRaw) : undefined);
+
+/** ISO text or epoch ms → epoch ms. */
+function epochMs(value: unknown): number | undefined {
+	if (typeof value !== "string") return finite(value);
+	const ms = Date.parse(value);
+	return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** Token counts the host recorded (a recorded 0 is kept: it is a fact). */
+function recordedCounts(counts: TokenCounts): TokenCounts | undefined {
+	const kept = Object.entries(counts).filter(([, value]) => value !== undefined);
+	return kept.length ? Object.fromEntries(kept) : undefined;
+}
+
+const stepStart = (step: RecordedStep) => (step.kind === "event" ? step.at : step.startMs);
+
+// ── omp / pi session files ──
+
+interface PiSessionParse {
+	sessionId: string;
+	cwd?: string;
+	/** omp subagents: the parent's session file as the child recorded it. */
+	parentSession?: string;
+	title?: string;
+	/** Prompt ids are the user message's timestamp, generation ids the assistant message's: what live hooks see. */
+	prompts: RecordedPrompt[];
+	/** omp task tools that ran subagents: tool-call id → task ids (= child file names). */
+	subagentTasks: { toolCallId: string; taskIds: string[] }[];
+	/** A session_exit follows the last prompt (omp), or pi's last call stopped: the host finished writing it. */
+	complete: boolean;
+}
+
+interface PiEntry {
+	type: string;
+	id?: string;
+	parentId?: string;
+	at?: number;
+	raw: Raw;
+}
+
+function piAssistantOutput(message: Raw): ChatMessage {
+	const parts = listOf(message.content).filter(isRaw);
+	const joined = (type: string, key: string) => parts.filter(part => part.type === type).map(part => stringOr(part[key]) ?? "").join("");
+	const calls = parts
+		.filter(part => part.type === "toolCall")
+		.map(part => ({ id: String(part.id), type: "function" as const, function: { name: String(part.name), arguments: JSON.stringify(part.arguments ?? {}) } }));
+	return { role: "assistant", content: joined("text", "text"), tool_calls: calls.length ? calls : undefined, reasoning: joined("thinking", "thinking") || undefined };
+}
+
+function piChat(message: Raw): ChatMessage | undefined {
+	if (message.role === "user") return { role: "user", content: textOf(message.content) };
+	if (message.role === "toolResult") return { role: "tool", content: textOf(message.content), tool_call_id: stringOr(message.toolCallId) };
+	return message.role === "assistant" ? piAssistantOutput(message) : undefined;
+}
+
+/** The messages a call received: its ancestors (the tree may hold other branches), cut at a compaction. */
+function piHistory(entry: PiEntry, byId: Map<string, PiEntry>, chat: Map<string, ChatMessage>, system?: string): ChatMessage[] {
+	const chain: PiEntry[] = [];
+	const seen = new Set<string>();
+	for (let at = entry.parentId ? byId.get(entry.parentId) : undefined; at?.id && !seen.has(at.id); at = at.parentId ? byId.get(at.parentId) : undefined) {
+		seen.add(at.id);
+		chain.unshift(at);
+	}
+	const messages = (entries: PiEntry[]) => entries.flatMap(e => (e.id && chat.get(e.id)) || []);
+	const head: ChatMessage[] = system ? [{ role: "system", content: system }] : [];
+	const cut = chain.map(e => e.type).lastIndexOf("compaction");
+	if (cut < 0) return [...head, ...messages(chain)];
+	// after a compaction the model sees its summary, the entries it kept (from firstKeptEntryId), then what followed
+	const compaction = chain[cut]!;
+	const kept = chain.findIndex(e => e.id === compaction.raw.firstKeptEntryId);
+	head.push({ role: "user", content: `[compaction summary]\n${stringOr(compaction.raw.summary) ?? ""}` });
+	return [...head, ...messages(kept >= 0 && kept < cut ? chain.slice(kept, cut) : []), ...messages(chain.slice(cut + 1))];
+}
+
+function piLlmCall(entry: PiEntry, message: Raw, input: ChatMessage[], tools: ToolDefinition[] | undefined): RecordedLlmCall {
+	const written = entry.at ?? 0;
+	const start = epochMs(message.timestamp) ?? written;
+	const usage = isRaw(message.usage) ? message.usage : undefined;
+	const cost = isRaw(usage?.cost) ? usage.cost : undefined;
+	const total = finite(cost?.total);
+	const duration = finite(message.duration);
+	const ttft = finite(message.ttft);
+	// omp: completedAt, or start + duration; pi writes the entry when the message ends
+	const end = finite(message.completedAt) ?? (duration !== undefined ? start + duration : written);
+	return {
+		kind: "llm",
+		id: String(start),
+		startMs: start,
+		endMs: Math.max(start, end),
+		completionStartMs: ttft !== undefined ? Math.round(start + ttft) : undefined,
+		model: stringOr(message.model),
+		provider: stringOr(message.provider),
+		input,
+		tools,
+		output: piAssistantOutput(message),
+		// omp/pi report input without the cached tokens already
+		usage: usage && recordedCounts({ input: finite(usage.input), output: finite(usage.output), cacheRead: finite(usage.cacheRead), cacheWrite: finite(usage.cacheWrite), total: finite(usage.totalTokens) }),
+		// an unpriced model records 0: no cost is sent rather than a zero
+		costUsd: cost && total !== undefined && total > 0 ? { input: finite(cost.input), output: finite(cost.output), cacheRead: finite(cost.cacheRead), cacheWrite: finite(cost.cacheWrite), total } : undefined,
+		stopReason: stringOr(message.stopReason),
+		error: stringOr(message.errorMessage) ?? (message.stopReason === "error" ? "error" : undefined),
+		metadata: { responseId: message.responseId, entryId: entry.id },
+	};
+}
+
+/** omp's task result names the subagents it ran (details.results[].id); without results, the call's tasks[].name. */
+function piSubagentTaskIds(message: Raw, args: unknown): string[] {
+	if (message.toolName !== "task") return [];
+	const named = (items: unknown, key: string) => listOf(items).flatMap(item => stringOr(isRaw(item) ? item[key] : undefined) ?? []);
+	const fromResults = named(isRaw(message.details) ? message.details.results : undefined, "id");
+	return fromResults.length ? fromResults : named(isRaw(args) ? args.tasks : undefined, "name");
+}
+
+/**
+ * One omp or pi session file (its lines), pure. A prompt starts at each user message and holds every
+ * call, tool and compaction until the next one. A half-written last line is skipped (read next time).
+ */
+function parsePiSessionFile(lines: string[]): PiSessionParse {
+	const result: PiSessionParse = { sessionId: "", prompts: [], subagentTasks: [], complete: false };
+	const entries: PiEntry[] = [];
+	let system: string | undefined;
+	let tools: ToolDefinition[] | undefined;
+	for (const line of lines) {
+		const raw = rawLine(line);
+		if (typeof raw?.type !== "string") continue;
+		if (raw.type === "session") {
+			Object.assign(result, { sessionId: stringOr(raw.id) ?? "", cwd: stringOr(raw.cwd), parentSession: stringOr(raw.parentSession) });
+			continue;
+		}
+		if (raw.type === "title") {
+			result.title = stringOr(raw.title) ?? result.title;
+			continue;
+		}
+		if (raw.type === "session_init") {
+			system = stringOr(raw.systemPrompt);
+			// only the names are recorded: no schemas invented
+			const names = listOf(raw.tools).filter((name): name is string => typeof name === "string");
+			if (names.length) tools = names.map(name => ({ type: "function", function: { name } }));
+		}
+		entries.push({ type: raw.type, id: stringOr(raw.id), parentId: stringOr(raw.parentId), at: epochMs(raw.timestamp), raw });
+	}
+	const byId = new Map(entries.flatMap(e => (e.id ? [[e.id, e] as const] : [])));
+	const chat = new Map<string, ChatMessage>();
+	const open = new Map<string, RecordedToolCall>();
+	const toolStarts = new Map<string, number>();
+	let prompt: RecordedPrompt | undefined;
+	let lastAt = 0;
+	const finishPrompt = () => {
+		if (!prompt) return;
+		open.clear(); // a tool without a result stays without an end: the recorder marks it
+		prompt.steps.sort((a, b) => stepStart(a) - stepStart(b));
+		result.prompts.push(prompt);
+		prompt = undefined;
+	};
+	for (const entry of entries) {
+		const at = entry.at ?? lastAt;
+		const { raw } = entry;
+		if (entry.type === "custom" && raw.customType === "tool_execution_start" && isRaw(raw.data)) {
+			const id = stringOr(raw.data.toolCallId);
+			const started = epochMs(raw.data.startedAt) ?? at;
+			if (id) toolStarts.set(id, started);
+			const tool = id ? open.get(id) : undefined;
+			if (tool) tool.startMs = started;
+		} else if (entry.type === "custom" && raw.customType === "session_exit") {
+			if (prompt) prompt.endMs = Math.max(prompt.endMs, at);
+			result.complete = true;
+		} else if (entry.type === "compaction") {
+			// the record has only the end; it started when the entry before it was written
+			const step: RecordedCompaction = { kind: "compaction", id: entry.id ?? String(at), startMs: lastAt || at, endMs: at, summary: stringOr(raw.summary), tokensBefore: finite(raw.tokensBefore) };
+			if (prompt) {
+				prompt.steps.push(step);
+				prompt.endMs = Math.max(prompt.endMs, at);
+			} else {
+				result.prompts.push({ id: step.id, sessionId: result.sessionId, startMs: step.startMs, endMs: step.endMs, text: "compaction", steps: [step] });
+			}
+		} else if (entry.type === "message" && isRaw(raw.message)) {
+			const message = raw.message;
+			const messageAt = epochMs(message.timestamp) ?? at;
+			if (message.role === "user") {
+				finishPrompt();
+				result.complete = false;
+				prompt = { id: String(messageAt), sessionId: result.sessionId, startMs: messageAt, endMs: at, text: textOf(message.content), steps: [], metadata: { entryId: entry.id } };
+			} else if (message.role === "assistant" && prompt) {
+				const step = piLlmCall(entry, message, piHistory(entry, byId, chat, system), tools);
+				prompt.steps.push(step);
+				if (typeof step.output.content === "string" && step.output.content) prompt.answer = step.output.content;
+				prompt.aborted = message.stopReason === "aborted" || undefined;
+				prompt.error = step.error;
+				for (const call of step.output.tool_calls ?? []) {
+					const part = listOf(message.content).find(p => isRaw(p) && p.type === "toolCall" && p.id === call.id);
+					// pi records no tool start: the call exists once the message is complete
+					const tool: RecordedToolCall = { kind: "tool", id: call.id, name: call.function.name, startMs: toolStarts.get(call.id) ?? step.endMs, input: part?.arguments, output: undefined, isError: false };
+					open.set(call.id, tool);
+					prompt.steps.push(tool);
+				}
+				prompt.endMs = Math.max(prompt.endMs, step.endMs, at);
+			} else if (message.role === "toolResult" && prompt) {
+				const id = stringOr(message.toolCallId) ?? "";
+				const tool = open.get(id);
+				if (tool) {
+					open.delete(id);
+					const parts = listOf(message.content);
+					Object.assign(tool, { endMs: Math.max(tool.startMs, messageAt), output: parts.every(p => p?.type === "text") ? textOf(parts) : parts, isError: message.isError === true });
+					const taskIds = piSubagentTaskIds(message, tool.input);
+					if (taskIds.length) result.subagentTasks.push({ toolCallId: id, taskIds });
+				}
+				prompt.endMs = Math.max(prompt.endMs, messageAt, at);
+			}
+			const asChat = piChat(message);
+			if (asChat && entry.id) chat.set(entry.id, asChat);
+		}
+		if (entry.at !== undefined) lastAt = entry.at;
+	}
+	finishPrompt();
+	// pi writes no session_exit: a prompt whose last call stopped (not for tools) is finished
+	const last = result.prompts.at(-1)?.steps.filter(step => step.kind === "llm").at(-1);
+	if (!result.complete && last?.kind === "llm" && last.stopReason !== "toolUse") result.complete = true;
+	return result;
+}
+
+interface PiSessionFile {
+	path: string;
+	parsed: PiSessionParse;
+}
+
+/**
+ * Nests omp subagent files into the task tool that ran them; returns the rest (top-level). A child lives
+ * at `<parent file minus .jsonl>/<TaskId>.jsonl`: names are matched, not the absolute paths the records
+ * hold, so moved histories still link. A child without its task tool stays top-level, linked by id.
+ */
+function linkPiSubagents(files: PiSessionFile[]): PiSessionFile[] {
+	const stem = (file: string) => file.replace(/\\/g, "/").replace(/\.jsonl$/, "");
+	const byStem = new Map(files.map(file => [stem(file.path), file]));
+	const nested = new Set<PiSessionFile>();
+	for (const parent of files) {
+		for (const task of parent.parsed.subagentTasks) {
+			const tool = parent.parsed.prompts.flatMap(p => p.steps).find((step): step is RecordedToolCall => step.kind === "tool" && step.id === task.toolCallId);
+			for (const taskId of tool ? task.taskIds : []) {
+				const child = byStem.get(`${stem(parent.path)}/${taskId}`);
+				if (!child?.parsed.parentSession || path.basename(stem(child.parsed.parentSession)) !== path.basename(stem(parent.path))) continue;
+				tool!.subagent = { sessionId: child.parsed.sessionId, prompts: child.parsed.prompts };
+				nested.add(child);
+			}
+		}
+	}
+	return files.filter(file => !nested.has(file));
+}
+
+// ── OpenCode's database ──
+
+interface OpenCodeRows {
+	sessions: { id: string; parent_id: string | null; title: string; directory: string; time_updated: number }[];
+	messages: { id: string; session_id: string; time_created: number; data: string }[];
+	parts: { id: string; message_id: string; session_id: string; time_created: number; data: string }[];
+}
+
+interface OpenCodeSession {
+	sessionId: string;
+	parentId?: string;
+	title: string;
+	directory: string;
+	timeUpdated: number;
+	/** The newest message finished for good (not "tool-calls"): the last prompt will not grow. */
+	complete: boolean;
+	/** Prompt ids are user message ids, generation ids assistant message ids, tool ids call ids: what live hooks see. */
+	prompts: RecordedPrompt[];
+}
+
+const dataOf = (row: { data: string }): Raw => rawLine(row.data) ?? {};
+
+function openCodeLlmCall(row: OpenCodeRows["messages"][number], data: Raw, parts: Raw[], input: ChatMessage[]): RecordedLlmCall {
+	const time = isRaw(data.time) ? data.time : {};
+	const start = finite(time.created) ?? row.time_created;
+	const end = finite(time.completed) ?? Math.max(start, ...parts.map(part => finite(part.time?.end) ?? 0));
+	const joined = (type: string) => parts.filter(part => part.type === type && part.synthetic !== true).map(part => stringOr(part.text) ?? "").join("");
+	const calls = parts
+		.filter(part => part.type === "tool")
+		.map(part => ({ id: stringOr(part.callID) ?? String(part.id), type: "function" as const, function: { name: stringOr(part.tool) ?? "tool", arguments: JSON.stringify(part.state?.input ?? {}) } }));
+	// the first streamed text/reasoning is the host's own record of the first token
+	const firstOut = parts.flatMap(part => ((part.type === "text" || part.type === "reasoning") && finite(part.time?.start)) || []);
+	const tokens = isRaw(data.tokens) ? data.tokens : undefined;
+	const cost = finite(data.cost);
+	return {
+		kind: "llm",
+		id: row.id,
+		startMs: start,
+		endMs: Math.max(start, end),
+		completionStartMs: firstOut.length ? Math.min(...firstOut) : undefined,
+		model: stringOr(data.modelID),
+		provider: stringOr(data.providerID),
+		input,
+		output: { role: "assistant", content: joined("text"), tool_calls: calls.length ? calls : undefined, reasoning: joined("reasoning") || undefined },
+		// OpenCode: input excludes cache, output excludes reasoning (HOSTS.md)
+		usage:
+			tokens &&
+			recordedCounts({ input: finite(tokens.input), output: finite(tokens.output), reasoning: finite(tokens.reasoning), cacheRead: finite(tokens.cache?.read), cacheWrite: finite(tokens.cache?.write), total: finite(tokens.total) }),
+		costUsd: cost !== undefined && cost > 0 ? { total: cost } : undefined,
+		stopReason: stringOr(data.finish),
+		error: isRaw(data.error) ? (stringOr(data.error.data?.message) ?? stringOr(data.error.name)) : undefined,
+		metadata: { agent: data.agent ?? data.mode, parentMessageId: data.parentID },
+	};
+}
+
+function openCodeToolCalls(parts: Raw[]): RecordedToolCall[] {
+	return parts.flatMap(part => {
+		if (part.type !== "tool" || !isRaw(part.state)) return [];
+		const state = part.state;
+		const start = finite(state.time?.start) ?? part.time_created ?? 0;
+		const child = stringOr(state.metadata?.sessionId);
+		const failed = state.status === "error";
+		const tool: RecordedToolCall = {
+			kind: "tool",
+			id: stringOr(part.callID) ?? String(part.id),
+			name: stringOr(part.tool) ?? "tool",
+			startMs: start,
+			endMs: state.status === "completed" || failed ? Math.max(start, finite(state.time?.end) ?? start) : undefined,
+			input: state.input,
+			output: failed ? state.error : state.output,
+			// bash reports a failing command as completed with its exit code: toolEnd calls that an error
+			isError: failed,
+			error: failed ? (stringOr(state.error) ?? "tool failed") : undefined,
+			exitCode: finite(state.metadata?.exit),
+			subagent: child ? { sessionId: child, prompts: [] } : undefined,
+		};
+		return [tool];
+	});
+}
+
+/** Prompts of one OpenCode session from its rows (sorted by time): a prompt per user message. */
+function openCodePrompts(sessionId: string, messages: OpenCodeRows["messages"], partsOf: Map<string, Raw[]>): RecordedPrompt[] {
+	const prompts: RecordedPrompt[] = [];
+	const byUser = new Map<string, RecordedPrompt>();
+	const history: ChatMessage[] = [];
+	for (const row of messages) {
+		const data = dataOf(row);
+		const parts = partsOf.get(row.id) ?? [];
+		if (data.role === "user") {
+			// synthetic parts are context OpenCode adds (file contents, reminders), not what was typed
+			const text = parts
+				.filter(part => part.type === "text" && part.synthetic !== true)
+				.map(part => stringOr(part.text) ?? "")
+				.join("\n");
+			const at = finite(data.time?.created) ?? row.time_created;
+			const compaction = parts.find(part => part.type === "compaction");
+			const prompt: RecordedPrompt = { id: row.id, sessionId, startMs: at, endMs: at, text, steps: [], metadata: compaction && { compaction: true, auto: compaction.auto === true } };
+			prompts.push(prompt);
+			byUser.set(row.id, prompt);
+			history.push({ role: "user", content: text });
+			continue;
+		}
+		const prompt = data.role === "assistant" ? (byUser.get(stringOr(data.parentID) ?? "") ?? prompts.at(-1)) : undefined;
+		if (!prompt) continue;
+		const call = openCodeLlmCall(row, data, parts, history.slice());
+		const tools = openCodeToolCalls(parts);
+		prompt.steps.push(call, ...tools);
+		prompt.endMs = Math.max(prompt.endMs, call.endMs, ...tools.map(tool => tool.endMs ?? 0));
+		if (typeof call.output.content === "string" && call.output.content) prompt.answer = call.output.content;
+		prompt.error = call.error;
+		prompt.aborted = data.error?.name === "MessageAbortedError" || undefined;
+		history.push(call.output, ...tools.map(tool => ({ role: "tool" as const, content: typeof tool.output === "string" ? tool.output : JSON.stringify(tool.output ?? null), tool_call_id: tool.id })));
+	}
+	for (const prompt of prompts) prompt.steps.sort((a, b) => stepStart(a) - stepStart(b));
+	return prompts;
+}
+
+/**
+ * Sessions from OpenCode's rows, pure. A subagent session is nested into the task tool whose metadata
+ * names it; one whose parent or tool is missing stays top-level, so nothing is lost.
+ */
+function openCodeSessionsFromRows(rows: OpenCodeRows): OpenCodeSession[] {
+	const group = <T>(items: T[], key: (item: T) => string) => {
+		const groups = new Map<string, T[]>();
+		for (const item of items) groups.set(key(item), [...(groups.get(key(item)) ?? []), item]);
+		return groups;
+	};
+	const partsOf = group(
+		rows.parts.map(row => ({ ...dataOf(row), id: row.id, messageId: row.message_id, time_created: row.time_created })),
+		part => part.messageId,
+	);
+	const messagesOf = group(rows.messages, row => row.session_id);
+	const sessions = rows.sessions.map(row => {
+		const messages = (messagesOf.get(row.id) ?? []).sort((a, b) => a.time_created - b.time_created || (a.id < b.id ? -1 : 1));
+		const last = messages.length ? dataOf(messages.at(-1)!) : undefined;
+		const session: OpenCodeSession = {
+			sessionId: row.id,
+			parentId: row.parent_id ?? undefined,
+			title: row.title,
+			directory: row.directory,
+			timeUpdated: row.time_updated,
+			complete: !last || (last.role === "assistant" && finite(last.time?.completed) !== undefined && last.finish !== "tool-calls"),
+			prompts: openCodePrompts(row.id, messages, partsOf),
+		};
+		return session;
+	});
+	const byId = new Map(sessions.map(session => [session.sessionId, session]));
+	const nested = new Set<string>();
+	for (const session of sessions) {
+		for (const step of session.prompts.flatMap(prompt => prompt.steps)) {
+			const child = step.kind === "tool" && step.subagent?.sessionId ? byId.get(step.subagent.sessionId) : undefined;
+			if (step.kind !== "tool" || !child || child.parentId !== session.sessionId) continue;
+			step.subagent!.prompts = child.prompts;
+			nested.add(child.sessionId);
+		}
+	}
+	return sessions.filter(session => !nested.has(session.sessionId));
+}
+
+/** The part of bun:sqlite and node:sqlite used here. */
+interface SqliteDb {
+	prepare(sql: string): { all(...params: (string | number)[]): unknown[] };
+	close(): void;
+}
+
+/** OpenCode's database, read session by session (a big history is never in memory at once). */
+interface OpenCodeDb {
+	/** Top-level sessions (no parent in the database) updated at or after `sinceMs`, oldest first. */
+	sessions: { id: string; timeUpdated: number }[];
+	/** One top-level session with its subagents (nested), plus any child whose task tool is missing. */
+	read(sessionId: string): OpenCodeSession[];
+	close(): void;
+}
+
+/**
+ * Opens OpenCode's database read-only (OpenCode may be running: WAL readers do not block it) with the
+ * runtime's SQLite: bun:sqlite under Bun, node:sqlite on Node ≥ 22.5 — no dependency, and a runtime
+ * without either (pi's Node 20) gets the reason instead of a crash.
+ */
+async function openOpenCodeDb(file: string, sinceMs = 0): Promise<OpenCodeDb | { reason: string }> {
+	let db: SqliteDb;
+	try {
+		// variable specifiers keep bundlers and Node's static analysis away from bun: modules
+		const [bunSpec, nodeSpec] = ["bun:sqlite", "node:sqlite"];
+		const bun = "Bun" in globalThis ? ((await import(bunSpec)) as { Database: new (file: string, options: object) => SqliteDb }) : undefined;
+		const node = bun ? undefined : ((await import(nodeSpec)) as { DatabaseSync: new (file: string, options: object) => SqliteDb });
+		if (!fs.existsSync(file)) return { reason: `cannot open ${file}: no such file` };
+		db = bun ? new bun.Database(file, { readonly: true }) : new node!.DatabaseSync(file, { readOnly: true });
+	} catch (error) {
+		return { reason: `no SQLite to read ${file} (Bun, or Node ≥ 22.5 with node:sqlite, is needed; this is Node ${process.versions.node}): ${errorText(error)}` };
+	}
+	try {
+		const columns = "id, parent_id, title, directory, time_updated";
+		const sessionQuery = db.prepare(`select ${columns} from session where id = ?`);
+		const childQuery = db.prepare(`select ${columns} from session where parent_id = ? order by time_created, id`);
+		const messageQuery = db.prepare("select id, session_id, time_created, data from message where session_id = ? order by time_created, id");
+		const partQuery = db.prepare("select id, message_id, session_id, time_created, data from part where session_id = ? order by message_id, id");
+		const tops = db
+			.prepare("select s.id as id, s.time_updated as timeUpdated from session s left join session p on p.id = s.parent_id where p.id is null and s.time_updated >= ? order by s.time_created, s.id")
+			.all(sinceMs) as OpenCodeDb["sessions"];
+		return {
+			sessions: tops,
+			read: sessionId => {
+				const rows: OpenCodeRows = { sessions: sessionQuery.all(sessionId) as OpenCodeRows["sessions"], messages: [], parts: [] };
+				// the session and every subagent below it, whenever each last changed
+				for (let index = 0; index < rows.sessions.length; index++) {
+					const { id } = rows.sessions[index]!;
+					rows.sessions.push(...(childQuery.all(id) as OpenCodeRows["sessions"]));
+					rows.messages.push(...(messageQuery.all(id) as OpenCodeRows["messages"]));
+					rows.parts.push(...(partQuery.all(id) as OpenCodeRows["parts"]));
+				}
+				return openCodeSessionsFromRows(rows);
+			},
+			close: () => db.close(),
+		};
+	} catch (error) {
+		db.close();
+		return { reason: `cannot read ${file}: ${errorText(error)}` };
+	}
+}
+
+// ── where history lives ──
+
+/** Each host's default location, by the host's own rules (omp/pi: PI_CODING_AGENT_DIR, XDG; Codex: CODEX_HOME). */
+function importSources(env: Env, home: string): { host: ImportHost; path: string }[] {
+	const sources: { host: ImportHost; path: string }[] = [{ host: "omp", path: path.join(home, ".omp/agent/sessions") }];
+	if (env.XDG_DATA_HOME) sources.push({ host: "omp", path: path.join(env.XDG_DATA_HOME, "omp/sessions") });
+	sources.push({ host: "pi", path: path.join(home, ".pi/agent/sessions") });
+	if (env.PI_CODING_AGENT_DIR) sources.push({ host: "pi", path: path.join(env.PI_CODING_AGENT_DIR, "sessions") });
+	sources.push({ host: "opencode", path: path.join(env.XDG_DATA_HOME || path.join(home, ".local/share"), "opencode/opencode.db") });
+	sources.push({ host: "codex", path: path.join(codexHomeDir({ ...env, HOME: home }), "sessions") });
+	sources.push({ host: "claude", path: path.join(claudeHomeDir({ ...env, HOME: home }), "projects") });
+	return sources;
+}
+
+/** Whose record a file is, from its first 4 kB (the name alone can lie); undefined: not a session record. */
+function classifyRecord(file: string): ImportHost | undefined {
+	let head: Buffer;
+	try {
+		const fd = fs.openSync(file, "r");
+		try {
+			head = Buffer.alloc(4096);
+			head = head.subarray(0, fs.readSync(fd, head, 0, head.length, 0));
+		} finally {
+			fs.closeSync(fd);
+		}
+	} catch {
+		return undefined;
+	}
+	if (head.subarray(0, 16).toString("latin1") === "SQLite format 3\u0000") return "opencode";
+	const text = head.toString("utf8");
+	// Claude Code: every line names its session; a subagent's transcript is read with its parent's
+	if (/^\{[^\n]*?"sessionId"\s*:\s*"/.test(text)) return /[\\/]subagents[\\/]agent-[^\\/]*$/.test(file) ? undefined : "claude";
+	// Codex's first line (session_meta with the whole instructions) is longer than the head
+	if (/^\{[^\n]{0,200}?"type"\s*:\s*"session_meta"/.test(text) || /(^|[\\/])rollout-[^\\/]*\.jsonl$/.test(file)) return "codex";
+	const lines = text.split("\n").slice(0, 6).flatMap(line => rawLine(line) ?? []);
+	if (lines[0]?.type === "title") return "omp";
+	if (!lines.some(line => line.type === "session")) return undefined;
+	const change = lines.find(line => line.type === "model_change");
+	if (typeof change?.model === "string") return "omp";
+	if (typeof change?.modelId === "string") return "pi";
+	return /[\\/]\.?omp[\\/]/.test(file) ? "omp" : "pi";
+}
+
+// ── the import run ──
+
+interface ImportOptions {
+	paths: string[];
+	sinceMs?: number;
+	host?: ImportHost;
+	dryRun?: boolean;
+	force?: boolean;
+	/** Called now and then with the counts so far (the CLI draws its progress line from it). */
+	progress?: (totals: ImportTotals) => void;
+}
+
+interface ImportTotals {
+	/** Sessions (omp/pi file groups, OpenCode top-level sessions, Codex rollouts) looked at / to look at. */
+	done: number;
+	total: number;
+	/** Of those, unchanged since the last import (skipped without reading) or sampled out. */
+	unchanged: number;
+	sampledOut: number;
+	/** What was (or, with dryRun, would be) sent: sessions with new prompts, traces, observations. */
+	sessions: number;
+	traces: number;
+	observations: number;
+	/** Langfuse's totals: every usage key containing "input" / "output"; the hosts' own costs. */
+	inputTokens: number;
+	outputTokens: number;
+	costUsd: number;
+	bytes: number;
+	/** Per host, the same counts of what was sent. */
+	byHost: Partial<Record<ImportHost, { sessions: number; traces: number; observations: number; inputTokens: number; outputTokens: number; costUsd: number }>>;
+	problems: string[];
+	/** Langfuse took no data for IMPORT_STALL_MS (or refused it): the run stopped; what was read is spooled. */
+	stalled?: string;
+}
+
+/** What an import remembers of a session: its last prompt sent, and whether that one could still grow. */
+interface ImportMark {
+	lastPromptId?: string;
+	complete: boolean;
+}
+
+/** Per omp/pi file group: the files' sizes and times, and a mark per session; per OpenCode database: per session. */
+interface ImportState {
+	signature?: string;
+	sessions: Record<string, ImportMark & { timeUpdated?: number }>;
+}
+
+/** Records queued, or bytes read, before the run waits for the exporter; batches waiting before it stops reading. */
+const IMPORT_FLUSH_RECORDS = 2_000;
+const IMPORT_FLUSH_BYTES = 4_000_000;
+const IMPORT_MAX_WAITING_BATCHES = 4;
+const IMPORT_STALL_MS = 30_000;
+/** At the end, with everything safe in the spool: how long to keep sending while Langfuse takes nothing. */
+const IMPORT_FINAL_WAIT_MS = 10_000;
+
+/** The prompts to send given the last mark: after the marked one, plus the marked one if it was still open. */
+function promptsToSend(prompts: RecordedPrompt[], mark: ImportMark | undefined): RecordedPrompt[] {
+	const index = mark?.lastPromptId ? prompts.findIndex(prompt => prompt.id === mark.lastPromptId) : -1;
+	return index < 0 ? prompts : prompts.slice(mark!.complete ? index + 1 : index);
+}
+
+const markAfter = (prompts: RecordedPrompt[], complete: boolean, before?: ImportMark): ImportMark => ({ lastPromptId: prompts.at(-1)?.id ?? before?.lastPromptId, complete: prompts.length ? complete : before?.complete ?? complete });
+
+function importStateFile(config: Config, source: string): string {
+	return path.join(config.spoolDir, "import", `${hashId(path.resolve(source), 16)}.json`);
+}
+
+function readImportState(file: string): ImportState {
+	try {
+		const saved = JSON.parse(fs.readFileSync(file, "utf8"));
+		if (isRaw(saved) && isRaw(saved.sessions)) return saved as ImportState;
+	} catch {
+		// never imported, or unreadable: everything is new
+	}
+	return { sessions: {} };
+}
+
+/** Folders are walked for .jsonl records; a file's host comes from its content. Sorted, so runs are repeatable. */
+function findRecords(root: string, host: ImportHost | undefined, out: { host: ImportHost; path: string }[]): void {
+	let stat: fs.Stats;
+	try {
+		stat = fs.statSync(root);
+	} catch {
+		return;
+	}
+	if (stat.isDirectory()) {
+		const entries = call(() => fs.readdirSync(root, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) ?? [];
+		for (const entry of entries) if (entry.isDirectory() || /\.(jsonl|db)$/.test(entry.name)) findRecords(path.join(root, entry.name), host, out);
+		return;
+	}
+	const found = classifyRecord(root);
+	if (found && (!host || host === found)) out.push({ host: found, path: root });
+}
+
+/**
+ * Imports what the hosts recorded through the runtime's exporter (everything that applies live applies:
+ * sampling, export mode, redaction, truncation, spool, retries). Paced: records go out session by session
+ * and the run waits while the exporter is behind. What was imported is remembered per file only after its
+ * records are spooled or confirmed, so an interrupted run resumes where it stopped (re-sent prompts update
+ * the same traces: every id is derived from the host's ids).
+ */
+async function runImport(runtime: Pick<Runtime, "config" | "log" | "exporter">, options: ImportOptions): Promise<ImportTotals> {
+	const { config, exporter } = runtime;
+	const totals: ImportTotals = { done: 0, total: 0, unchanged: 0, sampledOut: 0, sessions: 0, traces: 0, observations: 0, inputTokens: 0, outputTokens: 0, costUsd: 0, bytes: 0, byHost: {}, problems: [] };
+	const roots = options.paths.length ? options.paths.map(p => ({ host: options.host, path: p })) : importSources(process.env, os.homedir()).filter(source => !options.host || source.host === options.host);
+	const records: { host: ImportHost; path: string }[] = [];
+	for (const root of roots) {
+		const before = records.length;
+		findRecords(root.path, root.host ?? options.host, records);
+		// a path the user gave that gives nothing is said; an absent default location is not
+		if (options.paths.length && records.length === before) totals.problems.push(`${root.path}: ${fs.existsSync(root.path) ? "no session record here" : "no such file or folder"}${options.host ? ` (for --host ${options.host})` : ""}`);
+	}
+	const since = options.sinceMs ?? 0;
+	const found = new Set<string>();
+	const wanted = records.filter(record => !found.has(path.resolve(record.path)) && found.add(path.resolve(record.path)));
+
+	// omp/pi: a session file with its subagents' files (in the folder of the same name, nested alike) is one unit
+	const piFolders = new Map<string, string[]>();
+	for (const record of wanted) {
+		if (record.host !== "omp" && record.host !== "pi") continue;
+		const file = path.resolve(record.path);
+		piFolders.set(path.dirname(file), [...(piFolders.get(path.dirname(file)) ?? []), file]);
+	}
+	const withSubagents = (file: string): string[] => [file, ...(piFolders.get(file.slice(0, -".jsonl".length)) ?? []).flatMap(withSubagents)];
+	const units: { host: ImportHost; files: string[] }[] = [];
+	for (const record of wanted) {
+		const file = path.resolve(record.path);
+		if (record.host !== "omp" && record.host !== "pi") units.push({ host: record.host, files: [file] });
+		else if (!found.has(`${path.dirname(file)}.jsonl`)) units.push({ host: record.host, files: withSubagents(file) });
+	}
+	const databases = new Map<string, OpenCodeDb>();
+	for (const unit of units) {
+		if (unit.host !== "opencode") continue;
+		const db = await openOpenCodeDb(unit.files[0]!, since);
+		if ("reason" in db) totals.problems.push(`opencode: ${db.reason}`);
+		else databases.set(unit.files[0]!, db), (totals.bytes += call(() => fs.statSync(unit.files[0]!).size) ?? 0);
+	}
+	totals.total = units.reduce((sum, unit) => sum + (unit.host === "opencode" ? (databases.get(unit.files[0]!)?.sessions.length ?? 0) : 1), 0);
+
+	/** State file → what saves it, run once the records it covers are spooled or sent. */
+	const pending = new Map<string, () => void>();
+	/** Spools (or sends) what is queued, then saves the marks of what it holds; waits while Langfuse is behind. */
+	let settledBytes = 0;
+	const settle = async (force: boolean) => {
+		if (!exporter || (!force && exporter.status.queued < IMPORT_FLUSH_RECORDS && totals.bytes - settledBytes < IMPORT_FLUSH_BYTES)) return;
+		settledBytes = totals.bytes;
+		/** Saves the marks once what they cover is on disk (spooled) or confirmed. */
+		const commit = () => {
+			const { queued, waitingBatches } = exporter.status;
+			if (!exporter.spool.available && (queued > 0 || waitingBatches > 0)) return false;
+			for (const save of pending.values()) save();
+			pending.clear();
+			return true;
+		};
+		await exporter.flush(Date.now()); // a deadline already passed: to the spool, no sending yet
+		commit();
+		let progressAt = Date.now();
+		let sent = exporter.status.sentSpans;
+		for (;;) {
+			await exporter.flush();
+			const status = exporter.status;
+			const safe = commit();
+			if (status.waitingBatches <= (force ? 0 : IMPORT_MAX_WAITING_BATCHES) && safe) return;
+			if (status.sentSpans !== sent) (sent = status.sentSpans), (progressAt = Date.now());
+			if (Date.now() - progressAt > (force && exporter.spool.available ? IMPORT_FINAL_WAIT_MS : IMPORT_STALL_MS) || status.blocked) {
+				if (!force || !exporter.spool.available) totals.stalled = status.blocked ?? status.lastError ?? "no answer";
+				return;
+			}
+			await new Promise(resolve => setTimeout(resolve, 250));
+		}
+	};
+
+	/** A sink for one session's records: counted once per observation, queued unless dry-run. */
+	const sinkFor = (host: ImportHost): RecordSink => {
+		const seen = new Set<string>();
+		const hostTotals = (totals.byHost[host] ??= { sessions: 0, traces: 0, observations: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 });
+		return observation => {
+			if (!options.dryRun) exporter?.enqueue(observation);
+			const key = `${observation.traceId}/${observation.id}`;
+			if (seen.has(key)) return;
+			const sum = (part: string) => Object.entries(observation.usage ?? {}).reduce((total, [name, value]) => total + (name.includes(part) ? value : 0), 0);
+			const counts = { observations: 1, traces: observation.trace ? 1 : 0, sessions: seen.has(observation.sessionId) ? 0 : 1, inputTokens: sum("input"), outputTokens: sum("output"), costUsd: observation.cost?.total ?? 0 };
+			seen.add(key).add(observation.sessionId);
+			for (const [name, value] of Object.entries(counts) as [keyof typeof counts, number][]) (totals[name] += value), (hostTotals[name] += value);
+		};
+	};
+
+	/** One session's new prompts → records. */
+	const record = (host: ImportHost, info: HostSessionInfo, prompts: RecordedPrompt[], ids: (sessionId: string, promptId: string) => TranscriptIds, tags: string[] = [], title?: string) => {
+		if (!prompts.length) return;
+		const recorder = new SessionRecorder(sinkFor(host), sessionInfo(config, info, tags));
+		// OpenCode names its traces after the session title once it has one, live too
+		if (title && !OC_PLACEHOLDER_TITLE.test(title)) recorder.rename(title);
+		const transcript: TranscriptOptions = {
+			turnKey: host === "opencode" ? llm => llm.id : (_llm, index) => String(index),
+			// a subagent is traced with its parent (OpenCode's rule); omp samples it by its own id, as live
+			subagentIds: (sessionId, prompt) => (host !== "omp" || sampled(config, sessionId) ? ids(sessionId, prompt.id) : undefined),
+		};
+		for (const prompt of prompts) recordTranscript(recorder, prompt, ids(info.sessionId, prompt.id), transcript);
+	};
+	const tick = () => options.progress?.(totals);
+
+	try {
+		for (const unit of units) {
+			if (totals.stalled) break;
+			if (unit.host === "opencode") await importOpenCode(unit.files[0]!);
+			else if (unit.host === "codex" || unit.host === "claude") await importRecordFile(unit.host, unit.files[0]!);
+			else importPi(unit.host, unit.files);
+			await settle(false);
+			tick();
+		}
+		await settle(true);
+	} finally {
+		for (const db of databases.values()) db.close();
+	}
+	tick();
+	return totals;
+
+	function importPi(host: "omp" | "pi", files: string[]): void {
+		totals.done++;
+		const stats = files.map(file => call(() => fs.statSync(file)));
+		const signature = files.map((file, index) => `${file}:${stats[index]?.size}:${stats[index]?.mtimeMs}`).join("|");
+		const stateFile = importStateFile(config, files[0]!);
+		const state = options.force ? { sessions: {} } : readImportState(stateFile);
+		if (state.signature === signature || (stats[0]?.mtimeMs ?? 0) < since) return void totals.unchanged++;
+		const parsed = files.flatMap(file => {
+			const text = call(() => fs.readFileSync(file, "utf8"));
+			totals.bytes += text?.length ?? 0;
+			return text === undefined ? [] : [{ path: file, parsed: parsePiSessionFile(text.split("\n")) }];
+		});
+		const next: ImportState = { signature, sessions: { ...state.sessions } };
+		for (const { path: file, parsed: session } of linkPiSubagents(parsed)) {
+			if (!session.sessionId) continue;
+			if (!sampled(config, session.sessionId)) {
+				totals.sampledOut++;
+				continue;
+			}
+			const mark = state.sessions[session.sessionId];
+			const prompts = promptsToSend(session.prompts, mark).filter(prompt => prompt.endMs >= since);
+			const parentFile = session.parentSession;
+			const parentId = parentFile ? /_([0-9a-f-]{36})\.jsonl$/.exec(parentFile)?.[1] : undefined;
+			const metadata = { host, cwd: session.cwd, sessionFile: file, parentSessionId: parentId, parentSessionFile: parentFile };
+			record(host, { sessionId: session.sessionId, host, cwd: session.cwd, metadata }, prompts, piIds, parentFile ? ["subagent"] : []);
+			next.sessions[session.sessionId] = markAfter(prompts, session.complete, mark);
+		}
+		if (!options.dryRun) pending.set(stateFile, () => writePrivateJson(stateFile, next));
+	}
+
+	async function importOpenCode(file: string): Promise<void> {
+		const db = databases.get(file);
+		if (!db) return;
+		const stateFile = importStateFile(config, file);
+		const state = options.force ? { sessions: {} } : readImportState(stateFile);
+		for (const { id, timeUpdated } of db.sessions) {
+			totals.done++;
+			if (state.sessions[id]?.timeUpdated === timeUpdated) {
+				totals.unchanged++;
+				continue;
+			}
+			if (!sampled(config, id)) {
+				totals.sampledOut++;
+				continue;
+			}
+			for (const session of db.read(id)) {
+				const mark = state.sessions[session.sessionId];
+				const prompts = promptsToSend(session.prompts, mark).filter(prompt => prompt.endMs >= since);
+				const metadata = { host: "opencode", cwd: session.directory, title: session.title, parentSessionId: session.parentId };
+				record("opencode", { sessionId: session.sessionId, host: "opencode", cwd: session.directory, metadata }, prompts, ocIds, session.parentId ? ["subagent"] : [], session.title);
+				state.sessions[session.sessionId] = { ...markAfter(prompts, session.complete, mark), timeUpdated: session.timeUpdated };
+			}
+			// at commit time the state holds exactly what was queued: the run waits for each commit
+			if (!options.dryRun) pending.set(stateFile, () => writePrivateJson(stateFile, state));
+			await settle(false);
+			tick();
+		}
+	}
+
+	/** Codex rollouts and Claude Code transcripts: their hooks' readers and cursors (a turn sent by either is not sent again). */
+	async function importRecordFile(host: "codex" | "claude", file: string): Promise<void> {
+		totals.done++;
+		const stat = call(() => fs.statSync(file));
+		if (!stat || stat.mtimeMs < since) return void totals.unchanged++;
+		const cursor = cursorFile(config, host, file);
+		const unlock = options.dryRun ? () => {} : await lockCursor(cursor, 1_000);
+		if (!unlock) return void totals.problems.push(`${host}: ${file} is being read by another run; skipped`);
+		try {
+			const reader = { config, log: runtime.log };
+			// Claude Code: a prompt counts when it finished; in a transcript untouched for a day, the last one too (as SessionEnd)
+			const event = stat.mtimeMs < Date.now() - 86_400_000 ? "SessionEnd" : "Stop";
+			const read = host === "codex" ? await readCodexRollout(reader, file, {}, options.force) : await readClaudeTranscript(reader, { event, transcript: file }, options.force);
+			totals.bytes += stat.size;
+			if (!options.dryRun) pending.set(cursor, read.commit);
+			if (!read.prompts) return void totals.unchanged++;
+			if (!read.records.length) return void totals.sampledOut++;
+			read.records.forEach(sinkFor(host));
+		} finally {
+			unlock();
+		}
+	}
 }
 
 // ── §7.6 the one export ───────────────────────────────────────────────────────────────────────────
@@ -5817,10 +7341,23 @@ const internals = {
 	attachOpenCode,
 	usageDetails,
 	costDetails,
+	ChatRequest,
+	ChatCache,
+	chatRequest,
+	chatMessagesOf,
+	chatOutput,
+	prepareChat,
 	parseRollout,
 	recordTranscript,
 	parseClaudeTranscript,
 	nextClaudeCursor,
+	parsePiSessionFile,
+	linkPiSubagents,
+	openOpenCodeDb,
+	importSources,
+	classifyRecord,
+	promptsToSend,
+	runImport,
 };
 Object.defineProperty(langfuse, "internals", { enumerable: false, value: internals });
 /** Type-only, erased at runtime (OpenCode never sees it): lets tsc check the tests against the code. */
@@ -5837,6 +7374,9 @@ usage: bun langfuse.ts <command>
 
   doctor         check config, host, keys, transport and spool, then send a test trace (exit 0 = tracing works)
   flush          send everything waiting in the spool now (exit 0 = nothing left)
+  import [PATH…] send your past omp, pi, OpenCode, Codex and Claude Code sessions as the traces live tracing makes
+                 (PATH: a session file, a folder, OpenCode's database; none: each host's default place)
+                 --since DATE  --host omp|pi|opencode|codex|claude  --dry-run (count, send nothing)  --force (send again)
   codex-config   print the ~/.codex/config.toml lines that trace Codex (notify, optional [otel])
   codex-notify   for Codex's notify = [...]: export the finished turn from its rollout file (silent, exit 0)
   codex-hook     for a Codex Stop hook in hooks.json: the same, JSON on stdin (silent, exit 0)
@@ -5866,6 +7406,8 @@ async function runCli(argv: string[]): Promise<number> {
 			return doctor();
 		case "flush":
 			return flushCli();
+		case "import":
+			return importCli(args);
 		case undefined:
 		case "help":
 		case "--help":
@@ -6100,6 +7642,51 @@ function formatAge(ms: number): string {
 	if (minutes < 120) return `${minutes} min`;
 	const hours = Math.round(minutes / 60);
 	return hours < 48 ? `${hours} h` : `${Math.round(hours / 24)} days`;
+}
+
+/** `import`: reads the hosts' records (§7.5) and sends them through the same exporter as live tracing. */
+async function importCli(args: string[]): Promise<number> {
+	const options: ImportOptions = { paths: [] };
+	const hosts: ImportHost[] = ["omp", "pi", "opencode", "codex", "claude"];
+	for (let index = 0; index < args.length; index++) {
+		const arg = args[index]!;
+		const value = args[index + 1] ?? "";
+		if (arg === "--dry-run") options.dryRun = true;
+		else if (arg === "--force") options.force = true;
+		else if (arg === "--since" && Number.isFinite(Date.parse(value))) (options.sinceMs = Date.parse(value)), index++;
+		else if (arg === "--host" && hosts.includes(value as ImportHost)) (options.host = value as ImportHost), index++;
+		else if (arg.startsWith("-")) {
+			process.stderr.write(`import: bad option ${arg}${value && !value.startsWith("-") ? ` ${value}` : ""} (--since DATE, --host ${hosts.join("|")}, --dry-run, --force)\n`);
+			return 2;
+		} else options.paths.push(arg);
+	}
+	const runtime = options.dryRun ? { ...diagnostics(process.env), exporter: undefined } : createRuntime(process.env);
+	const out = (text: string) => process.stdout.write(`${runtime.redact(text)}\n`);
+	if (!options.dryRun && !runtime.exporter) {
+		out(`import: tracing is off (${runtime.config.disabledReason}); nothing sent. --dry-run shows what would be.`);
+		return 1;
+	}
+	const tty = process.stderr.isTTY === true;
+	let drawn = 0;
+	options.progress = totals => {
+		if (!tty || Date.now() - drawn < 100) return;
+		drawn = Date.now();
+		process.stderr.write(`\r\x1b[2Kimport: ${totals.done}/${totals.total} session(s), ${totals.observations} observation(s), ${formatBytes(totals.bytes)} read`);
+	};
+	const totals = await runImport(runtime, options);
+	if (tty) process.stderr.write("\r\x1b[2K");
+	const tokens = (t: { inputTokens: number; outputTokens: number; costUsd: number }) => `tokens ${t.inputTokens} in / ${t.outputTokens} out, cost $${t.costUsd.toFixed(6)}`;
+	out(`import${options.dryRun ? " (dry run: nothing sent)" : ""}: ${totals.done} session(s) read, ${formatBytes(totals.bytes)} → ${totals.sessions} session(s), ${totals.traces} trace(s), ${totals.observations} observation(s); ${tokens(totals)}`);
+	for (const [host, t] of Object.entries(totals.byHost)) out(`  ${host.padEnd(8)} ${t.sessions} session(s), ${t.traces} trace(s), ${t.observations} observation(s); ${tokens(t)}`);
+	if (totals.unchanged || totals.sampledOut) out(`  skipped: ${totals.unchanged} unchanged since the last import, ${totals.sampledOut} sampled out (LANGFUSE_SAMPLE_RATE)`);
+	for (const problem of totals.problems) out(`  ${problem}`);
+	const status = runtime.exporter?.status;
+	const waiting = status ? status.queued + status.waitingBatches : 0;
+	if (totals.stalled) out(`  stopped: Langfuse is not taking data (${totals.stalled}); what was read waits in the spool. Run import again later.`);
+	else if (waiting) out(`  ${status!.waitingBatches} batch(es) wait in the spool (${status!.lastError ?? "sending"}): \`bun langfuse.ts flush\` sends them`);
+	else if (status) out(`  all delivered to ${runtime.config.host}`);
+	runtime.exporter?.stop();
+	return totals.stalled || totals.problems.length || waiting ? 1 : 0;
 }
 
 /**

@@ -4,9 +4,14 @@
  * exporter's side of the queue (a flush), never inside a hook the host awaits; this says how much CPU
  * that flush spends per byte the agent produced.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import langfuse from "../langfuse.ts";
+import { generateHistory } from "./support/import-history.ts";
+import { startReceiver } from "./support/receiver.ts";
 
-const { makeRedactor, prepareRecord, encodeSpan } = (langfuse as any).internals;
+const { makeRedactor, prepareRecord, encodeSpan, createRuntime, runImport } = (langfuse as any).internals;
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 
 // A realistic environment: the redactor also looks for the values of secret-named variables.
@@ -99,3 +104,44 @@ function measure(label: string, records: any[]) {
 const rows = [measure("10 MB tool output", bigToolOutput), measure("typical session (40 LLM + 40 tool calls)", typicalSession())];
 console.log(`medians of ${RUNS} interleaved runs, ${process.versions.bun ? `bun ${process.versions.bun}` : `node ${process.version}`}`);
 console.table(rows);
+
+/**
+ * `bun langfuse.ts import`: sessions per second from omp/pi session files (generated from the import
+ * fixtures, 10 kB prompts) to a local receiver in this process, until Langfuse confirmed everything.
+ */
+async function measureImport(count: number, runs: number) {
+	const root = mkdtempSync(join(tmpdir(), "lf-bench-import-"));
+	const history = join(root, "history");
+	const made = generateHistory(history, count, 10_000);
+	const receiver = await startReceiver();
+	const times: number[] = [];
+	let last: any;
+	try {
+		for (let run = 0; run < runs; run++) {
+			const env = { LANGFUSE_PUBLIC_KEY: "pk-lf-bench", LANGFUSE_SECRET_KEY: "sk-lf-bench", LANGFUSE_HOST: receiver.url, LANGFUSE_SPOOL_DIR: join(root, `spool-${run}`) };
+			const runtime = createRuntime(env, { exitHook: false, replaySpool: false, write: () => {} });
+			const started = performance.now();
+			last = await runImport(runtime, { paths: [history] });
+			times.push(performance.now() - started);
+			runtime.exporter?.stop();
+			if (last.traces !== made.traces || last.problems.length || last.stalled) throw new Error(`import bench: expected ${made.traces} traces, got ${JSON.stringify(last)}`);
+			await receiver.reset();
+		}
+	} finally {
+		await receiver.close();
+		rmSync(root, { recursive: true, force: true });
+	}
+	const seconds = median(times) / 1000;
+	return {
+		payload: `history import: ${count} session files (${made.sessions} sessions, ${(made.bytes / 1024 / 1024).toFixed(1)} MB) → receiver`,
+		"median time": `${(seconds * 1000).toFixed(0)} ms`,
+		"files/s": Math.round(count / seconds),
+		"sessions/s": Math.round(made.sessions / seconds),
+		"observations/s": Math.round(last.observations / seconds),
+		"MB/s read": Number((made.bytes / 1024 / 1024 / seconds).toFixed(1)),
+	};
+}
+
+const IMPORT_RUNS = Number(process.env.BENCH_IMPORT_RUNS ?? 5);
+console.log(`history import, median of ${IMPORT_RUNS} runs`);
+console.table([await measureImport(Number(process.env.BENCH_IMPORT_SESSIONS ?? 200), IMPORT_RUNS)]);

@@ -203,7 +203,7 @@ describe("codex-notify on a recorded rollout", () => {
 		}
 		// Codex's input_tokens include the cached ones: Langfuse gets them apart, never twice.
 		const first: Record<string, number> = jsonAttr(generations[0]!, "langfuse.observation.usage_details");
-		expect(first.input + (first.input_cache_read ?? 0) + (first.input_cache_write ?? 0)).toBe(f.usages[0]!.input_tokens);
+		expect(first.input + (first.input_cache_read ?? 0) + (first.input_cache_creation ?? 0)).toBe(f.usages[0]!.input_tokens);
 		expect(first.input_cache_read).toBe(f.usages[0]!.cached_input_tokens);
 		// Time to first token: task_started + time_to_first_token_ms.
 		const completionStart = Date.parse(jsonAttr(generations[0]!, "langfuse.observation.completion_start_time"));

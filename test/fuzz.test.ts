@@ -243,7 +243,7 @@ describe("fuzz: malformed host calls never hurt the host", () => {
 			const pi = fakePi();
 			expect(langfuse(pi.pi)).toBeUndefined();
 			const hooks = langfuse(OPENCODE_INPUT) as Record<string, (...args: unknown[]) => unknown>;
-			expect(Object.keys(hooks).sort()).toEqual(["chat.message", "chat.params", "dispose", "event", "experimental.chat.messages.transform", "experimental.chat.system.transform"]);
+			expect(Object.keys(hooks).sort()).toEqual(["chat.message", "chat.params", "config", "dispose", "event", "experimental.chat.messages.transform", "experimental.chat.system.transform", "tool.definition"]);
 
 			const rssBefore = process.memoryUsage().rss;
 			const slow: string[] = [];

@@ -132,7 +132,7 @@ describe("opencode: a real session becomes one clean trace", () => {
 		expect(sum(usage.map(u => u.output ?? 0))).toBe(session.tokens.output);
 		expect(sum(usage.map(u => u.output_reasoning ?? 0))).toBe(session.tokens.reasoning);
 		expect(sum(usage.map(u => u.input_cache_read ?? 0))).toBe(session.tokens.cacheRead);
-		expect(sum(usage.map(u => u.input_cache_write ?? 0))).toBe(session.tokens.cacheWrite);
+		expect(sum(usage.map(u => u.input_cache_creation ?? 0))).toBe(session.tokens.cacheWrite);
 		expect(sum(usage.map(u => u.total ?? 0))).toBe(
 			session.tokens.input + session.tokens.output + session.tokens.reasoning + session.tokens.cacheRead + session.tokens.cacheWrite,
 		);

@@ -182,7 +182,15 @@ describe("replaying opencode-two-tools.jsonl (one prompt, two parallel bash call
 			const span = generations.find(candidate => meta(candidate, "messageId") === info.id)!;
 			const usage = json(span, "langfuse.observation.usage_details");
 			expect(usage).toEqual({ input: info.tokens.input, input_cache_read: info.tokens.cache.read, output: info.tokens.output, total: info.tokens.total });
-			expect(json(span, "langfuse.observation.cost_details")).toEqual({ total: info.cost });
+			// issue 9: the config's model prices split OpenCode's total (3/15/0.3 $ per M in the fixture), adding up to it
+			const cost = json(span, "langfuse.observation.cost_details");
+			expect(cost).toEqual({
+				input: Math.round(info.tokens.input * 3) / 1e6,
+				input_cache_read: Math.round(info.tokens.cache.read * 0.3 * 1e6) / 1e12,
+				output: Math.round(info.tokens.output * 15) / 1e6,
+				total: info.cost,
+			});
+			expect(cost.input + cost.input_cache_read + cost.output).toBeCloseTo(info.cost, 12);
 			expect(meta(span, "finish")).toBe(info.finish);
 		}
 		const steps = events(recorded)
@@ -209,15 +217,19 @@ describe("replaying opencode-two-tools.jsonl (one prompt, two parallel bash call
 		const h = harness();
 		await h.replay(recorded);
 		const [first, second] = latest(h.spans()).filter(span => type(span) === "generation");
+		// issue 9: ChatML {messages, tools}, the answer one assistant message with tool_calls
 		const input = io(first!, "langfuse.observation.input");
-		expect(input[0].role).toBe("system");
-		expect(input[0].content).toContain("opencode");
-		expect(input.at(-1)).toEqual({ role: "user", content: prompt });
+		expect(input.messages[0].role).toBe("system");
+		expect(input.messages[0].content).toContain("opencode");
+		expect(input.messages.at(-1)).toEqual({ role: "user", content: prompt });
+		expect(input.tools.map((tool: Json) => tool.function.name)).toContain("bash");
 		const output = io(first!, "langfuse.observation.output");
-		expect(output.filter((part: Json) => part.type === "tool_call").map((part: Json) => part.arguments.command)).toEqual(["echo one", "cat /nonexistent-file"]);
-		// the second call saw both tool results
-		const secondInput = JSON.stringify(io(second!, "langfuse.observation.input"));
-		expect(secondInput).toContain("No such file or directory");
+		expect(output.tool_calls.map((call: Json) => JSON.parse(call.function.arguments).command)).toEqual(["echo one", "cat /nonexistent-file"]);
+		// the second call saw both tool results, each a tool message answering its call
+		const secondInput = io(second!, "langfuse.observation.input");
+		const results = secondInput.messages.filter((message: Json) => message.role === "tool");
+		expect(results.map((message: Json) => message.tool_call_id).sort()).toEqual(output.tool_calls.map((call: Json) => call.id).sort());
+		expect(JSON.stringify(results)).toContain("No such file or directory");
 	});
 
 	test("one tool observation per tool call, under its LLM call's turn; the failing one is ERROR", async () => {
@@ -465,11 +477,13 @@ describe("synthetic OpenCode streams", () => {
 		await h.hooks.dispose();
 		const spans = latest(h.spans());
 		const generation = spans.find(span => type(span) === "generation")!;
-		expect(io(generation, "langfuse.observation.output")).toEqual([
-			{ type: "reasoning", text: "Let me think." },
-			{ type: "text", text: "The answer is 42." },
-		]);
-		expect(json(generation, "langfuse.observation.usage_details")).toEqual({ input: 100, input_cache_read: 400, input_cache_write: 50, output: 20, output_reasoning: 30, total: 600 });
+		// issue 9: one assistant message, reasoning as Langfuse's `thinking`
+		expect(io(generation, "langfuse.observation.output")).toEqual({
+			role: "assistant",
+			content: "The answer is 42.",
+			thinking: [{ type: "thinking", content: "Let me think." }],
+		});
+		expect(json(generation, "langfuse.observation.usage_details")).toEqual({ input: 100, input_cache_read: 400, input_cache_creation: 50, output: 20, output_reasoning: 30, total: 600 });
 		expect(json(generation, "langfuse.observation.cost_details")).toEqual({ total: 0.0125 });
 		expect(json(generation, "langfuse.observation.model.parameters")).toEqual({ temperature: 0.2, topP: 0.9, maxOutputTokens: 1000, reasoningEffort: "high" });
 		expect(Date.parse(io(generation, "langfuse.observation.completion_start_time"))).toBeGreaterThan(0);
@@ -701,7 +715,7 @@ describe("never in OpenCode's way", () => {
 		const d = driver(h);
 		d.start();
 		const inline = Object.keys(h.hooks).filter(name => name !== "event" && name !== "dispose");
-		expect(inline.sort()).toEqual(["chat.message", "chat.params", "experimental.chat.messages.transform", "experimental.chat.system.transform"]);
+		expect(inline.sort()).toEqual(["chat.message", "chat.params", "config", "experimental.chat.messages.transform", "experimental.chat.system.transform", "tool.definition"]);
 		for (const name of inline) {
 			const result = h.hooks[name]({ sessionID: SESSION, agent: "build", callID: "c1", tool: "bash" }, { args: {}, messages: [], system: [], parts: [] });
 			expect(result).toBeUndefined();

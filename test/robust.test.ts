@@ -324,7 +324,7 @@ describe("item 8 — hangs, oversize, hostile hosts", () => {
 			// with tracing on, OpenCode's path reads the hostile input too: hooks still come back
 			holder[key] = runtimeWith({}).runtime;
 			const hooks = langfuse(hostile);
-			expect(Object.keys(hooks).sort()).toEqual(["chat.message", "chat.params", "dispose", "event", "experimental.chat.messages.transform", "experimental.chat.system.transform"]);
+			expect(Object.keys(hooks).sort()).toEqual(["chat.message", "chat.params", "config", "dispose", "event", "experimental.chat.messages.transform", "experimental.chat.system.transform", "tool.definition"]);
 			expect(hooks.event({ event: hostile })).toBeUndefined();
 			expect(hooks["chat.message"](hostile, hostile)).toBeUndefined();
 		} finally {

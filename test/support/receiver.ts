@@ -20,6 +20,12 @@ export type ReceiverMode =
 	| "down"
 	/** A self-hosted Langfuse v2: the OTLP path answers 404, ingestion works. */
 	| "legacy"
+	/**
+	 * Langfuse v2's ingestion schema exactly: as "legacy", and every event body is cut to the keys v2's
+	 * zod schema knows (unknown keys dropped silently, as zod's default object does): no usageDetails,
+	 * costDetails or environment; a generation's tokens and cost live only in `usage`.
+	 */
+	| "v2"
 	/** Answer `status` to the next `times` ingest requests (all of them if `times` is omitted), then ok. */
 	| { status: FailStatus; times?: number; retryAfter?: number }
 	/** Hold every request this long before answering. */
@@ -213,6 +219,26 @@ export function decodeOtlp(body: unknown, requestIndex: number): ReceivedSpan[] 
 	return spans;
 }
 
+/** Body keys Langfuse v2 (2.95) reads per event type; zod drops every other key without an error. */
+const V2_TRACE_KEYS = ["id", "timestamp", "name", "externalId", "input", "output", "sessionId", "release", "version", "userId", "metadata", "tags", "public"];
+const V2_OBSERVATION_KEYS = ["id", "traceId", "name", "startTime", "endTime", "metadata", "input", "output", "level", "statusMessage", "parentObservationId", "version"];
+const V2_GENERATION_KEYS = [...V2_OBSERVATION_KEYS, "completionStartTime", "model", "modelParameters", "usage", "promptName", "promptVersion"];
+const V2_USAGE_KEYS = ["input", "output", "total", "unit", "inputCost", "outputCost", "totalCost", "promptTokens", "completionTokens", "totalTokens"];
+
+const pick = (object: Json, keys: string[]): Json => Object.fromEntries(Object.entries(object).filter(([key]) => keys.includes(key)));
+
+/** An event body as Langfuse v2 stores it: only the keys its schema knows. */
+export function v2Body(type: string, body: Json): Json {
+	if (type === "trace-create") return pick(body, V2_TRACE_KEYS);
+	if (type.startsWith("generation-")) {
+		const out = pick(body, V2_GENERATION_KEYS);
+		if (out.usage && typeof out.usage === "object") out.usage = pick(out.usage, V2_USAGE_KEYS);
+		return out;
+	}
+	if (type.startsWith("span-") || type === "event-create") return pick(body, V2_OBSERVATION_KEYS);
+	return body;
+}
+
 function validateEvent(e: unknown): string | undefined {
 	if (!e || typeof e !== "object") return "event must be an object";
 	const o = e as Json;
@@ -308,7 +334,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 		if (typeof mode === "object" && "stallMs" in mode) await Bun.sleep(mode.stallMs);
 
 		if (req.method === "GET" && path === "/api/public/health")
-			return reply(200, { status: "OK", version: mode === "legacy" ? "2.x-test" : "3.x-test" });
+			return reply(200, { status: "OK", version: mode === "legacy" || mode === "v2" ? "2.x-test" : "3.x-test" });
 		if (req.method === "GET" && path === "/api/public/projects") {
 			if (!rec.authOk) return reply(401, { message: "Invalid credentials" }, undefined, "auth");
 			return reply(200, { data: [{ id: "proj-test", name: "test" }] });
@@ -316,7 +342,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 		const isOtlp = req.method === "POST" && path === "/api/public/otel/v1/traces";
 		const isIngest = req.method === "POST" && path === "/api/public/ingestion";
 		if (!isOtlp && !isIngest) return reply(404, { message: "not found" });
-		if (isOtlp && mode === "legacy") return reply(404, "Not Found", { "content-type": "text/plain" });
+		if (isOtlp && (mode === "legacy" || mode === "v2")) return reply(404, "Not Found", { "content-type": "text/plain" });
 
 		if (typeof mode === "object" && "status" in mode && failLeft > 0) {
 			failLeft--;
@@ -379,7 +405,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
 				return;
 			}
 			const o = e as Json;
-			const ev: IngestionEvent = { id: o.id, type: o.type, timestamp: o.timestamp, body: o.body, requestIndex: index };
+			const ev: IngestionEvent = { id: o.id, type: o.type, timestamp: o.timestamp, body: mode === "v2" ? v2Body(o.type, o.body) : o.body, requestIndex: index };
 			if (o.metadata !== undefined) ev.metadata = o.metadata;
 			events.push(ev);
 			out({ record: "event", ...ev });
