@@ -2554,13 +2554,25 @@ class Exporter {
 			batch.write = file ? "written" : "failed";
 			if (batch.done && file) return this.spool.remove(file); // confirmed while it was being written
 			if (batch.items !== items) batch.stale = true; // some were confirmed meanwhile
-			// far from its turn: keep it on disk only
-			if (file && this.state.batches.indexOf(batch) > 4) {
-				batch.count = batch.items?.length;
-				batch.items = undefined;
-			}
+			this.evict();
 		});
 		return batch.writing;
+	}
+
+	/**
+	 * While Langfuse is not taking data (the oldest batch failed, or sending is blocked), batches far from
+	 * their turn are kept on disk only, so memory stays flat through an outage. A healthy backlog stays in
+	 * memory too: the spool's size cap may then remove its files without losing what they hold.
+	 */
+	private evict(): void {
+		const { batches } = this.state;
+		if (!this.status.blocked && !(batches[0] && batches[0].attempts > 0)) return;
+		for (let index = 5; index < batches.length; index++) {
+			const batch = batches[index]!;
+			if (batch.write !== "written" || batch.stale || !batch.items) continue;
+			batch.count = batch.items.length;
+			batch.items = undefined;
+		}
 	}
 
 	/** Everything unconfirmed, on disk (shutdown). */
@@ -2663,6 +2675,7 @@ class Exporter {
 				await this.startWrite(batch);
 				break;
 		}
+		this.evict();
 		this.notify();
 	}
 
