@@ -303,7 +303,10 @@ function expectCompleteTwoToolRecords(records: SpooledRecord[]) {
 	expect(current.filter(record => record.type === "tool")).toHaveLength(2);
 	expect(current.filter(record => record.name.startsWith("turn"))).toHaveLength(3);
 	expect(current.filter(record => !record.parentId)).toHaveLength(1);
-	expect(records.filter(record => !record.parentId)).toHaveLength(2); // announced + completed
+	// announced + completed; one, completed, when both versions fell into one flush (latest wins)
+	const roots = records.filter(record => !record.parentId);
+	expect([1, 2]).toContain(roots.length);
+	expect(roots.at(-1)!.endMs).toBeGreaterThan(roots.at(-1)!.startMs);
 }
 
 /**
@@ -664,9 +667,11 @@ describe("omp: a failing Langfuse never slows the agent, and everything arrives 
 			const byObservation = countBy(observations, event => String(event.body.id));
 			expect(new Set(observations.filter(event => event.type === "generation-create").map(event => String(event.body.id))).size).toBe(3);
 			expect(new Set(observations.filter(event => (event.body.metadata as any)?.observationType === "tool").map(event => String(event.body.id))).size).toBe(2);
-			// the root observation and its trace: announced and completed, so twice each; everything else once
-			expect(new Set(events.filter(event => event.type === "trace-create").map(event => event.id)).size).toBe(2);
-			expect([...byObservation.values()].filter(count => count === 2)).toHaveLength(1);
+			// the root observation and its trace: announced and completed, so twice each — once each when
+			// both versions fell into one flush (a request carries only the latest); everything else once
+			const traceCreates = new Set(events.filter(event => event.type === "trace-create").map(event => event.id)).size;
+			expect([1, 2]).toContain(traceCreates);
+			expect([...byObservation.values()].filter(count => count === 2)).toHaveLength(traceCreates - 1);
 			expect([...byObservation.values()].filter(count => count > 2)).toEqual([]);
 		}
 		expect(leftovers(spool)).toEqual([]);
