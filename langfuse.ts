@@ -1285,12 +1285,21 @@ interface PrepareOptions extends SanitizeOptions {
 	chatCache?: ChatCache;
 }
 
+/** A string's JSON escaping without the quotes: what it becomes inside a JSON string value. */
+const escapeJson = (text: string) => JSON.stringify(text).slice(1, -1);
+
 /**
- * JSON text that is already sanitized and encoded: the encoders use `json` as it is. `toJSON` makes
- * it an ordinary value anywhere else (the spool writes records as JSON).
+ * JSON text that is already sanitized and encoded, kept in its escaped form (as it goes inside a JSON
+ * string, the OTLP attribute value): the span encoder copies it as it is, never escaping it again.
+ * `json` is the text itself (parsed back on demand); `toJSON` makes it an ordinary value anywhere else
+ * (the spool writes records as JSON, legacy ingestion nests it).
  */
 class PreparedJson {
-	constructor(readonly json: string) {}
+	private text: string | undefined;
+	constructor(readonly escaped: string) {}
+	get json(): string {
+		return (this.text ??= JSON.parse(`"${this.escaped}"`) as string);
+	}
 	toJSON(): unknown {
 		return JSON.parse(this.json);
 	}
@@ -1302,31 +1311,67 @@ const CHAT_MAX_CHARS = 280_000;
 const CHAT_TOOLS_MAX_CHARS = 80_000;
 /** One message of a chat input carries at most this many characters (the tool's own observation has it all). */
 const CHAT_MESSAGE_MAX_CHARS = 100_000;
+/** Strings longer than this enter a message's cache key as a digest, computed once per distinct text. */
+const CHAT_DIGEST_MIN_CHARS = 1_024;
+
+/** One host message, encoded: its ChatML items escaped for a JSON string, and the length they have unescaped. */
+interface EncodedItems {
+	escaped: string;
+	length: number;
+}
 
 /**
  * Each message of a conversation, sanitized and encoded once per process: a generation's input repeats
- * the whole history, so without this a session's cost grows with the square of its length. Keyed by a
- * hash of the message's content (hosts rebuild their payloads per call, and an object seen before may
- * have changed since); bounded by characters, least recently used out first.
+ * the whole history, so without this a session's cost grows with the square of its length. Keyed by the
+ * message's content (hosts rebuild their payloads per call, and an object seen before may have changed
+ * since): its JSON with every long string replaced by a digest of it. A long string is digested once
+ * per distinct text: the digests are kept by the string itself (a Map lookup of the same text is a
+ * pointer compare), so only what is new is hashed. Both maps are bounded by characters, least recently
+ * used out first.
  */
 class ChatCache {
-	private readonly entries = new Map<string, string>();
+	private readonly entries = new Map<string, EncodedItems>();
 	private bytes = 0;
+	private readonly digests = new Map<string, string>();
+	private digestChars = 0;
 	hits = 0;
 	misses = 0;
 
 	constructor(private readonly maxBytes = 4 * 1024 * 1024) {}
 
+	private digest(text: string): string {
+		let found = this.digests.get(text);
+		if (found !== undefined) {
+			this.digests.delete(text);
+			this.digests.set(text, found);
+			return found;
+		}
+		found = `\u0000${text.length}:${contentHash(text)}`;
+		this.digests.set(text, found);
+		this.digestChars += text.length;
+		for (const oldKey of this.digests.keys()) {
+			if (this.digestChars <= this.maxBytes) break;
+			this.digests.delete(oldKey);
+			this.digestChars -= oldKey.length;
+		}
+		return found;
+	}
+
 	/** The encoded ChatML messages (JSON array items, comma-joined) of one host message. */
-	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): string {
+	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): EncodedItems {
 		let text: string | undefined;
 		try {
-			text = typeof raw === "string" ? raw : JSON.stringify(raw);
+			text =
+				typeof raw === "string"
+					? raw.length > CHAT_DIGEST_MIN_CHARS
+						? this.digest(raw)
+						: raw
+					: JSON.stringify(raw, (_key, value) => (typeof value === "string" && value.length > CHAT_DIGEST_MIN_CHARS ? this.digest(value) : value));
 		} catch {
 			text = undefined;
 		}
-		if (text === undefined) return encodeItems(make(), options);
-		const key = `${options.maxFieldChars}:${text.length}:${contentHash(text)}`;
+		if (text === undefined) return encodedItems(encodeItems(make(), options));
+		const key = `${typeof raw === "string" ? "s" : "j"}${options.maxFieldChars}:${text}`;
 		const found = this.entries.get(key);
 		if (found !== undefined) {
 			this.hits++;
@@ -1335,17 +1380,19 @@ class ChatCache {
 			return found;
 		}
 		this.misses++;
-		const value = encodeItems(make(), options);
+		const value = encodedItems(encodeItems(make(), options));
 		this.entries.set(key, value);
-		this.bytes += value.length + key.length;
+		this.bytes += value.escaped.length + key.length;
 		for (const [oldKey, oldValue] of this.entries) {
 			if (this.bytes <= this.maxBytes) break;
 			this.entries.delete(oldKey);
-			this.bytes -= oldValue.length + oldKey.length;
+			this.bytes -= oldValue.escaped.length + oldKey.length;
 		}
 		return value;
 	}
 }
+
+const encodedItems = (json: string): EncodedItems => ({ escaped: escapeJson(json), length: json.length });
 
 /** A content key: Bun's native hash where it runs (omp, OpenCode; ~5× faster), SHA-1 under Node (pi). */
 const contentHash = (() => {
@@ -1365,24 +1412,25 @@ function encodeItems(items: unknown, options: SanitizeOptions): string {
  * messages stay, then messages are taken newest first, each through the cache, while they fit under
  * CHAT_MAX_CHARS (the newest always); the older ones are not even looked at: one marker message says how
  * many were left out. So a call costs at most what fits in one input, whatever the history's length.
+ * Assembled from the cached pieces by concatenation, in escaped form (JSON escaping is per character).
  */
 function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cache: ChatCache): PreparedJson {
 	// system prompt + newest message + tools stay under CHAT_MAX_CHARS even when nothing else fits
 	const options = { ...sanitizeOptions, maxFieldChars: Math.min(sanitizeOptions.maxFieldChars, CHAT_MESSAGE_MAX_CHARS) };
 	const encode = (raw: unknown) => cache.encoded(raw, options, () => chatMessagesOf(raw));
-	let tools = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : "";
+	let tools: EncodedItems = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : { escaped: "", length: 0 };
 	if (tools.length > CHAT_TOOLS_MAX_CHARS) {
 		const slim = chatTools(request.tools).map(tool => ({ type: tool.type, function: { name: tool.function.name, description: tool.function.description } }));
-		tools = encodeItems(slim, options);
-		if (tools.length > CHAT_TOOLS_MAX_CHARS) tools = encodeItems(slim.map(tool => ({ type: tool.type, function: { name: tool.function.name } })), options);
+		tools = encodedItems(encodeItems(slim, options));
+		if (tools.length > CHAT_TOOLS_MAX_CHARS) tools = encodedItems(encodeItems(slim.map(tool => ({ type: tool.type, function: { name: tool.function.name } })), options));
 	}
-	const head: string[] = [];
+	const head: EncodedItems[] = [];
 	if (request.system !== undefined) head.push(cache.encoded(request.system, options, () => chatSystem(request.system)));
 	const raws = request.messages;
 	let first = 0;
 	while (first < raws.length && isObject(raws[first]) && ["system", "developer"].includes((raws[first] as { role?: unknown }).role as string)) head.push(encode(raws[first++]));
 	let size = tools.length + 64 + head.reduce((sum, item) => sum + item.length + 1, 0);
-	const tail: string[] = [];
+	const tail: EncodedItems[] = [];
 	let next = raws.length;
 	while (next > first) {
 		const item = encode(raws[next - 1]);
@@ -1391,12 +1439,12 @@ function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cac
 		tail.push(item);
 		next--;
 	}
-	const kept = head.filter(Boolean);
+	const kept = head.filter(item => item.length).map(item => item.escaped);
 	if (next > first) {
-		kept.push(JSON.stringify({ role: "system", content: `[langfuse.ts: ${next - first} earlier message(s) left out to keep this input under Langfuse's display limit]` }));
+		kept.push(escapeJson(JSON.stringify({ role: "system", content: `[langfuse.ts: ${next - first} earlier message(s) left out to keep this input under Langfuse's display limit]` })));
 	}
-	for (let index = tail.length - 1; index >= 0; index--) if (tail[index]) kept.push(tail[index]!);
-	return new PreparedJson(`{"messages":[${kept.join(",")}]${tools ? `,"tools":[${tools}]` : ""}}`);
+	for (let index = tail.length - 1; index >= 0; index--) if (tail[index]!.length) kept.push(tail[index]!.escaped);
+	return new PreparedJson(`${escapeJson('{"messages":[')}${kept.join(",")}]${tools.length ? `${escapeJson(',"tools":[')}${tools.escaped}]` : ""}}`);
 }
 
 /**
@@ -1454,14 +1502,30 @@ function otlpValue(value: unknown): OtlpValue {
 function otlpAttributes(entries: Record<string, unknown>): { key: string; value: OtlpValue }[] {
 	const attributes: { key: string; value: OtlpValue }[] = [];
 	for (const [key, value] of Object.entries(entries)) {
-		if (value !== undefined && value !== null) attributes.push({ key, value: otlpValue(value) });
+		if (value !== undefined && value !== null) attributes.push({ key, value: otlpValue(value instanceof PreparedJson ? value.json : value) });
 	}
 	return attributes;
 }
 
+/**
+ * OTLP attributes as a JSON array's items, exactly as JSON.stringify(otlpAttributes(entries)) writes them,
+ * except that prepared JSON is copied in its escaped form rather than escaped again (a generation's input
+ * is the whole conversation).
+ */
+function otlpAttributesJson(entries: Record<string, unknown>): string {
+	const items: string[] = [];
+	for (const [key, value] of Object.entries(entries)) {
+		if (value === undefined || value === null) continue;
+		items.push(
+			value instanceof PreparedJson ? `{"key":${JSON.stringify(key)},"value":{"stringValue":"${value.escaped}"}}` : JSON.stringify({ key, value: otlpValue(value) }),
+		);
+	}
+	return items.join(",");
+}
+
 const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
-/** Input and output as Langfuse's own SDK sends them: strings as they are, anything else as JSON. */
-const io = (value: unknown) => (typeof value === "string" ? value : value instanceof PreparedJson ? value.json : json(value));
+/** Input and output as Langfuse's own SDK sends them: strings as they are, anything else as JSON (prepared JSON as it is). */
+const io = (value: unknown) => (typeof value === "string" || value instanceof PreparedJson ? value : json(value));
 /** Metadata as one JSON object, so Langfuse keeps its structure (and numbers stay numbers). */
 const metadataJson = (metadata: Metadata | undefined) => (metadata && Object.keys(metadata).length ? json(metadata) : undefined);
 const nanos = (ms: number) => `${Math.round(ms)}000000`;
@@ -1480,7 +1544,7 @@ const OTLP_SCOPE = "langfuse-sdk";
 /** One span of an OTLP ExportTraceServiceRequest, as a JSON string (so batches can be sized exactly). */
 function encodeSpan(record: ObservationRecord): string {
 	const trace = record.trace;
-	const attributes = otlpAttributes({
+	const attributes = otlpAttributesJson({
 		"langfuse.observation.type": record.type,
 		"langfuse.observation.input": io(record.input),
 		"langfuse.observation.output": io(record.output),
@@ -1506,7 +1570,8 @@ function encodeSpan(record: ObservationRecord): string {
 		"langfuse.trace.tags": nonEmpty(trace?.tags ?? record.traceTags),
 		"langfuse.trace.metadata": metadataJson(trace && { ...trace.metadata, tracer: TRACER }),
 	});
-	return JSON.stringify({
+	// JSON.stringify of {traceId, …, endTimeUnixNano, attributes, status}, with the attributes put in as they are
+	const head = JSON.stringify({
 		traceId: record.traceId,
 		spanId: record.id,
 		parentSpanId: record.parentId,
@@ -1514,9 +1579,9 @@ function encodeSpan(record: ObservationRecord): string {
 		kind: 1,
 		startTimeUnixNano: nanos(record.startMs),
 		endTimeUnixNano: nanos(record.endMs),
-		attributes,
-		status: record.level === "ERROR" ? { code: 2, message: record.statusMessage ?? "error" } : { code: 0 },
 	});
+	const status = JSON.stringify(record.level === "ERROR" ? { code: 2, message: record.statusMessage ?? "error" } : { code: 0 });
+	return `${head.slice(0, -1)},"attributes":[${attributes}],"status":${status}}`;
 }
 
 function otlpBody(spans: string[]): string {

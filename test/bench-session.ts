@@ -31,7 +31,8 @@
  * counts bytes, then gunzips if needed and collects span ids to check delivery.
  * The last line is the headline. BENCH_SDK_DIR=dir takes the SDK packages from dir/node_modules;
  * BENCH_DUMP=file appends every request body received (one per line); BENCH_DEBUG=1 sets
- * LANGFUSE_DEBUG in the runs.
+ * LANGFUSE_DEBUG in the runs; BENCH_HEAP_SNAPSHOT=dir with BENCH_NODE='a node wrapper with --expose-gc' writes a
+ * heap snapshot after GC at each Node session's end (what holds the memory).
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -139,6 +140,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 		USER: "bench",
 		LANG: "C.UTF-8",
 		BUN_RUNTIME_TRANSPILER_CACHE_PATH: bunCache,
+		...(process.env.BENCH_HEAP_SNAPSHOT ? { BENCH_HEAP_SNAPSHOT: process.env.BENCH_HEAP_SNAPSHOT } : {}),
 		...extra,
 	};
 }

@@ -114,6 +114,14 @@ async function session() {
 		}
 	}
 	const sessionWall = performance.now() - wallStart;
+	// BENCH_HEAP_SNAPSHOT=dir (Node, with --expose-gc): a heap snapshot after GC at the session's end, for
+	// finding what holds the memory (open in Chrome DevTools → Memory).
+	if (process.env.BENCH_HEAP_SNAPSHOT && !isBun && typeof globalThis.gc === "function") {
+		const v8 = await import("node:v8");
+		await new Promise(resolve => setTimeout(resolve, 500));
+		globalThis.gc();
+		v8.writeHeapSnapshot(path.join(process.env.BENCH_HEAP_SNAPSHOT, `${mode}-${prompts}-${process.pid}.heapsnapshot`));
+	}
 	const expected = mode === "none" ? 0 : prompts * OBSERVATIONS_PER_PROMPT;
 	send(`WAIT ${expected}`);
 	const delivered = JSON.parse((await nextLine()).replace(/^DONE /, ""));
