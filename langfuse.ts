@@ -1289,16 +1289,19 @@ interface PrepareOptions extends SanitizeOptions {
 const escapeJson = (text: string) => JSON.stringify(text).slice(1, -1);
 
 /**
- * JSON text that is already sanitized and encoded, kept in its escaped form (as it goes inside a JSON
- * string, the OTLP attribute value): the span encoder copies it as it is, never escaping it again.
- * `json` is the text itself (parsed back on demand); `toJSON` makes it an ordinary value anywhere else
- * (the spool writes records as JSON, legacy ingestion nests it).
+ * JSON text that is already sanitized and encoded, kept as the UTF-8 bytes of its escaped form (as it
+ * goes inside a JSON string, the OTLP attribute value), in parts: the span encoder copies them into
+ * the span's bytes as they are, never escaping or even joining them as text. `escaped` and `json` are
+ * the texts (made on demand); `toJSON` makes it an ordinary value anywhere else (the spool writes
+ * records as JSON, legacy ingestion nests it).
  */
 class PreparedJson {
-	private text: string | undefined;
-	constructor(readonly escaped: string) {}
+	constructor(readonly parts: readonly Buffer[]) {}
+	get escaped(): string {
+		return Buffer.concat(this.parts).toString("utf8");
+	}
 	get json(): string {
-		return (this.text ??= JSON.parse(`"${this.escaped}"`) as string);
+		return JSON.parse(`"${this.escaped}"`) as string;
 	}
 	toJSON(): unknown {
 		return JSON.parse(this.json);
@@ -1314,9 +1317,9 @@ const CHAT_MESSAGE_MAX_CHARS = 100_000;
 /** Strings longer than this enter a message's cache key as a digest, computed once per distinct text. */
 const CHAT_DIGEST_MIN_CHARS = 1_024;
 
-/** One host message, encoded: its ChatML items escaped for a JSON string, and the length they have unescaped. */
+/** One host message, encoded: its ChatML items escaped for a JSON string (UTF-8), and the length they have unescaped. */
 interface EncodedItems {
-	escaped: string;
+	bytes: Buffer;
 	length: number;
 }
 
@@ -1382,17 +1385,22 @@ class ChatCache {
 		this.misses++;
 		const value = encodedItems(encodeItems(make(), options));
 		this.entries.set(key, value);
-		this.bytes += value.escaped.length + key.length;
+		this.bytes += value.bytes.length + key.length;
 		for (const [oldKey, oldValue] of this.entries) {
 			if (this.bytes <= this.maxBytes) break;
 			this.entries.delete(oldKey);
-			this.bytes -= oldValue.escaped.length + oldKey.length;
+			this.bytes -= oldValue.bytes.length + oldKey.length;
 		}
 		return value;
 	}
 }
 
-const encodedItems = (json: string): EncodedItems => ({ escaped: escapeJson(json), length: json.length });
+const encodedItems = (json: string): EncodedItems => ({ bytes: Buffer.from(escapeJson(json)), length: json.length });
+/** Parts of a chat input that never change, as escaped UTF-8. */
+const CHAT_OPEN = Buffer.from(escapeJson('{"messages":['));
+const CHAT_TOOLS = Buffer.from(escapeJson('],"tools":['));
+const CHAT_CLOSE_ARRAY = Buffer.from(escapeJson("]}"));
+const CHAT_COMMA = Buffer.from(",");
 
 /** A content key: Bun's native hash where it runs (omp, OpenCode; ~5× faster), SHA-1 under Node (pi). */
 const contentHash = (() => {
@@ -1418,7 +1426,7 @@ function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cac
 	// system prompt + newest message + tools stay under CHAT_MAX_CHARS even when nothing else fits
 	const options = { ...sanitizeOptions, maxFieldChars: Math.min(sanitizeOptions.maxFieldChars, CHAT_MESSAGE_MAX_CHARS) };
 	const encode = (raw: unknown) => cache.encoded(raw, options, () => chatMessagesOf(raw));
-	let tools: EncodedItems = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : { escaped: "", length: 0 };
+	let tools: EncodedItems = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : { bytes: Buffer.alloc(0), length: 0 };
 	if (tools.length > CHAT_TOOLS_MAX_CHARS) {
 		const slim = chatTools(request.tools).map(tool => ({ type: tool.type, function: { name: tool.function.name, description: tool.function.description } }));
 		tools = encodedItems(encodeItems(slim, options));
@@ -1439,12 +1447,17 @@ function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cac
 		tail.push(item);
 		next--;
 	}
-	const kept = head.filter(item => item.length).map(item => item.escaped);
+	const kept = head.filter(item => item.length).map(item => item.bytes);
 	if (next > first) {
-		kept.push(escapeJson(JSON.stringify({ role: "system", content: `[langfuse.ts: ${next - first} earlier message(s) left out to keep this input under Langfuse's display limit]` })));
+		kept.push(Buffer.from(escapeJson(JSON.stringify({ role: "system", content: `[langfuse.ts: ${next - first} earlier message(s) left out to keep this input under Langfuse's display limit]` }))));
 	}
-	for (let index = tail.length - 1; index >= 0; index--) if (tail[index]!.length) kept.push(tail[index]!.escaped);
-	return new PreparedJson(`${escapeJson('{"messages":[')}${kept.join(",")}]${tools.length ? `${escapeJson(',"tools":[')}${tools.escaped}]` : ""}}`);
+	for (let index = tail.length - 1; index >= 0; index--) if (tail[index]!.length) kept.push(tail[index]!.bytes);
+	// {"messages":[ m1 , m2 … ] (,"tools":[ t ]) }
+	const parts: Buffer[] = [CHAT_OPEN];
+	kept.forEach((item, index) => (index ? parts.push(CHAT_COMMA, item) : parts.push(item)));
+	if (tools.length) parts.push(CHAT_TOOLS, tools.bytes);
+	parts.push(CHAT_CLOSE_ARRAY);
+	return new PreparedJson(parts);
 }
 
 /**
@@ -1509,18 +1522,22 @@ function otlpAttributes(entries: Record<string, unknown>): { key: string; value:
 
 /**
  * OTLP attributes as a JSON array's items, exactly as JSON.stringify(otlpAttributes(entries)) writes them,
- * except that prepared JSON is copied in its escaped form rather than escaped again (a generation's input
- * is the whole conversation).
+ * except that prepared JSON stays in parts, its escaped bytes (a generation's input is the whole
+ * conversation: it is copied, never escaped again). Text and bytes in order; joined they are the JSON.
  */
-function otlpAttributesJson(entries: Record<string, unknown>): string {
-	const items: string[] = [];
+function otlpAttributesParts(entries: Record<string, unknown>): (string | Buffer)[] {
+	const parts: (string | Buffer)[] = [];
+	let text = "";
 	for (const [key, value] of Object.entries(entries)) {
 		if (value === undefined || value === null) continue;
-		items.push(
-			value instanceof PreparedJson ? `{"key":${JSON.stringify(key)},"value":{"stringValue":"${value.escaped}"}}` : JSON.stringify({ key, value: otlpValue(value) }),
-		);
+		if (text) text += ",";
+		if (value instanceof PreparedJson) {
+			parts.push(`${text}{"key":${JSON.stringify(key)},"value":{"stringValue":"`, ...value.parts);
+			text = '"}}';
+		} else text += JSON.stringify({ key, value: otlpValue(value) });
 	}
-	return items.join(",");
+	parts.push(text);
+	return parts;
 }
 
 const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
@@ -1541,10 +1558,23 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
  */
 const OTLP_SCOPE = "langfuse-sdk";
 
-/** One span of an OTLP ExportTraceServiceRequest, as a JSON string (so batches can be sized exactly). */
+/** One span of an OTLP ExportTraceServiceRequest, as a JSON string. */
 function encodeSpan(record: ObservationRecord): string {
+	return spanParts(record)
+		.map(part => (typeof part === "string" ? part : part.toString("utf8")))
+		.join("");
+}
+
+/** One span as UTF-8 bytes (so batches can be sized exactly): its text and prepared parts copied into one buffer. */
+function encodeSpanBytes(record: ObservationRecord): Buffer {
+	const parts = spanParts(record);
+	return parts.length === 1 ? Buffer.from(parts[0] as string) : Buffer.concat(parts.map(part => (typeof part === "string" ? Buffer.from(part) : part)));
+}
+
+/** One span's JSON in parts: text, and the bytes of prepared JSON (see otlpAttributesParts). */
+function spanParts(record: ObservationRecord): (string | Buffer)[] {
 	const trace = record.trace;
-	const attributes = otlpAttributesJson({
+	const attributes = otlpAttributesParts({
 		"langfuse.observation.type": record.type,
 		"langfuse.observation.input": io(record.input),
 		"langfuse.observation.output": io(record.output),
@@ -1581,7 +1611,10 @@ function encodeSpan(record: ObservationRecord): string {
 		endTimeUnixNano: nanos(record.endMs),
 	});
 	const status = JSON.stringify(record.level === "ERROR" ? { code: 2, message: record.statusMessage ?? "error" } : { code: 0 });
-	return `${head.slice(0, -1)},"attributes":[${attributes}],"status":${status}}`;
+	const last = attributes.length - 1;
+	attributes[0] = `${head.slice(0, -1)},"attributes":[${attributes[0] as string}`;
+	attributes[last] = `${attributes[last] as string}],"status":${status}}`;
+	return attributes;
 }
 
 function otlpBody(spans: string[]): string {
@@ -1764,7 +1797,7 @@ function encodeRecord(record: ObservationRecord, wire: Wire): Buffer[] | undefin
 	try {
 		if (typeof record.traceId !== "string" || typeof record.id !== "string") return undefined;
 		if (!Number.isFinite(record.startMs) || !Number.isFinite(record.endMs)) return undefined;
-		if (wire === "otel") return [Buffer.from(encodeSpan(record))];
+		if (wire === "otel") return [encodeSpanBytes(record)];
 		return ingestionEvents(record).map(event => Buffer.from(JSON.stringify(event)));
 	} catch {
 		return undefined;

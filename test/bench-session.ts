@@ -214,6 +214,10 @@ interface Run {
 	sessionWall: number;
 	rssGrowth: number;
 	rssPeak: number;
+	/** At the end: JS heap used / committed, and memory outside it (Buffers, zlib). */
+	heapEnd: number;
+	heapTotalEnd: number;
+	externalEnd: number;
 	bytes: number;
 	requests: number;
 	gzip: number;
@@ -268,6 +272,9 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 		sessionWall: r.sessionWall,
 		rssGrowth: r.rssEnd - r.rssStart,
 		rssPeak: Math.max(r.rssEnd, ...points.map(p => p[1])) - r.rssStart,
+		heapEnd: r.heapEnd ?? 0,
+		heapTotalEnd: r.heapTotalEnd ?? 0,
+		externalEnd: r.externalEnd ?? 0,
 		bytes: tally.bytes,
 		requests: tally.requests,
 		gzip: tally.gzip,
@@ -366,6 +373,7 @@ function longOf(runtime: string, mode: Mode) {
 		cpuTotal: median(list.map(r => r.cpuTotal)),
 		flushMs: median(list.map(r => r.flushMs)),
 		spans: `${Math.min(...list.map(r => r.spans))}/${list[0]!.expected}`,
+		heap: `${mb(median(list.map(r => r.heapEnd)))} / ${mb(median(list.map(r => r.heapTotalEnd)))} / ${mb(median(list.map(r => r.externalEnd)))}`,
 	};
 }
 
@@ -495,6 +503,7 @@ if (long.length) {
 						"net CPU": mode === "none" || !none ? "–" : `${((s!.cpuTotal - none.cpuTotal) / 1000).toFixed(2)} s`,
 						spans: mode === "none" ? "–" : s!.spans,
 						"flush at end": `${s!.flushMs.toFixed(0)} ms`,
+						"heap used / committed / external at end": s!.heap,
 					};
 				}),
 		),

@@ -127,7 +127,8 @@ async function session() {
 	const delivered = JSON.parse((await nextLine()).replace(/^DONE /, ""));
 	const flushMs = performance.now() - shutdownStart;
 	const cpuTotal = cpuMs();
-	const rssEnd = process.memoryUsage().rss;
+	const memoryEnd = process.memoryUsage();
+	const rssEnd = memoryEnd.rss;
 
 	// Per-event-type maxima, and the overall distribution.
 	const times = Array.from(hookUs.subarray(0, hooks)).sort((a, b) => a - b);
@@ -160,6 +161,9 @@ async function session() {
 			byType,
 			rssStart,
 			rssEnd,
+			heapEnd: memoryEnd.heapUsed,
+			heapTotalEnd: memoryEnd.heapTotal,
+			externalEnd: memoryEnd.external,
 			rss,
 			expected,
 			delivered,
