@@ -1395,7 +1395,17 @@ class ChatCache {
 	}
 }
 
-const encodedItems = (json: string): EncodedItems => ({ bytes: Buffer.from(escapeJson(json)), length: json.length });
+const encodedItems = (json: string): EncodedItems => ({ bytes: ownBytes(escapeJson(json)), length: json.length });
+
+/**
+ * UTF-8 bytes in a buffer of their own: Buffer.from puts small ones in a shared 8 KB pool slab, and one
+ * small cached buffer would keep its whole slab alive.
+ */
+function ownBytes(text: string): Buffer {
+	const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(text));
+	bytes.write(text);
+	return bytes;
+}
 /** Parts of a chat input that never change, as escaped UTF-8. */
 const CHAT_OPEN = Buffer.from(escapeJson('{"messages":['));
 const CHAT_TOOLS = Buffer.from(escapeJson('],"tools":['));

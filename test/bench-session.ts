@@ -32,7 +32,8 @@
  * The last line is the headline. BENCH_SDK_DIR=dir takes the SDK packages from dir/node_modules;
  * BENCH_DUMP=file appends every request body received (one per line); BENCH_DEBUG=1 sets
  * LANGFUSE_DEBUG in the runs; BENCH_HEAP_SNAPSHOT=dir with BENCH_NODE='a node wrapper with --expose-gc' writes a
- * heap snapshot after GC at each Node session's end (what holds the memory).
+ * heap snapshot after GC at each Node session's end (what holds the memory); BENCH_GC_END=1 with such a wrapper
+ * runs a full GC before the end's RSS is taken (garbage awaiting collection vs memory kept).
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -141,6 +142,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 		LANG: "C.UTF-8",
 		BUN_RUNTIME_TRANSPILER_CACHE_PATH: bunCache,
 		...(process.env.BENCH_HEAP_SNAPSHOT ? { BENCH_HEAP_SNAPSHOT: process.env.BENCH_HEAP_SNAPSHOT } : {}),
+		...(process.env.BENCH_GC_END ? { BENCH_GC_END: process.env.BENCH_GC_END } : {}),
 		...extra,
 	};
 }

@@ -127,6 +127,11 @@ async function session() {
 	const delivered = JSON.parse((await nextLine()).replace(/^DONE /, ""));
 	const flushMs = performance.now() - shutdownStart;
 	const cpuTotal = cpuMs();
+	// BENCH_GC_END=1 (with --expose-gc): a full GC first, so the RSS at the end holds no garbage awaiting collection
+	if (process.env.BENCH_GC_END && typeof globalThis.gc === "function") {
+		await new Promise(resolve => setTimeout(resolve, 200));
+		globalThis.gc();
+	}
 	const memoryEnd = process.memoryUsage();
 	const rssEnd = memoryEnd.rss;
 
