@@ -2895,8 +2895,14 @@ function latestVersions(records: ObservationRecord[]): ObservationRecord[] {
 	return latest.size === records.length ? records : [...latest.values()];
 }
 
+/**
+ * zlib level 1: on our spans (JSON, repetitive) it takes well under half of the default level's CPU for
+ * ~30 % more bytes, still ~20× smaller than plain: a bench session's 34.6 MB is 1.97 MB at 1, 1.50 MB at 6.
+ */
+const GZIP_LEVEL = 1;
+
 function gzipAsync(data: Uint8Array): Promise<Buffer> {
-	return new Promise((resolve, reject) => zlib.gzip(data, (error, result) => (error ? reject(error) : resolve(result))));
+	return new Promise((resolve, reject) => zlib.gzip(data, { level: GZIP_LEVEL }, (error, result) => (error ? reject(error) : resolve(result))));
 }
 
 const OTLP_PATH = "/api/public/otel/v1/traces";
