@@ -1316,6 +1316,13 @@ const CHAT_TOOLS_MAX_CHARS = 80_000;
 const CHAT_MESSAGE_MAX_CHARS = 100_000;
 /** Strings longer than this enter a message's cache key as a digest, computed once per distinct text. */
 const CHAT_DIGEST_MIN_CHARS = 1_024;
+/**
+ * The chat cache's bounds: encoded messages (bytes, with their keys), and the long strings it keeps
+ * digests for (characters: these are the host's own strings, mostly still in its history; up to twice as
+ * many bytes). Each holds several inputs' worth (one is ≤ CHAT_MAX_CHARS), so a session's calls all hit.
+ */
+const CHAT_CACHE_BYTES = 2 * 1024 * 1024;
+const CHAT_DIGEST_CHARS = 1_500_000;
 
 /** One host message, encoded: its ChatML items escaped for a JSON string (UTF-8), and the length they have unescaped. */
 interface EncodedItems {
@@ -1340,7 +1347,10 @@ class ChatCache {
 	hits = 0;
 	misses = 0;
 
-	constructor(private readonly maxBytes = 4 * 1024 * 1024) {}
+	constructor(
+		private readonly maxBytes = CHAT_CACHE_BYTES,
+		private readonly maxDigestChars = CHAT_DIGEST_CHARS,
+	) {}
 
 	private digest(text: string): string {
 		let found = this.digests.get(text);
@@ -1353,7 +1363,7 @@ class ChatCache {
 		this.digests.set(text, found);
 		this.digestChars += text.length;
 		for (const oldKey of this.digests.keys()) {
-			if (this.digestChars <= this.maxBytes) break;
+			if (this.digestChars <= this.maxDigestChars) break;
 			this.digests.delete(oldKey);
 			this.digestChars -= oldKey.length;
 		}
