@@ -1643,6 +1643,13 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 			expect(prepared.escaped).toBe(JSON.stringify(prepared.json).slice(1, -1));
 		}
 		expect(cache.misses).toBe(32); // 31 messages + the tool list, each once
+
+		// a long text enters the key as NUL + its number: a short text that looks like that is still itself
+		const fresh = new ChatCache();
+		const lookalikes = [{ role: "user", content: "z".repeat(5000) }, { role: "user", content: "\u00001" }, { role: "user", content: "\u0000\u00001" }];
+		const chat = JSON.parse(prepareChat(chatRequest({ messages: lookalikes }), prepareOptions, fresh).json);
+		expect(chat.messages.map((m: any) => m.content)).toEqual(["z".repeat(5000), "\u00001", "\u0000\u00001"]);
+		expect(fresh.misses).toBe(3);
 	});
 
 	test("recorded omp and pi runs: every generation is chat, tool calls recognised, tool definitions present", async () => {

@@ -1314,15 +1314,15 @@ const CHAT_MAX_CHARS = 280_000;
 const CHAT_TOOLS_MAX_CHARS = 80_000;
 /** One message of a chat input carries at most this many characters (the tool's own observation has it all). */
 const CHAT_MESSAGE_MAX_CHARS = 100_000;
-/** Strings longer than this enter a message's cache key as a digest, computed once per distinct text. */
-const CHAT_DIGEST_MIN_CHARS = 1_024;
+/** Strings longer than this enter a message's cache key as a number, one per distinct text. */
+const CHAT_TEXT_ID_MIN_CHARS = 256;
 /**
- * The chat cache's bounds: encoded messages (bytes, with their keys), and the long strings it keeps
- * digests for (characters: these are the host's own strings, mostly still in its history; up to twice as
- * many bytes). Each holds several inputs' worth (one is ≤ CHAT_MAX_CHARS), so a session's calls all hit.
+ * The chat cache's bounds: encoded messages (bytes, with their keys), and the long strings it numbers
+ * (characters: these are the host's own strings, mostly still in its history; up to twice as many
+ * bytes). Each holds several inputs' worth (one is ≤ CHAT_MAX_CHARS), so a session's calls all hit.
  */
 const CHAT_CACHE_BYTES = 2 * 1024 * 1024;
-const CHAT_DIGEST_CHARS = 1_500_000;
+const CHAT_TEXT_ID_CHARS = 1_500_000;
 
 /** One host message, encoded: its ChatML items escaped for a JSON string (UTF-8), and the length they have unescaped. */
 interface EncodedItems {
@@ -1334,38 +1334,45 @@ interface EncodedItems {
  * Each message of a conversation, sanitized and encoded once per process: a generation's input repeats
  * the whole history, so without this a session's cost grows with the square of its length. Keyed by the
  * message's content (hosts rebuild their payloads per call, and an object seen before may have changed
- * since): its JSON with every long string replaced by a digest of it. A long string is digested once
- * per distinct text: the digests are kept by the string itself (a Map lookup of the same text is a
- * pointer compare), so only what is new is hashed. Both maps are bounded by characters, least recently
- * used out first.
+ * since): its JSON with every long string replaced by the number of its text. Numbers are given per
+ * distinct text by a map keyed by the text itself (a lookup of a string seen before is a cached hash and
+ * a pointer compare), never reused: two texts never share one, so a key names exactly one content. Both
+ * maps are bounded by characters, least recently used out first; a text numbered again gets a new number
+ * (its old entries are then only missed, never wrong).
  */
 class ChatCache {
 	private readonly entries = new Map<string, EncodedItems>();
 	private bytes = 0;
-	private readonly digests = new Map<string, string>();
-	private digestChars = 0;
+	private readonly textIds = new Map<string, string>();
+	private textIdChars = 0;
+	private lastTextId = 0;
 	hits = 0;
 	misses = 0;
 
 	constructor(
 		private readonly maxBytes = CHAT_CACHE_BYTES,
-		private readonly maxDigestChars = CHAT_DIGEST_CHARS,
+		private readonly maxTextIdChars = CHAT_TEXT_ID_CHARS,
 	) {}
 
-	private digest(text: string): string {
-		let found = this.digests.get(text);
+	/**
+	 * A string as it enters a key: a long one as NUL + its number, a short one as it is (one that starts
+	 * with NUL gets a second NUL in front, so no text can pass for a number).
+	 */
+	private keyText(text: string): string {
+		if (text.length <= CHAT_TEXT_ID_MIN_CHARS) return text.charCodeAt(0) === 0 ? `\u0000${text}` : text;
+		let found = this.textIds.get(text);
 		if (found !== undefined) {
-			this.digests.delete(text);
-			this.digests.set(text, found);
+			this.textIds.delete(text);
+			this.textIds.set(text, found);
 			return found;
 		}
-		found = `\u0000${text.length}:${contentHash(text)}`;
-		this.digests.set(text, found);
-		this.digestChars += text.length;
-		for (const oldKey of this.digests.keys()) {
-			if (this.digestChars <= this.maxDigestChars) break;
-			this.digests.delete(oldKey);
-			this.digestChars -= oldKey.length;
+		found = `\u0000${++this.lastTextId}`;
+		this.textIds.set(text, found);
+		this.textIdChars += text.length;
+		for (const oldKey of this.textIds.keys()) {
+			if (this.textIdChars <= this.maxTextIdChars) break;
+			this.textIds.delete(oldKey);
+			this.textIdChars -= oldKey.length;
 		}
 		return found;
 	}
@@ -1374,12 +1381,7 @@ class ChatCache {
 	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): EncodedItems {
 		let text: string | undefined;
 		try {
-			text =
-				typeof raw === "string"
-					? raw.length > CHAT_DIGEST_MIN_CHARS
-						? this.digest(raw)
-						: raw
-					: JSON.stringify(raw, (_key, value) => (typeof value === "string" && value.length > CHAT_DIGEST_MIN_CHARS ? this.digest(value) : value));
+			text = typeof raw === "string" ? this.keyText(raw) : JSON.stringify(raw, (_key, value) => (typeof value === "string" ? this.keyText(value) : value));
 		} catch {
 			text = undefined;
 		}
@@ -1421,12 +1423,6 @@ const CHAT_OPEN = Buffer.from(escapeJson('{"messages":['));
 const CHAT_TOOLS = Buffer.from(escapeJson('],"tools":['));
 const CHAT_CLOSE_ARRAY = Buffer.from(escapeJson("]}"));
 const CHAT_COMMA = Buffer.from(",");
-
-/** A content key: Bun's native hash where it runs (omp, OpenCode; ~5× faster), SHA-1 under Node (pi). */
-const contentHash = (() => {
-	const bunHash = (globalThis as { Bun?: { hash?: (text: string) => number | bigint } }).Bun?.hash;
-	return typeof bunHash === "function" ? (text: string) => String(bunHash(text)) : (text: string) => createHash("sha1").update(text).digest("base64");
-})();
 
 /** Sanitized items of an array as JSON, comma-joined (so arrays are assembled without re-encoding). */
 function encodeItems(items: unknown, options: SanitizeOptions): string {
