@@ -33,7 +33,10 @@
  * BENCH_DUMP=file appends every request body received (one per line); BENCH_DEBUG=1 sets
  * LANGFUSE_DEBUG in the runs; BENCH_HEAP_SNAPSHOT=dir with BENCH_NODE='a node wrapper with --expose-gc' writes a
  * heap snapshot after GC at each Node session's end (what holds the memory); BENCH_GC_END=1 with such a wrapper
- * runs a full GC before the end's RSS is taken (garbage awaiting collection vs memory kept).
+ * runs a full GC before the end's RSS is taken (garbage awaiting collection vs memory kept). To profile the
+ * Node child, point BENCH_NODE at a wrapper: `exec node --cpu-prof --cpu-prof-dir=DIR "$@"` (the largest
+ * profile after the warm-up's is the measured langfuse run); test/bench-session/compare-dumps.mjs checks two
+ * BENCH_DUMP files for the same spans (ids and times masked).
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
