@@ -1625,6 +1625,33 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 		expect(cache.hits + cache.misses - before).toBe(kept); // kept - marker + the first one that did not fit
 	});
 
+	test("a prepared chat input goes into the span exactly as JSON.stringify would escape it: same bytes as the plain text", () => {
+		const awkward = 'quotes " and \\ backslash, \n\t\r\u0001 controls, \u2028 separators, emoji 😀, lone \ud800 surrogate, ✓ and ü';
+		const long = `${"log line ✓ \"x\"\n".repeat(2000)}end`; // longer than the digest threshold
+		const messages: any[] = [{ role: "system", content: awkward }];
+		for (let i = 0; i < 30; i++) messages.push({ role: i % 2 ? "assistant" : "user", content: i % 5 === 4 ? long + i : `${awkward} ${i}` });
+		const cache = new ChatCache();
+		const tools = [{ type: "function", function: { name: "bash", description: awkward, parameters: { type: "object" } } }];
+		for (let round = 0; round < 2; round++) {
+			// round 1 comes from the cache: the same bytes
+			const prepared = prepareChat(chatRequest({ messages: structuredClone(messages), tools }), prepareOptions, cache);
+			const record: any = { traceId: "a".repeat(32), id: "b".repeat(16), type: "generation", name: "llm", startMs: 1, endMs: 2, sessionId: "s", emissionId: "e", input: prepared, output: prepared, trace: { name: "t", input: prepared, tags: [], metadata: {} } };
+			const plain = { ...record, input: prepared.json, output: prepared.json, trace: { ...record.trace, input: prepared.json } };
+			expect(encodeSpan(record)).toBe(encodeSpan(plain));
+			expect(JSON.parse(prepared.json).messages).toHaveLength(31);
+			expect(JSON.parse(prepared.json).messages[0].content).toBe(awkward);
+			expect(prepared.escaped).toBe(JSON.stringify(prepared.json).slice(1, -1));
+		}
+		expect(cache.misses).toBe(32); // 31 messages + the tool list, each once
+
+		// a long text enters the key as NUL + its number: a short text that looks like that is still itself
+		const fresh = new ChatCache();
+		const lookalikes = [{ role: "user", content: "z".repeat(5000) }, { role: "user", content: "\u00001" }, { role: "user", content: "\u0000\u00001" }];
+		const chat = JSON.parse(prepareChat(chatRequest({ messages: lookalikes }), prepareOptions, fresh).json);
+		expect(chat.messages.map((m: any) => m.content)).toEqual(["z".repeat(5000), "\u00001", "\u0000\u00001"]);
+		expect(fresh.misses).toBe(3);
+	});
+
 	test("recorded omp and pi runs: every generation is chat, tool calls recognised, tool definitions present", async () => {
 		for (const host of ["omp", "pi"]) {
 			const fake = fakeLangfuse();

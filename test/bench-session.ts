@@ -31,7 +31,12 @@
  * counts bytes, then gunzips if needed and collects span ids to check delivery.
  * The last line is the headline. BENCH_SDK_DIR=dir takes the SDK packages from dir/node_modules;
  * BENCH_DUMP=file appends every request body received (one per line); BENCH_DEBUG=1 sets
- * LANGFUSE_DEBUG in the runs.
+ * LANGFUSE_DEBUG in the runs; BENCH_HEAP_SNAPSHOT=dir with BENCH_NODE='a node wrapper with --expose-gc' writes a
+ * heap snapshot after GC at each Node session's end (what holds the memory); BENCH_GC_END=1 with such a wrapper
+ * runs a full GC before the end's RSS is taken (garbage awaiting collection vs memory kept). To profile the
+ * Node child, point BENCH_NODE at a wrapper: `exec node --cpu-prof --cpu-prof-dir=DIR "$@"` (the largest
+ * profile after the warm-up's is the measured langfuse run); test/bench-session/compare-dumps.mjs checks two
+ * BENCH_DUMP files for the same spans (ids and times masked).
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -139,6 +144,8 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 		USER: "bench",
 		LANG: "C.UTF-8",
 		BUN_RUNTIME_TRANSPILER_CACHE_PATH: bunCache,
+		...(process.env.BENCH_HEAP_SNAPSHOT ? { BENCH_HEAP_SNAPSHOT: process.env.BENCH_HEAP_SNAPSHOT } : {}),
+		...(process.env.BENCH_GC_END ? { BENCH_GC_END: process.env.BENCH_GC_END } : {}),
 		...extra,
 	};
 }
@@ -212,6 +219,10 @@ interface Run {
 	sessionWall: number;
 	rssGrowth: number;
 	rssPeak: number;
+	/** At the end: JS heap used / committed, and memory outside it (Buffers, zlib). */
+	heapEnd: number;
+	heapTotalEnd: number;
+	externalEnd: number;
 	bytes: number;
 	requests: number;
 	gzip: number;
@@ -266,6 +277,9 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 		sessionWall: r.sessionWall,
 		rssGrowth: r.rssEnd - r.rssStart,
 		rssPeak: Math.max(r.rssEnd, ...points.map(p => p[1])) - r.rssStart,
+		heapEnd: r.heapEnd ?? 0,
+		heapTotalEnd: r.heapTotalEnd ?? 0,
+		externalEnd: r.externalEnd ?? 0,
 		bytes: tally.bytes,
 		requests: tally.requests,
 		gzip: tally.gzip,
@@ -364,6 +378,7 @@ function longOf(runtime: string, mode: Mode) {
 		cpuTotal: median(list.map(r => r.cpuTotal)),
 		flushMs: median(list.map(r => r.flushMs)),
 		spans: `${Math.min(...list.map(r => r.spans))}/${list[0]!.expected}`,
+		heap: `${mb(median(list.map(r => r.heapEnd)))} / ${mb(median(list.map(r => r.heapTotalEnd)))} / ${mb(median(list.map(r => r.externalEnd)))}`,
 	};
 }
 
@@ -493,6 +508,7 @@ if (long.length) {
 						"net CPU": mode === "none" || !none ? "–" : `${((s!.cpuTotal - none.cpuTotal) / 1000).toFixed(2)} s`,
 						spans: mode === "none" ? "–" : s!.spans,
 						"flush at end": `${s!.flushMs.toFixed(0)} ms`,
+						"heap used / committed / external at end": s!.heap,
 					};
 				}),
 		),

@@ -114,12 +114,26 @@ async function session() {
 		}
 	}
 	const sessionWall = performance.now() - wallStart;
+	// BENCH_HEAP_SNAPSHOT=dir (Node, with --expose-gc): a heap snapshot after GC at the session's end, for
+	// finding what holds the memory (open in Chrome DevTools → Memory).
+	if (process.env.BENCH_HEAP_SNAPSHOT && !isBun && typeof globalThis.gc === "function") {
+		const v8 = await import("node:v8");
+		await new Promise(resolve => setTimeout(resolve, 500));
+		globalThis.gc();
+		v8.writeHeapSnapshot(path.join(process.env.BENCH_HEAP_SNAPSHOT, `${mode}-${prompts}-${process.pid}.heapsnapshot`));
+	}
 	const expected = mode === "none" ? 0 : prompts * OBSERVATIONS_PER_PROMPT;
 	send(`WAIT ${expected}`);
 	const delivered = JSON.parse((await nextLine()).replace(/^DONE /, ""));
 	const flushMs = performance.now() - shutdownStart;
 	const cpuTotal = cpuMs();
-	const rssEnd = process.memoryUsage().rss;
+	// BENCH_GC_END=1 (with --expose-gc): a full GC first, so the RSS at the end holds no garbage awaiting collection
+	if (process.env.BENCH_GC_END && typeof globalThis.gc === "function") {
+		await new Promise(resolve => setTimeout(resolve, 200));
+		globalThis.gc();
+	}
+	const memoryEnd = process.memoryUsage();
+	const rssEnd = memoryEnd.rss;
 
 	// Per-event-type maxima, and the overall distribution.
 	const times = Array.from(hookUs.subarray(0, hooks)).sort((a, b) => a - b);
@@ -152,6 +166,9 @@ async function session() {
 			byType,
 			rssStart,
 			rssEnd,
+			heapEnd: memoryEnd.heapUsed,
+			heapTotalEnd: memoryEnd.heapTotal,
+			externalEnd: memoryEnd.external,
 			rss,
 			expected,
 			delivered,
