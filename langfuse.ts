@@ -8,13 +8,13 @@
  * INDEX — the file reads top to bottom as the data flows; grep a tag (e.g. "§5 Transport") to jump.
  *   §0 Basics      constants, errorText, oneLine, call, ids, Logger — used by every section
  *   §1 Config      environment variables → one immutable Config (bad values: one line, then a default)
- *   §2 Record      host-neutral model: session → prompt (trace) → turn → generation | tool | span | event
+ *   §2 Record      host-neutral model: session → prompt (trace) → turn → generation | tool | span | event;
+ *                  any host's or provider's messages → ChatML (ChatRequest, chatMessagesOf, chatOutput, chatTools)
  *   §3 Sanitize    redact, drop images, deep-truncate; the privacy policy (prepareRecord); chat inputs
  *                  cleaned message by message once per process, kept under Langfuse's UI limit (prepareChat)
  *   §4 Encode      records → OTLP/HTTP JSON spans | legacy ingestion events
  *   §5 Transport   queue → encoded once, in slices → spool per project (write-ahead) → gzip POST, retry → delete
  *   §6 Host kit    runtime, session claims, safeOn/guarded, host content helpers, status bar, /langfuse,
- *                  every host's messages → ChatML (ChatRequest, chatMessagesOf, chatOutput, chatTools),
  *                  recorded transcripts → recorder, record-file cursors and locks for hook commands
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
  *                  §7.4 Claude Code (transcripts), §7.5 history import (the hosts' own records → the same traces),
@@ -25,7 +25,7 @@
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
  * SessionRecorder.finish emits the record (§2), prepareRecord cleans it (§3), encodeSpan writes it (§4),
  * the Exporter sends it (§5). An LLM call's request: the adapter wraps the host's messages in a
- * ChatRequest (§6, references only), prepareChat converts and cleans it at flush (§3).
+ * ChatRequest (§2, references only), prepareChat converts and cleans it at flush (§3).
  *
  * Rules every section keeps: no exception ever reaches a host; nothing awaits the network inside a
  * hook the host awaits inline; every timer is unref'd; memory is bounded; the secret key never appears
@@ -660,6 +660,283 @@ interface RecordedEvent {
 	level?: "WARNING" | "ERROR";
 	message?: string;
 	metadata?: Metadata;
+}
+
+/** Content part types that carry plain text, across the hosts' and providers' message formats. */
+const TEXT_PARTS = new Set(["text", "input_text", "output_text", "Text"]);
+
+/** Text parts joined; the plain text of a message or tool result. */
+function textOf(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return "";
+	return content
+		.filter(part => typeof part?.text === "string" && TEXT_PARTS.has(part.type))
+		.map(part => part.text)
+		.join("\n");
+}
+
+/** A content array of only text parts reads better in Langfuse as one string. */
+function simplifyContent(content: unknown): unknown {
+	if (Array.isArray(content) && content.length > 0 && content.every(part => part?.type === "text" && typeof part.text === "string")) {
+		return textOf(content);
+	}
+	return content;
+}
+
+// ── Chat: one conversion of every host's messages into the ChatML Langfuse's chat view reads ──────
+//
+// A generation's input is `{messages, tools}`: OpenAI-style messages (`role`, `content`, assistant
+// `tool_calls` [{id, type:"function", function:{name, arguments}}], tool results as `role:"tool"` with
+// `tool_call_id`, reasoning as `thinking` [{type:"thinking", content}]) and the tool definitions offered
+// ({type:"function", function:{name, description, parameters}}). Understood: OpenAI chat and Responses
+// payloads, Anthropic messages (tool_use / tool_result / thinking), Google contents (functionCall /
+// functionResponse), pi's own messages (toolCall parts, role toolResult), OpenCode messages
+// ({info, parts} with tool parts) and ChatML as it is. Images become text markers.
+
+/**
+ * A generation's request as the host handed it over: references only (arrays copied, messages not),
+ * so a hook does O(1) work. The exporter converts it, one message at a time, each message once
+ * (prepareChat in §3); `toJSON` converts it whole for any path that did not.
+ */
+class ChatRequest {
+	constructor(
+		readonly messages: readonly unknown[],
+		readonly tools?: readonly unknown[],
+		readonly system?: unknown,
+	) {}
+
+	toJSON(): unknown {
+		const tools = chatTools(this.tools);
+		return { messages: [...chatSystem(this.system), ...this.messages.flatMap(chatMessagesOf)], ...(tools.length ? { tools } : {}) };
+	}
+}
+
+/** A provider request body (OpenAI chat / Responses, Anthropic, Google) as a ChatRequest. */
+function chatRequest(payload: ProviderRequest & { systemInstruction?: unknown; config?: { systemInstruction?: unknown; tools?: unknown } }): ChatRequest | unknown {
+	const tools = Array.isArray(payload.tools) ? payload.tools : Array.isArray(payload.config?.tools) ? payload.config.tools : undefined;
+	const copy = (list: unknown[]) => [...list];
+	if (Array.isArray(payload.messages)) return new ChatRequest(copy(payload.messages), tools, payload.system);
+	if (Array.isArray(payload.input)) return new ChatRequest(copy(payload.input), tools, payload.instructions);
+	if (typeof payload.input === "string") return new ChatRequest([{ role: "user", content: payload.input }], tools, payload.instructions);
+	if (Array.isArray(payload.contents)) return new ChatRequest(copy(payload.contents), tools, payload.systemInstruction ?? payload.config?.systemInstruction);
+	return payload;
+}
+
+const isObject = (value: unknown): value is Record<string, any> => value !== null && typeof value === "object" && !Array.isArray(value);
+
+/** A system prompt in any host's shape (string, text parts, Google `{parts}`, OpenCode's string list). */
+function chatSystem(system: unknown): ChatMessage[] {
+	if (system === undefined || system === null) return [];
+	const text =
+		typeof system === "string"
+			? system
+			: Array.isArray(system)
+				? system.map(part => (typeof part === "string" ? part : typeof part?.text === "string" ? part.text : "")).filter(Boolean).join("\n")
+				: isObject(system) && Array.isArray(system.parts)
+					? system.parts.map((part: any) => (typeof part?.text === "string" ? part.text : "")).join("\n")
+					: "";
+	return text ? [{ role: "system", content: text }] : [];
+}
+
+const argumentsText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value ?? {}) ?? "{}");
+
+function chatToolCall(id: unknown, name: unknown, args: unknown): ChatToolCall {
+	const callName = stringOr(name) ?? "tool";
+	return { id: stringOr(id) ?? callName, type: "function", function: { name: callName, arguments: argumentsText(args) } };
+}
+
+/** An image part's marker; the image itself is never sent. */
+function imageText(part: Record<string, any>): string {
+	const data: string = part.data ?? part.url ?? part.source?.data ?? part.inlineData?.data ?? (typeof part.image_url === "string" ? part.image_url : part.image_url?.url) ?? part.image ?? "";
+	const mediaType = part.mimeType ?? part.mediaType ?? part.mime ?? part.source?.media_type ?? part.inlineData?.mimeType ?? (typeof data === "string" ? data.match(/^data:([^;]+)/)?.[1] : undefined) ?? "image";
+	return typeof data === "string" && data.length > 0 && !/^https?:/.test(data) ? imageMarker(mediaType, data.length) : `[image ${typeof data === "string" && data ? data : mediaType}]`;
+}
+
+const IMAGE_PARTS = new Set(["image", "input_image", "image_url", "file"]);
+
+/** A content value as ChatML content: a string when it is only text, else text parts (images as markers). */
+function chatContent(content: unknown): string | unknown[] | null {
+	if (content === undefined || content === null) return null;
+	if (typeof content === "string") return content;
+	if (!Array.isArray(content)) return isObject(content) ? JSON.stringify(content) : String(content);
+	const parts: { type: "text"; text: string }[] = [];
+	for (const part of content) {
+		if (typeof part === "string") parts.push({ type: "text", text: part });
+		else if (typeof part?.text === "string" && (TEXT_PARTS.has(part.type) || part.type === undefined)) parts.push({ type: "text", text: part.text });
+		else if (isObject(part) && (IMAGE_PARTS.has(part.type) || part.inlineData)) parts.push({ type: "text", text: part.type === "file" && !String(part.mime ?? "").startsWith("image/") ? `[file ${part.filename ?? part.mime ?? ""}]` : imageText(part) });
+	}
+	return parts.map(part => part.text).join("\n");
+}
+
+/** A tool result's content as the text the model read. */
+function toolResultText(content: unknown): string {
+	if (typeof content === "string") return content;
+	if (Array.isArray(content)) return String(chatContent(content) ?? "");
+	if (content === undefined || content === null) return "";
+	return JSON.stringify(content) ?? "";
+}
+
+/** One host message → its ChatML message(s) (a message carrying several tool results becomes several). */
+function chatMessagesOf(raw: unknown): ChatMessage[] {
+	if (typeof raw === "string") return [{ role: "user", content: raw }];
+	if (!isObject(raw)) return [];
+	const message = raw;
+	// OpenCode: {info: {role}, parts: [text | reasoning | tool | file …]}
+	if (isObject(message.info) && Array.isArray(message.parts)) return chatFromParts(String(message.info.role ?? "user"), message.parts);
+	// Google: {role: "user" | "model" | "function", parts: [{text} | {functionCall} | {functionResponse} …]}
+	if (Array.isArray(message.parts)) return chatFromGoogle(message);
+	switch (message.type) {
+		case "function_call":
+		case "custom_tool_call":
+		case "local_shell_call":
+		case "tool_search_call":
+		case "tool_call":
+			return [{ role: "assistant", content: null, tool_calls: [chatToolCall(message.call_id ?? message.id, message.name ?? String(message.type).replace(/_call$/, ""), message.arguments ?? message.input ?? message.action)] }];
+		case "function_call_output":
+		case "custom_tool_call_output":
+		case "local_shell_call_output":
+		case "tool_search_output": {
+			const output = isObject(message.output) && "content" in message.output ? message.output.content : message.output;
+			return [{ role: "tool", tool_call_id: String(message.call_id ?? ""), content: toolResultText(output) }];
+		}
+		case "reasoning": {
+			const text = [...(Array.isArray(message.summary) ? message.summary : []), ...(Array.isArray(message.content) ? message.content : [])]
+				.map((part: any) => (typeof part === "string" ? part : part?.text))
+				.filter(Boolean)
+				.join("\n");
+			return text ? [{ role: "assistant", content: "", thinking: [{ type: "thinking", content: text }] }] : [];
+		}
+	}
+	const role = stringOr(message.role) ?? "user";
+	// pi's own tool result; ChatML's
+	if (role === "toolResult" || role === "tool") {
+		return [{ role: "tool", tool_call_id: String(message.toolCallId ?? message.tool_call_id ?? ""), content: toolResultText(message.content) }];
+	}
+	const messages = chatFromContent(role, message.content, message.tool_calls, message.name);
+	// ChatML from a parser (Codex, Claude Code) may carry reasoning as one string
+	if (typeof message.reasoning === "string" && message.reasoning && messages.length) {
+		const last = messages[messages.length - 1]!;
+		last.thinking = [...(last.thinking ?? []), { type: "thinking", content: message.reasoning }];
+		if (last.content === "") last.content = null;
+	}
+	return messages;
+}
+
+/** A role and its content array: text stays content, reasoning goes to thinking, calls to tool_calls, results to tool messages. */
+function chatFromContent(role: string, content: unknown, toolCalls?: unknown, name?: unknown): ChatMessage[] {
+	const chatRole = role === "model" ? "assistant" : role === "developer" ? "system" : role;
+	const calls: ChatToolCall[] = [];
+	const results: ChatMessage[] = [];
+	const thinking: { type: "thinking"; content: string }[] = [];
+	const kept: unknown[] = [];
+	if (Array.isArray(toolCalls)) {
+		for (const call of toolCalls) if (isObject(call)) calls.push(chatToolCall(call.id, call.function?.name ?? call.name, call.function?.arguments ?? call.arguments));
+	}
+	if (Array.isArray(content)) {
+		for (const part of content) {
+			if (!isObject(part)) {
+				kept.push(part);
+				continue;
+			}
+			switch (part.type) {
+				case "toolCall": // pi
+				case "tool_use": // Anthropic
+				case "tool_call":
+				case "function_call":
+					calls.push(chatToolCall(part.id ?? part.call_id, part.name, part.arguments ?? part.input));
+					break;
+				case "tool_result": // Anthropic
+					results.push({ role: "tool", tool_call_id: String(part.tool_use_id ?? ""), content: toolResultText(part.content) });
+					break;
+				case "thinking":
+				case "reasoning":
+				case "redacted_thinking": {
+					const text = part.thinking ?? part.text ?? part.reasoning;
+					if (typeof text === "string" && text) thinking.push({ type: "thinking", content: text });
+					break;
+				}
+				default:
+					kept.push(part);
+			}
+		}
+	}
+	const text = Array.isArray(content) ? chatContent(kept) : chatContent(content);
+	const messages: ChatMessage[] = [...results];
+	if (text || calls.length || thinking.length || !results.length) {
+		const message: ChatMessage = { role: chatRole, content: text || (calls.length || thinking.length ? null : "") };
+		if (typeof name === "string" && name) message.name = name;
+		if (calls.length) message.tool_calls = calls;
+		if (thinking.length) message.thinking = thinking;
+		messages.push(message);
+	}
+	return messages;
+}
+
+/** OpenCode's parts: an assistant message's tool parts are its calls and, once done, their results. */
+function chatFromParts(role: string, parts: unknown[]): ChatMessage[] {
+	const content: unknown[] = [];
+	const results: ChatMessage[] = [];
+	for (const part of parts) {
+		if (!isObject(part)) continue;
+		if (part.type === "tool") {
+			const state = isObject(part.state) ? part.state : {};
+			content.push({ type: "tool_call", id: part.callID, name: part.tool, arguments: state.input });
+			if (state.status === "completed" || state.status === "error") {
+				results.push({ role: "tool", tool_call_id: String(part.callID ?? ""), content: toolResultText(state.status === "error" ? state.error : state.output) });
+			}
+		} else if (part.type === "text" || part.type === "reasoning" || part.type === "file") content.push(part);
+	}
+	return [...chatFromContent(role, content), ...results];
+}
+
+function chatFromGoogle(message: Record<string, any>): ChatMessage[] {
+	const role = message.role === "model" ? "assistant" : message.role === "function" ? "tool" : String(message.role ?? "user");
+	const content: unknown[] = [];
+	const results: ChatMessage[] = [];
+	for (const part of message.parts) {
+		if (!isObject(part)) continue;
+		if (isObject(part.functionCall)) content.push({ type: "tool_call", id: part.functionCall.id ?? part.functionCall.name, name: part.functionCall.name, arguments: part.functionCall.args });
+		else if (isObject(part.functionResponse)) {
+			const response = part.functionResponse;
+			results.push({ role: "tool", tool_call_id: String(response.id ?? response.name ?? ""), content: toolResultText(response.response?.output ?? response.response) });
+		} else if (typeof part.text === "string") content.push({ type: part.thought ? "thinking" : "text", text: part.text });
+		else if (part.inlineData) content.push(part);
+	}
+	if (role === "tool") return results;
+	return [...results, ...chatFromContent(role, content)];
+}
+
+/** Tool definitions in any provider's shape, as `{type:"function", function:{name, description, parameters}}`. */
+function chatTools(tools: readonly unknown[] | undefined): ToolDefinition[] {
+	const out: ToolDefinition[] = [];
+	const add = (name: unknown, description: unknown, parameters: unknown) => {
+		const toolName = stringOr(name);
+		if (!toolName) return;
+		const fn: ToolDefinition["function"] = { name: toolName };
+		if (typeof description === "string") fn.description = description;
+		if (isObject(parameters)) fn.parameters = parameters;
+		out.push({ type: "function", function: fn });
+	};
+	for (const tool of tools ?? []) {
+		if (!isObject(tool)) continue;
+		if (Array.isArray(tool.functionDeclarations)) {
+			for (const declaration of tool.functionDeclarations) if (isObject(declaration)) add(declaration.name, declaration.description, declaration.parameters ?? declaration.parametersJsonSchema);
+		} else if (isObject(tool.function)) add(tool.function.name, tool.function.description, tool.function.parameters);
+		else add(tool.name ?? tool.type, tool.description, tool.parameters ?? tool.input_schema ?? tool.inputSchema ?? tool.jsonSchema);
+	}
+	return out;
+}
+
+/**
+ * The assistant's answer: plain text when it is only text, else one assistant message with its
+ * text, reasoning (`thinking`) and `tool_calls`. `content` is any host's assistant content.
+ */
+function chatOutput(content: unknown, toolCalls?: unknown): unknown {
+	if (content === undefined && toolCalls === undefined) return undefined;
+	const [message] = chatFromContent("assistant", content, toolCalls);
+	if (!message) return undefined;
+	if (!message.tool_calls && !message.thinking) return message.content ?? undefined;
+	return message;
 }
 
 // ── Values entering the record: whatever an adapter passes, what leaves is valid for Langfuse ──
@@ -3383,283 +3660,6 @@ function smallJson(value: object): string | undefined {
 function toolNames(payload: ProviderRequest): string[] | undefined {
 	if (!Array.isArray(payload.tools)) return undefined;
 	return payload.tools.slice(0, 100).map(tool => stringOr(tool?.function?.name) ?? stringOr(tool?.name) ?? "?");
-}
-
-/** Content part types that carry plain text, across the hosts' and providers' message formats. */
-const TEXT_PARTS = new Set(["text", "input_text", "output_text", "Text"]);
-
-/** Text parts joined; the plain text of a message or tool result. */
-function textOf(content: unknown): string {
-	if (typeof content === "string") return content;
-	if (!Array.isArray(content)) return "";
-	return content
-		.filter(part => typeof part?.text === "string" && TEXT_PARTS.has(part.type))
-		.map(part => part.text)
-		.join("\n");
-}
-
-/** A content array of only text parts reads better in Langfuse as one string. */
-function simplifyContent(content: unknown): unknown {
-	if (Array.isArray(content) && content.length > 0 && content.every(part => part?.type === "text" && typeof part.text === "string")) {
-		return textOf(content);
-	}
-	return content;
-}
-
-// ── Chat: one conversion of every host's messages into the ChatML Langfuse's chat view reads ──────
-//
-// A generation's input is `{messages, tools}`: OpenAI-style messages (`role`, `content`, assistant
-// `tool_calls` [{id, type:"function", function:{name, arguments}}], tool results as `role:"tool"` with
-// `tool_call_id`, reasoning as `thinking` [{type:"thinking", content}]) and the tool definitions offered
-// ({type:"function", function:{name, description, parameters}}). Understood: OpenAI chat and Responses
-// payloads, Anthropic messages (tool_use / tool_result / thinking), Google contents (functionCall /
-// functionResponse), pi's own messages (toolCall parts, role toolResult), OpenCode messages
-// ({info, parts} with tool parts) and ChatML as it is. Images become text markers.
-
-/**
- * A generation's request as the host handed it over: references only (arrays copied, messages not),
- * so a hook does O(1) work. The exporter converts it, one message at a time, each message once
- * (prepareChat in §3); `toJSON` converts it whole for any path that did not.
- */
-class ChatRequest {
-	constructor(
-		readonly messages: readonly unknown[],
-		readonly tools?: readonly unknown[],
-		readonly system?: unknown,
-	) {}
-
-	toJSON(): unknown {
-		const tools = chatTools(this.tools);
-		return { messages: [...chatSystem(this.system), ...this.messages.flatMap(chatMessagesOf)], ...(tools.length ? { tools } : {}) };
-	}
-}
-
-/** A provider request body (OpenAI chat / Responses, Anthropic, Google) as a ChatRequest. */
-function chatRequest(payload: ProviderRequest & { systemInstruction?: unknown; config?: { systemInstruction?: unknown; tools?: unknown } }): ChatRequest | unknown {
-	const tools = Array.isArray(payload.tools) ? payload.tools : Array.isArray(payload.config?.tools) ? payload.config.tools : undefined;
-	const copy = (list: unknown[]) => [...list];
-	if (Array.isArray(payload.messages)) return new ChatRequest(copy(payload.messages), tools, payload.system);
-	if (Array.isArray(payload.input)) return new ChatRequest(copy(payload.input), tools, payload.instructions);
-	if (typeof payload.input === "string") return new ChatRequest([{ role: "user", content: payload.input }], tools, payload.instructions);
-	if (Array.isArray(payload.contents)) return new ChatRequest(copy(payload.contents), tools, payload.systemInstruction ?? payload.config?.systemInstruction);
-	return payload;
-}
-
-const isObject = (value: unknown): value is Record<string, any> => value !== null && typeof value === "object" && !Array.isArray(value);
-
-/** A system prompt in any host's shape (string, text parts, Google `{parts}`, OpenCode's string list). */
-function chatSystem(system: unknown): ChatMessage[] {
-	if (system === undefined || system === null) return [];
-	const text =
-		typeof system === "string"
-			? system
-			: Array.isArray(system)
-				? system.map(part => (typeof part === "string" ? part : typeof part?.text === "string" ? part.text : "")).filter(Boolean).join("\n")
-				: isObject(system) && Array.isArray(system.parts)
-					? system.parts.map((part: any) => (typeof part?.text === "string" ? part.text : "")).join("\n")
-					: "";
-	return text ? [{ role: "system", content: text }] : [];
-}
-
-const argumentsText = (value: unknown) => (typeof value === "string" ? value : JSON.stringify(value ?? {}) ?? "{}");
-
-function chatToolCall(id: unknown, name: unknown, args: unknown): ChatToolCall {
-	const callName = stringOr(name) ?? "tool";
-	return { id: stringOr(id) ?? callName, type: "function", function: { name: callName, arguments: argumentsText(args) } };
-}
-
-/** An image part's marker; the image itself is never sent. */
-function imageText(part: Record<string, any>): string {
-	const data: string = part.data ?? part.url ?? part.source?.data ?? part.inlineData?.data ?? (typeof part.image_url === "string" ? part.image_url : part.image_url?.url) ?? part.image ?? "";
-	const mediaType = part.mimeType ?? part.mediaType ?? part.mime ?? part.source?.media_type ?? part.inlineData?.mimeType ?? (typeof data === "string" ? data.match(/^data:([^;]+)/)?.[1] : undefined) ?? "image";
-	return typeof data === "string" && data.length > 0 && !/^https?:/.test(data) ? imageMarker(mediaType, data.length) : `[image ${typeof data === "string" && data ? data : mediaType}]`;
-}
-
-const IMAGE_PARTS = new Set(["image", "input_image", "image_url", "file"]);
-
-/** A content value as ChatML content: a string when it is only text, else text parts (images as markers). */
-function chatContent(content: unknown): string | unknown[] | null {
-	if (content === undefined || content === null) return null;
-	if (typeof content === "string") return content;
-	if (!Array.isArray(content)) return isObject(content) ? JSON.stringify(content) : String(content);
-	const parts: { type: "text"; text: string }[] = [];
-	for (const part of content) {
-		if (typeof part === "string") parts.push({ type: "text", text: part });
-		else if (typeof part?.text === "string" && (TEXT_PARTS.has(part.type) || part.type === undefined)) parts.push({ type: "text", text: part.text });
-		else if (isObject(part) && (IMAGE_PARTS.has(part.type) || part.inlineData)) parts.push({ type: "text", text: part.type === "file" && !String(part.mime ?? "").startsWith("image/") ? `[file ${part.filename ?? part.mime ?? ""}]` : imageText(part) });
-	}
-	return parts.map(part => part.text).join("\n");
-}
-
-/** A tool result's content as the text the model read. */
-function toolResultText(content: unknown): string {
-	if (typeof content === "string") return content;
-	if (Array.isArray(content)) return String(chatContent(content) ?? "");
-	if (content === undefined || content === null) return "";
-	return JSON.stringify(content) ?? "";
-}
-
-/** One host message → its ChatML message(s) (a message carrying several tool results becomes several). */
-function chatMessagesOf(raw: unknown): ChatMessage[] {
-	if (typeof raw === "string") return [{ role: "user", content: raw }];
-	if (!isObject(raw)) return [];
-	const message = raw;
-	// OpenCode: {info: {role}, parts: [text | reasoning | tool | file …]}
-	if (isObject(message.info) && Array.isArray(message.parts)) return chatFromParts(String(message.info.role ?? "user"), message.parts);
-	// Google: {role: "user" | "model" | "function", parts: [{text} | {functionCall} | {functionResponse} …]}
-	if (Array.isArray(message.parts)) return chatFromGoogle(message);
-	switch (message.type) {
-		case "function_call":
-		case "custom_tool_call":
-		case "local_shell_call":
-		case "tool_search_call":
-		case "tool_call":
-			return [{ role: "assistant", content: null, tool_calls: [chatToolCall(message.call_id ?? message.id, message.name ?? String(message.type).replace(/_call$/, ""), message.arguments ?? message.input ?? message.action)] }];
-		case "function_call_output":
-		case "custom_tool_call_output":
-		case "local_shell_call_output":
-		case "tool_search_output": {
-			const output = isObject(message.output) && "content" in message.output ? message.output.content : message.output;
-			return [{ role: "tool", tool_call_id: String(message.call_id ?? ""), content: toolResultText(output) }];
-		}
-		case "reasoning": {
-			const text = [...(Array.isArray(message.summary) ? message.summary : []), ...(Array.isArray(message.content) ? message.content : [])]
-				.map((part: any) => (typeof part === "string" ? part : part?.text))
-				.filter(Boolean)
-				.join("\n");
-			return text ? [{ role: "assistant", content: "", thinking: [{ type: "thinking", content: text }] }] : [];
-		}
-	}
-	const role = stringOr(message.role) ?? "user";
-	// pi's own tool result; ChatML's
-	if (role === "toolResult" || role === "tool") {
-		return [{ role: "tool", tool_call_id: String(message.toolCallId ?? message.tool_call_id ?? ""), content: toolResultText(message.content) }];
-	}
-	const messages = chatFromContent(role, message.content, message.tool_calls, message.name);
-	// ChatML from a parser (Codex, Claude Code) may carry reasoning as one string
-	if (typeof message.reasoning === "string" && message.reasoning && messages.length) {
-		const last = messages[messages.length - 1]!;
-		last.thinking = [...(last.thinking ?? []), { type: "thinking", content: message.reasoning }];
-		if (last.content === "") last.content = null;
-	}
-	return messages;
-}
-
-/** A role and its content array: text stays content, reasoning goes to thinking, calls to tool_calls, results to tool messages. */
-function chatFromContent(role: string, content: unknown, toolCalls?: unknown, name?: unknown): ChatMessage[] {
-	const chatRole = role === "model" ? "assistant" : role === "developer" ? "system" : role;
-	const calls: ChatToolCall[] = [];
-	const results: ChatMessage[] = [];
-	const thinking: { type: "thinking"; content: string }[] = [];
-	const kept: unknown[] = [];
-	if (Array.isArray(toolCalls)) {
-		for (const call of toolCalls) if (isObject(call)) calls.push(chatToolCall(call.id, call.function?.name ?? call.name, call.function?.arguments ?? call.arguments));
-	}
-	if (Array.isArray(content)) {
-		for (const part of content) {
-			if (!isObject(part)) {
-				kept.push(part);
-				continue;
-			}
-			switch (part.type) {
-				case "toolCall": // pi
-				case "tool_use": // Anthropic
-				case "tool_call":
-				case "function_call":
-					calls.push(chatToolCall(part.id ?? part.call_id, part.name, part.arguments ?? part.input));
-					break;
-				case "tool_result": // Anthropic
-					results.push({ role: "tool", tool_call_id: String(part.tool_use_id ?? ""), content: toolResultText(part.content) });
-					break;
-				case "thinking":
-				case "reasoning":
-				case "redacted_thinking": {
-					const text = part.thinking ?? part.text ?? part.reasoning;
-					if (typeof text === "string" && text) thinking.push({ type: "thinking", content: text });
-					break;
-				}
-				default:
-					kept.push(part);
-			}
-		}
-	}
-	const text = Array.isArray(content) ? chatContent(kept) : chatContent(content);
-	const messages: ChatMessage[] = [...results];
-	if (text || calls.length || thinking.length || !results.length) {
-		const message: ChatMessage = { role: chatRole, content: text || (calls.length || thinking.length ? null : "") };
-		if (typeof name === "string" && name) message.name = name;
-		if (calls.length) message.tool_calls = calls;
-		if (thinking.length) message.thinking = thinking;
-		messages.push(message);
-	}
-	return messages;
-}
-
-/** OpenCode's parts: an assistant message's tool parts are its calls and, once done, their results. */
-function chatFromParts(role: string, parts: unknown[]): ChatMessage[] {
-	const content: unknown[] = [];
-	const results: ChatMessage[] = [];
-	for (const part of parts) {
-		if (!isObject(part)) continue;
-		if (part.type === "tool") {
-			const state = isObject(part.state) ? part.state : {};
-			content.push({ type: "tool_call", id: part.callID, name: part.tool, arguments: state.input });
-			if (state.status === "completed" || state.status === "error") {
-				results.push({ role: "tool", tool_call_id: String(part.callID ?? ""), content: toolResultText(state.status === "error" ? state.error : state.output) });
-			}
-		} else if (part.type === "text" || part.type === "reasoning" || part.type === "file") content.push(part);
-	}
-	return [...chatFromContent(role, content), ...results];
-}
-
-function chatFromGoogle(message: Record<string, any>): ChatMessage[] {
-	const role = message.role === "model" ? "assistant" : message.role === "function" ? "tool" : String(message.role ?? "user");
-	const content: unknown[] = [];
-	const results: ChatMessage[] = [];
-	for (const part of message.parts) {
-		if (!isObject(part)) continue;
-		if (isObject(part.functionCall)) content.push({ type: "tool_call", id: part.functionCall.id ?? part.functionCall.name, name: part.functionCall.name, arguments: part.functionCall.args });
-		else if (isObject(part.functionResponse)) {
-			const response = part.functionResponse;
-			results.push({ role: "tool", tool_call_id: String(response.id ?? response.name ?? ""), content: toolResultText(response.response?.output ?? response.response) });
-		} else if (typeof part.text === "string") content.push({ type: part.thought ? "thinking" : "text", text: part.text });
-		else if (part.inlineData) content.push(part);
-	}
-	if (role === "tool") return results;
-	return [...results, ...chatFromContent(role, content)];
-}
-
-/** Tool definitions in any provider's shape, as `{type:"function", function:{name, description, parameters}}`. */
-function chatTools(tools: readonly unknown[] | undefined): ToolDefinition[] {
-	const out: ToolDefinition[] = [];
-	const add = (name: unknown, description: unknown, parameters: unknown) => {
-		const toolName = stringOr(name);
-		if (!toolName) return;
-		const fn: ToolDefinition["function"] = { name: toolName };
-		if (typeof description === "string") fn.description = description;
-		if (isObject(parameters)) fn.parameters = parameters;
-		out.push({ type: "function", function: fn });
-	};
-	for (const tool of tools ?? []) {
-		if (!isObject(tool)) continue;
-		if (Array.isArray(tool.functionDeclarations)) {
-			for (const declaration of tool.functionDeclarations) if (isObject(declaration)) add(declaration.name, declaration.description, declaration.parameters ?? declaration.parametersJsonSchema);
-		} else if (isObject(tool.function)) add(tool.function.name, tool.function.description, tool.function.parameters);
-		else add(tool.name ?? tool.type, tool.description, tool.parameters ?? tool.input_schema ?? tool.inputSchema ?? tool.jsonSchema);
-	}
-	return out;
-}
-
-/**
- * The assistant's answer: plain text when it is only text, else one assistant message with its
- * text, reasoning (`thinking`) and `tool_calls`. `content` is any host's assistant content.
- */
-function chatOutput(content: unknown, toolCalls?: unknown): unknown {
-	if (content === undefined && toolCalls === undefined) return undefined;
-	const [message] = chatFromContent("assistant", content, toolCalls);
-	if (!message) return undefined;
-	if (!message.tool_calls && !message.thinking) return message.content ?? undefined;
-	return message;
 }
 
 /** What the status bar and /langfuse show of a session: its recorder, whether tracing is paused, the last text set. */
