@@ -8,12 +8,12 @@
  * each request), and two hosts (two receivers, each accepting only its own keys — EU vs self-hosted).
  * Runs sequentially (the machine has two cores); one omp at a time.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runOmp, type AgentRunResult } from "./support/hosts.ts";
-import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
+import { e2eRig } from "./support/rig.ts";
 import { startReceiver, type ReceivedSpan, type Receiver } from "./support/receiver.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
@@ -23,20 +23,8 @@ const PROMPT_A1 = "Project A first prompt";
 const PROMPT_B = "Project B only prompt";
 const PROMPT_A2 = "Project A second prompt";
 
-let mock: MockLlm;
-const receivers: Receiver[] = [];
-const temporary: string[] = [];
-const results: AgentRunResult[] = [];
-
-beforeAll(async () => {
-	mock = await startMockLlm();
-});
-afterAll(async () => {
-	await mock.close();
-	for (const receiver of receivers) await receiver.close();
-	for (const result of results) result.cleanup();
-	if (process.env.LF_KEEP_TMP !== "1") for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
-});
+const rig = e2eRig();
+const { receivers, temporary, results } = rig;
 
 /** One machine: every run shares this HOME-independent cache folder, so the default spool is shared. */
 function machine(): { XDG_CACHE_HOME: string } {
@@ -46,7 +34,7 @@ function machine(): { XDG_CACHE_HOME: string } {
 }
 
 async function omp(prompt: string, env: Record<string, string>): Promise<AgentRunResult> {
-	const result = await runOmp({ prompt, mockUrl: mock.url, extensions: [LANGFUSE_TS], env: { LANGFUSE_FLUSH_MS: "300", ...env }, timeoutMs: 60_000 });
+	const result = await runOmp({ prompt, mockUrl: rig.mock.url, extensions: [LANGFUSE_TS], env: { LANGFUSE_FLUSH_MS: "300", ...env }, timeoutMs: 60_000 });
 	results.push(result);
 	expect(result.code).toBe(0);
 	expect(result.stdout).toContain("Hello from mock");

@@ -11,11 +11,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runOmp, runPi, type AgentRunResult } from "./support/hosts.ts";
-import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
+import { e2eRig } from "./support/rig.ts";
 import { startReceiver, type IngestionEvent, type ReceivedSpan, type Receiver, type ReceiverMode } from "./support/receiver.ts";
 import { attr, latest, type } from "./support/spans.ts";
 
@@ -29,20 +29,8 @@ const TWO_TOOLS_ANSWER = "DONE: 2 commands";
 const HELLO = "Say hello";
 const HELLO_ANSWER = "Hello from mock";
 
-let mock: MockLlm;
-const receivers: Receiver[] = [];
-const temporary: string[] = [];
-const results: AgentRunResult[] = [];
-
-beforeAll(async () => {
-	mock = await startMockLlm();
-});
-afterAll(async () => {
-	await mock.close();
-	for (const receiver of receivers) await receiver.close();
-	for (const result of results) result.cleanup();
-	if (process.env.LF_KEEP_TMP !== "1") for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
-});
+const rig = e2eRig();
+const { receivers, temporary, results } = rig;
 
 async function newReceiver(mode?: ReceiverMode): Promise<Receiver> {
 	const receiver = await startReceiver(mode ? { mode } : {});
@@ -103,7 +91,7 @@ async function runAgent(options: AgentOptions): Promise<TimedRun> {
 	const run = options.host === "pi" ? runPi : runOmp;
 	const result = await run({
 		prompt,
-		mockUrl: mock.url,
+		mockUrl: rig.mock.url,
 		extensions: [LANGFUSE_TS],
 		env: options.env,
 		timeoutMs: options.timeoutMs ?? 60_000,
