@@ -146,6 +146,8 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 		BUN_RUNTIME_TRANSPILER_CACHE_PATH: bunCache,
 		...(process.env.BENCH_HEAP_SNAPSHOT ? { BENCH_HEAP_SNAPSHOT: process.env.BENCH_HEAP_SNAPSHOT } : {}),
 		...(process.env.BENCH_GC_END ? { BENCH_GC_END: process.env.BENCH_GC_END } : {}),
+		...(process.env.BENCH_SMAPS ? { BENCH_SMAPS: process.env.BENCH_SMAPS } : {}),
+		...(process.env.BENCH_ALLOC_PROF ? { BENCH_ALLOC_PROF: process.env.BENCH_ALLOC_PROF } : {}),
 		...extra,
 	};
 }
@@ -260,9 +262,11 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 	if (r.delivered.timedOut || r.delivered.spans < r.expected) {
 		const said = child.stderr.trim().split("\n").filter(line => !/POST otel|queued \d+ obs/.test(line)).slice(-3).join(" | ");
 		failures.push(`${runtime} ${mode} (${runPrompts} prompts): delivered ${r.delivered.spans} of ${r.expected} spans within 20 s of the end${said ? `; stderr: ${said}` : ""}`);
-		if (process.env.BENCH_DEBUG) fs.writeFileSync(path.join(os.tmpdir(), `bench-${runtime}-${mode}.stderr.log`), child.stderr);
 	}
+	if (process.env.BENCH_DEBUG) fs.writeFileSync(path.join(os.tmpdir(), `bench-${runtime}-${mode}.stderr.log`), child.stderr);
 	const points: [number, number][] = r.rss;
+	if (process.env.BENCH_SMAPS) console.error(child.stderr.split("\n").filter(line => line.startsWith("smaps")).join("\n"));
+	if (process.env.BENCH_RSS_TRACE) console.error(`rss ${runtime} ${mode} ${runPrompts}: ${points.map(([obs, rss]) => `${obs}:${Math.round((rss - r.rssStart) / 1e6)}`).join(" ")} end:${Math.round((r.rssEnd - r.rssStart) / 1e6)}`);
 	return {
 		mode,
 		runtime,

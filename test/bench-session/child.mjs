@@ -15,6 +15,9 @@ const isBun = typeof globalThis.Bun !== "undefined";
 const [command, optionsJson] = process.argv.slice(2);
 const options = JSON.parse(optionsJson ?? "{}");
 
+/** The resident set size alone: process.memoryUsage() would also walk the heap statistics, costing the measured run. */
+const rssNow = () => (typeof process.memoryUsage.rss === "function" ? process.memoryUsage.rss() : process.memoryUsage().rss);
+
 const cpuMs = () => {
 	const { user, system } = process.cpuUsage();
 	return (user + system) / 1000;
@@ -69,6 +72,20 @@ async function session() {
 	}
 	const setupMs = performance.now() - setup0;
 
+	// BENCH_ALLOC_PROF=file (Node): a sampling profile of every allocation in the session, the collected ones
+	// included (what makes the heap grow between collections), written as JSON to file
+	let allocProfile;
+	if (process.env.BENCH_ALLOC_PROF && !isBun) {
+		const { Session } = await import("node:inspector");
+		const inspector = new Session();
+		inspector.connect();
+		const post = (method, params) => new Promise((resolve, reject) => inspector.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+		await post("HeapProfiler.startSampling", { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+		allocProfile = async () => {
+			const { profile } = await post("HeapProfiler.stopSampling");
+			(await import("node:fs")).writeFileSync(process.env.BENCH_ALLOC_PROF, JSON.stringify(profile));
+		};
+	}
 	const maxEvents = prompts * 70 + 10;
 	const hookUs = new Float64Array(maxEvents);
 	const hookType = new Array(maxEvents);
@@ -77,7 +94,7 @@ async function session() {
 	let lags = 0;
 	let hooks = 0;
 	const rss = [];
-	const rssStart = process.memoryUsage().rss;
+	const rssStart = rssNow();
 	const cpuStart = cpuMs();
 	const wallStart = performance.now();
 	let shutdownStart = 0;
@@ -101,7 +118,7 @@ async function session() {
 		}
 		if (line.type === "agent_end") {
 			promptsDone++;
-			if (promptsDone % rssEvery === 0) rss.push([promptsDone * OBSERVATIONS_PER_PROMPT, process.memoryUsage().rss]);
+			if (promptsDone % rssEvery === 0) rss.push([promptsDone * OBSERVATIONS_PER_PROMPT, rssNow()]);
 			// between prompts the host waits for the user: timers and I/O get a turn
 			const t0 = performance.now();
 			await new Promise(resolve => setTimeout(resolve, 1));
@@ -114,6 +131,7 @@ async function session() {
 		}
 	}
 	const sessionWall = performance.now() - wallStart;
+	await allocProfile?.();
 	// BENCH_HEAP_SNAPSHOT=dir (Node, with --expose-gc): a heap snapshot after GC at the session's end, for
 	// finding what holds the memory (open in Chrome DevTools → Memory).
 	if (process.env.BENCH_HEAP_SNAPSHOT && !isBun && typeof globalThis.gc === "function") {
@@ -133,6 +151,33 @@ async function session() {
 		globalThis.gc();
 	}
 	const memoryEnd = process.memoryUsage();
+	if (process.env.BENCH_SMAPS) {
+		// where the RSS is (Linux): the malloc heap, V8's pages, thread arenas, code — by mapping
+		const fs = await import("node:fs");
+		const groups = {};
+		let current = "";
+		for (const line of fs.readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+			const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+			if (head) {
+				const size = (parseInt(head[2], 16) - parseInt(head[1], 16)) / 1024;
+				current = head[3] ? head[3].split("/").pop() : size >= 65536 ? "anon>=64M" : size >= 1024 ? "anon>=1M" : "anon<1M";
+				continue;
+			}
+			const rss = /^Rss:\s+(\d+) kB/.exec(line);
+			if (rss) groups[current] = (groups[current] ?? 0) + Number(rss[1]);
+		}
+		const threads = {};
+		for (const task of fs.readdirSync("/proc/self/task")) {
+			try {
+				const stat = fs.readFileSync(`/proc/self/task/${task}/stat`, "utf8");
+				const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+				const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+				threads[`${name}#${task}`] = (Number(fields[11]) + Number(fields[12])) * 10;
+			} catch {}
+		}
+		process.stderr.write(`smaps threads ms ${mode}: ${JSON.stringify(threads)}\n`);
+		process.stderr.write(`smaps ${mode}: ${Object.entries(groups).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k}=${Math.round(v / 1024)}M`).join(" ")}\n`);
+	}
 	const rssEnd = memoryEnd.rss;
 
 	// Per-event-type maxima, and the overall distribution.
