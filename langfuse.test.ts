@@ -1625,6 +1625,26 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 		expect(cache.hits + cache.misses - before).toBe(kept); // kept - marker + the first one that did not fit
 	});
 
+	test("a call reuses the previous call's messages only where the content is the same: an edited message, or one changed in place, is encoded again", () => {
+		const cache = new ChatCache();
+		const contents = (messages: any[]) => JSON.parse(prepareChat(chatRequest({ messages }), prepareOptions, cache).json).messages.map((m: any) => m.content);
+		const history: any[] = [
+			{ role: "user", content: "first" },
+			{ role: "assistant", content: "answer" },
+			{ role: "user", content: "second" },
+		];
+		expect(contents(structuredClone(history))).toEqual(["first", "answer", "second"]);
+		// the host rewrote a message in the middle (a pruned tool output, an edit): that one is new
+		history[1].content = "answer, pruned";
+		history.push({ role: "assistant", content: "more" });
+		expect(contents(structuredClone(history))).toEqual(["first", "answer, pruned", "second", "more"]);
+		// the same message objects passed again after an in-place change: never trusted as unchanged
+		const shared = structuredClone(history);
+		expect(contents(shared)).toEqual(["first", "answer, pruned", "second", "more"]);
+		shared[2].content = "second, changed in place";
+		expect(contents([...shared])).toEqual(["first", "answer, pruned", "second, changed in place", "more"]);
+	});
+
 	test("a prepared chat input goes into the span exactly as JSON.stringify would escape it: same bytes as the plain text", () => {
 		const awkward = 'quotes " and \\ backslash, \n\t\r\u0001 controls, \u2028 separators, emoji 😀, lone \ud800 surrogate, ✓ and ü';
 		const long = `${"log line ✓ \"x\"\n".repeat(2000)}end`; // longer than the digest threshold

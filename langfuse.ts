@@ -1663,6 +1663,18 @@ interface EncodedItems {
 	length: number;
 }
 
+/** A call's request as prepareChat saw it: what its messages (by index), tools and system prompt encoded to. */
+interface SeenRequest {
+	request: ChatRequest;
+	maxFieldChars: number;
+	items: (EncodedItems | undefined)[];
+	tools?: EncodedItems;
+	system?: EncodedItems;
+}
+
+/** How many calls' requests the chat cache remembers (several sessions or subagents may alternate). */
+const CHAT_RECENT_REQUESTS = 4;
+
 /**
  * Each message of a conversation, sanitized and encoded once per process: a generation's input repeats
  * the whole history, so without this a session's cost grows with the square of its length. Keyed by the
@@ -1681,6 +1693,8 @@ class ChatCache {
 	private lastTextId = 0;
 	hits = 0;
 	misses = 0;
+	/** The last few calls' requests, newest first, with what their messages encoded to. */
+	private readonly recent: SeenRequest[] = [];
 
 	constructor(
 		private readonly maxBytes = CHAT_CACHE_BYTES,
@@ -1754,6 +1768,33 @@ class ChatCache {
 		}
 	}
 
+	/**
+	 * The previous call of the conversation `request` continues: a recent request whose first message is
+	 * the same content. Its messages, compared index by index with sameContent (a memory compare of the
+	 * strings, no key to build), give what most of this call's history encodes to.
+	 */
+	previousRequest(request: ChatRequest, maxFieldChars: number): SeenRequest | undefined {
+		const first = request.messages[0];
+		return this.recent.find(seen => seen.maxFieldChars === maxFieldChars && seen.request.messages.length > 0 && sameContent(first, seen.request.messages[0]));
+	}
+
+	/** A message of the previous call, the same content again. */
+	reused(item: EncodedItems): EncodedItems {
+		this.hits++;
+		return item;
+	}
+
+	/** A message known to be new (appended since the conversation's previous call): encoded, not keyed. */
+	fresh(options: SanitizeOptions, make: () => unknown): EncodedItems {
+		this.misses++;
+		return encodedItems(encodeItems(make(), options));
+	}
+
+	rememberRequest(seen: SeenRequest): void {
+		this.recent.unshift(seen);
+		if (this.recent.length > CHAT_RECENT_REQUESTS) this.recent.pop();
+	}
+
 	/** The encoded ChatML messages (JSON array items, comma-joined) of one host message. */
 	encoded(raw: unknown, options: SanitizeOptions, make: () => unknown): EncodedItems {
 		let text: string | undefined;
@@ -1818,28 +1859,45 @@ function encodeItems(items: unknown, options: SanitizeOptions): string {
 function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cache: ChatCache): PreparedJson {
 	// system prompt + newest message + tools stay under CHAT_MAX_CHARS even when nothing else fits
 	const options = { ...sanitizeOptions, maxFieldChars: Math.min(sanitizeOptions.maxFieldChars, CHAT_MESSAGE_MAX_CHARS) };
-	const encode = (raw: unknown) => cache.encoded(raw, options, () => chatMessagesOf(raw));
-	let tools: EncodedItems = request.tools?.length ? cache.encoded(request.tools, options, () => chatTools(request.tools)) : { bytes: Buffer.alloc(0), length: 0 };
-	if (tools.length > CHAT_TOOLS_MAX_CHARS) {
-		const slim = chatTools(request.tools).map(tool => ({ type: tool.type, function: { name: tool.function.name, description: tool.function.description } }));
-		tools = encodedItems(encodeItems(slim, options));
-		if (tools.length > CHAT_TOOLS_MAX_CHARS) tools = encodedItems(encodeItems(slim.map(tool => ({ type: tool.type, function: { name: tool.function.name } })), options));
-	}
-	const head: EncodedItems[] = [];
-	if (request.system !== undefined) head.push(cache.encoded(request.system, options, () => chatSystem(request.system)));
 	const raws = request.messages;
+	const previous = cache.previousRequest(request, options.maxFieldChars);
+	const current: SeenRequest = { request, maxFieldChars: options.maxFieldChars, items: new Array(raws.length) };
+	/** What the same message encoded to in the conversation's previous call, if it is the same content. */
+	const before = (index: number): EncodedItems | undefined => {
+		const item = previous?.items[index];
+		return item && sameContent(raws[index], previous!.request.messages[index]) ? cache.reused(item) : undefined;
+	};
+	const make = (index: number) => () => chatMessagesOf(raws[index]);
+	// a message appended since the previous call is new: encoded at once, no content key to build for it
+	const encode = (index: number) =>
+		(current.items[index] = before(index) ?? (previous && index >= previous.request.messages.length ? cache.fresh(options, make(index)) : cache.encoded(raws[index], options, make(index))));
+	if (request.tools?.length) {
+		current.tools = previous?.tools && sameContent(request.tools, previous.request.tools) ? cache.reused(previous.tools) : cache.encoded(request.tools, options, () => chatTools(request.tools));
+		if (current.tools.length > CHAT_TOOLS_MAX_CHARS) {
+			const slim = chatTools(request.tools).map(tool => ({ type: tool.type, function: { name: tool.function.name, description: tool.function.description } }));
+			current.tools = encodedItems(encodeItems(slim, options));
+			if (current.tools.length > CHAT_TOOLS_MAX_CHARS) current.tools = encodedItems(encodeItems(slim.map(tool => ({ type: tool.type, function: { name: tool.function.name } })), options));
+		}
+	}
+	const tools = current.tools ?? { bytes: Buffer.alloc(0), length: 0 };
+	const head: EncodedItems[] = [];
+	if (request.system !== undefined) {
+		current.system = previous?.system && sameContent(request.system, previous.request.system) ? cache.reused(previous.system) : cache.encoded(request.system, options, () => chatSystem(request.system));
+		head.push(current.system);
+	}
 	let first = 0;
-	while (first < raws.length && isObject(raws[first]) && ["system", "developer"].includes((raws[first] as { role?: unknown }).role as string)) head.push(encode(raws[first++]));
+	while (first < raws.length && isObject(raws[first]) && ["system", "developer"].includes((raws[first] as { role?: unknown }).role as string)) head.push(encode(first++));
 	let size = tools.length + 64 + head.reduce((sum, item) => sum + item.length + 1, 0);
 	const tail: EncodedItems[] = [];
 	let next = raws.length;
 	while (next > first) {
-		const item = encode(raws[next - 1]);
+		const item = encode(next - 1);
 		if (next < raws.length && size + item.length + 1 > CHAT_MAX_CHARS) break;
 		size += item.length + 1;
 		tail.push(item);
 		next--;
 	}
+	cache.rememberRequest(current);
 	const kept = head.filter(item => item.length).map(item => item.bytes);
 	if (next > first) {
 		kept.push(Buffer.from(escapeJson(JSON.stringify({ role: "system", content: `[langfuse.ts: ${next - first} earlier message(s) left out to keep this input under Langfuse's display limit]` }))));
@@ -1851,6 +1909,32 @@ function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cac
 	if (tools.length) parts.push(CHAT_TOOLS, tools.bytes);
 	parts.push(CHAT_CLOSE_ARRAY);
 	return new PreparedJson(parts);
+}
+
+/**
+ * Two host values with the same content, where the second is a fresh copy: equal primitives, plain
+ * objects and arrays with the same keys in the same order, no object shared between them. A shared
+ * object is not trusted (the host may have changed it in place since it was encoded): the content
+ * key decides then.
+ */
+function sameContent(a: unknown, b: unknown, depth = 0): boolean {
+	if (typeof a !== "object" || a === null) return a === b;
+	if (typeof b !== "object" || b === null || a === b || depth > MAX_DEPTH) return false;
+	if (Array.isArray(a)) {
+		if (!Array.isArray(b) || a.length !== b.length) return false;
+		for (let index = 0; index < a.length; index++) if (!sameContent(a[index], b[index], depth + 1)) return false;
+		return true;
+	}
+	const prototype = Object.getPrototypeOf(a);
+	if ((prototype !== Object.prototype && prototype !== null) || Object.getPrototypeOf(b) !== prototype || Array.isArray(b)) return false;
+	const keysA = Object.keys(a);
+	const keysB = Object.keys(b);
+	if (keysA.length !== keysB.length) return false;
+	for (let index = 0; index < keysA.length; index++) {
+		const key = keysA[index]!;
+		if (key !== keysB[index] || !sameContent((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth + 1)) return false;
+	}
+	return true;
 }
 
 /**

@@ -175,6 +175,10 @@ async function session() {
 				threads[`${name}#${task}`] = (Number(fields[11]) + Number(fields[12])) * 10;
 			} catch {}
 		}
+		if (!isBun) {
+			const v8 = await import("node:v8");
+			process.stderr.write(`smaps v8 ${mode}: ${v8.getHeapSpaceStatistics().map(space => `${space.space_name}=${Math.round(space.space_size / 1e6)}/${Math.round(space.space_used_size / 1e6)}`).join(" ")}\n`);
+		}
 		process.stderr.write(`smaps threads ms ${mode}: ${JSON.stringify(threads)}\n`);
 		process.stderr.write(`smaps ${mode}: ${Object.entries(groups).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, v]) => `${k}=${Math.round(v / 1024)}M`).join(" ")}\n`);
 	}
