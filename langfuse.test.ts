@@ -3,6 +3,7 @@
  * are driven end to end in test/*.e2e.test.ts.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -598,7 +599,7 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		expect(lines.filter(line => line.includes("check LANGFUSE_PUBLIC_KEY")).length).toBe(1);
 	});
 
-	test("a 20 MB tool output goes out in requests under 3.5 MB, shrunk with a marker, not dropped", async () => {
+	test("a 20 MB tool output goes out in requests under 3.5 MB on the wire (16 MB inflated), shrunk with a marker, not dropped", async () => {
 		const langfuseFake = fakeLangfuse();
 		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
 		const records: any[] = [];
@@ -612,7 +613,10 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
 		expect(langfuseFake.spans()).toHaveLength(distinctSpans(records));
-		for (const request of langfuseFake.requests) expect(JSON.stringify(request.body).length).toBeLessThan(3_500_000);
+		for (const request of langfuseFake.requests) {
+			expect((request.raw as Buffer).length).toBeLessThan(3_500_000);
+			expect(JSON.stringify(request.body).length).toBeLessThanOrEqual(16_000_000);
+		}
 		expect(langfuseFake.requests.length).toBeGreaterThan(1);
 	});
 
@@ -886,20 +890,43 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 		expect(sent[0].endTimeUnixNano).toBe(`${root[1].endMs}000000`);
 	});
 
+	test("a busy session's spans share few requests: 12 MB of JSON that gzip shrinks go in one, under 3.5 MB on the wire", async () => {
+		const fake = fakeLangfuse();
+		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1, { input: "build" });
+		for (let i = 0; i < 40; i++) {
+			recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
+			recorder.endTool(`t${i}`, 3, { output: `step ${i}: ${"compiling module ok\n".repeat(15_000)}` });
+		}
+		recorder.endPrompt(4);
+		for (const record of records) exporter.enqueue(record);
+		await exporter.flush();
+		expect(fake.spans()).toHaveLength(distinctSpans(records));
+		const inflated = fake.requests.map(request => JSON.stringify(request.body).length);
+		expect(inflated.reduce((sum, size) => sum + size, 0)).toBeGreaterThan(12_000_000);
+		expect(fake.requests.length).toBe(1);
+		expect((fake.requests[0]!.raw as Buffer).length).toBeLessThan(3_500_000);
+	});
+
 	test("a multi-request batch that fails half-way resends only the requests not yet confirmed", async () => {
 		const fake = fakeLangfuse([200, 500]);
 		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
 		const records: any[] = [];
 		const recorder = recorderInto(records);
 		recorder.startPrompt(1, { input: "big" });
+		// random words: 5.4 MB that gzip cannot fit into one 3.5 MB request
+		const words = (chars: number) => Buffer.from(randomBytes(chars).map(byte => (byte % 7 === 0 ? 32 : 97 + (byte % 16)))).toString("latin1");
 		for (let i = 0; i < 6; i++) {
 			recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
-			recorder.endTool(`t${i}`, 3, { output: "x".repeat(900_000) });
+			recorder.endTool(`t${i}`, 3, { output: words(900_000) });
 		}
 		recorder.endPrompt(4);
 		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
 		expect(fake.requests.length).toBe(2);
+		for (const request of fake.requests) expect((request.raw as Buffer).length).toBeLessThan(3_500_000);
 		const first = new Set(fake.accepted().map((s: any) => s.spanId));
 		await exporter.flush();
 		const resent = fake.requests.slice(2).flatMap(request => request.body.resourceSpans[0].scopeSpans[0].spans.map((s: any) => s.spanId));

@@ -47,8 +47,17 @@ import * as zlib from "node:zlib";
 
 const VERSION = "0.1.0";
 const LOG_PREFIX = "[langfuse]";
-/** Requests stay under this many bytes of body (Langfuse documents 3.5 MB per batch). */
+/**
+ * Requests stay under this many bytes of body on the wire (Langfuse documents 3.5 MB per batch); one
+ * encoded item never exceeds it even uncompressed, so any single item can always be sent.
+ */
 const MAX_REQUEST_BYTES = 3_400_000;
+/**
+ * A compressed request carries at most this much JSON once inflated. Langfuse's OTLP route reads the raw
+ * body and gunzips it with no limit of its own, and the official SDK sends ~30 MB batches; half that
+ * bounds what one request costs the server while a busy session's spans still go in a handful of them.
+ */
+const MAX_INFLATED_REQUEST_BYTES = 16_000_000;
 /** Every network request is aborted after this long. */
 const REQUEST_TIMEOUT_MS = 10_000;
 /** What a host may spend waiting for our final flush at shutdown (omp kills after 2 s). */
@@ -1825,7 +1834,12 @@ class ChatCache {
 	}
 }
 
-const encodedItems = (json: string): EncodedItems => ({ bytes: ownBytes(escapeJson(json)), length: json.length });
+/** JSON text → its escaped UTF-8 bytes (the quotes JSON.stringify adds are left out by a view, not a copy). */
+function encodedItems(json: string): EncodedItems {
+	const quoted = JSON.stringify(json);
+	const bytes = ownBytes(quoted);
+	return { bytes: bytes.subarray(1, bytes.length - 1), length: json.length };
+}
 
 /**
  * UTF-8 bytes in a buffer of their own: Buffer.from puts small ones in a shared 8 KB pool slab, and one
@@ -2346,15 +2360,18 @@ function frames(wire: Wire): { head: Buffer; tail: Buffer } {
 
 const COMMA = 0x2c;
 const NEWLINE = 0x0a;
+const COMMA_BYTES = Buffer.from(",");
 
-/**
- * A request body from encoded items: a copy of their bytes, never a re-encoding. Written into `scratch`
- * when it is large enough (a body that only lives until it is compressed reuses one buffer).
- */
-function requestBody(wire: Wire, items: Item[], scratch?: Buffer): Buffer {
+/** How many bytes a request body of these items has, uncompressed. */
+function requestBytes(wire: Wire, items: Item[]): number {
 	const { head, tail } = frames(wire);
-	const size = head.length + tail.length + itemsBytes(items) - (items.length ? 1 : 0);
-	const body = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafeSlow(size);
+	return head.length + tail.length + itemsBytes(items) - (items.length ? 1 : 0);
+}
+
+/** A request body from encoded items: a copy of their bytes, never a re-encoding. */
+function requestBody(wire: Wire, items: Item[]): Buffer {
+	const { head, tail } = frames(wire);
+	const body = Buffer.allocUnsafeSlow(requestBytes(wire, items));
 	let at = head.copy(body, 0);
 	items.forEach((item, index) => {
 		if (index) body[at++] = COMMA;
@@ -2365,17 +2382,66 @@ function requestBody(wire: Wire, items: Item[], scratch?: Buffer): Buffer {
 }
 
 /**
- * Runs of consecutive items whose request body stays under MAX_REQUEST_BYTES uncompressed: the limit
- * Langfuse documents is on the batch, and a proxy in front of it may well count the inflated body.
+ * zlib level 1: on our spans (JSON, repetitive) it takes well under half of the default level's CPU for
+ * ~30 % more bytes, still ~20× smaller than plain: a bench session's 34.6 MB is 1.97 MB at 1, 1.50 MB at 6.
  */
-function packRequests(wire: Wire, items: Item[]): Item[][] {
+const GZIP_LEVEL = 1;
+/** zlib's output comes back in chunks of this size, each a turn of the main thread: a body compresses to a few. */
+const GZIP_CHUNK_BYTES = 256 * 1024;
+/** Small pieces of a body are gathered into blocks of this size before they go to zlib. */
+const GZIP_BLOCK_BYTES = 64 * 1024;
+
+/**
+ * A request body from encoded items, gzip-compressed on zlib's thread as it is fed: the plain body is
+ * never made (up to MAX_INFLATED_REQUEST_BYTES of it). Small pieces are gathered into blocks, since each
+ * write is a turn of zlib's thread; large ones (a chat input's messages) go as they are.
+ */
+function gzipBody(wire: Wire, items: Item[]): Promise<Buffer> {
+	return new Promise((resolve, reject) => {
+		const gzip = zlib.createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK_BYTES });
+		const output: Buffer[] = [];
+		gzip.on("data", (chunk: Buffer) => output.push(chunk));
+		gzip.on("end", () => resolve(Buffer.concat(output)));
+		gzip.on("error", reject);
+		let block = Buffer.allocUnsafeSlow(GZIP_BLOCK_BYTES);
+		let at = 0;
+		const flush = () => {
+			if (at === 0) return;
+			gzip.write(block.subarray(0, at));
+			block = Buffer.allocUnsafeSlow(GZIP_BLOCK_BYTES);
+			at = 0;
+		};
+		const put = (bytes: Buffer) => {
+			if (bytes.length >= GZIP_BLOCK_BYTES / 4) {
+				flush();
+				gzip.write(bytes);
+				return;
+			}
+			if (at + bytes.length > GZIP_BLOCK_BYTES) flush();
+			at += bytes.copy(block, at);
+		};
+		const { head, tail } = frames(wire);
+		put(head);
+		items.forEach((item, index) => {
+			if (index) put(COMMA_BYTES);
+			if (item instanceof ItemParts) for (const part of item.parts) put(part);
+			else put(item);
+		});
+		put(tail);
+		flush();
+		gzip.end();
+	});
+}
+
+/** Runs of consecutive items whose request body (uncompressed) stays under `limit` bytes. */
+function packRequests(wire: Wire, items: Item[], limit: number): Item[][] {
 	const { head, tail } = frames(wire);
 	const overhead = head.length + tail.length;
 	const requests: Item[][] = [];
 	let current: Item[] = [];
 	let size = overhead;
 	for (const item of items) {
-		if (current.length && size + item.length + 1 > MAX_REQUEST_BYTES) {
+		if (current.length && size + item.length + 1 > limit) {
 			requests.push(current);
 			current = [];
 			size = overhead;
@@ -2867,6 +2933,8 @@ type PostOutcome =
 	| { kind: "switch" }
 	/** 400: some item is bad; 413: too large. Both are split to find what can go. */
 	| { kind: "split"; status: 400 | 413; reason: string }
+	/** Not sent: compressed, the body came out over MAX_REQUEST_BYTES (or must go plain and is too big for that). */
+	| { kind: "too-large" }
 	/** Ingestion 207: these event ids failed and may be retried; `dropped` others were rejected. */
 	| { kind: "some-failed"; failedIds: string[]; dropped: number; reason: string };
 
@@ -2897,16 +2965,19 @@ interface ExporterIo {
  * State machine (all mutable state is in `state`; one loop, `run`, does all work):
  *   idle       queue fills from hooks (enqueue: O(1)); flush() only schedules — it yields first, so no
  *              hook runs any of it inline.
- *   encoding   the loop takes the whole queue (once per run: what arrives while it sends waits for the
- *              next flush — the timer, a prompt's end, a full queue), keeps the latest version of each
- *              span, and encodes it in slices of ≤ SLICE_MS with a yield between, into one Batch; its spool write is due
- *              SPOOL_WRITE_DELAY_MS later (at once when it cannot be sent now, or while closing).
- *   sending    the oldest batch goes out request by request (gzip, off the main thread); confirmed
- *              items leave the batch, so a retry resends only what is unconfirmed. Done → file removed.
+ *   encoding   the loop takes the queue as it is when the run starts (what arrives while it sends waits
+ *              for the next flush: the timer, a prompt's end, a full queue), keeps the latest version of
+ *              each span, and encodes it in slices of ≤ SLICE_MS with a yield between, into batches of
+ *              about one request; a batch's spool write is due SPOOL_WRITE_DELAY_MS later (at once when
+ *              it cannot be sent now).
+ *   sending    each batch goes out before the next is encoded, request by request (gzip off the main
+ *              thread, under MAX_REQUEST_BYTES on the wire); confirmed items leave the batch, so a retry
+ *              resends only what is unconfirmed. Done → file removed.
  *   waiting    the oldest batch failed: it (and everything behind it) waits for `notBefore`; the timer
  *              tries again. The loop ends; a later flush() starts it again.
  *   blocked    401/403, a redirect, no OTLP: nothing more is sent by this process; all is written and kept.
- * flush()/replay() only add work and join `run`; shutdown() sets `closing` and races a deadline;
+ * flush()/replay() only add work and join `run`; shutdown() sends until most of its budget is gone,
+ * then writes what is unconfirmed;
  * exitSync() writes whatever is not on disk yet, synchronously.
  */
 class Exporter {
@@ -2922,16 +2993,14 @@ class Exporter {
 		wire: "otel" as Wire,
 		/** False once the host refused a gzip body (remembered per host). */
 		gzip: true,
-		/** Shutting down: spool writes no longer wait. */
-		closing: false,
 		timer: undefined as ReturnType<typeof setInterval> | undefined,
 		soon: undefined as ReturnType<typeof setTimeout> | undefined,
 		/** The prompt-end send, while it waits out PROMPT_SEND_GAP_MS. */
 		promptSend: undefined as ReturnType<typeof setTimeout> | undefined,
 		/** When the last request went out (Date.now()). */
 		lastPostAt: 0,
-		/** The plain body of a compressed request, reused by the next ones while the loop runs, then let go. */
-		scratch: undefined as Buffer | undefined,
+		/** Compressed size over plain size at the last gzip request: how many spans the next one can carry (JSON: ~0.05–0.2). */
+		gzipRatio: 0.1,
 		/** Records ever enqueued, and ever taken from the queue to encode: a flush waits for those queued before it. */
 		enqueued: 0,
 		taken: 0,
@@ -3039,7 +3108,6 @@ class Exporter {
 			for (;;) {
 				state.run ??= this.loop().finally(() => {
 					state.run = undefined;
-					state.scratch = undefined;
 					state.deadline = Number.POSITIVE_INFINITY;
 				});
 				await state.run;
@@ -3064,11 +3132,10 @@ class Exporter {
 			timer = setTimeout(resolve, budgetMs);
 			timer.unref?.();
 		});
-		this.state.closing = true;
-		for (const batch of this.state.batches) if (batch.write === "scheduled") void this.startWrite(batch);
-		await Promise.race([this.flush(deadline).then(() => this.writeAll()), timeout]);
+		// Sending gets the budget but its last quarter, then whatever Langfuse has not confirmed is written.
+		// A batch confirmed in time never touches the disk; on exit, exitSync writes what this did not.
+		await Promise.race([this.flush(deadline - Math.floor(budgetMs / 4)).then(() => this.writeAll()), timeout]);
 		clearTimeout(timer);
-		this.state.closing = false;
 	}
 
 	/** process 'exit': only synchronous work is possible. Hand everything unsent to the next process. */
@@ -3175,7 +3242,8 @@ class Exporter {
 		let bytes = 0;
 		let unencodable = 0;
 		let sliceEnd = performance.now() + SLICE_MS;
-		while (records.length < limit && bytes < MAX_REQUEST_BYTES && state.queue.length > 0) {
+		const batchBytes = this.requestLimit(wire);
+		while (records.length < limit && bytes < batchBytes && state.queue.length > 0) {
 			const record = state.queue.shift()!;
 			records.push(record);
 			state.taken++;
@@ -3204,7 +3272,7 @@ class Exporter {
 		this.capMemory();
 		this.notify();
 		// nothing will confirm it soon: on disk now, before the flush resolves
-		const waits = this.status.blocked || state.closing || state.batches[0]!.attempts > 0;
+		const waits = this.status.blocked || state.batches[0]!.attempts > 0;
 		if (waits) await this.startWrite(batch);
 		else this.scheduleWrite(batch);
 		return records.length;
@@ -3317,7 +3385,7 @@ class Exporter {
 		const wire = batch.header.wire;
 		const left: Item[] = [];
 		let stop: StopOutcome | undefined;
-		for (const request of packRequests(wire, items)) {
+		for (const request of packRequests(wire, items, this.requestLimit(wire))) {
 			if (stop) {
 				for (const item of request) left.push(item);
 				continue;
@@ -3386,12 +3454,14 @@ class Exporter {
 				if (outcome.dropped) this.dropped(outcome.dropped, `rejected by Langfuse (${outcome.reason})`);
 				return { left, stop: left.length ? { kind: "retry", reason: outcome.reason } : undefined };
 			}
+			case "too-large":
 			case "split": {
-				if (items.length === 1) {
+				if (items.length === 1 && outcome.kind === "split") {
 					this.dropped(1, `rejected by Langfuse (${outcome.reason}) — span ${itemKey(items[0]!)}`);
 					this.status.lastError = outcome.reason;
 					return { left: [] };
 				}
+				if (items.length === 1) return { left: items, stop: { kind: "retry", reason: "one span too large for a request" } }; // cannot happen: every item fits alone
 				const half = Math.ceil(items.length / 2);
 				const first = await this.deliver(wire, items.slice(0, half));
 				if (first.stop) return { left: [...first.left, ...items.slice(half)], stop: first.stop };
@@ -3402,28 +3472,42 @@ class Exporter {
 		}
 	}
 
-	/** One POST; gzip-compressed off the main thread, once plain again if the server refuses gzip. */
+	/**
+	 * Uncompressed bytes per request: MAX_REQUEST_BYTES, or with gzip as much as compresses to about 70 %
+	 * of it at the last request's ratio (never more than MAX_INFLATED_REQUEST_BYTES).
+	 */
+	private requestLimit(wire: Wire): number {
+		if (wire !== "otel" || !this.state.gzip) return MAX_REQUEST_BYTES;
+		return Math.max(MAX_REQUEST_BYTES, Math.min(MAX_INFLATED_REQUEST_BYTES, Math.floor((MAX_REQUEST_BYTES * 0.7) / this.state.gzipRatio)));
+	}
+
+	/** One POST; gzip-compressed off the main thread, plain again if the server refuses gzip. */
 	private async post(wire: Wire, items: Item[]): Promise<PostOutcome> {
 		const pathname = wire === "otel" ? OTLP_PATH : INGESTION_PATH;
 		const gzip = this.state.gzip && wire === "otel";
-		let body = requestBody(wire, items, gzip ? this.state.scratch : undefined);
-		// compressed, the plain body lives only until gzip is done: one buffer serves the run's requests
-		if (gzip && body.buffer !== this.state.scratch?.buffer) this.state.scratch = body;
+		const plainBytes = requestBytes(wire, items);
 		const started = (this.state.lastPostAt = Date.now());
-		const send = async (compressed: boolean) => {
-			const payload = compressed ? await gzipAsync(body) : body;
-			const answer = await httpRequest(this.config, pathname, {
+		const send = (payload: Buffer, compressed: boolean) =>
+			httpRequest(this.config, pathname, {
 				body: payload,
 				headers: compressed ? { "Content-Encoding": "gzip" } : undefined,
 				deadline: this.state.deadline,
 				fetch: this.io.fetch,
 			});
-			return answer;
-		};
-		let answer = await send(gzip);
+		let payload: Buffer;
+		if (gzip) {
+			payload = await gzipBody(wire, items);
+			this.state.gzipRatio = Math.max(0.01, payload.length / plainBytes);
+			if (payload.length > MAX_REQUEST_BYTES && items.length > 1) {
+				this.log.debug(`${items.length} item(s) compress to ${formatBytes(payload.length)}, over ${formatBytes(MAX_REQUEST_BYTES)}: split`);
+				return { kind: "too-large" };
+			}
+		} else payload = requestBody(wire, items);
+		let answer = await send(payload, gzip);
 		if (gzip && (answer.status === 415 || answer.status === 400)) {
-			body = Buffer.from(body); // out of the shared buffer: a plain body lives as long as its request
-			const plain = await send(false);
+			// the same items plain tell a refused gzip from a bad item; too many for one plain request: halves first
+			if (plainBytes > MAX_REQUEST_BYTES) return { kind: "too-large" };
+			const plain = await send(requestBody(wire, items), false);
 			if (plain.status !== answer.status) {
 				this.log.warnOnce("gzip", `${this.config.host} refused a gzip body (HTTP ${answer.status}); sending uncompressed from now on`);
 				this.state.gzip = false;
@@ -3432,7 +3516,7 @@ class Exporter {
 			answer = plain;
 		}
 		const outcome: PostOutcome = answer.status === 0 ? { kind: "retry", reason: answer.error ?? "no answer" } : interpretResponse(wire, answer, this.config);
-		this.log.debug(`POST ${wire} ${items.length} item(s), ${body.length} bytes${gzip && this.state.gzip ? " gzip" : ""} → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
+		this.log.debug(`POST ${wire} ${items.length} item(s), ${plainBytes} bytes${gzip && this.state.gzip ? ` (${payload.length} gzip)` : ""} → ${describeOutcome(outcome)} in ${Date.now() - started} ms`);
 		return outcome;
 	}
 
@@ -3467,18 +3551,6 @@ function latestVersions(records: ObservationRecord[]): ObservationRecord[] {
 	const latest = new Map<string, ObservationRecord>();
 	for (const record of records) latest.set(`${record?.traceId}:${record?.id}`, record);
 	return latest.size === records.length ? records : [...latest.values()];
-}
-
-/**
- * zlib level 1: on our spans (JSON, repetitive) it takes well under half of the default level's CPU for
- * ~30 % more bytes, still ~20× smaller than plain: a bench session's 34.6 MB is 1.97 MB at 1, 1.50 MB at 6.
- */
-const GZIP_LEVEL = 1;
-/** zlib's output comes back in chunks of this size, each a turn of the main thread: a body compresses to one or two. */
-const GZIP_CHUNK_BYTES = 256 * 1024;
-
-function gzipAsync(data: Uint8Array): Promise<Buffer> {
-	return new Promise((resolve, reject) => zlib.gzip(data, { level: GZIP_LEVEL, chunkSize: GZIP_CHUNK_BYTES }, (error, result) => (error ? reject(error) : resolve(result))));
 }
 
 const OTLP_PATH = "/api/public/otel/v1/traces";
