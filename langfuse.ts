@@ -2370,14 +2370,9 @@ function requestBytes(wire: Wire, items: Item[]): number {
 
 /** A request body from encoded items: a copy of their bytes, never a re-encoding. */
 function requestBody(wire: Wire, items: Item[]): Buffer {
-	const { head, tail } = frames(wire);
 	const body = Buffer.allocUnsafeSlow(requestBytes(wire, items));
-	let at = head.copy(body, 0);
-	items.forEach((item, index) => {
-		if (index) body[at++] = COMMA;
-		at += copyItem(item, body, at);
-	});
-	tail.copy(body, at);
+	let at = 0;
+	for (const piece of bodyPieces(wire, items)) at += piece.copy(body, at);
 	return body;
 }
 
@@ -2388,49 +2383,56 @@ function requestBody(wire: Wire, items: Item[]): Buffer {
 const GZIP_LEVEL = 1;
 /** zlib's output comes back in chunks of this size, each a turn of the main thread: a body compresses to a few. */
 const GZIP_CHUNK_BYTES = 256 * 1024;
-/** Small pieces of a body are gathered into blocks of this size before they go to zlib. */
-const GZIP_BLOCK_BYTES = 64 * 1024;
+/** A body goes to zlib in blocks of this size. */
+const GZIP_BLOCK_BYTES = 1024 * 1024;
 
 /**
- * A request body from encoded items, gzip-compressed on zlib's thread as it is fed: the plain body is
- * never made (up to MAX_INFLATED_REQUEST_BYTES of it). Small pieces are gathered into blocks, since each
- * write is a turn of zlib's thread; large ones (a chat input's messages) go as they are.
+ * A request body from encoded items, gzip-compressed on zlib's thread as it is fed: the plain body (up to
+ * MAX_INFLATED_REQUEST_BYTES) is never made. The bytes pass through one block, refilled once zlib has
+ * taken it: each write is a round trip to zlib's thread, so few large ones.
  */
-function gzipBody(wire: Wire, items: Item[]): Promise<Buffer> {
-	return new Promise((resolve, reject) => {
-		const gzip = zlib.createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK_BYTES });
-		const output: Buffer[] = [];
-		gzip.on("data", (chunk: Buffer) => output.push(chunk));
-		gzip.on("end", () => resolve(Buffer.concat(output)));
+async function gzipBody(wire: Wire, items: Item[]): Promise<Buffer> {
+	const gzip = zlib.createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK_BYTES });
+	const output: Buffer[] = [];
+	gzip.on("data", (chunk: Buffer) => output.push(chunk));
+	const ended = new Promise<void>((resolve, reject) => {
+		gzip.on("end", resolve);
 		gzip.on("error", reject);
-		let block = Buffer.allocUnsafeSlow(GZIP_BLOCK_BYTES);
-		let at = 0;
-		const flush = () => {
-			if (at === 0) return;
-			gzip.write(block.subarray(0, at));
-			block = Buffer.allocUnsafeSlow(GZIP_BLOCK_BYTES);
-			at = 0;
-		};
-		const put = (bytes: Buffer) => {
-			if (bytes.length >= GZIP_BLOCK_BYTES / 4) {
-				flush();
-				gzip.write(bytes);
-				return;
-			}
-			if (at + bytes.length > GZIP_BLOCK_BYTES) flush();
-			at += bytes.copy(block, at);
-		};
-		const { head, tail } = frames(wire);
-		put(head);
-		items.forEach((item, index) => {
-			if (index) put(COMMA_BYTES);
-			if (item instanceof ItemParts) for (const part of item.parts) put(part);
-			else put(item);
-		});
-		put(tail);
-		flush();
-		gzip.end();
 	});
+	ended.catch(() => {}); // a failed write rejects first; this one is then awaited by nobody
+	const block = Buffer.allocUnsafeSlow(GZIP_BLOCK_BYTES);
+	let at = 0;
+	const flush = () =>
+		new Promise<void>((resolve, reject) => {
+			const filled = at;
+			at = 0;
+			gzip.write(block.subarray(0, filled), error => (error ? reject(error) : resolve()));
+		});
+	for (const bytes of bodyPieces(wire, items)) {
+		for (let from = 0; from < bytes.length; ) {
+			if (at === block.length) await flush();
+			const copied = bytes.copy(block, at, from, Math.min(bytes.length, from + block.length - at));
+			at += copied;
+			from += copied;
+		}
+	}
+	if (at) await flush();
+	gzip.end();
+	await ended;
+	return Buffer.concat(output);
+}
+
+/** A request body's bytes in order, as the pieces they are: frame, items (their parts), commas. */
+function* bodyPieces(wire: Wire, items: Item[]): Generator<Buffer> {
+	const { head, tail } = frames(wire);
+	yield head;
+	for (let index = 0; index < items.length; index++) {
+		const item = items[index]!;
+		if (index) yield COMMA_BYTES;
+		if (item instanceof ItemParts) yield* item.parts;
+		else yield item;
+	}
+	yield tail;
 }
 
 /** Runs of consecutive items whose request body (uncompressed) stays under `limit` bytes. */
