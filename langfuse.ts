@@ -101,8 +101,15 @@ function call<T>(read: () => T): T | undefined {
 	}
 }
 
-const randomTraceId = () => randomUUID().replace(/-/g, "");
-const randomSpanId = () => randomUUID().replace(/-/g, "").slice(16);
+/** 32 and 16 hex characters from a v4 UUID (8-4-4-4-12): its groups without the hyphens. */
+const randomTraceId = () => {
+	const uuid = randomUUID();
+	return uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(14, 18) + uuid.slice(19, 23) + uuid.slice(24);
+};
+const randomSpanId = () => {
+	const uuid = randomUUID();
+	return uuid.slice(19, 23) + uuid.slice(24);
+};
 /** Stable ids from stable names: the same input always gives the same span. */
 const hashId = (text: string, hexChars: 16 | 32) => createHash("sha256").update(text).digest("hex").slice(0, hexChars);
 
@@ -1448,29 +1455,36 @@ const SANITIZED_TEXTS_CHARS = 500_000;
 /**
  * Long texts already redacted and cut, by text and limit: a tool's output is sanitized for the tool's
  * own observation and again as a message of the next LLM call's input; a redaction pass over 64 KB is
- * the costliest step of a flush. Bounded by characters, least recently used out first.
+ * the costliest step of a flush. Found by a short fingerprint (length, head and tail) and confirmed by
+ * comparing the texts: hashing a host's fresh copy of a long text would cost more than comparing it.
+ * Bounded by characters, oldest out first.
  */
 class SanitizedTexts {
-	private readonly entries = new Map<string, { limit: number; result: string }>();
+	private readonly entries = new Map<string, { text: string; limit: number; result: string }>();
 	private chars = 0;
 
+	private static fingerprint(text: string): string {
+		return `${text.length}:${text.slice(0, 48)}\u0000${text.slice(-48)}`;
+	}
+
 	get(text: string, limit: number): string | undefined {
-		const found = this.entries.get(text);
-		if (found === undefined || found.limit !== limit) return undefined;
-		this.entries.delete(text);
-		this.entries.set(text, found);
-		return found.result;
+		const found = this.entries.get(SanitizedTexts.fingerprint(text));
+		return found !== undefined && found.limit === limit && found.text === text ? found.result : undefined;
 	}
 
 	set(text: string, limit: number, result: string): void {
-		const old = this.entries.get(text);
-		if (old) this.chars -= text.length + old.result.length;
-		this.entries.set(text, { limit, result });
-		this.chars += text.length + result.length;
-		for (const [key, entry] of this.entries) {
-			if (this.chars <= SANITIZED_TEXTS_CHARS) break;
+		const key = SanitizedTexts.fingerprint(text);
+		const old = this.entries.get(key);
+		if (old) {
 			this.entries.delete(key);
-			this.chars -= key.length + entry.result.length;
+			this.chars -= old.text.length + old.result.length;
+		}
+		this.entries.set(key, { text, limit, result });
+		this.chars += text.length + result.length;
+		for (const [oldKey, entry] of this.entries) {
+			if (this.chars <= SANITIZED_TEXTS_CHARS) break;
+			this.entries.delete(oldKey);
+			this.chars -= entry.text.length + entry.result.length;
 		}
 	}
 }
@@ -2023,12 +2037,20 @@ function otlpAttributesParts(entries: Record<string, unknown>): (string | Buffer
 		if (value === undefined || value === null) continue;
 		if (text) text += ",";
 		if (value instanceof PreparedJson) {
-			parts.push(`${text}{"key":${JSON.stringify(key)},"value":{"stringValue":"`, ...value.parts);
+			parts.push(`${text}${attributeHead(key)}{"stringValue":"`, ...value.parts);
 			text = '"}}';
-		} else text += JSON.stringify({ key, value: otlpValue(value) });
+		} else text += typeof value === "string" ? `${attributeHead(key)}{"stringValue":${JSON.stringify(value)}}}` : `${attributeHead(key)}${JSON.stringify(otlpValue(value))}}`;
 	}
 	parts.push(text);
 	return parts;
+}
+
+const attributeHeads = new Map<string, string>();
+/** `{"key":"<key>","value":` — the attribute keys are a fixed set, each escaped once. */
+function attributeHead(key: string): string {
+	let head = attributeHeads.get(key);
+	if (head === undefined) attributeHeads.set(key, (head = `{"key":${JSON.stringify(key)},"value":`));
+	return head;
 }
 
 const json = (value: unknown) => (value === undefined ? undefined : JSON.stringify(value));
