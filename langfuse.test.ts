@@ -1299,7 +1299,7 @@ describe("recorded real omp and pi sessions become the traces a user expects", (
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 // Issue 9: what Langfuse's own server stores and its UI shows. Each property asserted on the bodies.
 describe("what Langfuse stores: trace attributes, versions, renames, chat, usage", () => {
-	const { chatRequest, chatMessagesOf, chatOutput, prepareChat, ChatCache, usageDetails } = internals as any;
+	const { chatRequest, chatMessagesOf, chatOutput, prepareChat, ChatCache, SanitizedTexts, usageDetails } = internals as any;
 	const attrsOf = (record: any) => decodeAttributes(JSON.parse(encodeSpan(record)).attributes) as Record<string, any>;
 	const prepareOptions = { redact: noRedact, maxFieldChars: 64_000, budgetChars: 1_000_000, exportMode: "full" as const };
 	/** Langfuse v3 merges a trace's updates in the start-time order of the spans carrying them; ties in file order. */
@@ -1650,6 +1650,21 @@ describe("what Langfuse stores: trace attributes, versions, renames, chat, usage
 		const kept = JSON.parse(prepareChat(chatRequest({ messages: long }), options, cache).json).messages.length;
 		expect(kept).toBeLessThan(60);
 		expect(cache.hits + cache.misses - before).toBe(kept); // kept - marker + the first one that did not fit
+	});
+
+	test("a long tool output is redacted once: for the tool's own observation and, a fresh copy, in the next LLM call's input", () => {
+		const redacted: number[] = [];
+		const options = { ...prepareOptions, redact: (text: string) => (redacted.push(text.length), text), texts: new SanitizedTexts(), chatCache: new ChatCache() };
+		const long = (cut: boolean) => `${"npm test output line\n".repeat(cut ? 10_000 : 2_000)}done`; // 210 kB (cut at 64 kB) and 42 kB
+		for (const cut of [true, false]) {
+			redacted.length = 0;
+			const output = long(cut);
+			const tool = prepareRecord({ type: "tool", name: "bash", traceId: "a".repeat(32), id: "b".repeat(16), startMs: 1, endMs: 2, sessionId: "s", emissionId: "e", output }, options);
+			const chat = prepareChat(chatRequest({ messages: [{ role: "user", content: "run the tests" }, { role: "tool", tool_call_id: "c1", content: long(cut) }] }), options, options.chatCache);
+			expect(JSON.parse(chat.json).messages[1].content).toBe(tool.output);
+			// one pass over the text (in two halves when it is cut), however many places it appears in
+			expect(redacted.filter(length => length > 1000).reduce((sum, length) => sum + length, 0)).toBeLessThanOrEqual(output.length);
+		}
 	});
 
 	test("a call reuses the previous call's messages only where the content is the same: an edited message, or one changed in place, is encoded again", () => {

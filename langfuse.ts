@@ -1447,6 +1447,8 @@ interface SanitizeOptions {
 	texts?: SanitizedTexts;
 }
 
+/** The limit a text not cut is remembered under (see SanitizedTexts.get). */
+const WHOLE = -1;
 /** Texts at least this long are remembered once sanitized. */
 const SANITIZED_TEXT_MIN_CHARS = 2048;
 /** Characters of host texts plus results the memory holds: a tool output is met again within the same flush, so a few suffice. */
@@ -1467,9 +1469,12 @@ class SanitizedTexts {
 		return `${text.length}:${text.slice(0, 48)}\u0000${text.slice(-48)}`;
 	}
 
+	/** A text kept whole (not over its limit) came out the same under any limit it is not over either. */
 	get(text: string, limit: number): string | undefined {
 		const found = this.entries.get(SanitizedTexts.fingerprint(text));
-		return found !== undefined && found.limit === limit && found.text === text ? found.result : undefined;
+		if (found === undefined) return undefined;
+		const fits = found.limit === WHOLE ? text.length <= limit : found.limit === limit;
+		return fits && found.text === text ? found.result : undefined;
 	}
 
 	set(text: string, limit: number, result: string): void {
@@ -1479,7 +1484,7 @@ class SanitizedTexts {
 			this.entries.delete(key);
 			this.chars -= old.text.length + old.result.length;
 		}
-		this.entries.set(key, { text, limit, result });
+		this.entries.set(key, { text, limit: text.length <= limit ? WHOLE : limit, result });
 		this.chars += text.length + result.length;
 		for (const [oldKey, entry] of this.entries) {
 			if (this.chars <= SANITIZED_TEXTS_CHARS) break;
@@ -1874,7 +1879,8 @@ const CHAT_COMMA = Buffer.from(",");
 function encodeItems(items: unknown, options: SanitizeOptions): string {
 	const list = Array.isArray(items) ? items : [items];
 	// each message on its own budget: the conversation's size is bounded by the elision in prepareChat
-	return list.map(item => JSON.stringify(sanitize(item, { ...options, budgetChars: options.maxFieldChars }))).join(",");
+	// (the slack lets a message's main text be cut exactly as the tool's own observation was: one sanitizing serves both)
+	return list.map(item => JSON.stringify(sanitize(item, { ...options, budgetChars: options.maxFieldChars + 1000 }))).join(",");
 }
 
 /**
@@ -7864,6 +7870,7 @@ const internals = {
 	costDetails,
 	ChatRequest,
 	ChatCache,
+	SanitizedTexts,
 	chatRequest,
 	chatMessagesOf,
 	chatOutput,
