@@ -78,11 +78,18 @@ function formatBytes(bytes: number): string {
 	return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** The first line, shortened between words: a cut inside a pasted token would hide it from the redactor. */
+/**
+ * The first line, shortened between words: a cut inside a pasted token would hide it from the redactor.
+ * Reads only that line (a failed tool's whole output is never copied to find it).
+ */
 function oneLine(text: string, max: number): string {
-	const line = text.trim().split("\n", 1)[0]!.trim();
-	if (line.length <= max) return line;
-	const head = line.slice(0, max - 1);
+	const start = text.search(/\S/);
+	if (start < 0) return "";
+	let end = text.indexOf("\n", start);
+	if (end < 0) end = text.length;
+	while (end > start && /\s/.test(text[end - 1]!)) end--;
+	if (end - start <= max) return text.slice(start, end);
+	const head = text.slice(start, start + max - 1);
 	const lastSpace = head.search(/\s\S*$/);
 	return `${lastSpace > 0 ? head.slice(0, lastSpace) : ""}…`;
 }

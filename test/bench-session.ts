@@ -148,6 +148,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 		...(process.env.BENCH_GC_END ? { BENCH_GC_END: process.env.BENCH_GC_END } : {}),
 		...(process.env.BENCH_SMAPS ? { BENCH_SMAPS: process.env.BENCH_SMAPS } : {}),
 		...(process.env.BENCH_ALLOC_PROF ? { BENCH_ALLOC_PROF: process.env.BENCH_ALLOC_PROF } : {}),
+		...(process.env.BENCH_ALLOC_PROMOTED ? { BENCH_ALLOC_PROMOTED: "1" } : {}),
 		...extra,
 	};
 }

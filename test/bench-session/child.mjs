@@ -80,7 +80,7 @@ async function session() {
 		const inspector = new Session();
 		inspector.connect();
 		const post = (method, params) => new Promise((resolve, reject) => inspector.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
-		await post("HeapProfiler.startSampling", { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+		await post("HeapProfiler.startSampling", { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !process.env.BENCH_ALLOC_PROMOTED });
 		allocProfile = async () => {
 			const { profile } = await post("HeapProfiler.stopSampling");
 			(await import("node:fs")).writeFileSync(process.env.BENCH_ALLOC_PROF, JSON.stringify(profile));
