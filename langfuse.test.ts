@@ -531,6 +531,23 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 		expect(exporter.status).toMatchObject({ sentSpans: SPANS_PER_PROMPT, queued: 0, waitingBatches: 0 });
 	});
 
+	test("a prompt's end sends at once; prompts that end within the next second share one request", async () => {
+		const langfuseFake = fakeLangfuse();
+		const { exporter } = exporterWith(langfuseFake);
+		for (const record of someRecords(1, "a")) exporter.enqueue(record);
+		exporter.sendSoon();
+		await until(() => langfuseFake.spans().length >= SPANS_PER_PROMPT);
+		expect(langfuseFake.requests).toHaveLength(1);
+		// two more prompts end right after, 100 ms apart: their spans wait for the gap, then go together
+		for (const sessionId of ["b", "c"]) {
+			for (const record of someRecords(1, sessionId)) exporter.enqueue(record);
+			exporter.sendSoon();
+			await new Promise(resolve => setTimeout(resolve, 100));
+		}
+		await until(() => langfuseFake.spans().length >= 3 * SPANS_PER_PROMPT);
+		expect(langfuseFake.requests).toHaveLength(2);
+	});
+
 	test("reaching LANGFUSE_MAX_QUEUE flushes without waiting for the timer", async () => {
 		const langfuseFake = fakeLangfuse();
 		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_QUEUE: "5" });
