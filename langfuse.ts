@@ -1804,13 +1804,21 @@ class ChatCache {
 	}
 
 	/**
-	 * The previous call of the conversation `request` continues: a recent request whose first message is
-	 * the same content. Its messages, compared index by index with sameContent (a memory compare of the
+	 * The previous call of the conversation `request` continues: the newest recent request whose first
+	 * message is the same content, one whose second is the same too preferred (subagents often share a
+	 * system prompt). Its messages, compared index by index with sameContent (a memory compare of the
 	 * strings, no key to build), give what most of this call's history encodes to.
 	 */
 	previousRequest(request: ChatRequest, maxFieldChars: number): SeenRequest | undefined {
-		const first = request.messages[0];
-		return this.recent.find(seen => seen.maxFieldChars === maxFieldChars && seen.request.messages.length > 0 && sameContent(first, seen.request.messages[0]));
+		const [first, second] = request.messages;
+		let found: SeenRequest | undefined;
+		for (const seen of this.recent) {
+			const [seenFirst, seenSecond] = seen.request.messages;
+			if (seen.maxFieldChars !== maxFieldChars || seenFirst === undefined || !sameContent(first, seenFirst)) continue;
+			if (second !== undefined && seenSecond !== undefined && sameContent(second, seenSecond)) return seen;
+			found ??= seen;
+		}
+		return found;
 	}
 
 	/** A message of the previous call, the same content again. */
