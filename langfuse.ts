@@ -3353,15 +3353,19 @@ class Exporter {
 
 	/**
 	 * While Langfuse is not taking data (the oldest batch failed, or sending is blocked), batches far from
-	 * their turn are kept on disk only, so memory stays flat through an outage. A healthy backlog stays in
-	 * memory too: the spool's size cap may then remove its files without losing what they hold.
+	 * their turn (past the first MAX_INFLATED_REQUEST_BYTES) are kept on disk only, so memory stays flat
+	 * through an outage. A healthy backlog stays in memory too: the spool's size cap may then remove its
+	 * files without losing what they hold.
 	 */
 	private evict(): void {
 		const { batches } = this.state;
 		if (!this.status.blocked && !(batches[0] && batches[0].attempts > 0)) return;
-		for (let index = 5; index < batches.length; index++) {
-			const batch = batches[index]!;
-			if (batch.write !== "written" || batch.stale || !batch.items) continue;
+		let held = 0;
+		for (const batch of batches) {
+			if (!batch.items) continue;
+			held += itemsBytes(batch.items);
+			if (held <= MAX_INFLATED_REQUEST_BYTES || batch === batches[0]) continue;
+			if (batch.write !== "written" || batch.stale) continue;
 			batch.count = batch.items.length;
 			batch.items = undefined;
 		}
