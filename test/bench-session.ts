@@ -31,12 +31,16 @@
  * counts bytes, then gunzips if needed and collects span ids to check delivery.
  * The last line is the headline. BENCH_SDK_DIR=dir takes the SDK packages from dir/node_modules;
  * BENCH_DUMP=file appends every request body received (one per line); BENCH_DEBUG=1 sets
- * LANGFUSE_DEBUG in the runs; BENCH_HEAP_SNAPSHOT=dir with BENCH_NODE='a node wrapper with --expose-gc' writes a
+ * LANGFUSE_DEBUG in the runs and keeps each run's stderr in $TMPDIR/bench-<runtime>-<mode>.stderr.log; BENCH_HEAP_SNAPSHOT=dir with BENCH_NODE='a node wrapper with --expose-gc' writes a
  * heap snapshot after GC at each Node session's end (what holds the memory); BENCH_GC_END=1 with such a wrapper
  * runs a full GC before the end's RSS is taken (garbage awaiting collection vs memory kept). To profile the
  * Node child, point BENCH_NODE at a wrapper: `exec node --cpu-prof --cpu-prof-dir=DIR "$@"` (the largest
  * profile after the warm-up's is the measured langfuse run); test/bench-session/compare-dumps.mjs checks two
- * BENCH_DUMP files for the same spans (ids and times masked).
+ * BENCH_DUMP files for the same spans (ids and times masked). Where the cost is: BENCH_SMAPS=1 prints, per
+ * run, the CPU of each thread (main, V8's compiler and GC helpers, zlib's pool), V8's heap spaces and the
+ * RSS by mapping; BENCH_RSS_TRACE=1 the RSS along the session; BENCH_ALLOC_PROF=file (Node) writes a
+ * sampling profile of every allocation in the session, and with BENCH_ALLOC_PROMOTED=1 of those that
+ * outlived a young-generation collection (what makes the heap grow).
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
