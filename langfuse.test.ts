@@ -985,6 +985,25 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 		expect(fake.requests.at(-1)!.headers["Content-Encoding"]).toBeUndefined();
 	});
 
+	test("gzip refused for a batch too big to go plain: it is halved until each half fits a plain request, and nothing is lost", async () => {
+		const fake = fakeLangfuse([], { refuseGzip: true });
+		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
+		const records: any[] = [];
+		const recorder = recorderInto(records);
+		recorder.startPrompt(1, { input: "build" });
+		for (let i = 0; i < 16; i++) {
+			recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
+			recorder.endTool(`t${i}`, 3, { output: `step ${i}: ${"compiling module ok\n".repeat(25_000)}` });
+		}
+		recorder.endPrompt(4);
+		for (const record of records) exporter.enqueue(record);
+		await exporter.flush();
+		expect(new Set(fake.accepted().map((span: any) => span.spanId)).size).toBe(distinctSpans(records));
+		const plain = fake.requests.filter(request => request.status !== 415);
+		expect(plain.every(request => request.headers["Content-Encoding"] === undefined && (request.raw as Buffer).length < 3_500_000)).toBe(true);
+		expect(plain.length).toBeGreaterThan(2);
+	});
+
 	test("a batch Langfuse confirms before its write is due never touches the disk; an unanswered one is written meanwhile", async () => {
 		const fake = fakeLangfuse();
 		const seen: string[][] = [];

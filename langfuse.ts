@@ -3551,7 +3551,11 @@ class Exporter {
 				this.log.debug(`${items.length} item(s) compress to ${formatBytes(payload.length)}, over ${formatBytes(MAX_REQUEST_BYTES)}: split`);
 				return { kind: "too-large" };
 			}
-		} else payload = requestBody(wire, items);
+		} else {
+			// sized for gzip before gzip was refused: halves until each fits a plain request
+			if (plainBytes > MAX_REQUEST_BYTES && items.length > 1) return { kind: "too-large" };
+			payload = requestBody(wire, items);
+		}
 		let answer = await send(payload, gzip);
 		if (gzip && (answer.status === 415 || answer.status === 400)) {
 			// the same items plain tell a refused gzip from a bad item; too many for one plain request: halves first
