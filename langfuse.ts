@@ -19,7 +19,7 @@
  *   §7 Adapters    §7.1 omp/pi (`pi.on`), §7.2 OpenCode (hooks object), §7.3 Codex (rollout files),
  *                  §7.4 Claude Code (transcripts), §7.5 history import (the hosts' own records → the same traces),
  *                  §7.6 the one default export
- *   §8 CLI         doctor, flush, import, codex-*, claude-* — guarded by import.meta.main, never runs inside a host
+ *   §8 CLI         doctor, flush, import, codex-*, claude-* — runs only as `bun langfuse.ts`, never inside a host
  *   Appendix       the secret redactor: patterns and engine
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
@@ -7915,8 +7915,8 @@ Object.defineProperty(langfuse, "internals", { enumerable: false, value: interna
 export type Internals = typeof internals;
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
-// §8 CLI — `bun langfuse.ts <command>`. import.meta.main is false when a host imports this file
-//    (and undefined under pi's jiti), so none of this runs inside an agent.
+// §8 CLI — `bun langfuse.ts <command>`. It runs only when this file is Bun's main module (the guard at
+//    the end of this section), never when a host imports it, so none of this runs inside an agent.
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 
 const USAGE = `langfuse.ts ${VERSION} — Langfuse tracing for omp, pi, OpenCode, Codex and Claude Code
@@ -8003,10 +8003,9 @@ function readStdin(waitMs: number): Promise<string> {
 	});
 }
 
-/** This file's absolute path (what Codex must run). */
+/** This file's absolute path (what Codex must run): Bun and jiti both give a module its `__filename`. */
 function selfPath(): string {
-	const meta = import.meta as { path?: string; filename?: string; url: string };
-	return meta.path ?? meta.filename ?? decodeURIComponent(new URL(meta.url).pathname);
+	return typeof __filename === "string" ? __filename : "";
 }
 
 const tomlString = (text: string) => JSON.stringify(text);
@@ -8299,7 +8298,9 @@ async function flushCli(): Promise<number> {
 	return left - busy === 0 ? 0 : 1;
 }
 
-if ((import.meta as { main?: boolean }).main) {
+// Run as a command (`bun langfuse.ts …`), not loaded by a host. Not `import.meta.main`: a file that says
+// `import.meta` makes jiti (pi) load it as a native ES module, which doubles its warm import time.
+if (typeof Bun !== "undefined" && typeof __filename === "string" && Bun.main === __filename) {
 	runCli(process.argv.slice(2)).then(
 		code => process.exit(code),
 		error => {
