@@ -32,13 +32,11 @@
  * in a log line, an error, a payload or the spool.
  */
 
-import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import * as os from "node:os";
 import * as path from "node:path";
-import * as zlib from "node:zlib";
 
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
@@ -2430,12 +2428,19 @@ const GZIP_CHUNK_BYTES = 256 * 1024;
 const GZIP_BLOCK_BYTES = 1024 * 1024;
 
 /**
+ * node:zlib is loaded at the first compressed request, not with this file: under Bun it is the costliest
+ * builtin to load (~4 ms of a host's startup), and nothing before the first flush needs it.
+ */
+let zlibLoaded: Promise<typeof import("node:zlib")> | undefined;
+const loadZlib = () => (zlibLoaded ??= import("node:zlib"));
+
+/**
  * A request body from encoded items, gzip-compressed on zlib's thread as it is fed: the plain body (up to
  * MAX_INFLATED_REQUEST_BYTES) is never made. The bytes pass through one block, refilled once zlib has
  * taken it: each write is a round trip to zlib's thread, so few large ones.
  */
 async function gzipBody(wire: Wire, items: Item[]): Promise<Buffer> {
-	const gzip = zlib.createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK_BYTES });
+	const gzip = (await loadZlib()).createGzip({ level: GZIP_LEVEL, chunkSize: GZIP_CHUNK_BYTES });
 	const output: Buffer[] = [];
 	gzip.on("data", (chunk: Buffer) => output.push(chunk));
 	const ended = new Promise<void>((resolve, reject) => {
@@ -4416,14 +4421,18 @@ async function handOnSpool(runtime: Runtime, host: string): Promise<void> {
 	const { files } = await exporter.spool.stats({ mine: true });
 	if (files === 0) return;
 	log.debug(`${host}: ${files} spooled batch(es) from earlier runs: handing them to a background flush`);
-	spawnDetached(runtime, host, ["flush"]);
+	await spawnDetached(runtime, host, ["flush"]);
 }
 
-/** This file, run again with `args` as a detached process that outlives this one (its output goes nowhere). */
-function spawnDetached(runtime: Runtime, host: string, args: string[]): void {
+/**
+ * This file, run again with `args` as a detached process that outlives this one (its output goes nowhere).
+ * node:child_process is loaded here, when a hook command needs it, not with the file.
+ */
+async function spawnDetached(runtime: Runtime, host: string, args: string[]): Promise<void> {
 	const script = process.argv[1];
 	if (!script) return;
 	try {
+		const { spawn } = await import("node:child_process");
 		const child = spawn(process.execPath, [...process.execArgv, script, ...args], { detached: true, stdio: "ignore", env: process.env });
 		child.on("error", () => {});
 		child.unref();
