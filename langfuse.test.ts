@@ -1050,6 +1050,18 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 
 // ════════════════════════════════════════════════════════════════════════════════════════════════
 describe("omp/pi adapter: the host is never hurt", () => {
+	test("the file imports only node: builtins and never says import.meta: pi's jiti then loads it as a plain function, not a native ES module (twice the import cost)", () => {
+		const source = fs.readFileSync(path.join(import.meta.dir, "langfuse.ts"), "utf8");
+		const code = source
+			.split("\n")
+			.filter(line => !/^\s*(\/\/|\*|\/\*)/.test(line))
+			.join("\n");
+		expect(code.match(/\bimport\.meta\b/g) ?? []).toEqual([]);
+		const imports = [...source.matchAll(/^import .* from "([^"]+)";$/gm)].map(match => match[1]);
+		expect(imports.length).toBeGreaterThan(0);
+		expect(imports.filter(spec => !spec!.startsWith("node:"))).toEqual([]);
+	});
+
 	function fakeHost() {
 		const handlers = new Map<string, ((event: unknown, ctx: unknown) => unknown)[]>();
 		const commands = new Map<string, any>();
