@@ -1898,10 +1898,12 @@ function encodeItems(items: unknown, options: SanitizeOptions): string {
 
 /**
  * A generation's chat input, sanitized and encoded: `{"messages":[…],"tools":[…]}`. The leading system
- * messages stay, then messages are taken newest first, each through the cache, while they fit under
- * CHAT_MAX_CHARS (the newest always); the older ones are not even looked at: one marker message says how
- * many were left out. So a call costs at most what fits in one input, whatever the history's length.
- * Assembled from the cached pieces by concatenation, in escaped form (JSON escaping is per character).
+ * messages stay, then messages are taken newest first while they fit under CHAT_MAX_CHARS (the newest
+ * always); the older ones are not even looked at: one marker message says how many were left out. So a
+ * call costs at most what fits in one input, whatever the history's length. Each message comes, in this
+ * order of cost, from the conversation's previous call (same index, same content), as new (appended
+ * since that call: encoded), or from the cache by its content key. Assembled from the pieces by
+ * concatenation, in escaped form (JSON escaping is per character).
  */
 function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cache: ChatCache): PreparedJson {
 	// system prompt + newest message + tools stay under CHAT_MAX_CHARS even when nothing else fits
