@@ -2451,38 +2451,50 @@ async function gzipBody(wire: Wire, items: Item[]): Promise<Buffer> {
 	});
 	ended.catch(() => {}); // a failed write rejects first; this one is then awaited by nobody
 	const block = Buffer.allocUnsafeSlow(GZIP_BLOCK_BYTES);
-	let at = 0;
-	const flush = () =>
-		new Promise<void>((resolve, reject) => {
-			const filled = at;
-			at = 0;
-			gzip.write(block.subarray(0, filled), error => (error ? reject(error) : resolve()));
-		});
-	for (const bytes of bodyPieces(wire, items)) {
-		for (let from = 0; from < bytes.length; ) {
-			if (at === block.length) await flush();
-			const copied = bytes.copy(block, at, from, Math.min(bytes.length, from + block.length - at));
-			at += copied;
-			from += copied;
-		}
+	const pieces = bodyPieces(wire, items);
+	const cursor = { index: 0, offset: 0 };
+	for (;;) {
+		const filled = fillBlock(pieces, cursor, block);
+		if (filled === 0) break;
+		await new Promise<void>((resolve, reject) => gzip.write(block.subarray(0, filled), error => (error ? reject(error) : resolve())));
 	}
-	if (at) await flush();
 	gzip.end();
 	await ended;
 	return Buffer.concat(output);
 }
 
 /** A request body's bytes in order, as the pieces they are: frame, items (their parts), commas. */
-function* bodyPieces(wire: Wire, items: Item[]): Generator<Buffer> {
+function bodyPieces(wire: Wire, items: Item[]): Buffer[] {
 	const { head, tail } = frames(wire);
-	yield head;
+	const pieces = [head];
 	for (let index = 0; index < items.length; index++) {
 		const item = items[index]!;
-		if (index) yield COMMA_BYTES;
-		if (item instanceof ItemParts) yield* item.parts;
-		else yield item;
+		if (index) pieces.push(COMMA_BYTES);
+		if (item instanceof ItemParts) for (const part of item.parts) pieces.push(part);
+		else pieces.push(item);
 	}
-	yield tail;
+	pieces.push(tail);
+	return pieces;
+}
+
+/**
+ * Copies pieces into `block` from where `cursor` stands until the block is full or the pieces end;
+ * returns how many bytes it holds (0: nothing left). Kept apart from gzipBody's awaits, so the hot loop
+ * is a small plain function (cheap for the JIT to optimize).
+ */
+function fillBlock(pieces: Buffer[], cursor: { index: number; offset: number }, block: Buffer): number {
+	let at = 0;
+	while (at < block.length && cursor.index < pieces.length) {
+		const piece = pieces[cursor.index]!;
+		const copied = piece.copy(block, at, cursor.offset, Math.min(piece.length, cursor.offset + block.length - at));
+		at += copied;
+		cursor.offset += copied;
+		if (cursor.offset >= piece.length) {
+			cursor.index++;
+			cursor.offset = 0;
+		}
+	}
+	return at;
 }
 
 /** Runs of consecutive items whose request body (uncompressed) stays under `limit` bytes. */
