@@ -1452,6 +1452,16 @@ interface SanitizeOptions {
 	texts?: SanitizedTexts;
 }
 
+/** Drops a map's oldest entries (insertion order) while `total` is over `limit`; returns what is left of it. */
+function dropOldest<K, V>(map: Map<K, V>, total: number, limit: number, size: (key: K, value: V) => number): number {
+	for (const [key, value] of map) {
+		if (total <= limit) break;
+		map.delete(key);
+		total -= size(key, value);
+	}
+	return total;
+}
+
 /** The limit a text not cut is remembered under (see SanitizedTexts.get). */
 const WHOLE = -1;
 /** Texts at least this long are remembered once sanitized. */
@@ -1491,11 +1501,7 @@ class SanitizedTexts {
 		}
 		this.entries.set(key, { text, limit: text.length <= limit ? WHOLE : limit, result });
 		this.chars += text.length + result.length;
-		for (const [oldKey, entry] of this.entries) {
-			if (this.chars <= SANITIZED_TEXTS_CHARS) break;
-			this.entries.delete(oldKey);
-			this.chars -= entry.text.length + entry.result.length;
-		}
+		this.chars = dropOldest(this.entries, this.chars, SANITIZED_TEXTS_CHARS, (_key, entry) => entry.text.length + entry.result.length);
 	}
 }
 
@@ -1749,11 +1755,7 @@ class ChatCache {
 		found = `\u0000${++this.lastTextId}`;
 		this.textIds.set(text, found);
 		this.textIdChars += text.length;
-		for (const oldKey of this.textIds.keys()) {
-			if (this.textIdChars <= this.maxTextIdChars) break;
-			this.textIds.delete(oldKey);
-			this.textIdChars -= oldKey.length;
-		}
+		this.textIdChars = dropOldest(this.textIds, this.textIdChars, this.maxTextIdChars, oldText => oldText.length);
 		return found;
 	}
 
@@ -1857,11 +1859,7 @@ class ChatCache {
 		const value = encodedItems(encodeItems(make(), options));
 		this.entries.set(key, value);
 		this.bytes += value.bytes.length + key.length;
-		for (const [oldKey, oldValue] of this.entries) {
-			if (this.bytes <= this.maxBytes) break;
-			this.entries.delete(oldKey);
-			this.bytes -= oldValue.bytes.length + oldKey.length;
-		}
+		this.bytes = dropOldest(this.entries, this.bytes, this.maxBytes, (oldKey, oldValue) => oldValue.bytes.length + oldKey.length);
 		return value;
 	}
 }
