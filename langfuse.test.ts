@@ -113,6 +113,19 @@ function recorderInto(records: any[], overrides: Record<string, unknown> = {}) {
 	});
 }
 
+/** One prompt whose tools (bash, input `{i}`) return these outputs, as records. */
+function promptWithOutputs(outputs: unknown[]): any[] {
+	const records: any[] = [];
+	const recorder = recorderInto(records);
+	recorder.startPrompt(1, { input: "run the tools" });
+	outputs.forEach((output, i) => {
+		recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
+		recorder.endTool(`t${i}`, 3, { output });
+	});
+	recorder.endPrompt(4);
+	return records;
+}
+
 /** One prompt: a turn with an LLM call that asks for a tool, the tool, then the answer. Five records:
  *  the trace announced, the LLM call, the tool, the turn, the trace complete. */
 const RECORDS_PER_PROMPT = 5;
@@ -619,14 +632,7 @@ describe("transport: batches, retries, spool — nothing lost, nothing sent twic
 	test("a 20 MB tool output goes out in requests under 3.5 MB on the wire (16 MB inflated), shrunk with a marker, not dropped", async () => {
 		const langfuseFake = fakeLangfuse();
 		const { exporter } = exporterWith(langfuseFake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
-		const records: any[] = [];
-		const recorder = recorderInto(records);
-		recorder.startPrompt(1, { input: "cat big.log" });
-		for (let i = 0; i < 20; i++) {
-			recorder.startTool(`t${i}`, 2, { name: "bash", input: { command: "cat big.log" } });
-			recorder.endTool(`t${i}`, 3, { output: Array.from({ length: 100 }, () => "line ".repeat(2000)) });
-		}
-		recorder.endPrompt(4);
+		const records = promptWithOutputs(Array.from({ length: 20 }, () => Array.from({ length: 100 }, () => "line ".repeat(2000))));
 		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
 		expect(langfuseFake.spans()).toHaveLength(distinctSpans(records));
@@ -910,14 +916,7 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 	test("a busy session's spans share few requests: 12 MB of JSON that gzip shrinks go in one, under 3.5 MB on the wire", async () => {
 		const fake = fakeLangfuse();
 		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
-		const records: any[] = [];
-		const recorder = recorderInto(records);
-		recorder.startPrompt(1, { input: "build" });
-		for (let i = 0; i < 40; i++) {
-			recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
-			recorder.endTool(`t${i}`, 3, { output: `step ${i}: ${"compiling module ok\n".repeat(15_000)}` });
-		}
-		recorder.endPrompt(4);
+		const records = promptWithOutputs(Array.from({ length: 40 }, (_, i) => `step ${i}: ${"compiling module ok\n".repeat(15_000)}`));
 		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
 		expect(fake.spans()).toHaveLength(distinctSpans(records));
@@ -930,16 +929,9 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 	test("a multi-request batch that fails half-way resends only the requests not yet confirmed", async () => {
 		const fake = fakeLangfuse([200, 500]);
 		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
-		const records: any[] = [];
-		const recorder = recorderInto(records);
-		recorder.startPrompt(1, { input: "big" });
 		// random words: 5.4 MB that gzip cannot fit into one 3.5 MB request
 		const words = (chars: number) => Buffer.from(randomBytes(chars).map(byte => (byte % 7 === 0 ? 32 : 97 + (byte % 16)))).toString("latin1");
-		for (let i = 0; i < 6; i++) {
-			recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
-			recorder.endTool(`t${i}`, 3, { output: words(900_000) });
-		}
-		recorder.endPrompt(4);
+		const records = promptWithOutputs(Array.from({ length: 6 }, () => words(900_000)));
 		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
 		expect(fake.requests.length).toBe(2);
@@ -988,14 +980,7 @@ describe("transport: per-project spool, status handling, encode once, gzip, slic
 	test("gzip refused for a batch too big to go plain: it is halved until each half fits a plain request, and nothing is lost", async () => {
 		const fake = fakeLangfuse([], { refuseGzip: true });
 		const { exporter } = exporterWith(fake, { LANGFUSE_MAX_FIELD_CHARS: "1000000" });
-		const records: any[] = [];
-		const recorder = recorderInto(records);
-		recorder.startPrompt(1, { input: "build" });
-		for (let i = 0; i < 16; i++) {
-			recorder.startTool(`t${i}`, 2, { name: "bash", input: { i } });
-			recorder.endTool(`t${i}`, 3, { output: `step ${i}: ${"compiling module ok\n".repeat(25_000)}` });
-		}
-		recorder.endPrompt(4);
+		const records = promptWithOutputs(Array.from({ length: 16 }, (_, i) => `step ${i}: ${"compiling module ok\n".repeat(25_000)}`));
 		for (const record of records) exporter.enqueue(record);
 		await exporter.flush();
 		expect(new Set(fake.accepted().map((span: any) => span.spanId)).size).toBe(distinctSpans(records));
