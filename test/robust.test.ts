@@ -24,6 +24,14 @@ afterEach(() => {
 	fs.rmSync(tmp, { recursive: true, force: true });
 });
 
+/** A fake pi host with langfuse.ts attached, its runtime sending through `fetch`. */
+function tracedPi(fetch: (url: string, init: RequestInit) => Promise<Response>) {
+	const { runtime } = runtimeWith({}, fetch);
+	const host = fakePi();
+	attachPiHost(host.pi, runtime);
+	return { runtime, host };
+}
+
 function runtimeWith(env: Record<string, string>, fetch?: (url: string, init: RequestInit) => Promise<Response>) {
 	const lines: string[] = [];
 	const runtime = createRuntime(
@@ -208,9 +216,7 @@ describe("items 2, 3 — every value is checked where it enters the record", () 
 
 	test("omp: a message_end with a 1e300 / NaN / -1e16 timestamp loses nothing: every observation of the queue arrives", async () => {
 		const fake = fakeLangfuse();
-		const { runtime } = runtimeWith({}, fake.fetch);
-		const host = fakePi();
-		attachPiHost(host.pi, runtime);
+		const { runtime, host } = tracedPi(fake.fetch);
 		const ctx = piContext("s-times");
 		host.emit("agent_start", {}, ctx);
 		for (let turn = 0; turn < 8; turn++) {
@@ -250,9 +256,7 @@ describe("items 2, 3 — every value is checked where it enters the record", () 
 describe("item 8 — hangs, oversize, hostile hosts", () => {
 	test("a boxed string or an array where an event belongs is not spread per character", async () => {
 		const fake = fakeLangfuse();
-		const { runtime } = runtimeWith({}, fake.fetch);
-		const host = fakePi();
-		attachPiHost(host.pi, runtime);
+		const { runtime, host } = tracedPi(fake.fetch);
 		const ctx = piContext("s-spread");
 		host.emit("agent_start", {}, ctx);
 		expect(host.emit("ttsr_triggered", new String("x".repeat(2_000_000)), ctx)).toEqual([undefined]);
@@ -290,9 +294,7 @@ describe("item 8 — hangs, oversize, hostile hosts", () => {
 
 	test("a 5 MB session id: no request exceeds 3.5 MB and the session arrives", async () => {
 		const fake = fakeLangfuse();
-		const { runtime } = runtimeWith({}, fake.fetch);
-		const host = fakePi();
-		attachPiHost(host.pi, runtime);
+		const { runtime, host } = tracedPi(fake.fetch);
 		const sessionId = `s${"9".repeat(5_000_000)}`;
 		await Promise.all(piPrompt(host.emit, piContext(sessionId), "List the files"));
 		await until(() => fake.spans.length >= 4);
@@ -353,9 +355,7 @@ describe("item 7 — session end releases what the session kept; memory flat ove
 
 	test("2,000 omp sessions in one process: nothing of an ended session is kept", async () => {
 		const { fetch } = countingFetch();
-		const { runtime } = runtimeWith({}, fetch);
-		const host = fakePi();
-		attachPiHost(host.pi, runtime);
+		const { runtime, host } = tracedPi(fetch);
 		const run = async (from: number, to: number) => {
 			for (let i = from; i < to; i++) {
 				const prompt = `prompt ${i} ${"p".repeat(20_000)}`; // unique per session: a kept one would show
