@@ -1974,14 +1974,15 @@ function sameContent(a: unknown, b: unknown, depth = 0): boolean {
 	}
 	const prototype = Object.getPrototypeOf(a);
 	if ((prototype !== Object.prototype && prototype !== null) || Object.getPrototypeOf(b) !== prototype || Array.isArray(b)) return false;
-	const keysA = Object.keys(a);
-	const keysB = Object.keys(b);
-	if (keysA.length !== keysB.length) return false;
-	for (let index = 0; index < keysA.length; index++) {
-		const key = keysA[index]!;
-		if (key !== keysB[index] || !sameContent((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth + 1)) return false;
+	// for…in, not Object.keys: this runs for every message of every call, and key arrays would be its only garbage
+	// (plain objects: nothing inherited is enumerable; the same keys in any order are the same content)
+	let keys = 0;
+	for (const key in a) {
+		if (!Object.hasOwn(b, key) || !sameContent((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key], depth + 1)) return false;
+		keys++;
 	}
-	return true;
+	for (const _key in b) if (--keys < 0) return false;
+	return keys === 0;
 }
 
 /**
@@ -2052,17 +2053,26 @@ function otlpAttributes(entries: Record<string, unknown>): { key: string; value:
 function otlpAttributesParts(entries: Record<string, unknown>): (string | Buffer)[] {
 	const parts: (string | Buffer)[] = [];
 	let text = "";
-	for (const [key, value] of Object.entries(entries)) {
+	for (const key in entries) {
+		const value = entries[key];
 		if (value === undefined || value === null) continue;
 		if (text) text += ",";
 		if (value instanceof PreparedJson) {
-			parts.push(`${text}${attributeHead(key)}{"stringValue":"`, ...value.parts);
+			parts.push(`${text}${attributeHead(key)}{"stringValue":"`);
+			for (const part of value.parts) parts.push(part);
 			text = '"}}';
+		} else if (typeof value === "string" && value.length > LONG_ATTRIBUTE_CHARS) {
+			// a tool's output: its escaped JSON becomes bytes as it is, not first copied into this span's text
+			parts.push(`${text}${attributeHead(key)}{"stringValue":`, JSON.stringify(value));
+			text = "}}";
 		} else text += typeof value === "string" ? `${attributeHead(key)}{"stringValue":${JSON.stringify(value)}}}` : `${attributeHead(key)}${JSON.stringify(otlpValue(value))}}`;
 	}
 	parts.push(text);
 	return parts;
 }
+
+/** A string attribute longer than this is a part of its own in otlpAttributesParts. */
+const LONG_ATTRIBUTE_CHARS = 4096;
 
 const attributeHeads = new Map<string, string>();
 /** `{"key":"<key>","value":` — the attribute keys are a fixed set, each escaped once. */
