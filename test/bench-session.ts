@@ -12,7 +12,8 @@
  * under Node (langfuse.ts loaded with jiti, as pi loads it) and under Bun (native import, as omp).
  * Modes: `langfuse` = langfuse.ts's default export on a fake pi API; `sdk` =
  * test/bench-session/sdk-tracer.mjs (@langfuse/tracing + @langfuse/otel + NodeSDK, defaults);
- * `none` = the same host with no extension.
+ * `none` = the same host with no extension; `floor` = the least any redacting tracer does (each new text read
+ * once by one regular expression, nothing kept or sent): the lower bound for every figure but bytes.
  *
  * Figures, medians over the runs:
  *   net CPU     process.cpuUsage (user+sys) of the whole run minus the median of the `none` runs
@@ -63,7 +64,7 @@ const quick = flag("--quick");
 const runs = Number(value("--runs") ?? (quick ? 2 : 5));
 const prompts = Math.max(1, Number(value("--prompts") ?? 100));
 const runtimes = (value("--runtimes") ?? "node,bun").split(",").filter(Boolean) as ("node" | "bun")[];
-const allModes = ["none", "langfuse", "sdk"] as const;
+const allModes = ["none", "floor", "langfuse", "sdk"] as const;
 type Mode = (typeof allModes)[number];
 /** --modes langfuse,sdk: only these (no baseline → no net CPU); for quick looks and debugging. */
 const modes = allModes.filter(mode => (value("--modes") ?? allModes.join(",")).split(",").includes(mode));
@@ -245,7 +246,7 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 	tally = newTally();
 	const spool = fs.mkdtempSync(path.join(scratch, "spool-"));
 	const env = childEnv(
-		mode === "none"
+		mode === "none" || mode === "floor"
 			? {}
 			: {
 					LANGFUSE_PUBLIC_KEY: "pk-lf-bench-0000",
@@ -458,7 +459,7 @@ for (const runtime of runtimes) {
 	summaries[runtime] = perMode;
 	const sdk = perMode.sdk;
 	if (!Object.keys(perMode).length) continue;
-	console.log(`\n${runtimeVersions[runtime]} — medians of ${perMode.none?.n ?? 0}/${perMode.langfuse?.n ?? 0}/${perMode.sdk?.n ?? 0} runs (none/langfuse/sdk); net = minus the no-tracing run (${(baseline / 1000).toFixed(2)} s)`);
+	console.log(`\n${runtimeVersions[runtime]} — medians of ${modes.map(mode => perMode[mode]?.n ?? 0).join("/")} runs (${modes.join("/")}); net = minus the no-tracing run (${(baseline / 1000).toFixed(2)} s); floor = the least a redacting tracer does`);
 	console.table(
 		modes
 			.filter(mode => perMode[mode])
@@ -472,9 +473,9 @@ for (const runtime of runtimes) {
 					"hook med / p99 / max": mode === "none" ? "–" : `${us(s.hookMedian)} / ${us(s.hookP99)} / ${us(s.hookMax)}`,
 					"loop stall p99 / max": `${us(s.lagP99)} / ${us(s.lagMax)}`,
 					"flush at end": `${s.flush.toFixed(0)} ms`,
-					"wire (requests)": mode === "none" ? "–" : `${mb(s.bytes)} (${s.requests.toFixed(0)})`,
-					"bytes vs SDK": mode === "none" || !sdk ? "" : ratio(s.bytes, sdk.bytes),
-					"spans": mode === "none" ? "–" : s.spans,
+					"wire (requests)": mode === "none" || mode === "floor" ? "–" : `${mb(s.bytes)} (${s.requests.toFixed(0)})`,
+					"bytes vs SDK": mode === "none" || mode === "floor" || !sdk ? "" : ratio(s.bytes, sdk.bytes),
+					"spans": mode === "none" || mode === "floor" ? "–" : s.spans,
 					"RSS +session": mb(s.rssGrowth),
 					"load+setup": `${s.setup.toFixed(0)} ms`,
 				};
@@ -515,7 +516,7 @@ if (long.length) {
 						"RSS growth (peak)": `${mb(s!.rssGrowth)} (${mb(s!.rssPeak)})`,
 						"net of none": mode === "none" || !none ? "–" : mb(s!.rssGrowth - none.rssGrowth),
 						"net CPU": mode === "none" || !none ? "–" : `${((s!.cpuTotal - none.cpuTotal) / 1000).toFixed(2)} s`,
-						spans: mode === "none" ? "–" : s!.spans,
+						spans: mode === "none" || mode === "floor" ? "–" : s!.spans,
 						"flush at end": `${s!.flushMs.toFixed(0)} ms`,
 						"heap used / committed / external at end": s!.heap,
 					};
@@ -545,7 +546,8 @@ if (failures.length) console.log(`PROBLEMS (these runs are not trustworthy):\n  
 function rssText(runtime: string): string {
 	const ours = longOf(runtime, "langfuse");
 	const sdk = longOf(runtime, "sdk");
-	if (ours && sdk) return `RSS +${mb(ours.rssGrowth)} vs +${mb(sdk.rssGrowth)} over ${longPrompts * 9} obs`;
+	const floor = longOf(runtime, "floor");
+	if (ours && sdk) return `RSS +${mb(ours.rssGrowth)} vs +${mb(sdk.rssGrowth)}${floor ? ` (floor +${mb(floor.rssGrowth)})` : ""} over ${longPrompts * 9} obs`;
 	const s = summaries[runtime]!;
 	return `RSS +${mb(s.langfuse!.rssGrowth)} vs +${mb(s.sdk!.rssGrowth)} over ${prompts * 9} obs`;
 }

@@ -1,5 +1,5 @@
 // One run of the session benchmark, in a fresh process (Node or Bun), started by ../bench-session.ts.
-//   node|bun child.mjs session '{"mode":"langfuse"|"sdk"|"none", "prompts":100, ...}'
+//   node|bun child.mjs session '{"mode":"langfuse"|"sdk"|"floor"|"none", "prompts":100, ...}'
 //   node|bun child.mjs import  '{"jitiCache": dir}'     — the import cost of langfuse.ts alone
 // It prints one line `RESULT {json}` on stdout. For the delivery check it writes `WAIT <n>` and
 // reads `DONE <json>` on stdin: the parent's receiver answers once it has n distinct spans.
@@ -34,6 +34,28 @@ async function loadLangfuse(jiti) {
 	return await jiti.import(langfusePath, { default: true });
 }
 
+/**
+ * The floor: the least any tracer that redacts can do. Each new text (prompt, reply, tool output) is read
+ * once by one regular expression, which makes V8 flatten the host's string, as any scan does; nothing is
+ * kept, encoded or sent. What this costs in CPU and RSS, no redacting tracer can go below.
+ */
+function attachFloor(pi) {
+	const secret = /\b(?:sk|pk|ghp|xox[bp])[-_][A-Za-z0-9_-]{16,}/g;
+	const recent = new Set();
+	const scan = text => {
+		if (typeof text !== "string" || recent.has(text)) return;
+		recent.add(text);
+		if (recent.size > 64) recent.delete(recent.values().next().value);
+		text.replace(secret, "[redacted]");
+	};
+	pi.on("tool_result", event => {
+		for (const part of event.content ?? []) scan(part.text);
+	});
+	pi.on("message_end", event => {
+		for (const part of event.message?.content ?? []) scan(part.text);
+	});
+}
+
 function send(line) {
 	process.stdout.write(`${line}\n`);
 }
@@ -65,6 +87,8 @@ async function session() {
 	if (mode === "langfuse") {
 		const factory = await loadLangfuse(jiti);
 		factory(pi);
+	} else if (mode === "floor") {
+		attachFloor(pi);
 	} else if (mode === "sdk") {
 		const { setupSdk } = await import("./sdk-tracer.mjs");
 		const tracer = await setupSdk(options.sdkFrom ?? root);
@@ -140,7 +164,7 @@ async function session() {
 		globalThis.gc();
 		v8.writeHeapSnapshot(path.join(process.env.BENCH_HEAP_SNAPSHOT, `${mode}-${prompts}-${process.pid}.heapsnapshot`));
 	}
-	const expected = mode === "none" ? 0 : prompts * OBSERVATIONS_PER_PROMPT;
+	const expected = mode === "none" || mode === "floor" ? 0 : prompts * OBSERVATIONS_PER_PROMPT;
 	send(`WAIT ${expected}`);
 	const delivered = JSON.parse((await nextLine()).replace(/^DONE /, ""));
 	const flushMs = performance.now() - shutdownStart;
