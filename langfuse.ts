@@ -983,8 +983,19 @@ function recordSessionId(value: unknown): string {
 function numberMap(value: unknown): Record<string, number> | undefined {
 	if (value === null || typeof value !== "object") return undefined;
 	const out: Record<string, number> = {};
-	for (const [key, item] of Object.entries(value).slice(0, 50)) if (typeof item === "number" && Number.isFinite(item)) out[key.slice(0, 100)] = item;
-	return Object.keys(out).length ? out : undefined;
+	let keys = 0;
+	let numbers = 0;
+	// for…in, not Object.entries: called for every record's usage and costs, it allocates only what it returns
+	for (const key in value) {
+		if (!Object.hasOwn(value, key)) continue;
+		if (++keys > 50) break;
+		const item = (value as Record<string, unknown>)[key];
+		if (typeof item === "number" && Number.isFinite(item)) {
+			out[key.slice(0, 100)] = item;
+			numbers++;
+		}
+	}
+	return numbers ? out : undefined;
 }
 
 /**
@@ -1466,8 +1477,11 @@ function dropOldest<K, V>(map: Map<K, V>, total: number, limit: number, size: (k
 const WHOLE = -1;
 /** Texts at least this long are remembered once sanitized. */
 const SANITIZED_TEXT_MIN_CHARS = 2048;
-/** Characters of host texts plus results the memory holds: a tool output is met again within the same flush, so a few suffice. */
-const SANITIZED_TEXTS_CHARS = 500_000;
+/**
+ * Characters of host texts plus results the memory holds: a tool output is met again right after its own
+ * observation is encoded (as a message of the next LLM call's input), so one long output and its result suffice.
+ */
+const SANITIZED_TEXTS_CHARS = 300_000;
 
 /**
  * Long texts already redacted and cut, by text and limit: a tool's output is sanitized for the tool's
@@ -1690,11 +1704,14 @@ const CHAT_MESSAGE_MAX_CHARS = 100_000;
 const CHAT_TEXT_ID_MIN_CHARS = 256;
 /**
  * The chat cache's bounds: encoded messages (bytes, with their keys), and the long strings it numbers
- * (characters: these are the host's own strings, mostly still in its history; up to twice as many
- * bytes). Each holds several inputs' worth (one is ≤ CHAT_MAX_CHARS), so a session's calls all hit.
+ * (characters: these are the host's own strings, up to twice as many bytes). The encodings hold several
+ * inputs' worth (one is ≤ CHAT_MAX_CHARS), so a session's calls all hit. The numbers hold two: a string
+ * is looked up only when the previous call did not have its message at the same place (after a
+ * compaction, a new conversation), and one the host has dropped is kept alive by us alone (under Node,
+ * every MB that survives a collection lets the heap grow by about four before the next).
  */
 const CHAT_CACHE_BYTES = 2 * 1024 * 1024;
-const CHAT_TEXT_ID_CHARS = 1_500_000;
+const CHAT_TEXT_ID_CHARS = 600_000;
 
 /** One host message, encoded: its ChatML items escaped for a JSON string (UTF-8), and the length they have unescaped. */
 interface EncodedItems {
