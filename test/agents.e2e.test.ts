@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runOmp, runPi, sumUsage, type AgentRunResult } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
-import { startReceiver, type ReceivedSpan, type Receiver } from "./support/receiver.ts";
+import type { ReceivedSpan, Receiver } from "./support/receiver.ts";
+import { useReceiver } from "./support/rig.ts";
 import { attr, type, json, latest, sum } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
@@ -16,13 +17,12 @@ const TWO_TOOLS = "Run two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>
 
 let mock: MockLlm;
 let receiver: Receiver;
+useReceiver(started => (receiver = started));
 beforeAll(async () => {
 	mock = await startMockLlm();
-	receiver = await startReceiver();
 });
 afterAll(async () => {
 	await mock.close();
-	await receiver.close();
 });
 
 function tracingEnv(extra: Record<string, string> = {}) {

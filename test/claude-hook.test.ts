@@ -2,11 +2,11 @@
 // replayed hook by hook: before each recorded Stop/StopFailure/SubagentStop/SessionEnd the transcript holds what it
 // held when that hook ran (`seen`), the hook gets the recorded stdin, and the local receiver plays Langfuse.
 // The CLI runs as a subprocess, exactly as Claude Code runs it. LANGFUSE_TS picks the file under test.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import type { ReceivedSpan, Receiver } from "./support/receiver.ts";
+import { useReceiver, useTempDir } from "./support/rig.ts";
 import { attr, io, json, sum, type } from "./support/spans.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
@@ -16,14 +16,8 @@ type Json = Record<string, any>;
 
 let receiver: Receiver;
 let root: string;
-beforeAll(async () => {
-	receiver = await startReceiver();
-	root = mkdtempSync(join(tmpdir(), "lf-claude-hook-"));
-});
-afterAll(async () => {
-	await receiver.close();
-	rmSync(root, { recursive: true, force: true });
-});
+useReceiver(started => (receiver = started));
+useTempDir("lf-claude-hook-", dir => (root = dir), "all");
 
 const readJsonl = (file: string): Json[] =>
 	readFileSync(file, "utf8")

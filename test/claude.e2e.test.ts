@@ -4,12 +4,12 @@
 // misconfigured hook never changes Claude Code's output, exit code or number of API calls.
 // One real-host run at a time. LANGFUSE_TS picks the file under test; LF_CLAUDE_BIN another claude binary.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ClaudeRunResult, runClaude } from "./support/hosts.ts";
 import { type MockAnthropic, startMockAnthropic } from "./support/mock-anthropic.ts";
-import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import type { ReceivedSpan, Receiver } from "./support/receiver.ts";
+import { useReceiver, useTempDir } from "./support/rig.ts";
 import { attr, io, json, meta, sum, type } from "./support/spans.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
@@ -22,19 +22,17 @@ let spoolRoot: string;
 let settings: Json;
 const cleanups: (() => void)[] = [];
 
+useReceiver(started => (receiver = started));
+useTempDir("lf-claude-e2e-spool-", dir => (spoolRoot = dir), "all");
 beforeAll(async () => {
 	mock = await startMockAnthropic();
-	receiver = await startReceiver();
-	spoolRoot = mkdtempSync(join(tmpdir(), "lf-claude-e2e-spool-"));
 	// the hooks exactly as a user gets them
 	const config = Bun.spawnSync([BUN, LF, "claude-config"], { env: { PATH: process.env.PATH ?? "", HOME: spoolRoot } });
 	settings = JSON.parse(config.stdout.toString());
 });
 afterAll(async () => {
 	for (const cleanup of cleanups) cleanup();
-	rmSync(spoolRoot, { recursive: true, force: true });
 	mock.close();
-	await receiver.close();
 });
 
 function langfuseEnv(name: string): Record<string, string> {

@@ -1,10 +1,10 @@
 // The command line: `bun langfuse.ts doctor | flush | codex-config | claude-config | help`, run as subprocesses against
 // the local receiver. LANGFUSE_TS picks the file under test (default: ../langfuse.ts).
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Receiver, startReceiver } from "./support/receiver.ts";
+import type { Receiver } from "./support/receiver.ts";
+import { useReceiver, useTempDir } from "./support/rig.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -16,17 +16,10 @@ let receiver: Receiver;
 let root: string;
 let spoolDir: string;
 
-beforeAll(async () => {
-	receiver = await startReceiver({ publicKey: PK, secretKey: SK });
-});
-afterAll(async () => {
-	await receiver.close();
-});
-beforeEach(async () => {
-	await receiver.reset();
-	if (root) rmSync(root, { recursive: true, force: true });
-	root = mkdtempSync(join(tmpdir(), "lf-cli-"));
-	spoolDir = join(root, "spool");
+useReceiver(started => (receiver = started), { publicKey: PK, secretKey: SK, resetEachTest: true });
+useTempDir("lf-cli-", dir => {
+	root = dir;
+	spoolDir = join(dir, "spool");
 });
 
 interface CliResult {

@@ -2,12 +2,11 @@
 // `notify = [bun, langfuse.ts, "codex-notify"]` (or, in one test, Stop hooks) configured;
 // asserts on what reached the local receiver. LANGFUSE_TS picks the file under test.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CodexRunResult, type CodexUsage, runCodex } from "./support/hosts.ts";
 import { type MockLlm, startMockLlm } from "./support/mock-llm.ts";
-import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import type { ReceivedSpan, Receiver } from "./support/receiver.ts";
+import { useReceiver, useTempDir } from "./support/rig.ts";
 import { attr, io } from "./support/spans.ts";
 
 const LF = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
@@ -18,16 +17,14 @@ let receiver: Receiver;
 let spoolRoot: string;
 const cleanups: (() => void)[] = [];
 
+useReceiver(started => (receiver = started));
+useTempDir("lf-codex-e2e-spool-", dir => (spoolRoot = dir), "all");
 beforeAll(async () => {
 	mock = await startMockLlm();
-	receiver = await startReceiver();
-	spoolRoot = mkdtempSync(join(tmpdir(), "lf-codex-e2e-spool-"));
 });
 afterAll(async () => {
 	for (const cleanup of cleanups) cleanup();
-	rmSync(spoolRoot, { recursive: true, force: true });
 	await mock.close();
-	await receiver.close();
 });
 
 function langfuseEnv(name: string): Record<string, string> {

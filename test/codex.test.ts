@@ -1,11 +1,11 @@
 // Codex: `bun langfuse.ts codex-notify|codex-hook` on rollout files recorded from the real codex 0.169.0
 // (test/fixtures/codex-*.rollout.jsonl), against the local receiver. The CLI runs as a subprocess,
 // exactly as Codex runs it. LANGFUSE_TS picks the file under test (default: ../langfuse.ts).
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ReceivedSpan, type Receiver, startReceiver } from "./support/receiver.ts";
+import type { ReceivedSpan, Receiver } from "./support/receiver.ts";
+import { useReceiver, useTempDir } from "./support/rig.ts";
 import { attr } from "./support/spans.ts";
 import type { Internals } from "../langfuse.ts";
 
@@ -49,19 +49,11 @@ let receiver: Receiver;
 let root: string;
 let codexHome: string;
 let spoolDir: string;
-
-beforeAll(async () => {
-	receiver = await startReceiver();
-});
-afterAll(async () => {
-	await receiver.close();
-});
-beforeEach(async () => {
-	await receiver.reset();
-	if (root) rmSync(root, { recursive: true, force: true });
-	root = mkdtempSync(join(tmpdir(), "lf-codex-unit-"));
-	codexHome = join(root, "codex");
-	spoolDir = join(root, "spool");
+useReceiver(started => (receiver = started), { resetEachTest: true });
+useTempDir("lf-codex-unit-", dir => {
+	root = dir;
+	codexHome = join(dir, "codex");
+	spoolDir = join(dir, "spool");
 });
 
 /** Puts (part of) a rollout where Codex keeps it; returns its path. */

@@ -10,7 +10,8 @@ import { dirname, join } from "node:path";
 import langfuse, { type Internals } from "../langfuse.ts";
 import { runOmp, runOpencode, runPi } from "./support/hosts.ts";
 import { startMockLlm, type MockLlm } from "./support/mock-llm.ts";
-import { startReceiver, type Receiver } from "./support/receiver.ts";
+import type { Receiver } from "./support/receiver.ts";
+import { useReceiver } from "./support/rig.ts";
 import { attr, sum, type } from "./support/spans.ts";
 
 const LANGFUSE_TS = process.env.LANGFUSE_TS ?? new URL("../langfuse.ts", import.meta.url).pathname;
@@ -20,13 +21,12 @@ const PROMPT = "Two commands: RUN<<echo one>> RUN<<cat /nonexistent-file>> SPAWN
 let mock: MockLlm;
 let receiver: Receiver;
 let spool: string;
+useReceiver(started => (receiver = started));
 beforeAll(async () => {
 	mock = await startMockLlm();
-	receiver = await startReceiver();
 });
 afterAll(async () => {
 	await mock.close();
-	await receiver.close();
 });
 
 const env = () => ({ LANGFUSE_PUBLIC_KEY: "pk-lf-test", LANGFUSE_SECRET_KEY: "sk-lf-test", LANGFUSE_HOST: receiver.url, LANGFUSE_SPOOL_DIR: spool });

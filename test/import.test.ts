@@ -3,7 +3,7 @@
 // (test/fixtures/import/totals.json) must come out of the parsed prompts, and out of what the receiver
 // gets from `runImport`, exactly.
 import { Database } from "bun:sqlite";
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +11,8 @@ import { dirname, join, resolve } from "node:path";
 import langfuse, { type Internals } from "../langfuse.ts";
 import { generateHistory } from "./support/import-history.ts";
 import { readRecording, replay } from "./support/replay.ts";
-import { type Receiver, startReceiver } from "./support/receiver.ts";
+import type { Receiver } from "./support/receiver.ts";
+import { useReceiver, useTempDir } from "./support/rig.ts";
 import { attr, json, latest, meta, sum, traceMeta, type } from "./support/spans.ts";
 
 const {
@@ -366,17 +367,9 @@ describe("import into Langfuse (the local receiver)", () => {
 	let receiver: Receiver;
 	let root: string;
 	let history: string;
-
-	beforeAll(async () => {
-		receiver = await startReceiver();
-	});
-	afterAll(async () => {
-		await receiver.close();
-	});
-	beforeEach(async () => {
-		await receiver.reset();
-		if (root) rmSync(root, { recursive: true, force: true });
-		root = mkdtempSync(join(tmpdir(), "lf-import-run-"));
+	useReceiver(started => (receiver = started), { resetEachTest: true });
+	useTempDir("lf-import-run-", dir => {
+		root = dir;
 		history = join(root, "history");
 		for (const file of walk(DIR).filter(f => f.endsWith(".jsonl"))) {
 			const to = join(history, file.slice(DIR.length + 1));
@@ -568,14 +561,8 @@ describe("import into Langfuse (the local receiver)", () => {
 describe("a large history", () => {
 	let receiver: Receiver;
 	let root: string;
-	beforeAll(async () => {
-		receiver = await startReceiver();
-		root = mkdtempSync(join(tmpdir(), "lf-import-big-"));
-	});
-	afterAll(async () => {
-		await receiver.close();
-		rmSync(root, { recursive: true, force: true });
-	});
+	useReceiver(started => (receiver = started));
+	useTempDir("lf-import-big-", dir => (root = dir), "all");
 
 	test("200 sessions: all arrive, and the heap stays bounded (the run feeds the exporter session by session)", async () => {
 		const history = join(root, "history");
