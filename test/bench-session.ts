@@ -39,9 +39,10 @@
  * profile after the warm-up's is the measured langfuse run); test/bench-session/compare-dumps.mjs checks two
  * BENCH_DUMP files for the same spans (ids and times masked). Where the cost is: BENCH_SMAPS=1 prints, per
  * run, the CPU of each thread (main, V8's compiler and GC helpers, zlib's pool), V8's heap spaces and the
- * RSS by mapping; BENCH_RSS_TRACE=1 the RSS along the session; BENCH_ALLOC_PROF=file (Node) writes a
- * sampling profile of every allocation in the session, and with BENCH_ALLOC_PROMOTED=1 of those that
- * outlived a young-generation collection (what makes the heap grow).
+ * RSS by mapping; BENCH_RSS_TRACE=1 the RSS along the session; BENCH_SETTLE=1 the RSS over 20 s of idling
+ * after the session (how much of the end's figure V8's memory reducer gives back once the host is idle);
+ * BENCH_ALLOC_PROF=file (Node) writes a sampling profile of every allocation in the session, and with
+ * BENCH_ALLOC_PROMOTED=1 of those that outlived a young-generation collection (what makes the heap grow).
  */
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -152,6 +153,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 		...(process.env.BENCH_HEAP_SNAPSHOT ? { BENCH_HEAP_SNAPSHOT: process.env.BENCH_HEAP_SNAPSHOT } : {}),
 		...(process.env.BENCH_GC_END ? { BENCH_GC_END: process.env.BENCH_GC_END } : {}),
 		...(process.env.BENCH_SMAPS ? { BENCH_SMAPS: process.env.BENCH_SMAPS } : {}),
+		...(process.env.BENCH_SETTLE ? { BENCH_SETTLE: "1" } : {}),
 		...(process.env.BENCH_ALLOC_PROF ? { BENCH_ALLOC_PROF: process.env.BENCH_ALLOC_PROF } : {}),
 		...(process.env.BENCH_ALLOC_PROMOTED ? { BENCH_ALLOC_PROMOTED: "1" } : {}),
 		...extra,
@@ -272,6 +274,7 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 	if (process.env.BENCH_DEBUG) fs.writeFileSync(path.join(os.tmpdir(), `bench-${runtime}-${mode}.stderr.log`), child.stderr);
 	const points: [number, number][] = r.rss;
 	if (process.env.BENCH_SMAPS) console.error(child.stderr.split("\n").filter(line => line.startsWith("smaps")).join("\n"));
+	if (process.env.BENCH_SETTLE) console.error(child.stderr.split("\n").filter(line => line.startsWith("settle")).join("\n"));
 	if (process.env.BENCH_RSS_TRACE) console.error(`rss ${runtime} ${mode} ${runPrompts}: ${points.map(([obs, rss]) => `${obs}:${Math.round((rss - r.rssStart) / 1e6)}`).join(" ")} end:${Math.round((r.rssEnd - r.rssStart) / 1e6)}`);
 	return {
 		mode,

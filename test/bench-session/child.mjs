@@ -175,6 +175,16 @@ async function session() {
 		globalThis.gc();
 	}
 	const memoryEnd = process.memoryUsage();
+	// BENCH_SETTLE=1: the host then sits idle for 20 s, as between prompts: how much RSS V8's memory reducer
+	// gives back (it runs after some seconds without allocation), sampled each second
+	if (process.env.BENCH_SETTLE) {
+		const samples = [];
+		for (let second = 1; second <= 20; second++) {
+			await new Promise(resolve => setTimeout(resolve, 1000));
+			samples.push(Math.round((rssNow() - rssStart) / 1e6));
+		}
+		process.stderr.write(`settle ${mode}: RSS growth at the end +${Math.round((memoryEnd.rss - rssStart) / 1e6)} MB, then each second idle: ${samples.join(" ")}\n`);
+	}
 	if (process.env.BENCH_SMAPS) {
 		// where the RSS is (Linux): the malloc heap, V8's pages, thread arenas, code — by mapping
 		const fs = await import("node:fs");
