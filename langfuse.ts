@@ -2078,18 +2078,11 @@ function otlpAttributesParts(entries: Record<string, unknown>): (string | Buffer
 			parts.push(`${text}${attributeHead(key)}{"stringValue":"`);
 			for (const part of value.parts) parts.push(part);
 			text = '"}}';
-		} else if (typeof value === "string" && value.length > LONG_ATTRIBUTE_CHARS) {
-			// a tool's output: its escaped JSON becomes bytes as it is, not first copied into this span's text
-			parts.push(`${text}${attributeHead(key)}{"stringValue":`, JSON.stringify(value));
-			text = "}}";
 		} else text += typeof value === "string" ? `${attributeHead(key)}{"stringValue":${JSON.stringify(value)}}}` : `${attributeHead(key)}${JSON.stringify(otlpValue(value))}}`;
 	}
 	parts.push(text);
 	return parts;
 }
-
-/** A string attribute longer than this is a part of its own in otlpAttributesParts. */
-const LONG_ATTRIBUTE_CHARS = 4096;
 
 const attributeHeads = new Map<string, string>();
 /** `{"key":"<key>","value":` — the attribute keys are a fixed set, each escaped once. */
