@@ -1977,9 +1977,9 @@ function prepareChat(request: ChatRequest, sanitizeOptions: SanitizeOptions, cac
 
 /**
  * Two host values with the same content, where the second is a fresh copy: equal primitives, plain
- * objects and arrays with the same keys in the same order, no object shared between them. A shared
- * object is not trusted (the host may have changed it in place since it was encoded): the content
- * key decides then.
+ * objects with the same keys and arrays of the same length, their values the same content again, no
+ * object shared between them. A shared object is not trusted (the host may have changed it in place
+ * since it was encoded): the content key decides then.
  */
 function sameContent(a: unknown, b: unknown, depth = 0): boolean {
 	if (typeof a !== "object" || a === null) return a === b;
@@ -2053,19 +2053,11 @@ function otlpValue(value: unknown): OtlpValue {
 	return { stringValue: JSON.stringify(value) };
 }
 
-/** OTLP attributes; undefined values are left out, objects become JSON strings as Langfuse expects. */
-function otlpAttributes(entries: Record<string, unknown>): { key: string; value: OtlpValue }[] {
-	const attributes: { key: string; value: OtlpValue }[] = [];
-	for (const [key, value] of Object.entries(entries)) {
-		if (value !== undefined && value !== null) attributes.push({ key, value: otlpValue(value instanceof PreparedJson ? value.json : value) });
-	}
-	return attributes;
-}
-
 /**
- * OTLP attributes as a JSON array's items, exactly as JSON.stringify(otlpAttributes(entries)) writes them,
- * except that prepared JSON stays in parts, its escaped bytes (a generation's input is the whole
- * conversation: it is copied, never escaped again). Text and bytes in order; joined they are the JSON.
+ * OTLP attributes as a JSON array's items (`{"key":…,"value":{"stringValue":…}}`, comma-joined): undefined
+ * values are left out, objects become JSON strings as Langfuse expects. Prepared JSON stays in parts, its
+ * escaped bytes (a generation's input is the whole conversation: it is copied, never escaped again).
+ * Text and bytes in order; joined they are the JSON.
  */
 function otlpAttributesParts(entries: Record<string, unknown>): (string | Buffer)[] {
 	const parts: (string | Buffer)[] = [];
@@ -2177,15 +2169,14 @@ function spanParts(record: ObservationRecord): (string | Buffer)[] {
 }
 
 function otlpBody(spans: string[]): string {
-	const resource = JSON.stringify({
-		attributes: otlpAttributes({
-			// no service.version: Langfuse would take it for the user's app version
-			"service.name": "langfuse.ts",
-			"telemetry.sdk.name": "langfuse.ts",
-			"telemetry.sdk.version": VERSION,
-			"telemetry.sdk.language": "js",
-		}),
-	});
+	const attributes = otlpAttributesParts({
+		// no service.version: Langfuse would take it for the user's app version
+		"service.name": "langfuse.ts",
+		"telemetry.sdk.name": "langfuse.ts",
+		"telemetry.sdk.version": VERSION,
+		"telemetry.sdk.language": "js",
+	}).join("");
+	const resource = `{"attributes":[${attributes}]}`;
 	return `{"resourceSpans":[{"resource":${resource},"scopeSpans":[{"scope":{"name":"${OTLP_SCOPE}","version":"${VERSION}"},"spans":[${spans.join(",")}]}]}]}`;
 }
 
