@@ -12,9 +12,10 @@ import langfuse, { type Internals } from "./langfuse.ts";
 import { readAgentSession, sumUsage } from "./test/support/hosts.ts";
 import { decodeAttributes } from "./test/support/receiver.ts";
 import { readRecording, replay } from "./test/support/replay.ts";
+import { encodeSpan } from "./test/support/spans.ts";
 
 const internals = (langfuse as unknown as { internals: Internals }).internals;
-const { readConfig, sanitize, prepareRecord, encodeSpan, otlpBody, ingestionEvents, SessionRecorder, Exporter, Logger, createRuntime, attachPiHost } =
+const { readConfig, sanitize, prepareRecord, otlpBody, ingestionEvents, SessionRecorder, Exporter, Logger, createRuntime, attachPiHost } =
 	internals;
 
 const KEYS = { LANGFUSE_PUBLIC_KEY: "pk-lf-11111111-2222-3333-4444-555555555555", LANGFUSE_SECRET_KEY: "sk-lf-99999999-8888-7777-6666-555555555555" };

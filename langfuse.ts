@@ -23,7 +23,7 @@
  *   Appendix       the secret redactor: patterns and engine
  *
  * Where does X happen? A tool call becomes a span: its adapter calls recorder.startTool/endTool (§7),
- * SessionRecorder.finish emits the record (§2), prepareRecord cleans it (§3), encodeSpan writes it (§4),
+ * SessionRecorder.finish emits the record (§2), prepareRecord cleans it (§3), encodeRecord writes it (§4),
  * the Exporter sends it (§5). An LLM call's request: the adapter wraps the host's messages in a
  * ChatRequest (§2, references only), prepareChat converts and cleans it at flush (§3).
  *
@@ -2101,13 +2101,6 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
  * attributes of any other scope into the observation's metadata (storing input and output twice).
  */
 const OTLP_SCOPE = "langfuse-sdk";
-
-/** One span of an OTLP ExportTraceServiceRequest, as a JSON string. */
-function encodeSpan(record: ObservationRecord): string {
-	return spanParts(record)
-		.map(part => (typeof part === "string" ? part : part.toString("utf8")))
-		.join("");
-}
 
 /** One span as UTF-8 bytes (so batches are sized exactly): its text as buffers, prepared JSON as the shared buffers it is. */
 function encodeSpanBytes(record: ObservationRecord): Item {
@@ -7909,7 +7902,8 @@ const internals = {
 	makeRedactor,
 	sanitize,
 	prepareRecord,
-	encodeSpan,
+	encodeRecord,
+	itemBuffer,
 	otlpBody,
 	ingestionEvents,
 	interpretResponse,

@@ -41,6 +41,7 @@
  * run, the CPU of each thread (main, V8's compiler and GC helpers, zlib's pool), V8's heap spaces and the
  * RSS by mapping; BENCH_RSS_TRACE=1 the RSS along the session; BENCH_SETTLE=1 the RSS over 20 s of idling
  * after the session (how much of the end's figure V8's memory reducer gives back once the host is idle);
+ * BENCH_PAUSE_MS=n makes the host wait n ms between prompts instead of 1 (the pace V8 sizes its heap by);
  * BENCH_ALLOC_PROF=file (Node) writes a sampling profile of every allocation in the session, and with
  * BENCH_ALLOC_PROMOTED=1 of those that outlived a young-generation collection (what makes the heap grow).
  */
@@ -154,6 +155,7 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
 		...(process.env.BENCH_GC_END ? { BENCH_GC_END: process.env.BENCH_GC_END } : {}),
 		...(process.env.BENCH_SMAPS ? { BENCH_SMAPS: process.env.BENCH_SMAPS } : {}),
 		...(process.env.BENCH_SETTLE ? { BENCH_SETTLE: "1" } : {}),
+		...(process.env.BENCH_PAUSE_MS ? { BENCH_PAUSE_MS: process.env.BENCH_PAUSE_MS } : {}),
 		...(process.env.BENCH_ALLOC_PROF ? { BENCH_ALLOC_PROF: process.env.BENCH_ALLOC_PROF } : {}),
 		...(process.env.BENCH_ALLOC_PROMOTED ? { BENCH_ALLOC_PROMOTED: "1" } : {}),
 		...extra,
@@ -259,7 +261,8 @@ async function sessionRun(runtime: "node" | "bun", mode: Mode, runPrompts = prom
 					...(process.env.BENCH_DEBUG ? { LANGFUSE_DEBUG: "1", OTEL_LOG_LEVEL: "debug" } : {}),
 				},
 	);
-	const child = await runChild(runtime, ["session", JSON.stringify({ mode, prompts: runPrompts, jitiCache, sdkFrom })], env);
+	const pauses = runPrompts * Number(process.env.BENCH_PAUSE_MS ?? 0);
+	const child = await runChild(runtime, ["session", JSON.stringify({ mode, prompts: runPrompts, jitiCache, sdkFrom })], env, 120_000 + pauses);
 	fs.rmSync(spool, { recursive: true, force: true });
 	const r = child.result;
 	if (child.code !== 0 || !r) {

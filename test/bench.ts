@@ -11,7 +11,7 @@ import langfuse from "../langfuse.ts";
 import { generateHistory } from "./support/import-history.ts";
 import { startReceiver } from "./support/receiver.ts";
 
-const { makeRedactor, prepareRecord, encodeSpan, createRuntime, runImport } = (langfuse as any).internals;
+const { makeRedactor, prepareRecord, encodeRecord, createRuntime, runImport } = (langfuse as any).internals;
 const RUNS = Number(process.env.BENCH_RUNS ?? 25);
 
 // A realistic environment: the redactor also looks for the values of secret-named variables.
@@ -85,7 +85,7 @@ function measure(label: string, records: any[]) {
 		const prepared: unknown[] = records.map(record => prepareRecord(record, options));
 		sanitize.push(performance.now() - t);
 		t = performance.now();
-		bytesOut = prepared.map(record => encodeSpan(record) as string).reduce((sum, span) => sum + span.length, 0);
+		bytesOut = prepared.map(record => encodeRecord(record, "otel")[0]).reduce((sum, span) => sum + span.length, 0);
 		wire.push(performance.now() - t);
 	}
 	const peer = median(stringify);

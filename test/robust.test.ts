@@ -8,10 +8,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import langfuse, { type Internals } from "../langfuse.ts";
 import { decodeOtlp } from "./support/receiver.ts";
+import { encodeSpan } from "./support/spans.ts";
 import { KEYS, OPENCODE_INPUT, assistant, fakeLangfuse, fakePi, opencodePrompt, piContext, piPrompt } from "./support/fakes.ts";
 
 const internals = (langfuse as unknown as { internals: Internals }).internals;
-const { readConfig, createRuntime, attachPiHost, attachOpenCode, SessionRecorder, encodeSpan, otlpBody } = internals;
+const { readConfig, createRuntime, attachPiHost, attachOpenCode, SessionRecorder, otlpBody } = internals;
 type Runtime = ReturnType<typeof createRuntime>;
 
 let tmp: string;

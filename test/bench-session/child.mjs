@@ -14,6 +14,8 @@ const langfusePath = path.join(root, "langfuse.ts");
 const isBun = typeof globalThis.Bun !== "undefined";
 const [command, optionsJson] = process.argv.slice(2);
 const options = JSON.parse(optionsJson ?? "{}");
+/** How long the host waits between prompts (BENCH_PAUSE_MS, default 1); a real user takes seconds. */
+const pauseMs = Number(process.env.BENCH_PAUSE_MS ?? 1);
 
 /** The resident set size alone: process.memoryUsage() would also walk the heap statistics, costing the measured run. */
 const rssNow = () => (typeof process.memoryUsage.rss === "function" ? process.memoryUsage.rss() : process.memoryUsage().rss);
@@ -145,7 +147,7 @@ async function session() {
 			if (promptsDone % rssEvery === 0) rss.push([promptsDone * OBSERVATIONS_PER_PROMPT, rssNow()]);
 			// between prompts the host waits for the user: timers and I/O get a turn
 			const t0 = performance.now();
-			await new Promise(resolve => setTimeout(resolve, 1));
+			await new Promise(resolve => setTimeout(resolve, pauseMs));
 			lagUs[lags++] = Math.max(0, performance.now() - t0 - 1) * 1000;
 		} else {
 			// the host streams from the network between events: the event loop turns

@@ -1,5 +1,10 @@
 // Reading what a receiver got, as Langfuse would: attribute values, JSON attributes, latest versions.
+import langfuse, { type Internals } from "../../langfuse.ts";
 import type { ReceivedSpan } from "./receiver.ts";
+
+const { encodeRecord, itemBuffer } = (langfuse as unknown as { internals: Internals }).internals;
+/** A record as the OTLP span the exporter sends: its encoded bytes, read as text. */
+export const encodeSpan = (record: Parameters<typeof encodeRecord>[0]): string => itemBuffer(encodeRecord(record, "otel")![0]!).toString("utf8");
 
 export const attr = (span: ReceivedSpan, key: string) => span.attributes[key];
 export const type = (span: ReceivedSpan) => attr(span, "langfuse.observation.type");
