@@ -3149,7 +3149,11 @@ class Exporter {
 		}
 	}
 
-	/** A prompt ended: send what is queued after the hook has returned, sharing a request with prompts that end right after it. */
+	/**
+	 * A prompt ended (adapters call this from the hook): send what is queued after the hook has returned
+	 * (O(1) here, the exporter's work never runs inside a hook the host awaits), sharing a request with
+	 * prompts that end right after it.
+	 */
 	sendSoon(): void {
 		const { state } = this;
 		if (state.promptSend) return;
@@ -3945,14 +3949,6 @@ function releaseSession(runtime: Runtime, owner: object, sessionId: string): voi
 	for (const [file, id] of runtime.sessionFiles) if (id === sessionId) runtime.sessionFiles.delete(file);
 }
 
-/**
- * A prompt ended: its observations go out after the hook has returned (the exporter's work never runs
- * inside a hook the host awaits), coalesced with prompts that end right after it.
- */
-function flushSoon(runtime: Runtime): void {
-	runtime.exporter?.sendSoon();
-}
-
 /** An event object, or null: strings, arrays and boxed primitives are not events and are never spread. */
 function eventObject(value: unknown): object | null {
 	if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof String || ArrayBuffer.isView(value)) return null;
@@ -4725,7 +4721,7 @@ function attachPiHost(pi: PiApi, runtime: Runtime): void {
 			level: failed ? "ERROR" : undefined,
 			statusMessage: failed ? stringOr(last?.errorMessage) ?? String(last?.stopReason) : undefined,
 		});
-		flushSoon(runtime);
+		runtime.exporter?.sendSoon();
 		updateIndicator(runtime, session, ctx);
 	});
 	on("auto_retry_start", (event, _ctx, session) =>
@@ -5516,7 +5512,7 @@ function ocFinishPrompt(plugin: OcPlugin, session: OcSession): void {
 	session.tools.clear();
 	session.awaiting = undefined;
 	session.pendingMessages = session.pendingSystem = undefined;
-	flushSoon(plugin.runtime);
+	plugin.runtime.exporter?.sendSoon();
 }
 
 function ocOnRetry(plugin: OcPlugin, sessionId: unknown, status: OcStatus): void {
